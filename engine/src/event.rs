@@ -1,0 +1,368 @@
+//! The event model: what a source says happened, and what the log recorded.
+//!
+//! [`NewEvent`] is an event as delivered (the JSONL interchange form of DESIGN.md);
+//! [`Event`] is an event as recorded, with its [`Position`], `recorded_at` and id.
+//! The integrity hashes live in the record framing (see `docs/format.md`), not here.
+
+use crate::ids::{CredentialId, GroupId, IdentityId, Position};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use uuid::Uuid;
+
+/// What an identity or group is allowed to do: a permission on a resource.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entitlement {
+    pub resource: String,
+    pub permission: String,
+}
+
+impl Entitlement {
+    pub fn new(resource: &str, permission: &str) -> Self {
+        Entitlement { resource: resource.to_string(), permission: permission.to_string() }
+    }
+
+    /// Parses the CLI's short form `payroll-db#read`.
+    pub fn parse_short(text: &str) -> Option<Self> {
+        let (resource, permission) = text.split_once('#')?;
+        if resource.is_empty() || permission.is_empty() {
+            return None;
+        }
+        Some(Entitlement::new(resource, permission))
+    }
+}
+
+impl fmt::Display for Entitlement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.resource, self.permission)
+    }
+}
+
+/// A person, or a non-human identity (a service account), which must have an owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityKind {
+    Human,
+    Service,
+}
+
+pub type Attributes = BTreeMap<String, String>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Joined {
+    pub identity: IdentityId,
+    pub kind: IdentityKind,
+    #[serde(default)]
+    pub attributes: Attributes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<IdentityId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Moved {
+    pub identity: IdentityId,
+    pub attributes: Attributes,
+}
+
+/// `suspended`, `reactivated` and `left`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    pub identity: IdentityId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejoined {
+    pub identity: IdentityId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Attributes>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerChanged {
+    pub identity: IdentityId,
+    pub owner: IdentityId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Granted {
+    pub identity: IdentityId,
+    pub entitlement: Entitlement,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revoked {
+    pub identity: IdentityId,
+    pub entitlement: Entitlement,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `group.created` and `group.deleted`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupLifecycle {
+    pub group: GroupId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// `group.member_added` and `group.member_removed`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    pub group: GroupId,
+    pub identity: IdentityId,
+}
+
+/// `group.access_granted` and `group.access_revoked`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupAccess {
+    pub group: GroupId,
+    pub entitlement: Entitlement,
+}
+
+/// `credential.issued`, `credential.rotated` and `credential.revoked`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub identity: IdentityId,
+    pub credential: CredentialId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retracted {
+    pub position: Position,
+    pub reason: String,
+}
+
+/// The body of an event: its `type` and `data`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventData {
+    #[serde(rename = "identity.joined")]
+    IdentityJoined(Joined),
+    #[serde(rename = "identity.moved")]
+    IdentityMoved(Moved),
+    #[serde(rename = "identity.suspended")]
+    IdentitySuspended(StatusChange),
+    #[serde(rename = "identity.reactivated")]
+    IdentityReactivated(StatusChange),
+    #[serde(rename = "identity.left")]
+    IdentityLeft(StatusChange),
+    #[serde(rename = "identity.rejoined")]
+    IdentityRejoined(Rejoined),
+    #[serde(rename = "identity.owner_changed")]
+    IdentityOwnerChanged(OwnerChanged),
+    #[serde(rename = "access.granted")]
+    AccessGranted(Granted),
+    #[serde(rename = "access.revoked")]
+    AccessRevoked(Revoked),
+    #[serde(rename = "group.created")]
+    GroupCreated(GroupLifecycle),
+    #[serde(rename = "group.deleted")]
+    GroupDeleted(GroupLifecycle),
+    #[serde(rename = "group.member_added")]
+    GroupMemberAdded(Membership),
+    #[serde(rename = "group.member_removed")]
+    GroupMemberRemoved(Membership),
+    #[serde(rename = "group.access_granted")]
+    GroupAccessGranted(GroupAccess),
+    #[serde(rename = "group.access_revoked")]
+    GroupAccessRevoked(GroupAccess),
+    #[serde(rename = "credential.issued")]
+    CredentialIssued(Credential),
+    #[serde(rename = "credential.rotated")]
+    CredentialRotated(Credential),
+    #[serde(rename = "credential.revoked")]
+    CredentialRevoked(Credential),
+    #[serde(rename = "event.retracted")]
+    EventRetracted(Retracted),
+}
+
+/// Every `type` the log accepts, in DESIGN.md's order.
+pub const EVENT_TYPES: [&str; 19] = [
+    "identity.joined",
+    "identity.moved",
+    "identity.suspended",
+    "identity.reactivated",
+    "identity.left",
+    "identity.rejoined",
+    "identity.owner_changed",
+    "access.granted",
+    "access.revoked",
+    "group.created",
+    "group.deleted",
+    "group.member_added",
+    "group.member_removed",
+    "group.access_granted",
+    "group.access_revoked",
+    "credential.issued",
+    "credential.rotated",
+    "credential.revoked",
+    "event.retracted",
+];
+
+impl EventData {
+    /// The `type` string of the interchange form.
+    pub fn type_name(&self) -> &'static str {
+        use EventData::*;
+        match self {
+            IdentityJoined(_) => "identity.joined",
+            IdentityMoved(_) => "identity.moved",
+            IdentitySuspended(_) => "identity.suspended",
+            IdentityReactivated(_) => "identity.reactivated",
+            IdentityLeft(_) => "identity.left",
+            IdentityRejoined(_) => "identity.rejoined",
+            IdentityOwnerChanged(_) => "identity.owner_changed",
+            AccessGranted(_) => "access.granted",
+            AccessRevoked(_) => "access.revoked",
+            GroupCreated(_) => "group.created",
+            GroupDeleted(_) => "group.deleted",
+            GroupMemberAdded(_) => "group.member_added",
+            GroupMemberRemoved(_) => "group.member_removed",
+            GroupAccessGranted(_) => "group.access_granted",
+            GroupAccessRevoked(_) => "group.access_revoked",
+            CredentialIssued(_) => "credential.issued",
+            CredentialRotated(_) => "credential.rotated",
+            CredentialRevoked(_) => "credential.revoked",
+            EventRetracted(_) => "event.retracted",
+        }
+    }
+
+    /// The identity this event is about, if any (for `membership` events, the member).
+    pub fn identity(&self) -> Option<&IdentityId> {
+        use EventData::*;
+        match self {
+            IdentityJoined(d) => Some(&d.identity),
+            IdentityMoved(d) => Some(&d.identity),
+            IdentitySuspended(d) | IdentityReactivated(d) | IdentityLeft(d) => Some(&d.identity),
+            IdentityRejoined(d) => Some(&d.identity),
+            IdentityOwnerChanged(d) => Some(&d.identity),
+            AccessGranted(d) => Some(&d.identity),
+            AccessRevoked(d) => Some(&d.identity),
+            GroupMemberAdded(d) | GroupMemberRemoved(d) => Some(&d.identity),
+            CredentialIssued(d) | CredentialRotated(d) | CredentialRevoked(d) => Some(&d.identity),
+            GroupCreated(_) | GroupDeleted(_) | GroupAccessGranted(_) | GroupAccessRevoked(_) => None,
+            EventRetracted(_) => None,
+        }
+    }
+
+    /// The group this event is about, if any.
+    pub fn group(&self) -> Option<&GroupId> {
+        use EventData::*;
+        match self {
+            GroupCreated(d) | GroupDeleted(d) => Some(&d.group),
+            GroupMemberAdded(d) | GroupMemberRemoved(d) => Some(&d.group),
+            GroupAccessGranted(d) | GroupAccessRevoked(d) => Some(&d.group),
+            _ => None,
+        }
+    }
+
+    /// Other identities the event refers to, which must exist: the owner of a service.
+    pub fn referenced_owner(&self) -> Option<&IdentityId> {
+        match self {
+            EventData::IdentityJoined(d) => d.owner.as_ref(),
+            EventData::IdentityOwnerChanged(d) => Some(&d.owner),
+            _ => None,
+        }
+    }
+}
+
+/// An event as a source delivers it, before the log records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEvent {
+    #[serde(flatten)]
+    pub data: EventData,
+    pub effective_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+impl NewEvent {
+    pub fn new(effective_at: Timestamp, data: EventData) -> Self {
+        NewEvent { data, effective_at, id: None, source: None, source_event_id: None, actor: None }
+    }
+
+    pub fn with_source(mut self, source: &str, source_event_id: &str) -> Self {
+        self.source = Some(source.to_string());
+        self.source_event_id = Some(source_event_id.to_string());
+        self
+    }
+
+    /// The idempotency key, when the event has both parts of it.
+    pub fn idempotency_key(&self) -> Option<(&str, &str)> {
+        Some((self.source.as_deref()?, self.source_event_id.as_deref()?))
+    }
+
+    /// Parses one line of the JSONL interchange form. Unknown fields, unknown types and
+    /// bad times are rejected with the name of the field at fault.
+    pub fn from_json(line: &str) -> Result<NewEvent, FieldError> {
+        crate::json::parse_event(line)
+    }
+
+    /// The JSONL interchange form, one line.
+    pub fn to_json(&self) -> String {
+        // A map of strings and numbers always serializes.
+        serde_json::to_string(self).expect("NewEvent is plain data")
+    }
+}
+
+/// An event as recorded: its place in the log and the engine's record time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub position: Position,
+    pub id: Uuid,
+    pub recorded_at: Timestamp,
+    pub effective_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(flatten)]
+    pub data: EventData,
+}
+
+/// A field of an event that did not parse or validate.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("field {field}: {reason}")]
+pub struct FieldError {
+    /// Dotted path of the field (`effective_at`, `data.entitlement.resource`); `-` for the
+    /// line as a whole.
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError { field: field.into(), reason: reason.into() }
+    }
+}

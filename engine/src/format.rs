@@ -1,0 +1,298 @@
+//! The bytes of the log file: header, record framing, payload codec and hash chain.
+//! `docs/format.md` draws the same thing; keep the two in step.
+//!
+//! ```text
+//! file   := header record*
+//! header := "TENURLOG" (8) | format_version u32 LE (4) | reserved u32 LE = 0 (4)
+//! record := len_flags u32 LE | crc32 u32 LE | payload | chain [32]
+//! len_flags := payload length (bits 0..31) | CONTINUES (bit 31: more records of the
+//!              same atomic batch follow)
+//! crc32  := CRC-32 (IEEE) of len_flags bytes ++ payload ++ chain
+//! leaf   := SHA-256(0x00 ++ payload)               (RFC 9162 leaf hash)
+//! chain  := SHA-256(previous chain ++ leaf)         (previous of position 1: 32 zero bytes)
+//! ```
+
+use crate::event::{Event, EventData};
+use crate::ids::Position;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use uuid::Uuid;
+
+pub const MAGIC: &[u8; 8] = b"TENURLOG";
+/// Version of the file framing. Readers refuse versions they do not know.
+pub const FORMAT_VERSION: u32 = 1;
+/// Version of the payload schema (field names of [`DiskEvent`]). A later release adds
+/// fields with defaults and keeps reading version 1.
+pub const SCHEMA_VERSION: u8 = 1;
+pub const HEADER_LEN: u64 = 16;
+/// Bytes of framing around each payload: length, CRC and chain hash.
+pub const RECORD_OVERHEAD: usize = 4 + 4 + 32;
+/// The largest payload a record may hold; a larger one is refused at append and taken as
+/// corruption at read.
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+pub type Hash = [u8; 32];
+pub const GENESIS: Hash = [0u8; 32];
+
+pub fn header() -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h
+}
+
+/// The RFC 9162 leaf hash of a payload: SHA-256(0x00 ++ payload).
+pub fn leaf_hash(payload: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(payload);
+    h.finalize().into()
+}
+
+/// The chain hash of a record: SHA-256(previous chain ++ leaf hash).
+pub fn chain_hash(previous: &Hash, leaf: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update(leaf);
+    h.finalize().into()
+}
+
+pub fn hex(hash: &Hash) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn record_crc(len_bytes: &[u8; 4], payload: &[u8], chain: &Hash) -> u32 {
+    let mut c = crc32fast::Hasher::new();
+    c.update(len_bytes);
+    c.update(payload);
+    c.update(chain);
+    c.finalize()
+}
+
+/// Bit 31 of `len_flags`: the batch this record belongs to goes on in the next record.
+/// Recovery cuts a batch whose last record never reached the disk, so that a batch is
+/// stored whole or not at all.
+pub const CONTINUES: u32 = 1 << 31;
+
+/// Appends one framed record to `out` and returns its chain hash. `continues` is set on
+/// every record of a batch but its last.
+pub fn frame_record(out: &mut Vec<u8>, payload: &[u8], previous: &Hash, continues: bool) -> Hash {
+    debug_assert!(payload.len() <= MAX_PAYLOAD_BYTES);
+    let chain = chain_hash(previous, &leaf_hash(payload));
+    // The payload length is bounded by MAX_PAYLOAD_BYTES, far below bit 31.
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX) & !CONTINUES;
+    let len_bytes = (len | if continues { CONTINUES } else { 0 }).to_le_bytes();
+    out.extend_from_slice(&len_bytes);
+    out.extend_from_slice(&record_crc(&len_bytes, payload, &chain).to_le_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&chain);
+    chain
+}
+
+/// The on-disk form of an event: named fields (so the schema can evolve), short names
+/// (so that they cost little on every record).
+#[derive(Serialize, Deserialize)]
+struct DiskEvent {
+    v: u8,
+    p: u64,
+    #[serde(with = "uuid_bytes")]
+    id: Uuid,
+    r: i64,
+    e: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<String>,
+    d: EventData,
+}
+
+mod uuid_bytes {
+    use serde::{Deserializer, Serializer};
+    use uuid::Uuid;
+    pub fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(id.as_bytes())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+        let bytes = serde_bytes_like(d)?;
+        Uuid::from_slice(&bytes).map_err(serde::de::Error::custom)
+    }
+    fn serde_bytes_like<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("16 bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::with_capacity(16);
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// Encodes an event as its MessagePack payload.
+pub fn encode_event(event: &Event) -> Vec<u8> {
+    let disk = DiskEvent {
+        v: SCHEMA_VERSION,
+        p: event.position.get(),
+        id: event.id,
+        r: event.recorded_at.as_micros(),
+        e: event.effective_at.as_micros(),
+        s: event.source.clone(),
+        k: event.source_event_id.clone(),
+        a: event.actor.clone(),
+        d: event.data.clone(),
+    };
+    // Plain data with string keys always encodes.
+    rmp_serde::to_vec_named(&disk).expect("DiskEvent is plain data")
+}
+
+/// Decodes a payload; an error when the bytes are not an event of a known schema version.
+pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
+    let disk: DiskEvent = rmp_serde::from_slice(payload).map_err(|e| e.to_string())?;
+    if disk.v == 0 || disk.v > SCHEMA_VERSION {
+        return Err(format!("unknown schema version {}", disk.v));
+    }
+    Ok(Event {
+        position: Position(disk.p),
+        id: disk.id,
+        recorded_at: Timestamp::from_micros(disk.r),
+        effective_at: Timestamp::from_micros(disk.e),
+        source: disk.s,
+        source_event_id: disk.k,
+        actor: disk.a,
+        data: disk.d,
+    })
+}
+
+/// One framed record as read back.
+pub struct RawRecord<'a> {
+    pub offset: u64,
+    pub payload: &'a [u8],
+    pub chain: Hash,
+    pub crc_ok: bool,
+    /// More records of the same batch follow.
+    pub continues: bool,
+}
+
+impl RawRecord<'_> {
+    pub fn end_offset(&self) -> u64 {
+        self.offset + (RECORD_OVERHEAD + self.payload.len()) as u64
+    }
+}
+
+/// What stopped a scan before the end.
+#[derive(Debug)]
+pub enum ScanStop {
+    /// The record at `offset` claims to reach past the end of the file: a torn write.
+    Truncated {
+        offset: u64,
+    },
+    /// The length field at `offset` is larger than any record may be.
+    BadLength {
+        offset: u64,
+        len: u64,
+    },
+    Io(std::io::Error),
+}
+
+/// Reads records sequentially from `file` between two offsets, in large chunks.
+pub struct Scanner<'f> {
+    file: &'f File,
+    end: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+    at: usize,
+}
+
+const SCAN_CHUNK: usize = 4 << 20;
+
+impl<'f> Scanner<'f> {
+    pub fn new(file: &'f File, start: u64, end: u64) -> Self {
+        Scanner { file, end, buf: Vec::new(), buf_start: start, at: 0 }
+    }
+
+    /// Makes `need` bytes available at `self.at`, reading more of the file if needed.
+    /// Returns false when the file ends first.
+    fn fill(&mut self, need: usize) -> Result<bool, std::io::Error> {
+        if self.buf.len() - self.at >= need {
+            return Ok(true);
+        }
+        // Drop consumed bytes, then read on.
+        self.buf.drain(..self.at);
+        self.buf_start += self.at as u64;
+        self.at = 0;
+        let have_end = self.buf_start + self.buf.len() as u64;
+        let want = need.max(SCAN_CHUNK) - self.buf.len();
+        let want = want.min((self.end.saturating_sub(have_end)) as usize);
+        if want > 0 {
+            let old = self.buf.len();
+            self.buf.resize(old + want, 0);
+            self.file.read_exact_at(&mut self.buf[old..], have_end)?;
+        }
+        Ok(self.buf.len() >= need)
+    }
+
+    /// The next record, `Ok(None)` at a clean end.
+    pub fn next_record(&mut self) -> Result<Option<RawRecord<'_>>, ScanStop> {
+        let offset = self.buf_start + self.at as u64;
+        if offset >= self.end {
+            return Ok(None);
+        }
+        if !self.fill(8).map_err(ScanStop::Io)? {
+            return Err(ScanStop::Truncated { offset });
+        }
+        let len_bytes: [u8; 4] = self.buf[self.at..self.at + 4].try_into().unwrap_or([0; 4]);
+        let len_flags = u32::from_le_bytes(len_bytes);
+        let continues = len_flags & CONTINUES != 0;
+        let len = (len_flags & !CONTINUES) as usize;
+        if len > MAX_PAYLOAD_BYTES {
+            return Err(ScanStop::BadLength { offset, len: len as u64 });
+        }
+        if !self.fill(RECORD_OVERHEAD + len).map_err(ScanStop::Io)? {
+            return Err(ScanStop::Truncated { offset });
+        }
+        let b = &self.buf[self.at..self.at + RECORD_OVERHEAD + len];
+        let crc = u32::from_le_bytes(b[4..8].try_into().unwrap_or([0; 4]));
+        let payload = &b[8..8 + len];
+        let mut chain = [0u8; 32];
+        chain.copy_from_slice(&b[8 + len..]);
+        let crc_ok = crc == record_crc(&len_bytes, payload, &chain);
+        self.at += RECORD_OVERHEAD + len;
+        Ok(Some(RawRecord { offset, payload, chain, crc_ok, continues }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventData, StatusChange};
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let e = Event {
+            position: Position(7),
+            id: Uuid::now_v7(),
+            recorded_at: Timestamp::from_micros(1),
+            effective_at: Timestamp::from_micros(2),
+            source: Some("hr".into()),
+            source_event_id: None,
+            actor: None,
+            data: EventData::IdentityLeft(StatusChange { identity: "bob".into(), reason: None }),
+        };
+        assert_eq!(decode_event(&encode_event(&e)).unwrap(), e);
+    }
+}

@@ -1,0 +1,226 @@
+//! Parsing of the JSONL interchange form with errors that name the field at fault.
+
+use crate::event::{EventData, FieldError, NewEvent, EVENT_TYPES};
+use crate::time::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The longest line the engine accepts (a limit, so that one bad line cannot exhaust
+/// memory). Exceeding it is an error.
+pub const MAX_EVENT_JSON_BYTES: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvelope {
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    effective_at: Option<Value>,
+    data: Option<Value>,
+    id: Option<Value>,
+    source: Option<Value>,
+    source_event_id: Option<Value>,
+    actor: Option<Value>,
+}
+
+fn optional_string(field: &str, value: Option<Value>) -> Result<Option<String>, FieldError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Err(FieldError::new(field, "must not be empty")),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(FieldError::new(field, "expected a string")),
+    }
+}
+
+fn required_string(field: &str, value: Option<Value>) -> Result<String, FieldError> {
+    optional_string(field, value)?.ok_or_else(|| FieldError::new(field, "missing"))
+}
+
+fn data_as<T: DeserializeOwned>(data: Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(data).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() { "data".to_string() } else { format!("data.{path}") };
+        let inner = e.into_inner().to_string();
+        // serde_json appends " at line 1 column N", which means nothing to a user here.
+        let reason = match inner.find(" at line ") {
+            Some(i) => inner[..i].to_string(),
+            None => inner,
+        };
+        FieldError::new(field, reason)
+    })
+}
+
+/// Parses one event line. See [`NewEvent::from_json`].
+pub fn parse_event(line: &str) -> Result<NewEvent, FieldError> {
+    if line.len() > MAX_EVENT_JSON_BYTES {
+        return Err(FieldError::new("-", format!("line longer than {MAX_EVENT_JSON_BYTES} bytes")));
+    }
+    let raw: RawEnvelope = serde_json::from_str(line).map_err(|e| {
+        let text = e.to_string();
+        if let Some(rest) = text.strip_prefix("unknown field `") {
+            let name = rest.split('`').next().unwrap_or("?");
+            return FieldError::new(name, "unknown field");
+        }
+        let reason = match text.find(" at line ") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        };
+        FieldError::new("-", format!("not a JSON event object: {reason}"))
+    })?;
+    let kind = required_string("type", raw.kind)?;
+    let effective_text = required_string("effective_at", raw.effective_at)?;
+    let effective_at = Timestamp::parse_rfc3339(&effective_text)
+        .map_err(|_| FieldError::new("effective_at", "not an RFC 3339 time"))?;
+    let data = match raw.data {
+        Some(Value::Object(map)) => Value::Object(map),
+        Some(_) => return Err(FieldError::new("data", "expected an object")),
+        None => return Err(FieldError::new("data", "missing")),
+    };
+    let id = match optional_string("id", raw.id)? {
+        None => None,
+        Some(text) => Some(Uuid::parse_str(&text).map_err(|_| FieldError::new("id", "not a UUID"))?),
+    };
+    let source = optional_string("source", raw.source)?;
+    let source_event_id = optional_string("source_event_id", raw.source_event_id)?;
+    let actor = optional_string("actor", raw.actor)?;
+    let data = parse_data(&kind, data)?;
+    validate_data(&data)?;
+    Ok(NewEvent { data, effective_at, id, source, source_event_id, actor })
+}
+
+fn parse_data(kind: &str, data: Value) -> Result<EventData, FieldError> {
+    use EventData::*;
+    Ok(match kind {
+        "identity.joined" => IdentityJoined(data_as(data)?),
+        "identity.moved" => IdentityMoved(data_as(data)?),
+        "identity.suspended" => IdentitySuspended(data_as(data)?),
+        "identity.reactivated" => IdentityReactivated(data_as(data)?),
+        "identity.left" => IdentityLeft(data_as(data)?),
+        "identity.rejoined" => IdentityRejoined(data_as(data)?),
+        "identity.owner_changed" => IdentityOwnerChanged(data_as(data)?),
+        "access.granted" => AccessGranted(data_as(data)?),
+        "access.revoked" => AccessRevoked(data_as(data)?),
+        "group.created" => GroupCreated(data_as(data)?),
+        "group.deleted" => GroupDeleted(data_as(data)?),
+        "group.member_added" => GroupMemberAdded(data_as(data)?),
+        "group.member_removed" => GroupMemberRemoved(data_as(data)?),
+        "group.access_granted" => GroupAccessGranted(data_as(data)?),
+        "group.access_revoked" => GroupAccessRevoked(data_as(data)?),
+        "credential.issued" => CredentialIssued(data_as(data)?),
+        "credential.rotated" => CredentialRotated(data_as(data)?),
+        "credential.revoked" => CredentialRevoked(data_as(data)?),
+        "event.retracted" => EventRetracted(data_as(data)?),
+        other => {
+            debug_assert!(!EVENT_TYPES.contains(&other));
+            return Err(FieldError::new("type", format!("unknown event type '{other}'")));
+        }
+    })
+}
+
+/// Checks that need more than the shape of the JSON: non-empty names, an owner for a
+/// service. The same checks guard the library API (`Store::append`).
+pub fn validate_data(data: &EventData) -> Result<(), FieldError> {
+    use crate::event::IdentityKind;
+    fn non_empty(field: &str, value: &str) -> Result<(), FieldError> {
+        if value.is_empty() {
+            Err(FieldError::new(field, "must not be empty"))
+        } else {
+            Ok(())
+        }
+    }
+    if let Some(identity) = data.identity() {
+        non_empty("data.identity", identity.as_str())?;
+    }
+    if let Some(group) = data.group() {
+        non_empty("data.group", group.as_str())?;
+    }
+    match data {
+        EventData::IdentityJoined(j) => {
+            if j.kind == IdentityKind::Service && j.owner.is_none() {
+                return Err(FieldError::new("data.owner", "required for a service identity"));
+            }
+            if let Some(owner) = &j.owner {
+                non_empty("data.owner", owner.as_str())?;
+                if owner == &j.identity {
+                    return Err(FieldError::new("data.owner", "an identity cannot own itself"));
+                }
+            }
+        }
+        EventData::AccessGranted(g) => {
+            non_empty("data.entitlement.resource", &g.entitlement.resource)?;
+            non_empty("data.entitlement.permission", &g.entitlement.permission)?;
+        }
+        EventData::AccessRevoked(r) => {
+            non_empty("data.entitlement.resource", &r.entitlement.resource)?;
+            non_empty("data.entitlement.permission", &r.entitlement.permission)?;
+        }
+        EventData::GroupAccessGranted(g) | EventData::GroupAccessRevoked(g) => {
+            non_empty("data.entitlement.resource", &g.entitlement.resource)?;
+            non_empty("data.entitlement.permission", &g.entitlement.permission)?;
+        }
+        EventData::CredentialIssued(c) | EventData::CredentialRotated(c) | EventData::CredentialRevoked(c) => {
+            non_empty("data.credential", c.credential.as_str())?;
+        }
+        EventData::EventRetracted(r) if r.position.get() == 0 => {
+            return Err(FieldError::new("data.position", "positions start at 1"));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_design_example() {
+        let line = r#"{"type": "identity.joined", "effective_at": "2024-03-01T09:00:00Z",
+ "source": "okta", "source_event_id": "evt_01HX", "actor": "hr-sync",
+ "data": {"identity": "alice", "kind": "human",
+          "attributes": {"display_name": "Alice Ng", "department": "finance"}}}"#;
+        let e = parse_event(line).unwrap();
+        assert_eq!(e.data.type_name(), "identity.joined");
+        assert_eq!(e.idempotency_key(), Some(("okta", "evt_01HX")));
+    }
+
+    fn err(line: &str) -> String {
+        parse_event(line).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            err(r#"{"type":"identity.left","effective_at":"yesterday","data":{"identity":"a"}}"#),
+            "field effective_at: not an RFC 3339 time"
+        );
+        assert_eq!(
+            err(r#"{"type":"identity.fired","effective_at":"2024-01-01T00:00:00Z","data":{}}"#),
+            "field type: unknown event type 'identity.fired'"
+        );
+        assert_eq!(
+            err(r#"{"type":"identity.left","effective_at":"2024-01-01T00:00:00Z","data":{"identity":"a"},"colour":1}"#),
+            "field colour: unknown field"
+        );
+        assert_eq!(
+            err(
+                r#"{"type":"access.granted","effective_at":"2024-01-01T00:00:00Z","data":{"identity":"a","entitlement":{"resource":"db"}}}"#
+            ),
+            "field data.entitlement: missing field `permission`"
+        );
+        assert_eq!(
+            err(
+                r#"{"type":"access.granted","effective_at":"2024-01-01T00:00:00Z","data":{"identity":"a","entitlement":{"resource":"db","permission":"r"},"expires_at":"soon"}}"#
+            ),
+            "field data.expires_at: not an RFC 3339 time"
+        );
+        assert_eq!(
+            err(
+                r#"{"type":"identity.joined","effective_at":"2024-01-01T00:00:00Z","data":{"identity":"bot","kind":"service"}}"#
+            ),
+            "field data.owner: required for a service identity"
+        );
+        assert_eq!(err(r#"{"type":"identity.left""#).split(':').next(), Some("field -"));
+    }
+}

@@ -1,0 +1,26 @@
+//! Tenure's engine: the event model, the durable append-only log with its integrity
+//! chain, reads by position and by subject, and subscriptions.
+//!
+//! ```no_run
+//! use tenure_engine::{NewEvent, Store};
+//! let store = Store::open("tenure-data")?;
+//! let line = r#"{"type":"group.created","effective_at":"2024-01-01T00:00:00Z","data":{"group":"fin"}}"#;
+//! let outcomes = store.append(vec![NewEvent::from_json(line)?])?;
+//! println!("stored at {:?}", outcomes[0]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod event;
+pub mod format;
+pub mod ids;
+pub mod json;
+pub mod store;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use event::{Entitlement, Event, EventData, FieldError, IdentityKind, NewEvent};
+pub use ids::{CredentialId, GroupId, IdentityId, Position};
+pub use store::{verify, Outcome, Store, StoreOptions, Subject, VerifyReport};
+pub use time::Timestamp;

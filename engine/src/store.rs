@@ -1,0 +1,845 @@
+//! The durable append-only log.
+//!
+//! One writer thread owns the file and the validation state; appenders hand it requests
+//! through a channel and wait for its answer. The writer takes every request waiting at
+//! once (group commit): it validates each, frames its records, writes them all, calls
+//! `fdatasync` once, and only then publishes the new head and answers. Readers use their
+//! own file handle and never see a position before it is synced.
+//!
+//! Recovery (in [`Store::open`]): scan the file, cut a torn tail (a record that reaches
+//! past the end, or bad records with no good record after them, or a batch whose last
+//! record is missing), refuse to open over corruption in the middle, rebuild the
+//! in-memory state.
+
+use crate::error::{Error, Result};
+use crate::event::{Event, EventData, FieldError, NewEvent};
+use crate::format::{self, Hash, ScanStop, Scanner, GENESIS, HEADER_LEN};
+use crate::ids::Position;
+use crate::time::Timestamp;
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+/// The most events one append may carry.
+pub const MAX_BATCH_EVENTS: usize = 1 << 20;
+/// The most events the writer gathers into one sync (group commit). A single batch larger
+/// than this is still written whole.
+pub const MAX_GROUP_EVENTS: usize = 1 << 16;
+
+pub const LOG_FILE: &str = "events.log";
+
+/// What the log knows an event by, for reads by identity or group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Identity(String),
+    Group(String),
+}
+
+/// The answer for one event of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded at this position.
+    Stored(Position),
+    /// Its `(source, source_event_id)` was already recorded, at this position.
+    Duplicate(Position),
+}
+
+impl Outcome {
+    pub fn position(self) -> Position {
+        match self {
+            Outcome::Stored(p) | Outcome::Duplicate(p) => p,
+        }
+    }
+}
+
+enum Reply {
+    Blocking(mpsc::SyncSender<Result<Vec<Outcome>>>),
+    Async(oneshot::Sender<Result<Vec<Outcome>>>),
+}
+
+impl Reply {
+    fn send(self, answer: Result<Vec<Outcome>>) {
+        // An appender that stopped waiting has nobody to tell.
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(answer);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(answer);
+            }
+        }
+    }
+}
+
+struct Request {
+    events: Vec<NewEvent>,
+    expected_head: Option<u64>,
+    reply: Reply,
+}
+
+/// State readers share with the writer. Everything here describes synced data only.
+struct Shared {
+    log_path: PathBuf,
+    reader: File,
+    /// `offsets[p - 1]` is where position `p` starts; the last entry is the end of the
+    /// last record. So `offsets.len() == head + 1`.
+    offsets: RwLock<Vec<u64>>,
+    subjects: RwLock<HashMap<Subject, Vec<u64>>>,
+    head: AtomicU64,
+    head_tx: watch::Sender<u64>,
+    head_hash: Mutex<Hash>,
+}
+
+/// Validation state, owned by the writer thread.
+struct State {
+    head: u64,
+    chain: Hash,
+    last_recorded: Timestamp,
+    dedup: HashMap<(Box<str>, Box<str>), u64>,
+    identities: HashSet<Box<str>>,
+    groups: HashSet<Box<str>>,
+    retractions: HashSet<u64>,
+}
+
+impl State {
+    fn new() -> Self {
+        State {
+            head: 0,
+            chain: GENESIS,
+            last_recorded: Timestamp::MIN,
+            dedup: HashMap::new(),
+            identities: HashSet::new(),
+            groups: HashSet::new(),
+            retractions: HashSet::new(),
+        }
+    }
+
+    /// Takes a recorded event into the validation state.
+    fn apply(&mut self, event: &Event) {
+        if let (Some(s), Some(k)) = (&event.source, &event.source_event_id) {
+            self.dedup.entry((s.as_str().into(), k.as_str().into())).or_insert(event.position.get());
+        }
+        match &event.data {
+            EventData::IdentityJoined(j) => {
+                self.identities.insert(j.identity.as_str().into());
+            }
+            EventData::GroupCreated(g) => {
+                self.groups.insert(g.group.as_str().into());
+            }
+            EventData::EventRetracted(_) => {
+                self.retractions.insert(event.position.get());
+            }
+            _ => {}
+        }
+        self.head = event.position.get();
+        self.last_recorded = self.last_recorded.max(event.recorded_at);
+    }
+}
+
+fn subjects_of(data: &EventData) -> impl Iterator<Item = Subject> + '_ {
+    let identity = data.identity().map(|i| Subject::Identity(i.0.clone()));
+    let owner = data.referenced_owner().map(|i| Subject::Identity(i.0.clone()));
+    let group = data.group().map(|g| Subject::Group(g.0.clone()));
+    identity.into_iter().chain(owner).chain(group)
+}
+
+/// Options of [`Store::open_with`].
+pub struct StoreOptions {
+    /// The engine clock, which stamps `recorded_at`. Replaceable for tests.
+    pub clock: Box<dyn Fn() -> Timestamp + Send>,
+    /// Call `fdatasync` before acknowledging. Only benchmarks that measure the cost of
+    /// syncing turn this off; a store opened without it makes no durability promise.
+    pub sync: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { clock: Box::new(Timestamp::now), sync: true }
+    }
+}
+
+/// The append-only event log of one data directory.
+pub struct Store {
+    shared: Arc<Shared>,
+    dir: PathBuf,
+    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the integrity check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Positions checked and found intact.
+    pub intact: u64,
+    /// The chain hash of the last intact position (hex), which an auditor can note and
+    /// compare later.
+    pub head_hash: String,
+    /// The first position whose stored bytes do not match the chain, and why.
+    pub first_bad: Option<(u64, String)>,
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+/// Opens (creating if absent) the log file of `dir` and checks its header.
+fn open_log_file(dir: &Path) -> Result<(File, PathBuf)> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join(LOG_FILE);
+    let existed = path.exists();
+    let mut file =
+        OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(|e| Error::io(&path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+    if len == 0 {
+        file.write_all(&format::header()).map_err(|e| Error::io(&path, e))?;
+        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        if !existed {
+            sync_dir(dir)?;
+        }
+    } else {
+        let mut h = [0u8; HEADER_LEN as usize];
+        if len < HEADER_LEN {
+            return Err(Error::NotALog { path, reason: "shorter than its header".into() });
+        }
+        file.read_exact_at(&mut h, 0).map_err(|e| Error::io(&path, e))?;
+        if &h[..8] != format::MAGIC {
+            return Err(Error::NotALog { path, reason: "bad magic bytes".into() });
+        }
+        let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+        if version != format::FORMAT_VERSION {
+            return Err(Error::NotALog { path, reason: format!("unknown format version {version}") });
+        }
+    }
+    Ok((file, path))
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it when absent, and recovers from a crash.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        let (file, path) = open_log_file(&dir)?;
+        let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+
+        let mut state = State::new();
+        let mut offsets = vec![HEADER_LEN];
+        let mut subjects: HashMap<Subject, Vec<u64>> = HashMap::new();
+        // Records of a batch whose end has not been seen yet: (event, end offset).
+        let mut open_batch: Vec<(Event, u64)> = Vec::new();
+        let mut cut_at: Option<u64> = None;
+        {
+            let mut scanner = Scanner::new(&file, HEADER_LEN, file_len);
+            let mut batch_start = HEADER_LEN;
+            loop {
+                let rec = match scanner.next_record() {
+                    Ok(Some(rec)) => rec,
+                    Ok(None) => break,
+                    Err(ScanStop::Truncated { offset }) | Err(ScanStop::BadLength { offset, .. }) => {
+                        cut_at = Some(offset);
+                        break;
+                    }
+                    Err(ScanStop::Io(e)) => return Err(Error::io(&path, e)),
+                };
+                let position = state.head + open_batch.len() as u64 + 1;
+                if !rec.crc_ok {
+                    // Torn tail, or corruption? Corruption if any good record follows.
+                    let offset = rec.offset;
+                    if tail_has_good_record(&file, rec.end_offset(), file_len) {
+                        return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() });
+                    }
+                    cut_at = Some(offset);
+                    break;
+                }
+                let event = format::decode_event(rec.payload)
+                    .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
+                if event.position.get() != position {
+                    return Err(Error::Corrupt {
+                        position,
+                        reason: format!("record claims position {}", event.position),
+                    });
+                }
+                let end = rec.end_offset();
+                let continues = rec.continues;
+                state.chain = rec.chain;
+                open_batch.push((event, end));
+                if !continues {
+                    for (event, end) in open_batch.drain(..) {
+                        for s in subjects_of(&event.data) {
+                            subjects.entry(s).or_default().push(event.position.get());
+                        }
+                        state.apply(&event);
+                        offsets.push(end);
+                    }
+                    batch_start = end;
+                }
+            }
+            if !open_batch.is_empty() {
+                // The batch's last record never reached the disk: the batch was never
+                // acknowledged, and is cut whole.
+                cut_at = Some(batch_start);
+                open_batch.clear();
+            }
+        }
+        // Restore the chain of the last complete batch.
+        if let Some(offset) = cut_at {
+            let keep = offsets.last().copied().unwrap_or(HEADER_LEN).min(offset);
+            file.set_len(keep).map_err(|e| Error::io(&path, e))?;
+            file.sync_all().map_err(|e| Error::io(&path, e))?;
+        }
+        if state.head > 0 {
+            // The chain hash of the last kept record is its last 32 bytes.
+            let end = *offsets.last().unwrap_or(&HEADER_LEN);
+            let mut chain = [0u8; 32];
+            file.read_exact_at(&mut chain, end - 32).map_err(|e| Error::io(&path, e))?;
+            state.chain = chain;
+        } else {
+            state.chain = GENESIS;
+        }
+        debug_assert_eq!(offsets.len() as u64, state.head + 1);
+
+        let reader = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let (head_tx, _) = watch::channel(state.head);
+        let shared = Arc::new(Shared {
+            log_path: path.clone(),
+            reader,
+            offsets: RwLock::new(offsets),
+            subjects: RwLock::new(subjects),
+            head: AtomicU64::new(state.head),
+            head_tx,
+            head_hash: Mutex::new(state.chain),
+        });
+        let end = *shared.offsets.read().map_err(|_| Error::Closed)?.last().unwrap_or(&HEADER_LEN);
+        let (tx, rx) = mpsc::channel::<Request>();
+        let mut writer = Writer { shared: shared.clone(), file, end, state, options, failure: None };
+        let handle = std::thread::Builder::new()
+            .name("tenure-log-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Store { shared, dir, sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last acknowledged position (0 for an empty log).
+    pub fn head(&self) -> u64 {
+        self.shared.head.load(Ordering::Acquire)
+    }
+
+    /// The chain hash of the head, hex.
+    pub fn head_hash(&self) -> String {
+        match self.shared.head_hash.lock() {
+            Ok(h) => format::hex(&h),
+            Err(p) => format::hex(&p.into_inner()),
+        }
+    }
+
+    fn submit(&self, events: Vec<NewEvent>, expected_head: Option<u64>, reply: Reply) -> Result<()> {
+        if events.len() > MAX_BATCH_EVENTS {
+            return Err(Error::BatchTooLarge { len: events.len(), limit: MAX_BATCH_EVENTS });
+        }
+        let guard = self.sender.lock().map_err(|_| Error::Closed)?;
+        let sender = guard.as_ref().ok_or(Error::Closed)?;
+        sender.send(Request { events, expected_head, reply }).map_err(|_| Error::Closed)
+    }
+
+    /// Appends a batch atomically and returns, for each event, where it is stored. Returns
+    /// after the batch is synced to the device. A rejected batch stores nothing.
+    pub fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
+        self.append_inner(events, None)
+    }
+
+    /// As [`Store::append`], but fails with [`Error::Conflict`] unless the head is
+    /// `expected_head` when the batch is written (optimistic concurrency).
+    pub fn append_expecting(&self, events: Vec<NewEvent>, expected_head: u64) -> Result<Vec<Outcome>> {
+        self.append_inner(events, Some(expected_head))
+    }
+
+    fn append_inner(&self, events: Vec<NewEvent>, expected_head: Option<u64>) -> Result<Vec<Outcome>> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(events, expected_head, Reply::Blocking(tx))?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// The async form of [`Store::append`], for tokio tasks: many of them appending at
+    /// once share syncs.
+    pub async fn append_async(&self, events: Vec<NewEvent>, expected_head: Option<u64>) -> Result<Vec<Outcome>> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(events, expected_head, Reply::Async(tx))?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Reads one event.
+    pub fn read(&self, position: u64) -> Result<Event> {
+        let mut out = self.read_range(position, position)?;
+        out.pop().ok_or(Error::NoSuchPosition(position))
+    }
+
+    /// Reads positions `from..=to`, clamped to the head.
+    pub fn read_range(&self, from: u64, to: u64) -> Result<Vec<Event>> {
+        let mut out = Vec::new();
+        self.scan(from, to, |e| {
+            out.push(e);
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    /// Visits positions `from..=to` (clamped to the head) in order, reading the file in
+    /// large sequential chunks.
+    pub fn scan(&self, from: u64, to: u64, mut visit: impl FnMut(Event) -> std::ops::ControlFlow<()>) -> Result<()> {
+        self.scan_raw(from, to, |position, payload| {
+            let event = format::decode_event(payload)
+                .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
+            Ok(visit(event))
+        })
+    }
+
+    /// Visits the raw payloads of positions `from..=to`.
+    pub fn scan_raw(
+        &self,
+        from: u64,
+        to: u64,
+        mut visit: impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
+    ) -> Result<()> {
+        let from = from.max(1);
+        let (start, end, to) = {
+            let offsets = self.shared.offsets.read().map_err(|_| Error::Closed)?;
+            let head = offsets.len() as u64 - 1;
+            let to = to.min(head);
+            if from > to {
+                return Ok(());
+            }
+            (offsets[(from - 1) as usize], offsets[to as usize], to)
+        };
+        let mut scanner = Scanner::new(&self.shared.reader, start, end);
+        let mut position = from;
+        while position <= to {
+            let rec = match scanner.next_record() {
+                Ok(Some(rec)) => rec,
+                Ok(None) => return Err(Error::Corrupt { position, reason: "record missing".into() }),
+                Err(ScanStop::Io(e)) => return Err(Error::io(&self.shared.log_path, e)),
+                Err(_) => return Err(Error::Corrupt { position, reason: "record framing broken".into() }),
+            };
+            if !rec.crc_ok {
+                return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() });
+            }
+            if visit(position, rec.payload)?.is_break() {
+                break;
+            }
+            position += 1;
+        }
+        Ok(())
+    }
+
+    /// Positions of the events that name `subject` (as identity, member, owner or group),
+    /// ascending. A secondary index: no scan of the log.
+    pub fn positions_of(&self, subject: &Subject) -> Vec<u64> {
+        match self.shared.subjects.read() {
+            Ok(map) => map.get(subject).cloned().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The events that name `subject`, from position `from` on.
+    pub fn read_subject(&self, subject: &Subject, from: u64) -> Result<Vec<Event>> {
+        let positions = self.positions_of(subject);
+        let start = positions.partition_point(|&p| p < from);
+        positions[start..].iter().map(|&p| self.read(p)).collect()
+    }
+
+    /// The greatest position recorded at or before `t` (0 if none): turns "as known at a
+    /// recorded time" into "as known at a position". `recorded_at` never decreases along
+    /// the log, so this is a binary search.
+    pub fn position_at_recorded(&self, t: Timestamp) -> Result<u64> {
+        let (mut lo, mut hi) = (0u64, self.head());
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if self.read(mid)?.recorded_at <= t {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// A stream of every event after `after`, then of new events as they are appended:
+    /// no gap and no duplicate across the switch, since both come from the log by position.
+    pub fn subscribe(&self, after: u64) -> impl futures_util::Stream<Item = Result<Event>> + Send + 'static {
+        let shared = self.shared.clone();
+        let rx = shared.head_tx.subscribe();
+        let sub = Subscription { shared, rx, cursor: after, buffer: std::collections::VecDeque::new() };
+        futures_util::stream::unfold(sub, |mut sub| async move {
+            let item = sub.next().await?;
+            Some((item, sub))
+        })
+    }
+
+    /// Bytes the log occupies on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        std::fs::metadata(&self.shared.log_path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Stops the writer after the requests already sent. Called by `Drop` too.
+    pub fn close(&self) {
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        if let Ok(mut w) = self.writer.lock() {
+            if let Some(handle) = w.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// True when a record with a good checksum starts anywhere after `from`: then a bad record
+/// before it is corruption, not a torn tail.
+fn tail_has_good_record(file: &File, from: u64, end: u64) -> bool {
+    let mut scanner = Scanner::new(file, from, end);
+    loop {
+        match scanner.next_record() {
+            Ok(Some(rec)) if rec.crc_ok => return true,
+            Ok(Some(_)) => continue,
+            _ => return false,
+        }
+    }
+}
+
+struct Subscription {
+    shared: Arc<Shared>,
+    rx: watch::Receiver<u64>,
+    cursor: u64,
+    buffer: std::collections::VecDeque<Event>,
+}
+
+/// How many events a subscription reads from the log at a time.
+const SUBSCRIPTION_CHUNK: u64 = 1024;
+
+impl Subscription {
+    async fn next(&mut self) -> Option<Result<Event>> {
+        loop {
+            if let Some(e) = self.buffer.pop_front() {
+                self.cursor = e.position.get();
+                return Some(Ok(e));
+            }
+            let head = *self.rx.borrow_and_update();
+            let head = head.max(self.shared.head.load(Ordering::Acquire));
+            if head > self.cursor {
+                let to = head.min(self.cursor + SUBSCRIPTION_CHUNK);
+                match read_shared(&self.shared, self.cursor + 1, to) {
+                    Ok(events) => self.buffer.extend(events),
+                    Err(e) => return Some(Err(e)),
+                }
+                continue;
+            }
+            // The store was dropped: the stream ends.
+            self.rx.changed().await.ok()?;
+        }
+    }
+}
+
+fn read_shared(shared: &Shared, from: u64, to: u64) -> Result<Vec<Event>> {
+    let (start, end) = {
+        let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
+        let to = to.min(offsets.len() as u64 - 1);
+        if from > to {
+            return Ok(Vec::new());
+        }
+        (offsets[(from - 1) as usize], offsets[to as usize])
+    };
+    let mut scanner = Scanner::new(&shared.reader, start, end);
+    let mut out = Vec::new();
+    let mut position = from;
+    while let Some(rec) =
+        scanner.next_record().map_err(|_| Error::Corrupt { position, reason: "record framing broken".into() })?
+    {
+        if !rec.crc_ok {
+            return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() });
+        }
+        out.push(format::decode_event(rec.payload).map_err(|reason| Error::Corrupt { position, reason })?);
+        position += 1;
+    }
+    Ok(out)
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    file: File,
+    end: u64,
+    state: State,
+    options: StoreOptions,
+    failure: Option<String>,
+}
+
+/// A request that passed validation, waiting for the group's sync.
+struct Staged {
+    reply: Reply,
+    outcomes: Vec<Outcome>,
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            let mut events = group[0].events.len();
+            while events < MAX_GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(req) => {
+                        events += req.events.len();
+                        group.push(req);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<Request>) {
+        if let Some(reason) = &self.failure {
+            for req in group {
+                req.reply.send(Err(Error::Poisoned(reason.clone())));
+            }
+            return;
+        }
+        let mut buf = Vec::new();
+        let mut new_offsets = Vec::new();
+        let mut new_subjects: Vec<(Subject, u64)> = Vec::new();
+        let mut staged = Vec::with_capacity(group.len());
+        let now = (self.options.clock)().max(self.state.last_recorded);
+        for req in group {
+            if let Some(expected) = req.expected_head {
+                if expected != self.state.head {
+                    req.reply.send(Err(Error::Conflict { expected, actual: self.state.head }));
+                    continue;
+                }
+            }
+            match self.stage(&req.events, now, &mut buf, &mut new_offsets, &mut new_subjects) {
+                Ok(outcomes) => staged.push(Staged { reply: req.reply, outcomes }),
+                Err(e) => req.reply.send(Err(e)),
+            }
+        }
+        if buf.is_empty() {
+            for s in staged {
+                s.reply.send(Ok(s.outcomes));
+            }
+            return;
+        }
+        let written =
+            self.file.write_all(&buf).and_then(|()| if self.options.sync { self.file.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
+            let reason = format!("{}: {e}", self.shared.log_path.display());
+            self.failure = Some(reason.clone());
+            for s in staged {
+                s.reply.send(Err(Error::Poisoned(reason.clone())));
+            }
+            return;
+        }
+        self.end += buf.len() as u64;
+        // Publish: offsets and subjects first, then the head, then answer.
+        if let Ok(mut offsets) = self.shared.offsets.write() {
+            offsets.extend_from_slice(&new_offsets);
+            debug_assert_eq!(offsets.len() as u64, self.state.head + 1);
+            debug_assert_eq!(offsets.last().copied(), Some(self.end));
+        }
+        if let Ok(mut subjects) = self.shared.subjects.write() {
+            for (s, p) in new_subjects {
+                subjects.entry(s).or_default().push(p);
+            }
+        }
+        if let Ok(mut h) = self.shared.head_hash.lock() {
+            *h = self.state.chain;
+        }
+        self.shared.head.store(self.state.head, Ordering::Release);
+        self.shared.head_tx.send_replace(self.state.head);
+        for s in staged {
+            s.reply.send(Ok(s.outcomes));
+        }
+    }
+
+    /// Validates a batch against the state; when all of it passes, takes it into the state
+    /// and frames its records into `buf`. A rejected batch changes nothing.
+    fn stage(
+        &mut self,
+        events: &[NewEvent],
+        now: Timestamp,
+        buf: &mut Vec<u8>,
+        new_offsets: &mut Vec<u64>,
+        new_subjects: &mut Vec<(Subject, u64)>,
+    ) -> Result<Vec<Outcome>> {
+        // Pass 1: validate against the state plus what this batch creates before each event.
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut batch_keys: HashMap<(&str, &str), u64> = HashMap::new();
+        let mut batch_identities: HashSet<&str> = HashSet::new();
+        let mut batch_groups: HashSet<&str> = HashSet::new();
+        let mut batch_retractions: HashSet<u64> = HashSet::new();
+        let mut next = self.state.head + 1;
+        for (index, event) in events.iter().enumerate() {
+            let reject = |field: &str, reason: String| Error::Rejected { index, error: FieldError::new(field, reason) };
+            crate::json::validate_data(&event.data).map_err(|error| Error::Rejected { index, error })?;
+            if let Some((s, k)) = event.idempotency_key() {
+                if let Some(&p) = self.state.dedup.get(&(Box::from(s), Box::from(k))) {
+                    outcomes.push(Outcome::Duplicate(Position(p)));
+                    continue;
+                }
+                if let Some(&p) = batch_keys.get(&(s, k)) {
+                    outcomes.push(Outcome::Duplicate(Position(p)));
+                    continue;
+                }
+            }
+            let known_identity = |id: &str| self.state.identities.contains(id) || batch_identities.contains(id);
+            match &event.data {
+                EventData::IdentityJoined(_) => {}
+                data => {
+                    if let Some(id) = data.identity() {
+                        if !known_identity(id.as_str()) {
+                            return Err(reject(
+                                "data.identity",
+                                format!("unknown identity '{id}': no earlier event joined it"),
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(owner) = event.data.referenced_owner() {
+                if !known_identity(owner.as_str()) {
+                    return Err(reject(
+                        "data.owner",
+                        format!("unknown identity '{owner}': no earlier event joined it"),
+                    ));
+                }
+            }
+            if let Some(group) = event.data.group() {
+                let created = matches!(event.data, EventData::GroupCreated(_));
+                if !created && !self.state.groups.contains(group.as_str()) && !batch_groups.contains(group.as_str()) {
+                    return Err(reject("data.group", format!("unknown group '{group}': no earlier event created it")));
+                }
+            }
+            if let EventData::EventRetracted(r) = &event.data {
+                let target = r.position.get();
+                if target >= next {
+                    return Err(reject("data.position", format!("position {target} does not exist")));
+                }
+                if self.state.retractions.contains(&target) || batch_retractions.contains(&target) {
+                    return Err(reject("data.position", format!("position {target} is itself a retraction")));
+                }
+                batch_retractions.insert(next);
+            }
+            if let EventData::IdentityJoined(j) = &event.data {
+                batch_identities.insert(j.identity.as_str());
+            }
+            if let EventData::GroupCreated(g) = &event.data {
+                batch_groups.insert(g.group.as_str());
+            }
+            if let Some(key) = event.idempotency_key() {
+                batch_keys.insert(key, next);
+            }
+            outcomes.push(Outcome::Stored(Position(next)));
+            next += 1;
+        }
+
+        // Pass 2: encode, and refuse the batch if a record would be too large.
+        let mut records = Vec::with_capacity(next as usize - self.state.head as usize - 1);
+        for (index, (event, outcome)) in events.iter().zip(&outcomes).enumerate() {
+            let Outcome::Stored(position) = *outcome else { continue };
+            let recorded = Event {
+                position,
+                id: event.id.unwrap_or_else(Uuid::now_v7),
+                recorded_at: now,
+                effective_at: event.effective_at,
+                source: event.source.clone(),
+                source_event_id: event.source_event_id.clone(),
+                actor: event.actor.clone(),
+                data: event.data.clone(),
+            };
+            let payload = format::encode_event(&recorded);
+            if payload.len() > format::MAX_PAYLOAD_BYTES {
+                let reason = format!("event larger than {} bytes", format::MAX_PAYLOAD_BYTES);
+                return Err(Error::Rejected { index, error: FieldError::new("-", reason) });
+            }
+            records.push((recorded, payload));
+        }
+
+        // Pass 3: frame and take into the state. Nothing can fail from here on.
+        let count = records.len();
+        for (i, (recorded, payload)) in records.into_iter().enumerate() {
+            debug_assert_eq!(recorded.position.get(), self.state.head + 1, "positions are dense");
+            let continues = i + 1 < count;
+            self.state.chain = format::frame_record(buf, &payload, &self.state.chain, continues);
+            new_offsets.push(self.end + buf.len() as u64);
+            for s in subjects_of(&recorded.data) {
+                new_subjects.push((s, recorded.position.get()));
+            }
+            self.state.apply(&recorded);
+        }
+        Ok(outcomes)
+    }
+}
+
+/// Checks the integrity chain of the log in `dir` without opening it for writing, so
+/// that it works on a store that no longer opens. Names the first position whose stored
+/// bytes were altered.
+pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    let dir = dir.as_ref();
+    let path = dir.join(LOG_FILE);
+    let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+    let mut h = [0u8; HEADER_LEN as usize];
+    if len < HEADER_LEN {
+        return Err(Error::NotALog { path, reason: "shorter than its header".into() });
+    }
+    file.read_exact_at(&mut h, 0).map_err(|e| Error::io(&path, e))?;
+    if &h[..8] != format::MAGIC {
+        return Err(Error::NotALog { path, reason: "bad magic bytes".into() });
+    }
+    let mut scanner = Scanner::new(&file, HEADER_LEN, len);
+    let mut chain = GENESIS;
+    let mut position = 0u64;
+    let bad = |position: u64, chain: &Hash, reason: &str| VerifyReport {
+        intact: position - 1,
+        head_hash: format::hex(chain),
+        first_bad: Some((position, reason.to_string())),
+    };
+    loop {
+        position += 1;
+        let rec = match scanner.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break,
+            Err(ScanStop::Io(e)) => return Err(Error::io(&path, e)),
+            Err(_) => return Ok(bad(position, &chain, "record framing broken")),
+        };
+        let expected = format::chain_hash(&chain, &format::leaf_hash(rec.payload));
+        if expected != rec.chain {
+            return Ok(bad(position, &chain, "chain hash mismatch"));
+        }
+        if !rec.crc_ok {
+            return Ok(bad(position, &chain, "record checksum mismatch"));
+        }
+        match format::decode_event(rec.payload) {
+            Ok(e) if e.position.get() == position => {}
+            Ok(e) => return Ok(bad(position, &chain, &format!("record claims position {}", e.position))),
+            Err(reason) => return Ok(bad(position, &chain, &format!("undecodable record: {reason}"))),
+        }
+        chain = rec.chain;
+    }
+    Ok(VerifyReport { intact: position - 1, head_hash: format::hex(&chain), first_bad: None })
+}

@@ -1,0 +1,315 @@
+//! The log's contract: dense positions, idempotency, validation, atomic batches,
+//! optimistic concurrency, reopen, subject reads, subscriptions, integrity.
+
+use futures_util::StreamExt;
+use std::ops::ControlFlow;
+use tenure_engine::event::*;
+use tenure_engine::{verify, Error, NewEvent, Outcome, Position, Store, Subject, Timestamp};
+
+fn t(s: &str) -> Timestamp {
+    Timestamp::parse_lenient(s).unwrap()
+}
+
+fn joined(id: &str, key: &str) -> NewEvent {
+    NewEvent::new(
+        t("2024-01-01"),
+        EventData::IdentityJoined(Joined {
+            identity: id.into(),
+            kind: IdentityKind::Human,
+            attributes: Default::default(),
+            owner: None,
+        }),
+    )
+    .with_source("hr", key)
+}
+
+fn left(id: &str, key: &str) -> NewEvent {
+    NewEvent::new(t("2024-06-01"), EventData::IdentityLeft(StatusChange { identity: id.into(), reason: None }))
+        .with_source("hr", key)
+}
+
+fn retract(position: u64) -> NewEvent {
+    NewEvent::new(
+        t("2024-07-01"),
+        EventData::EventRetracted(Retracted { position: Position(position), reason: "error".into() }),
+    )
+}
+
+#[test]
+fn positions_are_dense_and_duplicates_return_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let out = store.append(vec![joined("alice", "1"), joined("bob", "2"), joined("alice", "1")]).unwrap();
+    assert_eq!(out, vec![Outcome::Stored(Position(1)), Outcome::Stored(Position(2)), Outcome::Duplicate(Position(1))]);
+    let out = store.append(vec![joined("bob", "2"), left("bob", "3")]).unwrap();
+    assert_eq!(out, vec![Outcome::Duplicate(Position(2)), Outcome::Stored(Position(3))]);
+    assert_eq!(store.head(), 3);
+    let events = store.read_range(1, 10).unwrap();
+    assert_eq!(events.iter().map(|e| e.position.get()).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(events.windows(2).all(|w| w[0].recorded_at <= w[1].recorded_at));
+}
+
+#[test]
+fn a_rejected_batch_stores_nothing_and_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.append(vec![joined("alice", "1")]).unwrap();
+    let err = store.append(vec![joined("carol", "2"), left("bob", "3")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "event 1 of the batch: field data.identity: unknown identity 'bob': no earlier event joined it"
+    );
+    assert_eq!(store.head(), 1);
+    // carol was not stored, so her key is free and a later reference to her fails.
+    assert!(matches!(store.append(vec![left("carol", "4")]), Err(Error::Rejected { index: 0, .. })));
+    // A reference to an identity joined earlier in the same batch is fine.
+    assert_eq!(store.append(vec![joined("carol", "2"), left("carol", "3")]).unwrap().len(), 2);
+
+    let group_add = NewEvent::new(
+        t("2024-01-01"),
+        EventData::GroupMemberAdded(Membership { group: "fin".into(), identity: "alice".into() }),
+    );
+    let err = store.append(vec![group_add]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "event 0 of the batch: field data.group: unknown group 'fin': no earlier event created it"
+    );
+}
+
+#[test]
+fn retractions_must_name_an_earlier_non_retraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.append(vec![joined("alice", "1")]).unwrap();
+    let err = store.append(vec![retract(5)]).unwrap_err();
+    assert_eq!(err.to_string(), "event 0 of the batch: field data.position: position 5 does not exist");
+    store.append(vec![retract(1)]).unwrap();
+    let err = store.append(vec![retract(2)]).unwrap_err();
+    assert_eq!(err.to_string(), "event 0 of the batch: field data.position: position 2 is itself a retraction");
+}
+
+#[test]
+fn optimistic_concurrency_detects_a_moved_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.append_expecting(vec![joined("alice", "1")], 0).unwrap();
+    let err = store.append_expecting(vec![joined("bob", "2")], 0).unwrap_err();
+    assert_eq!(err.to_string(), "conflict: expected the log head at position 0, it is at 1");
+    store.append_expecting(vec![joined("bob", "2")], 1).unwrap();
+}
+
+#[test]
+fn reopen_keeps_everything_and_subject_reads_use_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.append(vec![joined("alice", "1"), joined("bob", "2"), left("alice", "3")]).unwrap();
+        hash = store.head_hash();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.head(), 3);
+    assert_eq!(store.head_hash(), hash);
+    assert_eq!(store.positions_of(&Subject::Identity("alice".into())), vec![1, 3]);
+    let bob = store.read_subject(&Subject::Identity("bob".into()), 0).unwrap();
+    assert_eq!(bob.len(), 1);
+    // Idempotency survives the reopen.
+    assert_eq!(store.append(vec![left("alice", "3")]).unwrap(), vec![Outcome::Duplicate(Position(3))]);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(report.intact, 3);
+    assert_eq!(report.head_hash, hash);
+    assert_eq!(report.first_bad, None);
+}
+
+#[test]
+fn recorded_time_maps_to_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(1000));
+    let c = clock.clone();
+    let options = tenure_engine::StoreOptions {
+        clock: Box::new(move || Timestamp::from_micros(c.load(std::sync::atomic::Ordering::SeqCst))),
+        sync: true,
+    };
+    let store = Store::open_with(dir.path(), options).unwrap();
+    for i in 0..5 {
+        clock.store(1000 * (i + 2), std::sync::atomic::Ordering::SeqCst);
+        store.append(vec![joined(&format!("u{i}"), &format!("{i}"))]).unwrap();
+    }
+    assert_eq!(store.position_at_recorded(Timestamp::from_micros(500)).unwrap(), 0);
+    assert_eq!(store.position_at_recorded(Timestamp::from_micros(2000)).unwrap(), 1);
+    assert_eq!(store.position_at_recorded(Timestamp::from_micros(4500)).unwrap(), 3);
+    assert_eq!(store.position_at_recorded(Timestamp::from_micros(99999)).unwrap(), 5);
+}
+
+fn flip_byte(dir: &std::path::Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(dir.join("events.log")).unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= 0x20;
+    f.write_all_at(&b, offset).unwrap();
+}
+
+#[test]
+fn verify_names_the_first_altered_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut offsets = vec![];
+    {
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..10 {
+            offsets.push(std::fs::metadata(dir.path().join("events.log")).unwrap().len());
+            store.append(vec![joined(&format!("user{i}"), &format!("{i}"))]).unwrap();
+        }
+    }
+    // A byte inside the payload of position 7.
+    flip_byte(dir.path(), offsets[6] + 8 + 20);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(report.first_bad.as_ref().map(|b| b.0), Some(7));
+    assert_eq!(report.intact, 6);
+    // Opening over corruption in the middle refuses, naming the position.
+    let err = Store::open(dir.path()).err().unwrap();
+    assert_eq!(err.to_string(), "position 7: record checksum mismatch (run `tenure verify`)");
+}
+
+#[test]
+fn verify_catches_a_forger_who_fixes_the_checksum() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let off3;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.append(vec![joined("alice", "1"), joined("bob", "2")]).unwrap();
+        off3 = store.disk_bytes();
+        store.append(vec![joined("carol", "3"), joined("dave", "4")]).unwrap();
+    }
+    // Rewrite carol -> cArol and recompute the CRC, as a forger would; the chain hash
+    // still fails.
+    let path = dir.path().join("events.log");
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let mut head = [0u8; 8];
+    f.read_exact_at(&mut head, off3).unwrap();
+    let len = (u32::from_le_bytes(head[..4].try_into().unwrap()) & !(1 << 31)) as usize;
+    let mut payload = vec![0u8; len];
+    f.read_exact_at(&mut payload, off3 + 8).unwrap();
+    let at = payload.windows(5).position(|w| w == b"carol").unwrap();
+    payload[at + 1] = b'A';
+    let mut chain = [0u8; 32];
+    f.read_exact_at(&mut chain, off3 + 8 + len as u64).unwrap();
+    let mut c = crc32fast::Hasher::new();
+    c.update(&head[..4]);
+    c.update(&payload);
+    c.update(&chain);
+    f.write_all_at(&payload, off3 + 8).unwrap();
+    f.write_all_at(&c.finalize().to_le_bytes(), off3 + 4).unwrap();
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(report.first_bad, Some((3, "chain hash mismatch".to_string())));
+}
+
+#[test]
+fn a_torn_tail_is_cut_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let good;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.append(vec![joined("alice", "1"), joined("bob", "2")]).unwrap();
+        good = store.disk_bytes();
+        store.append(vec![joined("carol", "3")]).unwrap();
+    }
+    let path = dir.path().join("events.log");
+    let full = std::fs::metadata(&path).unwrap().len();
+    // Cut the last record in half, as a crash mid-write would.
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(good + (full - good) / 2).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.head(), 2);
+    assert_eq!(store.disk_bytes(), good);
+    assert_eq!(store.append(vec![joined("carol", "3")]).unwrap(), vec![Outcome::Stored(Position(3))]);
+    assert_eq!(verify(dir.path()).unwrap().first_bad, None);
+}
+
+#[test]
+fn a_batch_missing_its_last_record_is_cut_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let before;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.append(vec![joined("alice", "1")]).unwrap();
+        before = store.disk_bytes();
+        store.append(vec![joined("bob", "2"), joined("carol", "3"), joined("dave", "4")]).unwrap();
+    }
+    let path = dir.path().join("events.log");
+    let full = std::fs::metadata(&path).unwrap().len();
+    // Lose the last 10 bytes: the third record of the batch is torn, the first two are whole.
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(full - 10).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.head(), 1, "the whole batch is gone, not two thirds of it");
+    assert_eq!(store.disk_bytes(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appenders_lose_nothing_and_share_no_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+    let mut tasks = vec![];
+    for task in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = vec![];
+            for i in 0..20 {
+                let out = store.append_async(vec![joined(&format!("t{task}-{i}"), &format!("{task}/{i}"))], None).await;
+                got.push(out.unwrap()[0].position().get());
+            }
+            got
+        }));
+    }
+    let mut all = vec![];
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(all, (1..=640).collect::<Vec<_>>());
+    assert_eq!(store.head(), 640);
+}
+
+#[tokio::test]
+async fn subscription_has_no_gap_and_no_duplicate_across_the_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+    for i in 0..50 {
+        store.append(vec![joined(&format!("a{i}"), &format!("a{i}"))]).unwrap();
+    }
+    let mut stream = Box::pin(store.subscribe(10));
+    let writer = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            for i in 0..50 {
+                store.append(vec![joined(&format!("b{i}"), &format!("b{i}"))]).unwrap();
+            }
+        })
+    };
+    let mut seen = vec![];
+    while seen.len() < 90 {
+        let e = stream.next().await.unwrap().unwrap();
+        seen.push(e.position.get());
+    }
+    writer.await.unwrap();
+    assert_eq!(seen, (11..=100).collect::<Vec<_>>());
+}
+
+#[test]
+fn scan_stops_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.append((0..100).map(|i| joined(&format!("u{i}"), &format!("{i}"))).collect()).unwrap();
+    let mut n = 0;
+    store
+        .scan(5, 100, |_| {
+            n += 1;
+            if n == 10 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(n, 10);
+}
