@@ -1,1 +1,27 @@
-pub fn x() {}
+//! Tenure's projections: the [`Projection`] trait and its checkpointed [`Runner`], and the
+//! built-in [`AccessIndex`] behind every audit query.
+//!
+//! ```no_run
+//! use tenure_engine::{Store, Timestamp};
+//! use tenure_projections::{AccessIndex, AsOf, Checkpoints, Runner};
+//! let store = Store::open("tenure-data")?;
+//! let checkpoints = Checkpoints::open("tenure-data/projections")?;
+//! let mut runner = Runner::new(&store, &checkpoints, AccessIndex::new())?;
+//! runner.catch_up()?;
+//! let at = Timestamp::parse_lenient("2025-03-14")?;
+//! for held in runner.projection().access("alice", at, AsOf::Head)? {
+//!     println!("{}#{} via {:?}", held.resource, held.permission, held.via);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod fold;
+pub mod index;
+pub mod projection;
+pub mod query;
+
+pub use fold::{Anomaly, AnomalyKind, IdentityFold, State};
+pub use index::AccessIndex;
+pub use projection::{Checkpoints, Projection, ProjectionError, Runner};
+pub use query::{AsOf, Diff, Held, Holder, Profile, QueryError, Target, Timeline, Via};

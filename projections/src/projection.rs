@@ -1,0 +1,234 @@
+//! The [`Projection`] trait and the [`Runner`] that feeds a projection from its checkpoint.
+//!
+//! A projection's state and its checkpoint (the last position it reflects) are written
+//! together in one atomic sled batch. After a crash the runner loads the pair and
+//! replays the log from the checkpoint: no event is applied twice, none is skipped. A
+//! checkpoint only ever names a position read from the log, so it cannot point past it.
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tenure_engine::{Event, Store};
+
+/// A read model fed by the log, in position order, each event once.
+pub trait Projection {
+    /// A stable name, the key of its checkpoint and state.
+    fn name(&self) -> &str;
+    /// Takes the next event into the state.
+    fn apply(&mut self, event: &Event);
+    /// The state to persist beside the checkpoint.
+    fn save(&self) -> Vec<u8>;
+    /// Replaces the state with a saved one.
+    fn load(&mut self, bytes: &[u8]) -> Result<(), String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Engine(#[from] tenure_engine::Error),
+    #[error("projection store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("projection '{name}': saved state does not load: {reason}")]
+    BadState { name: String, reason: String },
+    #[error("projection '{name}': checkpoint {checkpoint} is past the log head {head}; was the log replaced?")]
+    CheckpointAhead { name: String, checkpoint: u64, head: u64 },
+}
+
+/// Saved states are cut into pieces of this size (sled prefers values well under its
+/// segment size).
+const CHUNK_BYTES: usize = 1 << 20;
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    position: u64,
+    chunks: u32,
+    len: u64,
+}
+
+/// Checkpoints and saved states of projections, in a sled database.
+pub struct Checkpoints {
+    db: sled::Db,
+}
+
+impl Checkpoints {
+    /// Opens (creating) the projection database in `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, ProjectionError> {
+        let db = sled::Config::new().path(dir.as_ref()).mode(sled::Mode::HighThroughput).open()?;
+        Ok(Checkpoints { db })
+    }
+
+    fn meta_key(name: &str) -> Vec<u8> {
+        format!("p/{name}/meta").into_bytes()
+    }
+
+    fn chunk_key(name: &str, i: u32) -> Vec<u8> {
+        format!("p/{name}/c/{i:08}").into_bytes()
+    }
+
+    /// The checkpoint of `name`, 0 when it has none.
+    pub fn position(&self, name: &str) -> Result<u64, ProjectionError> {
+        Ok(self.meta(name)?.map(|m| m.position).unwrap_or(0))
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<Meta>, ProjectionError> {
+        match self.db.get(Self::meta_key(name))? {
+            None => Ok(None),
+            Some(v) => rmp_serde::from_slice(&v)
+                .map(Some)
+                .map_err(|e| ProjectionError::BadState { name: name.to_string(), reason: e.to_string() }),
+        }
+    }
+
+    /// Loads the saved state into `p` and returns its checkpoint (0: nothing saved).
+    pub fn load<P: Projection>(&self, p: &mut P) -> Result<u64, ProjectionError> {
+        let name = p.name().to_string();
+        let Some(meta) = self.meta(&name)? else { return Ok(0) };
+        let mut bytes = Vec::with_capacity(meta.len as usize);
+        for i in 0..meta.chunks {
+            let chunk = self.db.get(Self::chunk_key(&name, i))?.ok_or_else(|| ProjectionError::BadState {
+                name: name.clone(),
+                reason: format!("chunk {i} missing"),
+            })?;
+            bytes.extend_from_slice(&chunk);
+        }
+        if bytes.len() as u64 != meta.len {
+            return Err(ProjectionError::BadState { name, reason: "length mismatch".into() });
+        }
+        p.load(&bytes).map_err(|reason| ProjectionError::BadState { name, reason })?;
+        Ok(meta.position)
+    }
+
+    /// Saves the state of `p` as reflecting `position`, atomically, and flushes.
+    pub fn save<P: Projection>(&self, p: &P, position: u64) -> Result<(), ProjectionError> {
+        let name = p.name();
+        let bytes = p.save();
+        let old_chunks = self.meta(name)?.map(|m| m.chunks).unwrap_or(0);
+        let mut batch = sled::Batch::default();
+        let mut chunks = 0u32;
+        for (i, piece) in bytes.chunks(CHUNK_BYTES).enumerate() {
+            batch.insert(Self::chunk_key(name, i as u32), piece);
+            chunks += 1;
+        }
+        for i in chunks..old_chunks {
+            batch.remove(Self::chunk_key(name, i));
+        }
+        let meta = Meta { position, chunks, len: bytes.len() as u64 };
+        let meta = rmp_serde::to_vec(&meta).expect("plain data");
+        batch.insert(Self::meta_key(name), meta);
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Feeds a projection from its checkpoint: catch up from the log, then follow it.
+pub struct Runner<'a, P: Projection> {
+    store: &'a Store,
+    checkpoints: &'a Checkpoints,
+    projection: P,
+    position: u64,
+    /// Save after this many events (and at the end of each catch-up).
+    pub save_every: u64,
+}
+
+impl<'a, P: Projection> Runner<'a, P> {
+    /// Loads the projection's saved state, if any, and checks its checkpoint against the log.
+    pub fn new(store: &'a Store, checkpoints: &'a Checkpoints, mut projection: P) -> Result<Self, ProjectionError> {
+        let position = checkpoints.load(&mut projection)?;
+        let head = store.head();
+        if position > head {
+            return Err(ProjectionError::CheckpointAhead {
+                name: projection.name().to_string(),
+                checkpoint: position,
+                head,
+            });
+        }
+        Ok(Runner { store, checkpoints, projection, position, save_every: 1_000_000 })
+    }
+
+    /// The last position the projection reflects.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    pub fn into_projection(self) -> P {
+        self.projection
+    }
+
+    /// Applies every event after the checkpoint up to the head, saving as it goes and at
+    /// the end (when anything was applied). Returns the new position.
+    pub fn catch_up(&mut self) -> Result<u64, ProjectionError> {
+        let head = self.store.head();
+        let start = self.position;
+        let mut since_save = 0u64;
+        let mut failure = None;
+        let (projection, position, checkpoints, save_every) =
+            (&mut self.projection, &mut self.position, self.checkpoints, self.save_every);
+        self.store.scan(start + 1, head, |event| {
+            debug_assert_eq!(event.position.get(), *position + 1);
+            projection.apply(&event);
+            *position = event.position.get();
+            since_save += 1;
+            if since_save >= save_every {
+                since_save = 0;
+                if let Err(e) = checkpoints.save(projection, *position) {
+                    failure = Some(e);
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if self.position > start {
+            self.checkpoints.save(&self.projection, self.position)?;
+        }
+        Ok(self.position)
+    }
+
+    /// Catches up, then follows the live subscription until the log reaches `until`
+    /// (or forever with `None`), saving every `save_every` events and at the end.
+    pub async fn follow(&mut self, until: Option<u64>) -> Result<u64, ProjectionError> {
+        self.catch_up()?;
+        let mut stream = Box::pin(self.store.subscribe(self.position));
+        let mut since_save = 0;
+        while until.is_none_or(|u| self.position < u) {
+            let Some(event) = stream.next().await else { break };
+            let event = event?;
+            self.projection.apply(&event);
+            self.position = event.position.get();
+            since_save += 1;
+            if since_save >= self.save_every {
+                since_save = 0;
+                self.checkpoints.save(&self.projection, self.position)?;
+            }
+        }
+        self.checkpoints.save(&self.projection, self.position)?;
+        Ok(self.position)
+    }
+}
+
+impl Projection for crate::AccessIndex {
+    fn name(&self) -> &str {
+        "access-index"
+    }
+
+    fn apply(&mut self, event: &Event) {
+        crate::AccessIndex::apply(self, event)
+    }
+
+    fn save(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
+        *self = crate::AccessIndex::from_bytes(bytes)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,534 @@
+//! The audit queries, each "as known at R". Every answer carries its provenance.
+
+use crate::fold::{fold_group, fold_identity, Anomaly, GroupFold, IdentityFold, State};
+use crate::index::{AccessIndex, NEVER};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use tenure_engine::event::Attributes;
+use tenure_engine::{Entitlement, IdentityKind, Timestamp};
+
+/// The knowledge point of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsOf {
+    /// Everything recorded.
+    Head,
+    /// Positions up to and including this one.
+    Position(u64),
+    /// Everything recorded at or before this time.
+    Recorded(Timestamp),
+}
+
+/// Why an entitlement is held: a direct grant, or a membership and a group grant.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Via {
+    Direct { grant: u64 },
+    Group { group: String, membership: u64, grant: u64 },
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Via::Direct { grant } => write!(f, "direct grant @{grant}"),
+            Via::Group { group, membership, grant } => {
+                write!(f, "group {group} (member @{membership}, grant @{grant})")
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub resource: String,
+    pub permission: String,
+    pub via: Vec<Via>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    pub identity: String,
+    pub resource: String,
+    pub permission: String,
+    pub via: Vec<Via>,
+}
+
+/// What a `who` query asks about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Entitlement(Entitlement),
+    /// Any permission on this resource.
+    Resource(String),
+}
+
+impl Target {
+    /// `payroll-db#read` or `payroll-db`.
+    pub fn parse(text: &str) -> Option<Target> {
+        if text.contains('#') {
+            Entitlement::parse_short(text).map(Target::Entitlement)
+        } else if text.is_empty() {
+            None
+        } else {
+            Some(Target::Resource(text.to_string()))
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Entitlement(e) => write!(f, "{e}"),
+            Target::Resource(r) => f.write_str(r),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("unknown identity '{0}': no event names it")]
+    UnknownIdentity(String),
+    #[error("empty time window: {from} is not before {to}")]
+    EmptyWindow { from: Timestamp, to: Timestamp },
+}
+
+/// An interval of a timeline, `[from, to)`; `to` is `None` while open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TimelineSpan {
+    pub what: String,
+    pub from: Timestamp,
+    pub to: Option<Timestamp>,
+    pub opened_by: u64,
+    pub closed_by: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<Via>,
+}
+
+/// An identity's history, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Timeline {
+    pub identity: String,
+    pub status: Vec<TimelineSpan>,
+    /// Direct grants and memberships, as facts.
+    pub grants: Vec<TimelineSpan>,
+    pub memberships: Vec<TimelineSpan>,
+    /// Effective access: when the identity had each entitlement, and why.
+    pub access: Vec<TimelineSpan>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OwnedService {
+    pub identity: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    pub identity: String,
+    /// `absent`, `active`, `suspended` or `left`.
+    pub state: String,
+    pub kind: Option<IdentityKind>,
+    pub attributes: Attributes,
+    pub owner: Option<String>,
+    /// Services whose owner this identity was at that time.
+    pub owns: Vec<OwnedService>,
+    /// The positions of the events that made the state and the attributes what they are.
+    pub state_since: Option<u64>,
+    pub profile_since: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub identity: String,
+    pub resource: String,
+    pub permission: String,
+    pub via: Vec<Via>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Default)]
+pub struct Diff {
+    pub gained: Vec<Change>,
+    pub lost: Vec<Change>,
+}
+
+/// Folds of the groups an identity's access depends on, made once per query.
+struct Groups<'a> {
+    index: &'a AccessIndex,
+    r: u64,
+    folds: HashMap<u32, GroupFold>,
+}
+
+impl<'a> Groups<'a> {
+    fn new(index: &'a AccessIndex, r: u64) -> Self {
+        Groups { index, r, folds: HashMap::new() }
+    }
+
+    fn get(&mut self, g: u32) -> &GroupFold {
+        let (index, r) = (self.index, self.r);
+        self.folds.entry(g).or_insert_with(|| fold_group(index, g, r))
+    }
+}
+
+/// Per entitlement id, the sorted reasons it is held.
+type AccessSet = BTreeMap<u32, Vec<Via>>;
+
+fn to_ts(t: i64) -> Timestamp {
+    Timestamp::from_micros(t)
+}
+
+fn end_ts(t: i64) -> Option<Timestamp> {
+    (t != NEVER).then(|| to_ts(t))
+}
+
+impl AccessIndex {
+    /// The position a query as of `as_of` sees.
+    pub fn resolve(&self, as_of: AsOf) -> u64 {
+        match as_of {
+            AsOf::Head => self.head,
+            AsOf::Position(p) => p.min(self.head),
+            AsOf::Recorded(t) => self.position_at_recorded(t.as_micros()),
+        }
+    }
+
+    fn identity_id(&self, name: &str) -> Result<u32, QueryError> {
+        self.identities.get(name).ok_or_else(|| QueryError::UnknownIdentity(name.to_string()))
+    }
+
+    /// Folds one identity as known at `as_of` (for reports and custom queries).
+    pub fn fold_identity(&self, name: &str, as_of: AsOf) -> Result<IdentityFold, QueryError> {
+        Ok(fold_identity(self, self.identity_id(name)?, self.resolve(as_of)))
+    }
+
+    /// The access of a folded identity at `t`, restricted to `only` when given.
+    fn access_of(&self, fold: &IdentityFold, t: i64, groups: &mut Groups<'_>, only: Option<&[u32]>) -> AccessSet {
+        let mut out = AccessSet::new();
+        if !fold.active_at(t) {
+            return out;
+        }
+        let wanted = |ent: u32| only.is_none_or(|o| o.contains(&ent));
+        for g in fold.grants.iter().filter(|s| s.contains(t) && wanted(s.key)) {
+            out.entry(g.key).or_default().push(Via::Direct { grant: g.opened_by });
+        }
+        for m in fold.memberships.iter().filter(|s| s.contains(t)) {
+            let group_fold = groups.get(m.key);
+            for gg in group_fold.grants.iter().filter(|s| s.contains(t) && wanted(s.key)) {
+                out.entry(gg.key).or_default().push(Via::Group {
+                    group: self.groups.name(m.key).to_string(),
+                    membership: m.opened_by,
+                    grant: gg.opened_by,
+                });
+            }
+        }
+        for vias in out.values_mut() {
+            vias.sort();
+        }
+        out
+    }
+
+    fn held(&self, set: AccessSet) -> Vec<Held> {
+        let mut out: Vec<Held> = set
+            .into_iter()
+            .map(|(ent, via)| {
+                let e = &self.ents[ent as usize];
+                Held { resource: e.resource.clone(), permission: e.permission.clone(), via }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.resource, &a.permission).cmp(&(&b.resource, &b.permission)));
+        out
+    }
+
+    /// What `identity` could access at `at`, as known at `as_of`, and why.
+    pub fn access(&self, identity: &str, at: Timestamp, as_of: AsOf) -> Result<Vec<Held>, QueryError> {
+        let id = self.identity_id(identity)?;
+        let r = self.resolve(as_of);
+        let fold = fold_identity(self, id, r);
+        let mut groups = Groups::new(self, r);
+        Ok(self.held(self.access_of(&fold, at.as_micros(), &mut groups, None)))
+    }
+
+    fn target_ents(&self, target: &Target) -> Vec<u32> {
+        match target {
+            Target::Entitlement(e) => self.ent_id(e).into_iter().collect(),
+            Target::Resource(r) => self.by_resource.get(r).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Identities that ever had an event that could give them one of `ents`.
+    fn candidates(&self, ents: &[u32]) -> Vec<u32> {
+        let mut set = BTreeSet::new();
+        for &e in ents {
+            set.extend(self.direct_holders[e as usize].iter().copied());
+            for &g in &self.group_holders[e as usize] {
+                set.extend(self.members[g as usize].iter().copied());
+            }
+        }
+        set.into_iter().collect()
+    }
+
+    fn holders_from(&self, id: u32, set: AccessSet, out: &mut Vec<Holder>) {
+        let name = self.identities.name(id);
+        for h in self.held(set) {
+            out.push(Holder { identity: name.to_string(), resource: h.resource, permission: h.permission, via: h.via });
+        }
+    }
+
+    /// Who held `target` at `at`, as known at `as_of`.
+    pub fn holders(&self, target: &Target, at: Timestamp, as_of: AsOf) -> Vec<Holder> {
+        let ents = self.target_ents(target);
+        let r = self.resolve(as_of);
+        let mut groups = Groups::new(self, r);
+        let mut out = Vec::new();
+        for id in self.candidates(&ents) {
+            let fold = fold_identity(self, id, r);
+            let set = self.access_of(&fold, at.as_micros(), &mut groups, Some(&ents));
+            self.holders_from(id, set, &mut out);
+        }
+        sort_holders(&mut out);
+        out
+    }
+
+    /// The instants at which an identity's access can change: every span boundary of its
+    /// own fold and of the folds of its groups. Access is constant between two of them.
+    fn breakpoints(&self, fold: &IdentityFold, groups: &mut Groups<'_>) -> Vec<i64> {
+        let mut points = Vec::new();
+        for s in &fold.status {
+            points.extend([s.from, s.to]);
+        }
+        for s in fold.grants.iter().chain(&fold.memberships) {
+            points.extend([s.from, s.to]);
+        }
+        let mut seen = BTreeSet::new();
+        for m in &fold.memberships {
+            if seen.insert(m.key) {
+                for s in &groups.get(m.key).grants {
+                    points.extend([s.from, s.to]);
+                }
+            }
+        }
+        points.retain(|&p| p != NEVER);
+        points.sort_unstable();
+        points.dedup();
+        points
+    }
+
+    /// Access at some instant of `[from, to)`: the union over the window, with every
+    /// reason that held at some instant of it.
+    fn access_during(
+        &self,
+        fold: &IdentityFold,
+        from: i64,
+        to: i64,
+        groups: &mut Groups<'_>,
+        only: Option<&[u32]>,
+    ) -> AccessSet {
+        let points = self.breakpoints(fold, groups);
+        let mut out = AccessSet::new();
+        let starts = std::iter::once(from).chain(points.into_iter().filter(|&p| from < p && p < to));
+        for t in starts {
+            for (ent, vias) in self.access_of(fold, t, groups, only) {
+                let slot = out.entry(ent).or_default();
+                slot.extend(vias);
+            }
+        }
+        for vias in out.values_mut() {
+            vias.sort();
+            vias.dedup();
+        }
+        out
+    }
+
+    /// Who held `target` at any instant of `[from, to)`, as known at `as_of`.
+    pub fn holders_during(
+        &self,
+        target: &Target,
+        from: Timestamp,
+        to: Timestamp,
+        as_of: AsOf,
+    ) -> Result<Vec<Holder>, QueryError> {
+        if from >= to {
+            return Err(QueryError::EmptyWindow { from, to });
+        }
+        let ents = self.target_ents(target);
+        let r = self.resolve(as_of);
+        let mut groups = Groups::new(self, r);
+        let mut out = Vec::new();
+        for id in self.candidates(&ents) {
+            let fold = fold_identity(self, id, r);
+            let set = self.access_during(&fold, from.as_micros(), to.as_micros(), &mut groups, Some(&ents));
+            self.holders_from(id, set, &mut out);
+        }
+        sort_holders(&mut out);
+        Ok(out)
+    }
+
+    /// An identity's status, grants, memberships and effective access, oldest first.
+    pub fn timeline(&self, identity: &str, as_of: AsOf) -> Result<Timeline, QueryError> {
+        let id = self.identity_id(identity)?;
+        let r = self.resolve(as_of);
+        let fold = fold_identity(self, id, r);
+        let mut groups = Groups::new(self, r);
+        let span = |what: String, from: i64, to: i64, opened_by: u64, closed_by: Option<u64>| TimelineSpan {
+            what,
+            from: to_ts(from),
+            to: end_ts(to),
+            opened_by,
+            closed_by,
+            via: Vec::new(),
+        };
+        let status = fold
+            .status
+            .iter()
+            .map(|s| span(s.state.as_str().to_string(), s.from, s.to, s.opened_by, s.closed_by))
+            .collect();
+        let grants = fold
+            .grants
+            .iter()
+            .map(|s| span(self.ents[s.key as usize].to_string(), s.from, s.to, s.opened_by, s.closed_by))
+            .collect();
+        let memberships = fold
+            .memberships
+            .iter()
+            .map(|s| span(format!("member of {}", self.groups.name(s.key)), s.from, s.to, s.opened_by, s.closed_by))
+            .collect();
+        // Effective access: evaluate at each breakpoint, merge runs with the same reasons.
+        let points = self.breakpoints(&fold, &mut groups);
+        let mut open: BTreeMap<u32, (i64, Vec<Via>)> = BTreeMap::new();
+        let mut access = Vec::new();
+        let push = |access: &mut Vec<TimelineSpan>, ent: u32, from: i64, to: i64, via: Vec<Via>| {
+            let opened_by = via.iter().map(via_position).max().unwrap_or(0);
+            access.push(TimelineSpan {
+                what: self.ents[ent as usize].to_string(),
+                from: to_ts(from),
+                to: end_ts(to),
+                opened_by,
+                closed_by: None,
+                via,
+            });
+        };
+        for &t in &points {
+            let now = self.access_of(&fold, t, &mut groups, None);
+            let ended: Vec<u32> = open.keys().copied().filter(|e| now.get(e) != open.get(e).map(|o| &o.1)).collect();
+            for ent in ended {
+                if let Some((from, via)) = open.remove(&ent) {
+                    push(&mut access, ent, from, t, via);
+                }
+            }
+            for (ent, via) in now {
+                open.entry(ent).or_insert((t, via));
+            }
+        }
+        for (ent, (from, via)) in open {
+            push(&mut access, ent, from, NEVER, via);
+        }
+        access.sort_by(|a, b| (a.from, &a.what).cmp(&(b.from, &b.what)));
+        Ok(Timeline { identity: identity.to_string(), status, grants, memberships, access })
+    }
+
+    /// What an identity's records said at `at`: state, kind, attributes, owner, and the
+    /// services it owned then.
+    pub fn profile(&self, identity: &str, at: Timestamp, as_of: AsOf) -> Result<Profile, QueryError> {
+        let id = self.identity_id(identity)?;
+        let r = self.resolve(as_of);
+        let t = at.as_micros();
+        let fold = fold_identity(self, id, r);
+        let state = fold.state_at(t);
+        let version = fold.profile_at(t);
+        let mut owns = Vec::new();
+        for &s in &self.owned[id as usize] {
+            let sf = fold_identity(self, s, r);
+            if sf.profile_at(t).and_then(|p| p.owner) == Some(id) {
+                let st = sf.state_at(t).map(|s| s.state.as_str()).unwrap_or("absent");
+                owns.push(OwnedService { identity: self.identities.name(s).to_string(), state: st.to_string() });
+            }
+        }
+        owns.sort_by(|a, b| a.identity.cmp(&b.identity));
+        Ok(Profile {
+            identity: identity.to_string(),
+            state: state.map(|s| s.state.as_str()).unwrap_or("absent").to_string(),
+            kind: version.map(|v| v.kind),
+            attributes: version.map(|v| v.attributes.clone()).unwrap_or_default(),
+            owner: version.and_then(|v| v.owner).map(|o| self.identities.name(o).to_string()),
+            owns,
+            state_since: state.map(|s| s.opened_by),
+            profile_since: version.map(|v| v.position),
+        })
+    }
+
+    /// Access gained and lost between `from` and `to`, for one identity or everyone.
+    pub fn diff(
+        &self,
+        identity: Option<&str>,
+        from: Timestamp,
+        to: Timestamp,
+        as_of: AsOf,
+    ) -> Result<Diff, QueryError> {
+        let ids: Vec<u32> = match identity {
+            Some(name) => vec![self.identity_id(name)?],
+            None => (0..self.identities.len() as u32).collect(),
+        };
+        let r = self.resolve(as_of);
+        let mut groups = Groups::new(self, r);
+        let mut diff = Diff::default();
+        for id in ids {
+            let fold = fold_identity(self, id, r);
+            let before = self.access_of(&fold, from.as_micros(), &mut groups, None);
+            let after = self.access_of(&fold, to.as_micros(), &mut groups, None);
+            let name = self.identities.name(id);
+            let change = |ent: u32, via: &Vec<Via>| {
+                let e = &self.ents[ent as usize];
+                Change {
+                    identity: name.to_string(),
+                    resource: e.resource.clone(),
+                    permission: e.permission.clone(),
+                    via: via.clone(),
+                }
+            };
+            for (ent, via) in &after {
+                if !before.contains_key(ent) {
+                    diff.gained.push(change(*ent, via));
+                }
+            }
+            for (ent, via) in &before {
+                if !after.contains_key(ent) {
+                    diff.lost.push(change(*ent, via));
+                }
+            }
+        }
+        Ok(diff)
+    }
+
+    /// Every event the fold found meaningless, as known at `as_of`, by position.
+    pub fn anomalies(&self, as_of: AsOf) -> Vec<Anomaly> {
+        let r = self.resolve(as_of);
+        let mut out = Vec::new();
+        for id in 0..self.identities.len() as u32 {
+            out.extend(fold_identity(self, id, r).anomalies);
+        }
+        for g in 0..self.groups.len() as u32 {
+            out.extend(fold_group(self, g, r).anomalies);
+        }
+        out.sort();
+        out
+    }
+
+    /// The state of every identity at `at` (for reports): name, state, kind.
+    pub fn states_at(&self, at: Timestamp, as_of: AsOf) -> Vec<(String, Option<State>)> {
+        let r = self.resolve(as_of);
+        (0..self.identities.len() as u32)
+            .map(|id| {
+                let fold = fold_identity(self, id, r);
+                (self.identities.name(id).to_string(), fold.state_at(at.as_micros()).map(|s| s.state))
+            })
+            .collect()
+    }
+}
+
+fn via_position(v: &Via) -> u64 {
+    match v {
+        Via::Direct { grant } => *grant,
+        Via::Group { membership, grant, .. } => (*membership).max(*grant),
+    }
+}
+
+fn sort_holders(out: &mut [Holder]) {
+    out.sort_by(|a, b| (&a.identity, &a.resource, &a.permission).cmp(&(&b.identity, &b.resource, &b.permission)));
+}
