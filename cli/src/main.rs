@@ -1,1 +1,377 @@
-fn main() {}
+//! `tenure`: the command-line tool over Tenure's engine and projections.
+//!
+//! Exit codes: 0 success; 1 an I/O or storage failure; 2 a usage or input error
+//! (bad flag, bad line, unknown identity); 3 `verify` found altered bytes.
+#![forbid(unsafe_code)]
+
+mod commands;
+mod demo;
+mod ingest;
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use tenure_engine::Timestamp;
+use tenure_projections::AsOf;
+
+/// Tenure: who had access to what, when, and why, as your records knew it.
+///
+/// Tenure keeps an append-only, hash-chained log of identity events (joiners, movers,
+/// leavers, grants, groups, credentials) and answers audit questions for any past
+/// instant, as known at any point of the log.
+///
+/// Start with `tenure demo`, then ask the demo store questions with `--data tenure-demo`.
+#[derive(Parser, Debug)]
+#[command(name = "tenure", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// Data directory of the store.
+    ///
+    /// Holds the event log (`events.log`) and the projections' snapshots
+    /// (`projections/`). Created on the first write. Defaults to `$TENURE_DATA`, else
+    /// `./tenure-data`.
+    #[arg(long, global = true, env = "TENURE_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How a query prints its answer.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Format {
+    /// Print JSON instead of a table.
+    ///
+    /// The shapes are documented in docs/cli.md and are stable: scripts may rely on them.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV (RFC 4180) instead of a table.
+    ///
+    /// One row per entitlement, holder or interval; reasons are written as
+    /// `direct:GRANT` or `group:NAME:MEMBERSHIP:GRANT`, joined by `;`.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// The knowledge point of a query.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Known {
+    /// Answer as the log knew it at R: a position, an RFC 3339 time or a date.
+    ///
+    /// A position (`--as-of 5`) takes the events recorded up to and including it; a time
+    /// (`--as-of 2025-03-14`) takes those recorded by then. Default: everything recorded.
+    /// Retractions recorded after R are ignored, so this shows what an auditor would have
+    /// been told on that day.
+    #[arg(long = "as-of", value_name = "R", value_parser = parse_as_of)]
+    pub as_of: Option<AsOf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Append JSONL events from files (`-` for standard input).
+    ///
+    /// Each line is one event in the interchange form of docs/events.md. A bad line stops
+    /// the ingest with its file, line, field and reason, and nothing of that file is stored
+    /// (files of more than 1,048,576 events are stored in parts of that size, each whole or
+    /// not at all). Events whose (source, source_event_id) is already stored are skipped
+    /// and counted as duplicates, so an interrupted ingest can simply be run again.
+    Ingest {
+        /// JSONL files to read, in order; `-` reads standard input.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Store the good lines and write each bad one, with its reason, to this file.
+        ///
+        /// Each line of REJECTS is a JSON object: {"file", "line", "error", "event"}, where
+        /// "event" is the line as read.
+        #[arg(long, value_name = "REJECTS")]
+        skip_invalid: Option<PathBuf>,
+    },
+    /// The entitlements of an identity at a time, and why it had each.
+    ///
+    /// Each entitlement lists its reasons: a direct grant (the position of the grant
+    /// event), or a group (the positions of the membership and of the group's grant).
+    Access {
+        /// The identity, as the source names it (`alice`, `ci-bot`).
+        identity: String,
+        /// The instant asked about: an RFC 3339 time or a date (`2025-03-14` = midnight UTC).
+        #[arg(long, value_name = "T", value_parser = parse_time)]
+        at: Timestamp,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Who held an entitlement (`payroll-db#read`) or any permission on a resource.
+    ///
+    /// With `--at T`, the holders at that instant; with `--during T1..T2`, everyone who held
+    /// it at some instant of the half-open window [T1, T2), with every reason seen.
+    Who {
+        /// `RESOURCE#PERMISSION`, or `RESOURCE` for any permission on it.
+        #[arg(value_name = "RESOURCE[#PERMISSION]")]
+        target: String,
+        /// The instant asked about: an RFC 3339 time or a date.
+        #[arg(long, value_name = "T", value_parser = parse_time, required_unless_present = "during", conflicts_with = "during")]
+        at: Option<Timestamp>,
+        /// A half-open window `T1..T2` (times or dates).
+        #[arg(long, value_name = "T1..T2", value_parser = parse_window)]
+        during: Option<(Timestamp, Timestamp)>,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// The history of an identity: status, grants, memberships and effective access.
+    ///
+    /// Intervals are half-open [from, to), oldest first, each with the positions of the
+    /// events that opened and closed it (`-` when it is still open or ended by expiry).
+    Timeline {
+        identity: String,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// What the records said about an identity at a time.
+    ///
+    /// State, kind, attributes, owner (for a service), and the services it owned then.
+    Show {
+        identity: String,
+        /// The instant asked about: an RFC 3339 time or a date.
+        #[arg(long, value_name = "T", value_parser = parse_time)]
+        at: Timestamp,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Access gained and lost between two instants, for one identity or everyone.
+    Diff {
+        /// The earlier instant.
+        #[arg(long, value_name = "T1", value_parser = parse_time)]
+        from: Timestamp,
+        /// The later instant.
+        #[arg(long, value_name = "T2", value_parser = parse_time)]
+        to: Timestamp,
+        /// Only this identity (default: the whole organisation).
+        #[arg(long, value_name = "I")]
+        identity: Option<String>,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// The raw events, as recorded (JSON lines with position and recorded_at).
+    ///
+    /// With `--identity` or `--group`, only the events that name it, found through the
+    /// log's secondary index.
+    Log {
+        /// Only events that name this identity (as subject, member or owner).
+        #[arg(long, value_name = "I", conflicts_with = "group")]
+        identity: Option<String>,
+        /// Only events that name this group.
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+        /// Start at this position.
+        #[arg(long, value_name = "POS", default_value_t = 1)]
+        from: u64,
+        /// Stop after this many events.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// Events the fold found meaningless (a grant to a leaver, a double join, ...).
+    Anomalies {
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Check the integrity chain: exit 0 when intact, 3 naming the first altered position.
+    ///
+    /// Recomputes every record's SHA-256 leaf hash and the chain, and prints the head hash:
+    /// write it down, and a later `verify` that prints the same hash proves that nothing
+    /// up to that position changed since.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a realistic synthetic organisation and answer audit questions about it.
+    ///
+    /// Writes the store to `--data` (default for this command: `./tenure-demo`), so the
+    /// questions can be asked again by hand. Running it again stores nothing twice.
+    Demo {
+        /// People and service accounts over the whole history.
+        #[arg(long, default_value_t = 2000)]
+        identities: usize,
+    },
+    /// Write a synthetic organisation's events as JSONL (for `ingest` or other tools).
+    ///
+    /// Deterministic: the same arguments give the same file on every machine.
+    Generate {
+        /// People and service accounts over the whole history (about 10% services).
+        #[arg(long, default_value_t = 1000)]
+        identities: usize,
+        /// Years of history.
+        #[arg(long, default_value_t = 3)]
+        years: u32,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+pub fn parse_time(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_lenient(s).map_err(|_| format!("'{s}' is not an RFC 3339 time or a YYYY-MM-DD date"))
+}
+
+pub fn parse_as_of(s: &str) -> Result<AsOf, String> {
+    if let Ok(p) = s.parse::<u64>() {
+        return Ok(AsOf::Position(p));
+    }
+    Timestamp::parse_lenient(s)
+        .map(AsOf::Recorded)
+        .map_err(|_| format!("'{s}' is not a position, an RFC 3339 time or a YYYY-MM-DD date"))
+}
+
+pub fn parse_window(s: &str) -> Result<(Timestamp, Timestamp), String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("'{s}' is not a window T1..T2"))?;
+    let (a, b) = (parse_time(a)?, parse_time(b)?);
+    if a >= b {
+        return Err(format!("'{s}': the window is empty (T1 must be before T2)"));
+    }
+    Ok((a, b))
+}
+
+/// An error for the user: one sentence, and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub code: i32,
+}
+
+impl CliError {
+    pub fn input(message: impl Into<String>) -> Self {
+        CliError { message: message.into(), code: 2 }
+    }
+
+    pub fn failure(message: impl Into<String>) -> Self {
+        CliError { message: message.into(), code: 1 }
+    }
+}
+
+impl From<tenure_engine::Error> for CliError {
+    fn from(e: tenure_engine::Error) -> Self {
+        use tenure_engine::Error::*;
+        let code = match e {
+            Rejected { .. } | Conflict { .. } | BatchTooLarge { .. } | NoSuchPosition(_) => 2,
+            Corrupt { .. } => 3,
+            _ => 1,
+        };
+        CliError { message: e.to_string(), code }
+    }
+}
+
+impl From<tenure_projections::ProjectionError> for CliError {
+    fn from(e: tenure_projections::ProjectionError) -> Self {
+        match e {
+            tenure_projections::ProjectionError::Engine(e) => e.into(),
+            other => CliError::failure(other.to_string()),
+        }
+    }
+}
+
+impl From<tenure_projections::QueryError> for CliError {
+    fn from(e: tenure_projections::QueryError) -> Self {
+        CliError::input(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::failure(e.to_string())
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = commands::run(cli);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) if e.code == 0 => std::process::exit(0),
+        Err(e) => {
+            eprintln!("tenure: {}", e.message);
+            std::process::exit(e.code);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{} --{id} has no help", cmd.get_name());
+            }
+            for sub in cmd.get_subcommands() {
+                assert!(sub.get_about().is_some(), "{} has no about", sub.get_name());
+                walk(sub);
+            }
+        }
+        walk(&Cli::command());
+    }
+
+    #[test]
+    fn times_and_knowledge_points_parse() {
+        assert!(parse_time("2025-03-14").is_ok());
+        assert!(parse_time("2025-03-14T10:00:00+02:00").is_ok());
+        assert_eq!(parse_time("14/03/2025").unwrap_err(), "'14/03/2025' is not an RFC 3339 time or a YYYY-MM-DD date");
+        assert_eq!(parse_as_of("5").unwrap(), AsOf::Position(5));
+        assert!(matches!(parse_as_of("2025-03-14").unwrap(), AsOf::Recorded(_)));
+        assert!(parse_window("2024-01-01..2024-02-01").is_ok());
+        assert!(parse_window("2024-02-01..2024-01-01").unwrap_err().contains("empty"));
+        assert!(parse_window("2024-02-01").is_err());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "tenure",
+            "--data",
+            "d",
+            "who",
+            "db#read",
+            "--during",
+            "2024-01-01..2024-02-01",
+            "--as-of",
+            "7",
+            "--json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Who { target, during, at, known, format } => {
+                assert_eq!(target, "db#read");
+                assert!(during.is_some() && at.is_none());
+                assert_eq!(known.as_of, Some(AsOf::Position(7)));
+                assert!(format.json && !format.csv);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["tenure", "who", "db"]).is_err(), "--at or --during is required");
+        assert!(Cli::try_parse_from(["tenure", "access", "a", "--at", "2024-01-01", "--json", "--csv"]).is_err());
+    }
+}

@@ -34,6 +34,8 @@ pub enum Error {
     /// since the disk may not hold what memory believes.
     #[error("the store is closed after an I/O failure: {0}")]
     Poisoned(String),
+    #[error("{path}: the store is in use by another process")]
+    Locked { path: PathBuf },
     #[error("the store is closed")]
     Closed,
     #[error("position {0} is not in the log")]

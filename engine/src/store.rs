@@ -34,6 +34,7 @@ pub const MAX_BATCH_EVENTS: usize = 1 << 20;
 pub const MAX_GROUP_EVENTS: usize = 1 << 16;
 
 pub const LOG_FILE: &str = "events.log";
+pub const LOCK_FILE: &str = "LOCK";
 
 /// What the log knows an event by, for reads by identity or group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -81,6 +82,8 @@ impl Reply {
 struct Request {
     events: Vec<NewEvent>,
     expected_head: Option<u64>,
+    /// Validate only: answer what an append would, store nothing.
+    dry_run: bool,
     reply: Reply,
 }
 
@@ -171,6 +174,8 @@ pub struct Store {
     dir: PathBuf,
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Held (an exclusive advisory lock on `LOCK`) while the store is open.
+    _lock: File,
 }
 
 /// What the integrity check found.
@@ -228,6 +233,20 @@ impl Store {
 
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        // One writer per store: a second process would interleave records.
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
         let (file, path) = open_log_file(&dir)?;
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
 
@@ -325,7 +344,7 @@ impl Store {
             .name("tenure-log-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| Error::io(&path, e))?;
-        Ok(Store { shared, dir, sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)) })
+        Ok(Store { shared, dir, sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), _lock: lock })
     }
 
     pub fn dir(&self) -> &Path {
@@ -345,13 +364,13 @@ impl Store {
         }
     }
 
-    fn submit(&self, events: Vec<NewEvent>, expected_head: Option<u64>, reply: Reply) -> Result<()> {
+    fn submit(&self, events: Vec<NewEvent>, expected_head: Option<u64>, dry_run: bool, reply: Reply) -> Result<()> {
         if events.len() > MAX_BATCH_EVENTS {
             return Err(Error::BatchTooLarge { len: events.len(), limit: MAX_BATCH_EVENTS });
         }
         let guard = self.sender.lock().map_err(|_| Error::Closed)?;
         let sender = guard.as_ref().ok_or(Error::Closed)?;
-        sender.send(Request { events, expected_head, reply }).map_err(|_| Error::Closed)
+        sender.send(Request { events, expected_head, dry_run, reply }).map_err(|_| Error::Closed)
     }
 
     /// Appends a batch atomically and returns, for each event, where it is stored. Returns
@@ -368,7 +387,16 @@ impl Store {
 
     fn append_inner(&self, events: Vec<NewEvent>, expected_head: Option<u64>) -> Result<Vec<Outcome>> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(events, expected_head, Reply::Blocking(tx))?;
+        self.submit(events, expected_head, false, Reply::Blocking(tx))?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Validates a batch as [`Store::append`] would, without storing it: the same errors,
+    /// and the positions it would get if appended now. Lets a caller check a whole file
+    /// before appending it in several batches.
+    pub fn check(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(events, None, true, Reply::Blocking(tx))?;
         rx.recv().map_err(|_| Error::Closed)?
     }
 
@@ -376,7 +404,7 @@ impl Store {
     /// once share syncs.
     pub async fn append_async(&self, events: Vec<NewEvent>, expected_head: Option<u64>) -> Result<Vec<Outcome>> {
         let (tx, rx) = oneshot::channel();
-        self.submit(events, expected_head, Reply::Async(tx))?;
+        self.submit(events, expected_head, false, Reply::Async(tx))?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
@@ -633,6 +661,11 @@ impl Writer {
                     continue;
                 }
             }
+            if req.dry_run {
+                // Validated against the state as it stands after the requests before it.
+                req.reply.send(self.validate(&req.events));
+                continue;
+            }
             match self.stage(&req.events, now, &mut buf, &mut new_offsets, &mut new_subjects) {
                 Ok(outcomes) => staged.push(Staged { reply: req.reply, outcomes }),
                 Err(e) => req.reply.send(Err(e)),
@@ -686,7 +719,47 @@ impl Writer {
         new_offsets: &mut Vec<u64>,
         new_subjects: &mut Vec<(Subject, u64)>,
     ) -> Result<Vec<Outcome>> {
-        // Pass 1: validate against the state plus what this batch creates before each event.
+        let outcomes = self.validate(events)?;
+        // Pass 2: encode, and refuse the batch if a record would be too large.
+        let mut records = Vec::with_capacity(outcomes.iter().filter(|o| matches!(o, Outcome::Stored(_))).count());
+        for (index, (event, outcome)) in events.iter().zip(&outcomes).enumerate() {
+            let Outcome::Stored(position) = *outcome else { continue };
+            let recorded = Event {
+                position,
+                id: event.id.unwrap_or_else(Uuid::now_v7),
+                recorded_at: now,
+                effective_at: event.effective_at,
+                source: event.source.clone(),
+                source_event_id: event.source_event_id.clone(),
+                actor: event.actor.clone(),
+                data: event.data.clone(),
+            };
+            let payload = format::encode_event(&recorded);
+            if payload.len() > format::MAX_PAYLOAD_BYTES {
+                let reason = format!("event larger than {} bytes", format::MAX_PAYLOAD_BYTES);
+                return Err(Error::Rejected { index, error: FieldError::new("-", reason) });
+            }
+            records.push((recorded, payload));
+        }
+
+        // Pass 3: frame and take into the state. Nothing can fail from here on.
+        let count = records.len();
+        for (i, (recorded, payload)) in records.into_iter().enumerate() {
+            debug_assert_eq!(recorded.position.get(), self.state.head + 1, "positions are dense");
+            let continues = i + 1 < count;
+            self.state.chain = format::frame_record(buf, &payload, &self.state.chain, continues);
+            new_offsets.push(self.end + buf.len() as u64);
+            for s in subjects_of(&recorded.data) {
+                new_subjects.push((s, recorded.position.get()));
+            }
+            self.state.apply(&recorded);
+        }
+        Ok(outcomes)
+    }
+
+    /// Pass 1: validates a batch against the state plus what the batch itself creates
+    /// before each event. Changes nothing.
+    fn validate(&self, events: &[NewEvent]) -> Result<Vec<Outcome>> {
         let mut outcomes = Vec::with_capacity(events.len());
         let mut batch_keys: HashMap<(&str, &str), u64> = HashMap::new();
         let mut batch_identities: HashSet<&str> = HashSet::new();
@@ -757,40 +830,6 @@ impl Writer {
             next += 1;
         }
 
-        // Pass 2: encode, and refuse the batch if a record would be too large.
-        let mut records = Vec::with_capacity(next as usize - self.state.head as usize - 1);
-        for (index, (event, outcome)) in events.iter().zip(&outcomes).enumerate() {
-            let Outcome::Stored(position) = *outcome else { continue };
-            let recorded = Event {
-                position,
-                id: event.id.unwrap_or_else(Uuid::now_v7),
-                recorded_at: now,
-                effective_at: event.effective_at,
-                source: event.source.clone(),
-                source_event_id: event.source_event_id.clone(),
-                actor: event.actor.clone(),
-                data: event.data.clone(),
-            };
-            let payload = format::encode_event(&recorded);
-            if payload.len() > format::MAX_PAYLOAD_BYTES {
-                let reason = format!("event larger than {} bytes", format::MAX_PAYLOAD_BYTES);
-                return Err(Error::Rejected { index, error: FieldError::new("-", reason) });
-            }
-            records.push((recorded, payload));
-        }
-
-        // Pass 3: frame and take into the state. Nothing can fail from here on.
-        let count = records.len();
-        for (i, (recorded, payload)) in records.into_iter().enumerate() {
-            debug_assert_eq!(recorded.position.get(), self.state.head + 1, "positions are dense");
-            let continues = i + 1 < count;
-            self.state.chain = format::frame_record(buf, &payload, &self.state.chain, continues);
-            new_offsets.push(self.end + buf.len() as u64);
-            for s in subjects_of(&recorded.data) {
-                new_subjects.push((s, recorded.position.get()));
-            }
-            self.state.apply(&recorded);
-        }
         Ok(outcomes)
     }
 }

@@ -313,3 +313,21 @@ fn scan_stops_when_asked() {
         .unwrap();
     assert_eq!(n, 10);
 }
+
+#[test]
+fn check_validates_without_storing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.check(vec![joined("alice", "1"), left("alice", "2")]).unwrap().len(), 2);
+    assert_eq!(store.head(), 0);
+    let err = store.check(vec![left("bob", "3")]).unwrap_err();
+    assert!(matches!(err, Error::Rejected { index: 0, .. }));
+}
+
+#[test]
+fn a_second_open_of_the_same_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = Store::open(dir.path()).unwrap();
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(err.to_string().ends_with("the store is in use by another process"), "{err}");
+}

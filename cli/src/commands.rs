@@ -1,0 +1,362 @@
+//! The commands: open the store, ask the index, print.
+
+use crate::output::{date, position, until, vias, vias_csv, Table};
+use crate::{Cli, CliError, Command, Format, Known};
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tenure_engine::{Store, Subject};
+use tenure_projections::{AccessIndex, AsOf, Checkpoints, Runner, Target};
+
+pub const PROJECTIONS_DIR: &str = "projections";
+
+/// Opens an existing store (queries never create one).
+pub fn open_existing(data: &Path) -> Result<Store, CliError> {
+    if !data.join(tenure_engine::store::LOG_FILE).exists() {
+        return Err(CliError::input(format!(
+            "{}: no Tenure store here (create one with `tenure ingest` or `tenure demo`, or pass --data)",
+            data.display()
+        )));
+    }
+    Ok(Store::open(data)?)
+}
+
+/// Loads the access index from its snapshot and brings it up to the head of the log.
+pub fn load_index(store: &Store) -> Result<AccessIndex, CliError> {
+    let checkpoints = Checkpoints::open(store.dir().join(PROJECTIONS_DIR))?;
+    let mut runner = Runner::new(store, &checkpoints, AccessIndex::new())?;
+    runner.catch_up()?;
+    Ok(runner.into_projection())
+}
+
+fn as_of(known: Known) -> AsOf {
+    known.as_of.unwrap_or(AsOf::Head)
+}
+
+fn print_json(out: &mut impl Write, value: &serde_json::Value) -> Result<(), CliError> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| CliError::failure(e.to_string()))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn emit(out: &mut impl Write, format: Format, json: serde_json::Value, table: Table) -> Result<(), CliError> {
+    if format.json {
+        print_json(out, &json)
+    } else if format.csv {
+        Ok(table.print_csv(out)?)
+    } else {
+        Ok(table.print(out)?)
+    }
+}
+
+fn as_of_line(index: &AccessIndex, known: Known) -> String {
+    let r = index.resolve(as_of(known));
+    if r == index.head() {
+        format!("as known at position {r} (the head)")
+    } else {
+        format!("as known at position {r} of {}", index.head())
+    }
+}
+
+/// Runs a command; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32, CliError> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let data = |default: &str| cli.data.clone().unwrap_or_else(|| PathBuf::from(default));
+    let result = match cli.command {
+        Command::Ingest { files, skip_invalid } => {
+            let store = Store::open(data("tenure-data"))?;
+            let mut rejects = match &skip_invalid {
+                Some(p) => {
+                    Some(std::fs::File::create(p).map_err(|e| CliError::input(format!("{}: {e}", p.display())))?)
+                }
+                None => None,
+            };
+            for file in &files {
+                let w = rejects.as_mut().map(|f| f as &mut dyn Write);
+                let summary = crate::ingest::ingest_file(&store, file, w)?;
+                writeln!(out, "{}", summary.describe(&file.display().to_string()))?;
+                if summary.rejected > 0 {
+                    if let Some(p) = &skip_invalid {
+                        writeln!(out, "rejected lines written to {}", p.display())?;
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Access { identity, at, known, format } => {
+            let store = open_existing(&data("tenure-data"))?;
+            let index = load_index(&store)?;
+            let held = index.access(&identity, at, as_of(known))?;
+            let mut table = Table::new(vec!["RESOURCE", "PERMISSION", "WHY"]);
+            for h in &held {
+                let why = if format.csv { vias_csv(&h.via) } else { vias(&h.via) };
+                table.row(vec![h.resource.clone(), h.permission.clone(), why]);
+            }
+            let json = json!({
+                "identity": identity,
+                "at": at,
+                "as_of": index.resolve(as_of(known)),
+                "entitlements": held,
+            });
+            if !format.json && !format.csv {
+                writeln!(out, "{identity} at {}, {}:", date(at), as_of_line(&index, known))?;
+                if table.is_empty() {
+                    writeln!(out, "no access")?;
+                    return Ok(0);
+                }
+            }
+            emit(&mut out, format, json, table).map(|()| 0)
+        }
+        Command::Who { target, at, during, known, format } => {
+            let parsed = Target::parse(&target)
+                .ok_or_else(|| CliError::input(format!("'{target}' is not RESOURCE or RESOURCE#PERMISSION")))?;
+            let store = open_existing(&data("tenure-data"))?;
+            let index = load_index(&store)?;
+            let (holders, when_json, when_text) = match (at, during) {
+                (Some(at), _) => {
+                    (index.holders(&parsed, at, as_of(known)), json!({"at": at}), format!("at {}", date(at)))
+                }
+                (None, Some((from, to))) => (
+                    index.holders_during(&parsed, from, to, as_of(known))?,
+                    json!({"during": {"from": from, "to": to}}),
+                    format!("at some time in [{}, {})", date(from), date(to)),
+                ),
+                (None, None) => return Err(CliError::input("give --at T or --during T1..T2")),
+            };
+            let mut table = Table::new(vec!["IDENTITY", "RESOURCE", "PERMISSION", "WHY"]);
+            for h in &holders {
+                let why = if format.csv { vias_csv(&h.via) } else { vias(&h.via) };
+                table.row(vec![h.identity.clone(), h.resource.clone(), h.permission.clone(), why]);
+            }
+            let mut json = json!({"resource": target, "as_of": index.resolve(as_of(known)), "holders": holders});
+            if let (Some(obj), Some(when)) = (json.as_object_mut(), when_json.as_object()) {
+                obj.extend(when.clone());
+            }
+            if !format.json && !format.csv {
+                writeln!(out, "holders of {target} {when_text}, {}:", as_of_line(&index, known))?;
+                if table.is_empty() {
+                    writeln!(out, "nobody")?;
+                    return Ok(0);
+                }
+            }
+            emit(&mut out, format, json, table).map(|()| 0)
+        }
+        Command::Timeline { identity, known, format } => {
+            let store = open_existing(&data("tenure-data"))?;
+            let index = load_index(&store)?;
+            let timeline = index.timeline(&identity, as_of(known))?;
+            let mut table = Table::new(vec!["KIND", "WHAT", "FROM", "TO", "OPENED", "CLOSED", "WHY"]);
+            let sections = [
+                ("status", &timeline.status),
+                ("grant", &timeline.grants),
+                ("membership", &timeline.memberships),
+                ("access", &timeline.access),
+            ];
+            for (kind, spans) in sections {
+                for s in spans {
+                    let (from, to) = if format.csv {
+                        (s.from.to_rfc3339(), s.to.map(|t| t.to_rfc3339()).unwrap_or_default())
+                    } else {
+                        (date(s.from), until(s.to))
+                    };
+                    let why = if format.csv { vias_csv(&s.via) } else { vias(&s.via) };
+                    table.row(vec![
+                        kind.to_string(),
+                        s.what.clone(),
+                        from,
+                        to,
+                        position(Some(s.opened_by)),
+                        position(s.closed_by),
+                        why,
+                    ]);
+                }
+            }
+            let mut json = serde_json::to_value(&timeline).map_err(|e| CliError::failure(e.to_string()))?;
+            if let Some(obj) = json.as_object_mut() {
+                obj.insert("as_of".into(), json!(index.resolve(as_of(known))));
+            }
+            if !format.json && !format.csv {
+                writeln!(out, "timeline of {identity}, {}:", as_of_line(&index, known))?;
+            }
+            emit(&mut out, format, json, table).map(|()| 0)
+        }
+        Command::Show { identity, at, known, format } => {
+            let store = open_existing(&data("tenure-data"))?;
+            let index = load_index(&store)?;
+            let profile = index.profile(&identity, at, as_of(known))?;
+            let mut table = Table::new(vec!["FIELD", "VALUE"]);
+            table.row(vec!["state".into(), format!("{} {}", profile.state, position(profile.state_since))]);
+            let kind = profile.kind.map(|k| format!("{k:?}").to_lowercase()).unwrap_or_else(|| "-".into());
+            table.row(vec!["kind".into(), kind]);
+            if let Some(owner) = &profile.owner {
+                table.row(vec!["owner".into(), owner.clone()]);
+            }
+            for (k, v) in &profile.attributes {
+                table.row(vec![format!("attribute {k}"), v.clone()]);
+            }
+            for s in &profile.owns {
+                table.row(vec!["owns".into(), format!("{} ({})", s.identity, s.state)]);
+            }
+            let mut json = serde_json::to_value(&profile).map_err(|e| CliError::failure(e.to_string()))?;
+            if let Some(obj) = json.as_object_mut() {
+                obj.insert("at".into(), json!(at));
+                obj.insert("as_of".into(), json!(index.resolve(as_of(known))));
+            }
+            if !format.json && !format.csv {
+                writeln!(out, "{identity} at {}, {}:", date(at), as_of_line(&index, known))?;
+            }
+            emit(&mut out, format, json, table).map(|()| 0)
+        }
+        Command::Diff { from, to, identity, known, format } => {
+            let store = open_existing(&data("tenure-data"))?;
+            let index = load_index(&store)?;
+            let diff = index.diff(identity.as_deref(), from, to, as_of(known))?;
+            let mut table = Table::new(vec!["CHANGE", "IDENTITY", "RESOURCE", "PERMISSION", "WHY"]);
+            for (change, list) in [("+", &diff.gained), ("-", &diff.lost)] {
+                for c in list {
+                    let why = if format.csv { vias_csv(&c.via) } else { vias(&c.via) };
+                    table.row(vec![change.into(), c.identity.clone(), c.resource.clone(), c.permission.clone(), why]);
+                }
+            }
+            let json = json!({
+                "from": from, "to": to, "identity": identity,
+                "as_of": index.resolve(as_of(known)),
+                "gained": diff.gained, "lost": diff.lost,
+            });
+            if !format.json && !format.csv {
+                writeln!(
+                    out,
+                    "access {} between {} and {}: {} gained, {} lost",
+                    identity.as_deref().map(|i| format!("of {i}")).unwrap_or_else(|| "of everyone".into()),
+                    date(from),
+                    date(to),
+                    diff.gained.len(),
+                    diff.lost.len()
+                )?;
+                if table.is_empty() {
+                    return Ok(0);
+                }
+            }
+            emit(&mut out, format, json, table).map(|()| 0)
+        }
+        Command::Log { identity, group, from, limit } => {
+            let store = open_existing(&data("tenure-data"))?;
+            let limit = limit.unwrap_or(u64::MAX);
+            let mut written = 0u64;
+            let mut write_event = |out: &mut dyn Write, e: &tenure_engine::Event| -> Result<bool, CliError> {
+                serde_json::to_writer(&mut *out, e).map_err(|e| CliError::failure(e.to_string()))?;
+                writeln!(out)?;
+                written += 1;
+                Ok(written < limit)
+            };
+            let subject = match (identity, group) {
+                (Some(i), _) => Some(Subject::Identity(i)),
+                (None, Some(g)) => Some(Subject::Group(g)),
+                (None, None) => None,
+            };
+            match subject {
+                Some(s) => {
+                    for p in store.positions_of(&s).into_iter().filter(|&p| p >= from) {
+                        if !write_event(&mut out, &store.read(p)?)? {
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    let mut failure = None;
+                    store.scan(from, store.head(), |e| match write_event(&mut out, &e) {
+                        Ok(true) => std::ops::ControlFlow::Continue(()),
+                        Ok(false) => std::ops::ControlFlow::Break(()),
+                        Err(err) => {
+                            failure = Some(err);
+                            std::ops::ControlFlow::Break(())
+                        }
+                    })?;
+                    if let Some(e) = failure {
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::Anomalies { known, format } => {
+            let store = open_existing(&data("tenure-data"))?;
+            let index = load_index(&store)?;
+            let anomalies = index.anomalies(as_of(known));
+            let mut table = Table::new(vec!["POSITION", "TYPE", "WHY"]);
+            let mut rows = Vec::new();
+            for a in &anomalies {
+                let e = store.read(a.position)?;
+                table.row(vec![a.position.to_string(), e.data.type_name().to_string(), a.kind.to_string()]);
+                rows.push(json!({"position": a.position, "type": e.data.type_name(), "kind": a.kind, "reason": a.kind.to_string()}));
+            }
+            let json = json!({"as_of": index.resolve(as_of(known)), "anomalies": rows});
+            if !format.json && !format.csv {
+                writeln!(out, "{} anomalies, {}:", anomalies.len(), as_of_line(&index, known))?;
+            }
+            emit(&mut out, format, json, table).map(|()| 0)
+        }
+        Command::Verify { json } => {
+            let dir = data("tenure-data");
+            if !dir.join(tenure_engine::store::LOG_FILE).exists() {
+                return Err(CliError::input(format!("{}: no Tenure store here", dir.display())));
+            }
+            let report = tenure_engine::verify(&dir)?;
+            if json {
+                let bad = report.first_bad.as_ref().map(|(p, r)| json!({"position": p, "reason": r}));
+                print_json(
+                    &mut out,
+                    &json!({"intact": report.intact, "head_hash": report.head_hash, "first_bad": bad}),
+                )?;
+            }
+            match &report.first_bad {
+                None => {
+                    if !json {
+                        writeln!(out, "intact: {} events, head hash {}", report.intact, report.head_hash)?;
+                    }
+                    Ok(0)
+                }
+                Some((p, reason)) => {
+                    out.flush()?;
+                    eprintln!(
+                        "tenure: position {p}: {reason} (positions 1..{} are intact, their head hash is {})",
+                        report.intact, report.head_hash
+                    );
+                    Ok(3)
+                }
+            }
+        }
+        Command::Demo { identities } => crate::demo::run(&data("tenure-demo"), identities, &mut out).map(|()| 0),
+        Command::Generate { identities, years, seed, out: path } => {
+            let config = tenure_gen::OrgConfig::new(identities, years, seed);
+            let mut sink: Box<dyn Write> = match &path {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p).map_err(|e| CliError::input(format!("{}: {e}", p.display())))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let mut failure = None;
+            let n = tenure_gen::generate(&config, |e| {
+                if failure.is_none() {
+                    if let Err(err) = writeln!(sink, "{}", e.to_json()) {
+                        failure = Some(err);
+                    }
+                }
+            });
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+            sink.flush()?;
+            if let Some(p) = path {
+                eprintln!("wrote {n} events to {}", p.display());
+            }
+            Ok(0)
+        }
+    };
+    // A closed pipe (`tenure log | head`) is not an error.
+    match result {
+        Err(e) if e.message.contains("Broken pipe") => Ok(0),
+        other => other,
+    }
+}
