@@ -124,6 +124,7 @@ pub enum Command {
     /// Intervals are half-open [from, to), oldest first, each with the positions of the
     /// events that opened and closed it (`-` when it is still open or ended by expiry).
     Timeline {
+        /// The identity, as the source names it.
         identity: String,
         #[command(flatten)]
         known: Known,
@@ -134,6 +135,7 @@ pub enum Command {
     ///
     /// State, kind, attributes, owner (for a service), and the services it owned then.
     Show {
+        /// The identity, as the source names it.
         identity: String,
         /// The instant asked about: an RFC 3339 time or a date.
         #[arg(long, value_name = "T", value_parser = parse_time)]
