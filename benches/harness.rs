@@ -1,1 +1,646 @@
-fn main() {}
+//! Tenure's benchmark harness: a synthetic organisation, the figures that matter, and
+//! each beside its baseline measured in the same run.
+//!
+//! ```text
+//! cargo bench --bench harness -- --events 1000000          # one scale
+//! cargo bench --bench harness -- --events 100000 --quick   # the CI smoke run
+//! cargo bench --bench harness -- --scales 100000,1000000,10000000
+//! ```
+//!
+//! Baselines: raw sled (one key per event, `apply_batch` of 1,000 then `flush`) for
+//! ingest, scan and bytes on disk; the disk's own sequential write rate (1 MiB writes,
+//! one fdatasync each); the naive fold of the tests for queries. Results go to stdout as
+//! a table and to `target/bench-results/harness-<events>.json`.
+
+#[path = "../tests/common/oracle.rs"]
+#[allow(dead_code)]
+mod oracle;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tenure::engine::{Event, NewEvent, Store, Timestamp};
+use tenure::projections::{AccessIndex, AsOf, Checkpoints, Runner, Target};
+
+struct Args {
+    scales: Vec<usize>,
+    quick: bool,
+    dir: Option<String>,
+    keep: bool,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args { scales: vec![100_000], quick: false, dir: None, keep: false };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--events" => args.scales = vec![it.next().and_then(|v| v.parse().ok()).unwrap_or(100_000)],
+            "--scales" => {
+                args.scales =
+                    it.next().map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default()
+            }
+            "--large" => args.scales.push(100_000_000),
+            "--quick" => args.quick = true,
+            "--dir" => args.dir = it.next(),
+            "--keep" => args.keep = true,
+            "--bench" => {}
+            other => eprintln!("harness: ignoring argument {other}"),
+        }
+    }
+    args
+}
+
+/// Percentiles of a sample of durations, in microseconds.
+fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
+    v.sort();
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e6;
+    (at(0.5), at(0.99), at(0.999))
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let m = match e.metadata() {
+                Ok(m) => m,
+                Err(_) => continue,
+            };
+            total += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+        }
+    }
+    total
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+struct Report {
+    rows: Vec<(String, String, String, String)>,
+    json: BTreeMap<String, serde_json::Value>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        key: &str,
+        what: &str,
+        value: String,
+        baseline: String,
+        ratio: Option<f64>,
+        extra: serde_json::Value,
+    ) {
+        let ratio_text = ratio.map(|r| format!("{r:.2}x")).unwrap_or_default();
+        println!("  {what:<46} {value:>22}  {baseline:>26}  {ratio_text}");
+        self.rows.push((what.to_string(), value, baseline, ratio_text));
+        self.json.insert(key.to_string(), extra);
+    }
+}
+
+fn generate(events: usize) -> Vec<NewEvent> {
+    // About 10 events per identity over 4 years of history.
+    let identities = (events / 10).max(50);
+    let config = tenure_gen::OrgConfig::new(identities, 4, 2026);
+    let mut out = Vec::with_capacity(events + events / 10);
+    tenure_gen::generate(&config, |e| out.push(e));
+    out.truncate(events);
+    out
+}
+
+fn main() {
+    let args = parse_args();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("machine: {cpu}, {cores} cores");
+    for &n in &args.scales {
+        run_scale(n, &args, &cpu, cores);
+    }
+}
+
+fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
+    let base = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).ok();
+            tempfile::tempdir_in(d).expect("bench dir")
+        }
+        None => tempfile::tempdir().expect("bench dir"),
+    };
+    println!("\n== {n} events ({}), data in {}", if args.quick { "quick" } else { "full" }, base.path().display());
+    let t = Instant::now();
+    let events = generate(n);
+    let json_bytes: usize = events.iter().take(10_000).map(|e| e.to_json().len() + 1).sum();
+    let avg_json = json_bytes as f64 / events.len().min(10_000) as f64;
+    println!(
+        "  generated {} events in {:.1}s (avg {:.0} bytes as JSON)",
+        events.len(),
+        t.elapsed().as_secs_f64(),
+        avg_json
+    );
+    let mut report = Report { rows: vec![], json: BTreeMap::new() };
+    println!("  {:<46} {:>22}  {:>26}  ratio", "figure", "tenure", "baseline (same run)");
+
+    // --- Baseline: the disk's sequential write rate, 1 MiB writes, fdatasync each.
+    let disk_rate = {
+        let path = base.path().join("disk-baseline");
+        let mut f = std::fs::File::create(&path).expect("file");
+        let chunk = vec![0xA5u8; 1 << 20];
+        let total: usize = ((n as f64 * avg_json) as usize).clamp(64 << 20, 1 << 30);
+        let t = Instant::now();
+        let mut written = 0;
+        while written < total {
+            f.write_all(&chunk).expect("write");
+            f.sync_data().expect("sync");
+            written += chunk.len();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        std::fs::remove_file(&path).ok();
+        written as f64 / secs
+    };
+
+    // --- Baseline: raw sled, one key per event, apply_batch of 1000 then flush.
+    let sled_dir = base.path().join("sled-baseline");
+    let (sled_rate, sled_bytes, sled_scan_rate) = {
+        let db = sled::Config::new().path(&sled_dir).open().expect("sled");
+        let encoded: Vec<Vec<u8>> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let ev = Event {
+                    position: tenure::Position(i as u64 + 1),
+                    id: uuid::Uuid::now_v7(),
+                    recorded_at: Timestamp::now(),
+                    effective_at: e.effective_at,
+                    source: e.source.clone(),
+                    source_event_id: e.source_event_id.clone(),
+                    actor: e.actor.clone(),
+                    data: e.data.clone(),
+                };
+                rmp_serde::to_vec_named(&ev).expect("encode")
+            })
+            .collect();
+        let t = Instant::now();
+        for (c, chunk) in encoded.chunks(1000).enumerate() {
+            let mut batch = sled::Batch::default();
+            for (i, v) in chunk.iter().enumerate() {
+                batch.insert(&((c * 1000 + i + 1) as u64).to_be_bytes(), v.as_slice());
+            }
+            db.apply_batch(batch).expect("batch");
+            db.flush().expect("flush");
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        drop(db);
+        let bytes = dir_bytes(&sled_dir) as f64 / n as f64;
+        let db = sled::Config::new().path(&sled_dir).open().expect("sled");
+        let t = Instant::now();
+        let mut count = 0u64;
+        for kv in db.iter() {
+            let (_, v) = kv.expect("read");
+            let e: Event = rmp_serde::from_slice(&v).expect("decode");
+            std::hint::black_box(&e);
+            count += 1;
+        }
+        let scan = count as f64 / t.elapsed().as_secs_f64();
+        drop(db);
+        std::fs::remove_dir_all(&sled_dir).ok();
+        (rate, bytes, scan)
+    };
+
+    // --- Tenure: durable ingest, validated, deduplicated, indexed, chained, synced.
+    let data = base.path().join("tenure");
+    let store = Store::open(&data).expect("store");
+    let batches: Vec<Vec<NewEvent>> = events.chunks(1000).map(|c| c.to_vec()).collect();
+    let t = Instant::now();
+    let mut stored = 0u64;
+    for batch in batches {
+        stored +=
+            store.append(batch).expect("append").iter().filter(|o| matches!(o, tenure::Outcome::Stored(_))).count()
+                as u64;
+    }
+    let ingest_secs = t.elapsed().as_secs_f64();
+    let ingest_rate = n as f64 / ingest_secs;
+    report.add(
+        "ingest_rate",
+        "durable ingest, batches of 1000 (events/s)",
+        format!("{ingest_rate:.0}"),
+        format!("sled {sled_rate:.0}"),
+        Some(ingest_rate / sled_rate),
+        serde_json::json!({"tenure": ingest_rate, "sled": sled_rate, "disk_bytes_per_s": disk_rate, "stored": stored}),
+    );
+    let disk_events = disk_rate / avg_json;
+    report.add(
+        "disk_limit",
+        "  disk: 1 MiB writes + fdatasync (events/s eq.)",
+        format!("{ingest_rate:.0}"),
+        format!("disk {disk_events:.0}"),
+        Some(ingest_rate / disk_events),
+        serde_json::json!({"disk_events_per_s": disk_events}),
+    );
+
+    // Bytes on disk per event (log only; the index snapshot is reported below).
+    let log_bytes = store.disk_bytes() as f64 / stored.max(1) as f64;
+    report.add(
+        "bytes_per_event",
+        "bytes on disk per event (log)",
+        format!("{log_bytes:.0}"),
+        format!("sled {sled_bytes:.0}"),
+        Some(log_bytes / sled_bytes),
+        serde_json::json!({"tenure": log_bytes, "sled": sled_bytes, "json": avg_json}),
+    );
+
+    // Sequential read + decode.
+    let t = Instant::now();
+    let mut count = 0u64;
+    store
+        .scan(1, store.head(), |e| {
+            std::hint::black_box(&e);
+            count += 1;
+            ControlFlow::Continue(())
+        })
+        .expect("scan");
+    let scan_rate = count as f64 / t.elapsed().as_secs_f64();
+    report.add(
+        "scan_rate",
+        "sequential read + decode (events/s)",
+        format!("{scan_rate:.0}"),
+        format!("sled {sled_scan_rate:.0}"),
+        Some(scan_rate / sled_scan_rate),
+        serde_json::json!({"tenure": scan_rate, "sled": sled_scan_rate}),
+    );
+
+    // Verify.
+    let t = Instant::now();
+    let v = tenure::engine::verify(&data).expect("verify");
+    assert!(v.first_bad.is_none());
+    let verify_rate = v.intact as f64 / t.elapsed().as_secs_f64();
+    report.add(
+        "verify_rate",
+        "verify whole chain (events/s)",
+        format!("{verify_rate:.0}"),
+        format!("scan {scan_rate:.0}"),
+        Some(verify_rate / scan_rate),
+        serde_json::json!({"tenure": verify_rate}),
+    );
+
+    // Group commit: 64 tokio tasks appending single events vs one appender.
+    {
+        let gc_dir = base.path().join("group-commit");
+        let store = Arc::new(Store::open(&gc_dir).expect("store"));
+        // Self-contained events (each joins a new identity), so any interleaving is valid.
+        let joined = |k: usize| {
+            let line = format!(
+                r#"{{"type":"identity.joined","effective_at":"2024-01-01T00:00:00Z","source":"gc","source_event_id":"{k}","data":{{"identity":"gc-{k}","kind":"human","attributes":{{"department":"engineering","title":"engineer"}}}}}}"#
+            );
+            NewEvent::from_json(&line).expect("valid event")
+        };
+        let single: Vec<NewEvent> = (0..if args.quick { 300 } else { 2000 }).map(joined).collect();
+        let t = Instant::now();
+        for e in &single {
+            store.append(vec![e.clone()]).expect("append");
+        }
+        let one = single.len() as f64 / t.elapsed().as_secs_f64();
+        let more: Vec<NewEvent> =
+            (single.len()..single.len() + if args.quick { 6400 } else { 64_000 }).map(joined).collect();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+        let t = Instant::now();
+        rt.block_on(async {
+            let per = more.len() / 64;
+            let mut tasks = vec![];
+            for k in 0..64 {
+                let store = store.clone();
+                let mine: Vec<NewEvent> = more[k * per..(k + 1) * per].to_vec();
+                tasks.push(tokio::spawn(async move {
+                    for e in mine {
+                        store.append_async(vec![e], None).await.expect("append");
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.expect("task");
+            }
+        });
+        let many = (more.len() / 64 * 64) as f64 / t.elapsed().as_secs_f64();
+        report.add(
+            "group_commit",
+            "64 concurrent single-event appenders (ev/s)",
+            format!("{many:.0}"),
+            format!("1 appender {one:.0}"),
+            Some(many / one),
+            serde_json::json!({"many": many, "one": one}),
+        );
+    }
+
+    // --- Index build from the log.
+    let rss_before = rss_mib();
+    let t = Instant::now();
+    let mut index = AccessIndex::new();
+    store
+        .scan(1, store.head(), |e| {
+            index.apply(&e);
+            ControlFlow::Continue(())
+        })
+        .expect("scan");
+    let build_rate = store.head() as f64 / t.elapsed().as_secs_f64();
+    let index_mib = rss_mib() - rss_before;
+    report.add(
+        "index_build",
+        "index build from the log (events/s)",
+        format!("{build_rate:.0}"),
+        format!("scan {scan_rate:.0}"),
+        Some(build_rate / scan_rate),
+        serde_json::json!({"tenure": build_rate, "index_rss_mib": index_mib}),
+    );
+    report.add(
+        "index_memory",
+        "index memory, RSS growth (MiB)",
+        format!("{index_mib:.0}"),
+        String::new(),
+        None,
+        serde_json::json!({"mib": index_mib}),
+    );
+
+    // Snapshot save and reopen with / without snapshot.
+    let cps_dir = data.join("projections");
+    let t = Instant::now();
+    {
+        let cps = Checkpoints::open(&cps_dir).expect("checkpoints");
+        cps.save(&index, store.head()).expect("save");
+    }
+    let save_secs = t.elapsed().as_secs_f64();
+    let snapshot_bytes = dir_bytes(&cps_dir) as f64 / store.head() as f64;
+    let t = Instant::now();
+    {
+        let cps = Checkpoints::open(&cps_dir).expect("checkpoints");
+        let mut runner = Runner::new(&store, &cps, AccessIndex::new()).expect("runner");
+        runner.catch_up().expect("catch up");
+        assert_eq!(runner.position(), store.head());
+    }
+    let reopen_snap = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    {
+        let mut fresh = AccessIndex::new();
+        store
+            .scan(1, store.head(), |e| {
+                fresh.apply(&e);
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+    }
+    let reopen_replay = t.elapsed().as_secs_f64();
+    report.add(
+        "reopen",
+        "index reopen: snapshot vs full replay (s)",
+        format!("{reopen_snap:.3}"),
+        format!("replay {reopen_replay:.3}"),
+        Some(reopen_replay / reopen_snap),
+        serde_json::json!({"snapshot_s": reopen_snap, "replay_s": reopen_replay, "save_s": save_secs, "snapshot_bytes_per_event": snapshot_bytes}),
+    );
+    report.add(
+        "bytes_per_event_all",
+        "bytes on disk per event, log + index snapshot",
+        format!("{:.0}", log_bytes + snapshot_bytes),
+        format!("sled {sled_bytes:.0}"),
+        Some((log_bytes + snapshot_bytes) / sled_bytes),
+        serde_json::json!({"tenure": log_bytes + snapshot_bytes}),
+    );
+
+    // --- Queries: index vs naive fold.
+    let log: Vec<Event> =
+        if args.quick || n <= 1_000_000 { store.read_range(1, store.head()).expect("read") } else { Vec::new() };
+    let names: Vec<String> = {
+        let mut v = vec![];
+        for e in events.iter().take(200_000) {
+            if let tenure::EventData::IdentityJoined(j) = &e.data {
+                v.push(j.identity.0.clone());
+            }
+        }
+        v
+    };
+    let t0 = Timestamp::parse_lenient("2020-01-01").expect("date").as_micros();
+    let span = 4 * 365 * 86_400_000_000i64;
+    let mut rng = Rng(0x5EED);
+    let samples = if args.quick { 2000 } else { 20_000 };
+    let head = store.head();
+    let pick = |rng: &mut Rng| {
+        let id = names[rng.below(names.len() as u64) as usize].clone();
+        let t = Timestamp::from_micros(t0 + rng.below(span as u64) as i64);
+        (id, t)
+    };
+    // Entitlements: the most common (Zipf head) and a rare one.
+    let ents = ["app-0000#read", "app-0000#write", "app-0001#read", "app-0005#admin", "app-0020#read"];
+    let naive_samples = if log.is_empty() {
+        0
+    } else if args.quick {
+        20
+    } else {
+        5
+    };
+
+    let mut query = |key: &str, what: &str, f: &mut dyn FnMut(&mut Rng) -> usize, naive: &mut dyn FnMut(&mut Rng)| {
+        let mut lat = Vec::with_capacity(samples);
+        let mut returned = 0usize;
+        for _ in 0..samples {
+            let t = Instant::now();
+            returned += f(&mut rng);
+            lat.push(t.elapsed());
+        }
+        let (p50, p99, p999) = percentiles(lat);
+        let mut nl = Vec::new();
+        for _ in 0..naive_samples {
+            let t = Instant::now();
+            naive(&mut rng);
+            nl.push(t.elapsed());
+        }
+        let naive_p50 = if nl.is_empty() { f64::NAN } else { percentiles(nl).0 };
+        report.add(
+            key,
+            what,
+            format!("p50 {p50:.1} p99 {p99:.1} p99.9 {p999:.1} µs"),
+            if naive_p50.is_nan() { "naive: skipped".into() } else { format!("naive p50 {naive_p50:.0} µs") },
+            (!naive_p50.is_nan()).then(|| naive_p50 / p50),
+            serde_json::json!({"p50_us": p50, "p99_us": p99, "p999_us": p999, "naive_p50_us": naive_p50, "avg_returned": returned as f64 / samples as f64}),
+        );
+    };
+
+    query(
+        "access",
+        "access of identity at T",
+        &mut |rng| {
+            let (id, t) = pick(rng);
+            index.access(&id, t, AsOf::Head).map(|v| v.len()).unwrap_or(0)
+        },
+        &mut |rng| {
+            let (id, t) = pick(rng);
+            std::hint::black_box(oracle::access(&log, &id, t.as_micros(), head));
+        },
+    );
+    query(
+        "access_as_of",
+        "access of identity at T, as known at random R",
+        &mut |rng| {
+            let (id, t) = pick(rng);
+            let r = rng.below(head) + 1;
+            index.access(&id, t, AsOf::Position(r)).map(|v| v.len()).unwrap_or(0)
+        },
+        &mut |rng| {
+            let (id, t) = pick(rng);
+            let r = rng.below(head) + 1;
+            std::hint::black_box(oracle::access(&log, &id, t.as_micros(), r));
+        },
+    );
+    let mut holder_count = 0usize;
+    let mut holder_time = Duration::ZERO;
+    query(
+        "holders",
+        "holders of an entitlement at T",
+        &mut |rng| {
+            let e = Target::parse(ents[rng.below(ents.len() as u64) as usize]).expect("target");
+            let (_, t) = pick(rng);
+            let s = Instant::now();
+            let h = index.holders(&e, t, AsOf::Head).len();
+            holder_time += s.elapsed();
+            holder_count += h;
+            h
+        },
+        &mut |rng| {
+            let e = tenure::Entitlement::parse_short(ents[rng.below(ents.len() as u64) as usize]).expect("ent");
+            let (_, t) = pick(rng);
+            std::hint::black_box(oracle::holders(&log, |x| x == &e, t.as_micros(), head));
+        },
+    );
+    query(
+        "holders_during",
+        "holders during a 30-day window",
+        &mut |rng| {
+            let e = Target::parse(ents[rng.below(ents.len() as u64) as usize]).expect("target");
+            let (_, t) = pick(rng);
+            let t2 = Timestamp::from_micros(t.as_micros() + 30 * 86_400_000_000);
+            index.holders_during(&e, t, t2, AsOf::Head).map(|h| h.len()).unwrap_or(0)
+        },
+        &mut |_| {},
+    );
+    query(
+        "timeline",
+        "timeline of identity",
+        &mut |rng| {
+            let (id, _) = pick(rng);
+            index.timeline(&id, AsOf::Head).map(|t| t.access.len()).unwrap_or(0)
+        },
+        &mut |_| {},
+    );
+    query(
+        "diff",
+        "diff of one identity between T1 and T2",
+        &mut |rng| {
+            let (id, t) = pick(rng);
+            let t2 = Timestamp::from_micros(t.as_micros() + 90 * 86_400_000_000);
+            index.diff(Some(&id), t, t2, AsOf::Head).map(|d| d.gained.len() + d.lost.len()).unwrap_or(0)
+        },
+        &mut |_| {},
+    );
+    let per_holder = holder_time.as_secs_f64() * 1e9 / holder_count.max(1) as f64;
+    report.add(
+        "holders_per_returned",
+        "holders: time per holder returned (ns)",
+        format!("{per_holder:.0}"),
+        String::new(),
+        None,
+        serde_json::json!({"ns_per_holder": per_holder, "holders": holder_count}),
+    );
+    drop(log);
+
+    // --- What a user feels: a one-shot `tenure access` process on this store.
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/tenure");
+    if bin.exists() {
+        store.close();
+        drop(store);
+        let mut walls = vec![];
+        for i in 0..5 {
+            let id = &names[(i * 7919) % names.len()];
+            let t = Instant::now();
+            let o = std::process::Command::new(&bin)
+                .args(["--data", data.to_str().unwrap_or("."), "access", id, "--at", "2022-06-01", "--json"])
+                .output()
+                .expect("run tenure");
+            walls.push(t.elapsed());
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let (p50, _, _) = percentiles(walls);
+        report.add(
+            "one_shot_cli",
+            "one-shot `tenure access` process, wall (ms)",
+            format!("{:.1}", p50 / 1000.0),
+            String::new(),
+            None,
+            serde_json::json!({"p50_ms": p50 / 1000.0}),
+        );
+    } else {
+        println!("  (build `cargo build --release -p tenure-cli` to time the one-shot CLI)");
+    }
+
+    report.add(
+        "peak_rss",
+        "peak resident memory of the harness (MiB)",
+        format!("{:.0}", peak_rss_mib()),
+        String::new(),
+        None,
+        serde_json::json!({"mib": peak_rss_mib()}),
+    );
+
+    let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");
+    std::fs::create_dir_all(&out_dir).ok();
+    let result = serde_json::json!({
+        "events": n,
+        "machine": {"cpu": cpu, "cores": cores},
+        "quick": args.quick,
+        "figures": report.json,
+    });
+    let path = out_dir.join(format!("harness-{n}.json"));
+    if std::fs::write(&path, serde_json::to_string_pretty(&result).unwrap_or_default()).is_ok() {
+        println!("  results: {}", path.display());
+    }
+    if args.keep {
+        let kept = base.keep();
+        println!("  kept data in {}", kept.display());
+    }
+}

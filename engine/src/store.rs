@@ -35,6 +35,8 @@ pub const MAX_GROUP_EVENTS: usize = 1 << 16;
 
 pub const LOG_FILE: &str = "events.log";
 pub const LOCK_FILE: &str = "LOCK";
+/// End offset of every record, 8 bytes each: lets `open` skip scanning the log.
+pub const INDEX_FILE: &str = "events.idx";
 
 /// What the log knows an event by, for reads by identity or group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -94,7 +96,9 @@ struct Shared {
     /// `offsets[p - 1]` is where position `p` starts; the last entry is the end of the
     /// last record. So `offsets.len() == head + 1`.
     offsets: RwLock<Vec<u64>>,
+    /// Built by the writer on first need (see [`Writer::ensure_state`]).
     subjects: RwLock<HashMap<Subject, Vec<u64>>>,
+    subjects_ready: std::sync::atomic::AtomicBool,
     head: AtomicU64,
     head_tx: watch::Sender<u64>,
     head_hash: Mutex<Hash>,
@@ -249,97 +253,61 @@ impl Store {
         }
         let (file, path) = open_log_file(&dir)?;
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-
-        let mut state = State::new();
-        let mut offsets = vec![HEADER_LEN];
-        let mut subjects: HashMap<Subject, Vec<u64>> = HashMap::new();
-        // Records of a batch whose end has not been seen yet: (event, end offset).
-        let mut open_batch: Vec<(Event, u64)> = Vec::new();
-        let mut cut_at: Option<u64> = None;
-        {
-            let mut scanner = Scanner::new(&file, HEADER_LEN, file_len);
-            let mut batch_start = HEADER_LEN;
-            loop {
-                let rec = match scanner.next_record() {
-                    Ok(Some(rec)) => rec,
-                    Ok(None) => break,
-                    Err(ScanStop::Truncated { offset }) | Err(ScanStop::BadLength { offset, .. }) => {
-                        cut_at = Some(offset);
-                        break;
-                    }
-                    Err(ScanStop::Io(e)) => return Err(Error::io(&path, e)),
-                };
-                let position = state.head + open_batch.len() as u64 + 1;
-                if !rec.crc_ok {
-                    // Torn tail, or corruption? Corruption if any good record follows.
-                    let offset = rec.offset;
-                    if tail_has_good_record(&file, rec.end_offset(), file_len) {
-                        return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() });
-                    }
-                    cut_at = Some(offset);
-                    break;
-                }
-                let event = format::decode_event(rec.payload)
-                    .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
-                if event.position.get() != position {
-                    return Err(Error::Corrupt {
-                        position,
-                        reason: format!("record claims position {}", event.position),
-                    });
-                }
-                let end = rec.end_offset();
-                let continues = rec.continues;
-                state.chain = rec.chain;
-                open_batch.push((event, end));
-                if !continues {
-                    for (event, end) in open_batch.drain(..) {
-                        for s in subjects_of(&event.data) {
-                            subjects.entry(s).or_default().push(event.position.get());
-                        }
-                        state.apply(&event);
-                        offsets.push(end);
-                    }
-                    batch_start = end;
-                }
-            }
-            if !open_batch.is_empty() {
-                // The batch's last record never reached the disk: the batch was never
-                // acknowledged, and is cut whole.
-                cut_at = Some(batch_start);
-                open_batch.clear();
-            }
-        }
-        // Restore the chain of the last complete batch.
+        let idx_path = dir.join(INDEX_FILE);
+        let indexed = load_offsets(&file, &idx_path, file_len)?;
+        let (offsets, cut_at) = recover_tail(&file, &path, file_len, indexed)?;
         if let Some(offset) = cut_at {
-            let keep = offsets.last().copied().unwrap_or(HEADER_LEN).min(offset);
-            file.set_len(keep).map_err(|e| Error::io(&path, e))?;
+            // A torn tail: records that were never acknowledged.
+            file.set_len(offset).map_err(|e| Error::io(&path, e))?;
             file.sync_all().map_err(|e| Error::io(&path, e))?;
         }
-        if state.head > 0 {
-            // The chain hash of the last kept record is its last 32 bytes.
+        let head = offsets.len() as u64 - 1;
+        let chain = if head > 0 {
+            // The chain hash of the last record is its last 32 bytes.
             let end = *offsets.last().unwrap_or(&HEADER_LEN);
             let mut chain = [0u8; 32];
             file.read_exact_at(&mut chain, end - 32).map_err(|e| Error::io(&path, e))?;
-            state.chain = chain;
+            chain
         } else {
-            state.chain = GENESIS;
+            GENESIS
+        };
+        // Bring the offsets file in line with the log (it is derived; not synced).
+        let idx_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&idx_path)
+            .map_err(|e| Error::io(&idx_path, e))?;
+        let idx_len = idx_file.metadata().map_err(|e| Error::io(&idx_path, e))?.len();
+        if idx_len != head * 8 {
+            let mut bytes = Vec::with_capacity(offsets.len() * 8);
+            for o in &offsets[1..] {
+                bytes.extend_from_slice(&o.to_le_bytes());
+            }
+            idx_file.set_len(0).map_err(|e| Error::io(&idx_path, e))?;
+            idx_file.write_all_at(&bytes, 0).map_err(|e| Error::io(&idx_path, e))?;
         }
-        debug_assert_eq!(offsets.len() as u64, state.head + 1);
 
         let reader = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let (head_tx, _) = watch::channel(state.head);
+        let (head_tx, _) = watch::channel(head);
+        let end = *offsets.last().unwrap_or(&HEADER_LEN);
         let shared = Arc::new(Shared {
             log_path: path.clone(),
             reader,
             offsets: RwLock::new(offsets),
-            subjects: RwLock::new(subjects),
-            head: AtomicU64::new(state.head),
+            subjects: RwLock::new(HashMap::new()),
+            subjects_ready: std::sync::atomic::AtomicBool::new(false),
+            head: AtomicU64::new(head),
             head_tx,
-            head_hash: Mutex::new(state.chain),
+            head_hash: Mutex::new(chain),
         });
-        let end = *shared.offsets.read().map_err(|_| Error::Closed)?.last().unwrap_or(&HEADER_LEN);
+        let mut state = State::new();
+        state.head = head;
+        state.chain = chain;
         let (tx, rx) = mpsc::channel::<Request>();
-        let mut writer = Writer { shared: shared.clone(), file, end, state, options, failure: None };
+        let mut writer =
+            Writer { shared: shared.clone(), file, idx_file, end, state, built: false, options, failure: None };
         let handle = std::thread::Builder::new()
             .name("tenure-log-writer".into())
             .spawn(move || writer.run(rx))
@@ -474,6 +442,10 @@ impl Store {
     /// Positions of the events that name `subject` (as identity, member, owner or group),
     /// ascending. A secondary index: no scan of the log.
     pub fn positions_of(&self, subject: &Subject) -> Vec<u64> {
+        if !self.shared.subjects_ready.load(Ordering::Acquire) {
+            // The writer builds the subject index on its first request.
+            let _ = self.check(Vec::new());
+        }
         match self.shared.subjects.read() {
             Ok(map) => map.get(subject).cloned().unwrap_or_default(),
             Err(_) => Vec::new(),
@@ -537,6 +509,81 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Reads the offsets file: entry `i` is the end offset of position `i + 1`. Returns the
+/// longest prefix that is consistent with the log and ends at a batch boundary, as
+/// `offsets` (with the header length first). The file is derived and written after each
+/// sync without a sync of its own, so any suffix of it may be missing or stale.
+fn load_offsets(log: &File, idx_path: &Path, log_len: u64) -> Result<Vec<u64>> {
+    let mut offsets = vec![HEADER_LEN];
+    let bytes = match std::fs::read(idx_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(offsets),
+        Err(e) => return Err(Error::io(idx_path, e)),
+    };
+    for chunk in bytes.chunks_exact(8) {
+        let end = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let start = *offsets.last().unwrap_or(&HEADER_LEN);
+        if end < start + format::RECORD_OVERHEAD as u64 || end > log_len {
+            break;
+        }
+        offsets.push(end);
+    }
+    // Back off to the last whole record whose batch ends with it, checking its framing.
+    while offsets.len() > 1 {
+        let n = offsets.len();
+        let (start, end) = (offsets[n - 2], offsets[n - 1]);
+        let mut scanner = Scanner::new(log, start, end);
+        match scanner.next_record() {
+            Ok(Some(rec)) if rec.crc_ok && rec.end_offset() == end && !rec.continues => break,
+            Ok(Some(rec)) if rec.crc_ok && rec.end_offset() == end => {
+                offsets.pop();
+            }
+            // The file disagrees with the log: trust neither, scan the log from the start.
+            _ => return Ok(vec![HEADER_LEN]),
+        }
+    }
+    Ok(offsets)
+}
+
+/// Scans the log after the known `offsets` to its end: adds the whole batches found,
+/// and says where a torn tail starts (to be cut), or fails on corruption in the middle.
+fn recover_tail(file: &File, path: &Path, file_len: u64, mut offsets: Vec<u64>) -> Result<(Vec<u64>, Option<u64>)> {
+    let start = *offsets.last().unwrap_or(&HEADER_LEN);
+    let mut scanner = Scanner::new(file, start, file_len);
+    let mut batch: Vec<u64> = Vec::new();
+    let mut cut_at = None;
+    loop {
+        let rec = match scanner.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break,
+            Err(ScanStop::Truncated { offset }) | Err(ScanStop::BadLength { offset, .. }) => {
+                cut_at = Some(offset);
+                break;
+            }
+            Err(ScanStop::Io(e)) => return Err(Error::io(path, e)),
+        };
+        if !rec.crc_ok {
+            // Torn tail, or corruption? Corruption if any good record follows.
+            let position = offsets.len() as u64 + batch.len() as u64;
+            if tail_has_good_record(file, rec.end_offset(), file_len) {
+                return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() });
+            }
+            cut_at = Some(rec.offset);
+            break;
+        }
+        batch.push(rec.end_offset());
+        if !rec.continues {
+            offsets.append(&mut batch);
+        }
+    }
+    if !batch.is_empty() {
+        // The batch's last record never reached the disk: it was never acknowledged, and
+        // is cut whole.
+        cut_at = Some(*offsets.last().unwrap_or(&HEADER_LEN));
+    }
+    Ok((offsets, cut_at))
 }
 
 /// True when a record with a good checksum starts anywhere after `from`: then a bad record
@@ -612,8 +659,12 @@ fn read_shared(shared: &Shared, from: u64, to: u64) -> Result<Vec<Event>> {
 struct Writer {
     shared: Arc<Shared>,
     file: File,
+    idx_file: File,
     end: u64,
     state: State,
+    /// Whether `state` (and the subject index) reflects the whole log yet. A store
+    /// opened only to read never builds it.
+    built: bool,
     options: StoreOptions,
     failure: Option<String>,
 }
@@ -642,7 +693,56 @@ impl Writer {
         }
     }
 
+    /// Builds the validation state and the subject index from the log, once.
+    fn ensure_state(&mut self) -> Result<()> {
+        if self.built {
+            return Ok(());
+        }
+        let (head, chain) = (self.state.head, self.state.chain);
+        let mut state = State::new();
+        let mut subjects: HashMap<Subject, Vec<u64>> = HashMap::new();
+        let (start, end) = {
+            let offsets = self.shared.offsets.read().map_err(|_| Error::Closed)?;
+            (offsets[0], *offsets.last().unwrap_or(&HEADER_LEN))
+        };
+        let mut scanner = Scanner::new(&self.shared.reader, start, end);
+        let mut position = 0u64;
+        while position < head {
+            position += 1;
+            let rec = match scanner.next_record() {
+                Ok(Some(rec)) if rec.crc_ok => rec,
+                Err(ScanStop::Io(e)) => return Err(Error::io(&self.shared.log_path, e)),
+                _ => return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() }),
+            };
+            let event = format::decode_event(rec.payload)
+                .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
+            if event.position.get() != position {
+                return Err(Error::Corrupt { position, reason: format!("record claims position {}", event.position) });
+            }
+            for s in subjects_of(&event.data) {
+                subjects.entry(s).or_default().push(position);
+            }
+            state.apply(&event);
+        }
+        state.head = head;
+        state.chain = chain;
+        self.state = state;
+        if let Ok(mut s) = self.shared.subjects.write() {
+            *s = subjects;
+        }
+        self.shared.subjects_ready.store(true, Ordering::Release);
+        self.built = true;
+        Ok(())
+    }
+
     fn commit_group(&mut self, group: Vec<Request>) {
+        if let Err(e) = self.ensure_state() {
+            let reason = e.to_string();
+            for req in group {
+                req.reply.send(Err(Error::Poisoned(reason.clone())));
+            }
+            return;
+        }
         if let Some(reason) = &self.failure {
             for req in group {
                 req.reply.send(Err(Error::Poisoned(reason.clone())));
@@ -688,6 +788,16 @@ impl Writer {
             return;
         }
         self.end += buf.len() as u64;
+        // The offsets file is derived: written after the sync, never synced itself.
+        let mut idx = Vec::with_capacity(new_offsets.len() * 8);
+        for o in &new_offsets {
+            idx.extend_from_slice(&o.to_le_bytes());
+        }
+        let idx_at = (self.state.head - new_offsets.len() as u64) * 8;
+        if self.idx_file.write_all_at(&idx, idx_at).is_err() {
+            // Only costs a scan at the next open.
+            let _ = self.idx_file.set_len(0);
+        }
         // Publish: offsets and subjects first, then the head, then answer.
         if let Ok(mut offsets) = self.shared.offsets.write() {
             offsets.extend_from_slice(&new_offsets);

@@ -89,12 +89,29 @@ impl Serialize for Timestamp {
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
+    /// Accepts both forms whatever the format claims to be: serde's `flatten` buffers
+    /// values and reports itself human-readable even inside MessagePack.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 time")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
+                Timestamp::parse_rfc3339(v).map_err(|_| E::custom("not an RFC 3339 time"))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                i64::try_from(v).map(Timestamp).map_err(|_| E::custom("time out of range"))
+            }
+        }
         if d.is_human_readable() {
-            let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-            Timestamp::parse_rfc3339(&text).map_err(|_| de::Error::custom("not an RFC 3339 time"))
+            d.deserialize_any(V)
         } else {
-            Ok(Timestamp(i64::deserialize(d)?))
+            d.deserialize_i64(V)
         }
     }
 }

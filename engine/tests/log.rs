@@ -166,7 +166,16 @@ fn verify_names_the_first_altered_position() {
     let report = verify(dir.path()).unwrap();
     assert_eq!(report.first_bad.as_ref().map(|b| b.0), Some(7));
     assert_eq!(report.intact, 6);
-    // Opening over corruption in the middle refuses, naming the position.
+    // Open trusts the offsets file and does not read every record; reading the altered
+    // one fails naming it, and so does the first append (which reads the whole log).
+    let store = Store::open(dir.path()).unwrap();
+    let err = store.read(7).unwrap_err();
+    assert_eq!(err.to_string(), "position 7: record checksum mismatch (run `tenure verify`)");
+    let err = store.append(vec![joined("zed", "z")]).unwrap_err();
+    assert!(err.to_string().ends_with("position 7: record checksum mismatch (run `tenure verify`)"), "{err}");
+    drop(store);
+    // Without the offsets file, open scans the log and refuses at once.
+    std::fs::remove_file(dir.path().join("events.idx")).unwrap();
     let err = Store::open(dir.path()).err().unwrap();
     assert_eq!(err.to_string(), "position 7: record checksum mismatch (run `tenure verify`)");
 }
@@ -203,6 +212,30 @@ fn verify_catches_a_forger_who_fixes_the_checksum() {
     f.write_all_at(&c.finalize().to_le_bytes(), off3 + 4).unwrap();
     let report = verify(dir.path()).unwrap();
     assert_eq!(report.first_bad, Some((3, "chain hash mismatch".to_string())));
+}
+
+#[test]
+fn a_stale_or_missing_offsets_file_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.append(vec![joined("alice", "1"), joined("bob", "2")]).unwrap();
+        store.append(vec![joined("carol", "3")]).unwrap();
+    }
+    let idx = dir.path().join("events.idx");
+    // Lose the last entry and half of another: open scans the rest of the log.
+    let len = std::fs::metadata(&idx).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&idx).unwrap().set_len(len - 12).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.head(), 3);
+    assert_eq!(store.read(3).unwrap().position.get(), 3);
+    drop(store);
+    assert_eq!(std::fs::metadata(&idx).unwrap().len(), 24, "rewritten whole");
+    // Garbage in it: ignored.
+    std::fs::write(&idx, [0xFFu8; 40]).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.head(), 3);
+    assert_eq!(store.positions_of(&Subject::Identity("carol".into())), vec![3]);
 }
 
 #[test]
