@@ -13,7 +13,6 @@
 //! a table and to `target/bench-results/harness-<events>.json`.
 
 #[path = "../tests/common/oracle.rs"]
-#[allow(dead_code)]
 mod oracle;
 
 use std::collections::BTreeMap;
@@ -476,7 +475,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         5
     };
 
-    let mut query = |key: &str, what: &str, f: &mut dyn FnMut(&mut Rng) -> usize, naive: &mut dyn FnMut(&mut Rng)| {
+    let mut query = |key: &str, what: &str, f: &mut dyn FnMut(&mut Rng) -> usize, naive: Option<&mut dyn FnMut(&mut Rng)>| {
         let mut lat = Vec::with_capacity(samples);
         let mut returned = 0usize;
         for _ in 0..samples {
@@ -486,10 +485,12 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         }
         let (p50, p99, p999) = percentiles(lat);
         let mut nl = Vec::new();
-        for _ in 0..naive_samples {
-            let t = Instant::now();
-            naive(&mut rng);
-            nl.push(t.elapsed());
+        if let Some(naive) = naive {
+            for _ in 0..naive_samples {
+                let t = Instant::now();
+                naive(&mut rng);
+                nl.push(t.elapsed());
+            }
         }
         let naive_p50 = if nl.is_empty() { f64::NAN } else { percentiles(nl).0 };
         report.add(
@@ -509,10 +510,10 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             let (id, t) = pick(rng);
             index.access(&id, t, AsOf::Head).map(|v| v.len()).unwrap_or(0)
         },
-        &mut |rng| {
+        Some(&mut |rng| {
             let (id, t) = pick(rng);
             std::hint::black_box(oracle::access(&log, &id, t.as_micros(), head));
-        },
+        }),
     );
     query(
         "access_as_of",
@@ -522,11 +523,11 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             let r = rng.below(head) + 1;
             index.access(&id, t, AsOf::Position(r)).map(|v| v.len()).unwrap_or(0)
         },
-        &mut |rng| {
+        Some(&mut |rng| {
             let (id, t) = pick(rng);
             let r = rng.below(head) + 1;
             std::hint::black_box(oracle::access(&log, &id, t.as_micros(), r));
-        },
+        }),
     );
     let mut holder_count = 0usize;
     let mut holder_time = Duration::ZERO;
@@ -542,11 +543,11 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             holder_count += h;
             h
         },
-        &mut |rng| {
+        Some(&mut |rng| {
             let e = tenure::Entitlement::parse_short(ents[rng.below(ents.len() as u64) as usize]).expect("ent");
             let (_, t) = pick(rng);
             std::hint::black_box(oracle::holders(&log, |x| x == &e, t.as_micros(), head));
-        },
+        }),
     );
     query(
         "holders_during",
@@ -557,7 +558,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             let t2 = Timestamp::from_micros(t.as_micros() + 30 * 86_400_000_000);
             index.holders_during(&e, t, t2, AsOf::Head).map(|h| h.len()).unwrap_or(0)
         },
-        &mut |_| {},
+        None,
     );
     query(
         "timeline",
@@ -566,7 +567,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             let (id, _) = pick(rng);
             index.timeline(&id, AsOf::Head).map(|t| t.access.len()).unwrap_or(0)
         },
-        &mut |_| {},
+        None,
     );
     query(
         "diff",
@@ -576,7 +577,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             let t2 = Timestamp::from_micros(t.as_micros() + 90 * 86_400_000_000);
             index.diff(Some(&id), t, t2, AsOf::Head).map(|d| d.gained.len() + d.lost.len()).unwrap_or(0)
         },
-        &mut |_| {},
+        None,
     );
     let per_holder = holder_time.as_secs_f64() * 1e9 / holder_count.max(1) as f64;
     report.add(
