@@ -475,14 +475,21 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         5
     };
 
-    let mut query = |key: &str, what: &str, f: &mut dyn FnMut(&mut Rng) -> usize, naive: Option<&mut dyn FnMut(&mut Rng)>| {
+    let time_budget = Duration::from_secs(if args.quick { 2 } else { 8 });
+    let mut query = |key: &str,
+                     what: &str,
+                     f: &mut dyn FnMut(&mut Rng) -> usize,
+                     naive: Option<&mut dyn FnMut(&mut Rng)>| {
+        // At most `samples` queries and at most a few seconds of them, at least 50.
         let mut lat = Vec::with_capacity(samples);
         let mut returned = 0usize;
-        for _ in 0..samples {
+        let budget = Instant::now();
+        while lat.len() < samples && (lat.len() < 50 || budget.elapsed() < time_budget) {
             let t = Instant::now();
             returned += f(&mut rng);
             lat.push(t.elapsed());
         }
+        let done = lat.len();
         let (p50, p99, p999) = percentiles(lat);
         let mut nl = Vec::new();
         if let Some(naive) = naive {
@@ -499,7 +506,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             format!("p50 {p50:.1} p99 {p99:.1} p99.9 {p999:.1} µs"),
             if naive_p50.is_nan() { "naive: skipped".into() } else { format!("naive p50 {naive_p50:.0} µs") },
             (!naive_p50.is_nan()).then(|| naive_p50 / p50),
-            serde_json::json!({"p50_us": p50, "p99_us": p99, "p999_us": p999, "naive_p50_us": naive_p50, "avg_returned": returned as f64 / samples as f64}),
+            serde_json::json!({"p50_us": p50, "p99_us": p99, "p999_us": p999, "naive_p50_us": naive_p50, "samples": done, "avg_returned": returned as f64 / done as f64}),
         );
     };
 
