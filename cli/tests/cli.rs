@@ -341,3 +341,19 @@ fn an_ingest_killed_and_rerun_gives_the_same_log() {
         assert_eq!(tenure(&data, &["verify"]).status.code(), Some(0));
     }
 }
+
+/// docs/cli.md carries the binary's own `--help` text for every command: regenerate it
+/// (see the top of that file) when a flag changes.
+#[test]
+fn docs_cli_md_has_the_current_help_text() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md")).unwrap();
+    for sub in ["", "ingest", "access", "who", "timeline", "show", "diff", "log", "anomalies", "verify", "demo", "generate"] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenure"));
+        if !sub.is_empty() {
+            cmd.arg(sub);
+        }
+        let o = cmd.arg("--help").env_remove("TENURE_DATA").output().unwrap();
+        let help = stdout(&o);
+        assert!(doc.contains(help.trim_end()), "docs/cli.md is missing the current `tenure {sub} --help`");
+    }
+}
