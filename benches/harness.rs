@@ -131,8 +131,8 @@ impl Report {
 }
 
 fn generate(events: usize) -> Vec<NewEvent> {
-    // About 10 events per identity over 4 years of history.
-    let identities = (events / 10).max(50);
+    // About 9 events per identity over 4 years of history.
+    let identities = (events / 9).max(50);
     let config = tenure_gen::OrgConfig::new(identities, 4, 2026);
     let mut out = Vec::with_capacity(events + events / 10);
     tenure_gen::generate(&config, |e| out.push(e));
@@ -249,6 +249,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     let data = base.path().join("tenure");
     let store = Store::open(&data).expect("store");
     let batches: Vec<Vec<NewEvent>> = events.chunks(1000).map(|c| c.to_vec()).collect();
+    let _ = std::process::Command::new("sync").status();
     let t = Instant::now();
     let mut stored = 0u64;
     for batch in batches {
@@ -321,7 +322,9 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         serde_json::json!({"tenure": verify_rate}),
     );
 
-    // Group commit: 64 tokio tasks appending single events vs one appender.
+    // Group commit: 64 tokio tasks appending single events vs one appender. Write back
+    // the earlier phases' dirty pages first: a journal commit behind them slows every sync.
+    let _ = std::process::Command::new("sync").status();
     {
         let gc_dir = base.path().join("group-commit");
         let store = Arc::new(Store::open(&gc_dir).expect("store"));

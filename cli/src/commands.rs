@@ -22,11 +22,14 @@ pub fn open_existing(data: &Path) -> Result<Store, CliError> {
 }
 
 /// Loads the access index from its snapshot and brings it up to the head of the log.
-pub fn load_index(store: &Store) -> Result<AccessIndex, CliError> {
+///
+/// The index lives until the process exits: a one-shot query does not pay for freeing
+/// millions of small allocations that the OS reclaims at once.
+pub fn load_index(store: &Store) -> Result<&'static AccessIndex, CliError> {
     let checkpoints = Checkpoints::open(store.dir().join(PROJECTIONS_DIR))?;
     let mut runner = Runner::new(store, &checkpoints, AccessIndex::new())?;
     runner.catch_up()?;
-    Ok(runner.into_projection())
+    Ok(Box::leak(Box::new(runner.into_projection())))
 }
 
 fn as_of(known: Known) -> AsOf {

@@ -983,11 +983,8 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         if !rec.crc_ok {
             return Ok(bad(position, &chain, "record checksum mismatch"));
         }
-        match format::decode_event(rec.payload) {
-            Ok(e) if e.position.get() == position => {}
-            Ok(e) => return Ok(bad(position, &chain, &format!("record claims position {}", e.position))),
-            Err(reason) => return Ok(bad(position, &chain, &format!("undecodable record: {reason}"))),
-        }
+        // The payload is not decoded: the chain covers every byte of it, and a record
+        // moved to another place breaks the chain there.
         chain = rec.chain;
     }
     Ok(VerifyReport { intact: position - 1, head_hash: format::hex(&chain), first_bad: None })

@@ -234,6 +234,13 @@ enum Item<'a> {
 
 /// Folds identity `id` as known at position `r`.
 pub fn fold_identity(index: &AccessIndex, id: u32, r: u64) -> IdentityFold {
+    fold_identity_with(index, id, r, true)
+}
+
+/// As [`fold_identity`]; without `with_profile` the fold keeps no attribute versions
+/// (`profile` stays empty), which access queries do not need and which cost a copy of
+/// the attributes at every change.
+pub fn fold_identity_with(index: &AccessIndex, id: u32, r: u64, with_profile: bool) -> IdentityFold {
     let own = &index.id_events[id as usize];
     let mut items: Vec<(i64, u64, Item<'_>)> = Vec::with_capacity(own.len());
     for e in own {
@@ -297,10 +304,12 @@ pub fn fold_identity(index: &AccessIndex, id: u32, r: u64) -> IdentityFold {
                             from: t,
                             position: pos,
                             kind: j.kind,
-                            attributes: j.attributes.clone(),
+                            attributes: if with_profile { j.attributes.clone() } else { Attributes::new() },
                             owner: j.owner,
                         };
-                        fold.profile.push(v.clone());
+                        if with_profile {
+                            fold.profile.push(v.clone());
+                        }
                         profile = Some(v);
                     } else {
                         anomaly(&mut fold, AnomalyKind::Transition);
@@ -332,17 +341,20 @@ pub fn fold_identity(index: &AccessIndex, id: u32, r: u64) -> IdentityFold {
                 IdOp::Rejoined(attrs) => {
                     if current == Some(State::Left) {
                         set_state(&mut fold, &mut state, State::Active, t, pos);
-                        if let (Some(attrs), Some(p)) = (attrs, profile.as_mut()) {
+                        if let (Some(attrs), Some(p), true) = (attrs, profile.as_mut(), with_profile) {
                             p.attributes.extend(attrs.iter().map(|(k, v)| (k.clone(), v.clone())));
                             p.from = t;
                             p.position = pos;
-                            fold.profile.push(p.clone());
+                            if with_profile {
+                                fold.profile.push(p.clone());
+                            }
                         }
                     } else {
                         anomaly(&mut fold, AnomalyKind::Transition);
                     }
                 }
                 IdOp::Moved(attrs) => match profile.as_mut() {
+                    Some(p) if !with_profile => p.position = pos,
                     Some(p) => {
                         p.attributes.extend(attrs.iter().map(|(k, v)| (k.clone(), v.clone())));
                         p.from = t;
@@ -352,6 +364,7 @@ pub fn fold_identity(index: &AccessIndex, id: u32, r: u64) -> IdentityFold {
                     None => anomaly(&mut fold, AnomalyKind::Transition),
                 },
                 IdOp::OwnerChanged(owner) => match profile.as_mut() {
+                    Some(p) if !with_profile => p.position = pos,
                     Some(p) => {
                         p.owner = Some(*owner);
                         p.from = t;

@@ -1,6 +1,6 @@
 //! The audit queries, each "as known at R". Every answer carries its provenance.
 
-use crate::fold::{fold_group, fold_identity, Anomaly, GroupFold, IdentityFold, State};
+use crate::fold::{fold_group, fold_identity, fold_identity_with, Anomaly, GroupFold, IdentityFold, State};
 use crate::index::{AccessIndex, NEVER};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -240,7 +240,7 @@ impl AccessIndex {
     pub fn access(&self, identity: &str, at: Timestamp, as_of: AsOf) -> Result<Vec<Held>, QueryError> {
         let id = self.identity_id(identity)?;
         let r = self.resolve(as_of);
-        let fold = fold_identity(self, id, r);
+        let fold = fold_identity_with(self, id, r, false);
         let mut groups = Groups::new(self, r);
         Ok(self.held(self.access_of(&fold, at.as_micros(), &mut groups, None)))
     }
@@ -278,7 +278,7 @@ impl AccessIndex {
         let mut groups = Groups::new(self, r);
         let mut out = Vec::new();
         for id in self.candidates(&ents) {
-            let fold = fold_identity(self, id, r);
+            let fold = fold_identity_with(self, id, r, false);
             let set = self.access_of(&fold, at.as_micros(), &mut groups, Some(&ents));
             self.holders_from(id, set, &mut out);
         }
@@ -352,7 +352,7 @@ impl AccessIndex {
         let mut groups = Groups::new(self, r);
         let mut out = Vec::new();
         for id in self.candidates(&ents) {
-            let fold = fold_identity(self, id, r);
+            let fold = fold_identity_with(self, id, r, false);
             let set = self.access_during(&fold, from.as_micros(), to.as_micros(), &mut groups, Some(&ents));
             self.holders_from(id, set, &mut out);
         }
@@ -364,7 +364,7 @@ impl AccessIndex {
     pub fn timeline(&self, identity: &str, as_of: AsOf) -> Result<Timeline, QueryError> {
         let id = self.identity_id(identity)?;
         let r = self.resolve(as_of);
-        let fold = fold_identity(self, id, r);
+        let fold = fold_identity_with(self, id, r, false);
         let mut groups = Groups::new(self, r);
         let span = |what: String, from: i64, to: i64, opened_by: u64, closed_by: Option<u64>| TimelineSpan {
             what,
@@ -469,7 +469,7 @@ impl AccessIndex {
         let mut groups = Groups::new(self, r);
         let mut diff = Diff::default();
         for id in ids {
-            let fold = fold_identity(self, id, r);
+            let fold = fold_identity_with(self, id, r, false);
             let before = self.access_of(&fold, from.as_micros(), &mut groups, None);
             let after = self.access_of(&fold, to.as_micros(), &mut groups, None);
             let name = self.identities.name(id);
