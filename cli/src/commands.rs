@@ -103,7 +103,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 "entitlements": held,
             });
             if !format.json && !format.csv {
-                writeln!(out, "{identity} at {}, {}:", date(at), as_of_line(&index, known))?;
+                writeln!(out, "{identity} at {}, {}:", date(at), as_of_line(index, known))?;
                 if table.is_empty() {
                     writeln!(out, "no access")?;
                     return Ok(0);
@@ -137,7 +137,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 obj.extend(when.clone());
             }
             if !format.json && !format.csv {
-                writeln!(out, "holders of {target} {when_text}, {}:", as_of_line(&index, known))?;
+                writeln!(out, "holders of {target} {when_text}, {}:", as_of_line(index, known))?;
                 if table.is_empty() {
                     writeln!(out, "nobody")?;
                     return Ok(0);
@@ -180,7 +180,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 obj.insert("as_of".into(), json!(index.resolve(as_of(known))));
             }
             if !format.json && !format.csv {
-                writeln!(out, "timeline of {identity}, {}:", as_of_line(&index, known))?;
+                writeln!(out, "timeline of {identity}, {}:", as_of_line(index, known))?;
             }
             emit(&mut out, format, json, table).map(|()| 0)
         }
@@ -207,7 +207,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 obj.insert("as_of".into(), json!(index.resolve(as_of(known))));
             }
             if !format.json && !format.csv {
-                writeln!(out, "{identity} at {}, {}:", date(at), as_of_line(&index, known))?;
+                writeln!(out, "{identity} at {}, {}:", date(at), as_of_line(index, known))?;
             }
             emit(&mut out, format, json, table).map(|()| 0)
         }
@@ -296,7 +296,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             }
             let json = json!({"as_of": index.resolve(as_of(known)), "anomalies": rows});
             if !format.json && !format.csv {
-                writeln!(out, "{} anomalies, {}:", anomalies.len(), as_of_line(&index, known))?;
+                writeln!(out, "{} anomalies, {}:", anomalies.len(), as_of_line(index, known))?;
             }
             emit(&mut out, format, json, table).map(|()| 0)
         }

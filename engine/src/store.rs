@@ -213,20 +213,27 @@ fn open_log_file(dir: &Path) -> Result<(File, PathBuf)> {
             sync_dir(dir)?;
         }
     } else {
-        let mut h = [0u8; HEADER_LEN as usize];
-        if len < HEADER_LEN {
-            return Err(Error::NotALog { path, reason: "shorter than its header".into() });
-        }
-        file.read_exact_at(&mut h, 0).map_err(|e| Error::io(&path, e))?;
-        if &h[..8] != format::MAGIC {
-            return Err(Error::NotALog { path, reason: "bad magic bytes".into() });
-        }
-        let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-        if version != format::FORMAT_VERSION {
-            return Err(Error::NotALog { path, reason: format!("unknown format version {version}") });
-        }
+        check_header(&file, &path, len)?;
     }
     Ok((file, path))
+}
+
+/// Checks the magic bytes and the format version of a log file of `len` bytes.
+fn check_header(file: &File, path: &Path, len: u64) -> Result<()> {
+    let not_a_log = |reason: String| Error::NotALog { path: path.to_path_buf(), reason };
+    if len < HEADER_LEN {
+        return Err(not_a_log("shorter than its header".into()));
+    }
+    let mut h = [0u8; HEADER_LEN as usize];
+    file.read_exact_at(&mut h, 0).map_err(|e| Error::io(path, e))?;
+    if &h[..8] != format::MAGIC {
+        return Err(not_a_log("bad magic bytes".into()));
+    }
+    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    if version != format::FORMAT_VERSION {
+        return Err(not_a_log(format!("unknown format version {version}")));
+    }
+    Ok(())
 }
 
 impl Store {
@@ -952,14 +959,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let path = dir.join(LOG_FILE);
     let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-    let mut h = [0u8; HEADER_LEN as usize];
-    if len < HEADER_LEN {
-        return Err(Error::NotALog { path, reason: "shorter than its header".into() });
-    }
-    file.read_exact_at(&mut h, 0).map_err(|e| Error::io(&path, e))?;
-    if &h[..8] != format::MAGIC {
-        return Err(Error::NotALog { path, reason: "bad magic bytes".into() });
-    }
+    check_header(&file, &path, len)?;
     let mut scanner = Scanner::new(&file, HEADER_LEN, len);
     let mut chain = GENESIS;
     let mut position = 0u64;
