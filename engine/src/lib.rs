@@ -14,6 +14,7 @@
 pub mod error;
 pub mod event;
 pub mod format;
+pub mod hash;
 pub mod ids;
 pub mod json;
 pub mod store;

@@ -14,9 +14,9 @@
 use crate::error::{Error, Result};
 use crate::event::{Event, EventData, FieldError, NewEvent};
 use crate::format::{self, Hash, ScanStop, Scanner, GENESIS, HEADER_LEN};
+use crate::hash::{Map, Set};
 use crate::ids::Position;
 use crate::time::Timestamp;
-use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -97,7 +97,7 @@ struct Shared {
     /// last record. So `offsets.len() == head + 1`.
     offsets: RwLock<Vec<u64>>,
     /// Built by the writer on first need (see [`Writer::ensure_state`]).
-    subjects: RwLock<HashMap<Subject, Vec<u64>>>,
+    subjects: RwLock<Map<Subject, Vec<u64>>>,
     subjects_ready: std::sync::atomic::AtomicBool,
     head: AtomicU64,
     head_tx: watch::Sender<u64>,
@@ -109,10 +109,11 @@ struct State {
     head: u64,
     chain: Hash,
     last_recorded: Timestamp,
-    dedup: HashMap<(Box<str>, Box<str>), u64>,
-    identities: HashSet<Box<str>>,
-    groups: HashSet<Box<str>>,
-    retractions: HashSet<u64>,
+    /// Idempotency keys, as [`dedup_key`] spells them.
+    dedup: Map<Box<str>, u64>,
+    identities: Set<Box<str>>,
+    groups: Set<Box<str>>,
+    retractions: Set<u64>,
 }
 
 impl State {
@@ -121,17 +122,17 @@ impl State {
             head: 0,
             chain: GENESIS,
             last_recorded: Timestamp::MIN,
-            dedup: HashMap::new(),
-            identities: HashSet::new(),
-            groups: HashSet::new(),
-            retractions: HashSet::new(),
+            dedup: Map::default(),
+            identities: Set::default(),
+            groups: Set::default(),
+            retractions: Set::default(),
         }
     }
 
     /// Takes a recorded event into the validation state.
     fn apply(&mut self, event: &Event) {
         if let (Some(s), Some(k)) = (&event.source, &event.source_event_id) {
-            self.dedup.entry((s.as_str().into(), k.as_str().into())).or_insert(event.position.get());
+            self.dedup.entry(dedup_key(&mut String::new(), s, k).into()).or_insert(event.position.get());
         }
         match &event.data {
             EventData::IdentityJoined(j) => {
@@ -148,6 +149,16 @@ impl State {
         self.head = event.position.get();
         self.last_recorded = self.last_recorded.max(event.recorded_at);
     }
+}
+
+/// The idempotency key `(source, source_event_id)` as one string, unambiguous whatever the
+/// two contain: the length of the source, `:`, the source, the event id. Written into
+/// `buf` so that a lookup allocates nothing.
+fn dedup_key<'b>(buf: &'b mut String, source: &str, source_event_id: &str) -> &'b str {
+    use std::fmt::Write as _;
+    buf.clear();
+    let _ = write!(buf, "{}:{source}{source_event_id}", source.len());
+    buf.as_str()
 }
 
 fn subjects_of(data: &EventData) -> impl Iterator<Item = Subject> + '_ {
@@ -303,7 +314,7 @@ impl Store {
             log_path: path.clone(),
             reader,
             offsets: RwLock::new(offsets),
-            subjects: RwLock::new(HashMap::new()),
+            subjects: RwLock::new(Map::default()),
             subjects_ready: std::sync::atomic::AtomicBool::new(false),
             head: AtomicU64::new(head),
             head_tx,
@@ -707,7 +718,7 @@ impl Writer {
         }
         let (head, chain) = (self.state.head, self.state.chain);
         let mut state = State::new();
-        let mut subjects: HashMap<Subject, Vec<u64>> = HashMap::new();
+        let mut subjects: Map<Subject, Vec<u64>> = Map::default();
         let (start, end) = {
             let offsets = self.shared.offsets.read().map_err(|_| Error::Closed)?;
             (offsets[0], *offsets.last().unwrap_or(&HEADER_LEN))
@@ -878,16 +889,17 @@ impl Writer {
     /// before each event. Changes nothing.
     fn validate(&self, events: &[NewEvent]) -> Result<Vec<Outcome>> {
         let mut outcomes = Vec::with_capacity(events.len());
-        let mut batch_keys: HashMap<(&str, &str), u64> = HashMap::new();
-        let mut batch_identities: HashSet<&str> = HashSet::new();
-        let mut batch_groups: HashSet<&str> = HashSet::new();
-        let mut batch_retractions: HashSet<u64> = HashSet::new();
+        let mut batch_keys: Map<(&str, &str), u64> = Map::default();
+        let mut key_buf = String::new();
+        let mut batch_identities: Set<&str> = Set::default();
+        let mut batch_groups: Set<&str> = Set::default();
+        let mut batch_retractions: Set<u64> = Set::default();
         let mut next = self.state.head + 1;
         for (index, event) in events.iter().enumerate() {
             let reject = |field: &str, reason: String| Error::Rejected { index, error: FieldError::new(field, reason) };
             crate::json::validate_data(&event.data).map_err(|error| Error::Rejected { index, error })?;
             if let Some((s, k)) = event.idempotency_key() {
-                if let Some(&p) = self.state.dedup.get(&(Box::from(s), Box::from(k))) {
+                if let Some(&p) = self.state.dedup.get(dedup_key(&mut key_buf, s, k)) {
                     outcomes.push(Outcome::Duplicate(Position(p)));
                     continue;
                 }

@@ -13,7 +13,6 @@
 //! positions that opened and closed them.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use tenure_engine::event::Attributes;
 use tenure_engine::{Entitlement, Event, EventData, IdentityKind};
 
@@ -22,7 +21,7 @@ use tenure_engine::{Entitlement, Event, EventData, IdentityKind};
 pub struct Interner {
     names: Vec<String>,
     #[serde(skip)]
-    ids: HashMap<String, u32>,
+    ids: tenure_engine::hash::Map<String, u32>,
 }
 
 impl Interner {
@@ -142,12 +141,12 @@ pub struct AccessIndex {
     pub(crate) groups: Interner,
     pub(crate) ents: Vec<Entitlement>,
     #[serde(skip)]
-    pub(crate) ent_ids: HashMap<Entitlement, u32>,
+    pub(crate) ent_ids: tenure_engine::hash::Map<Entitlement, u32>,
     pub(crate) id_events: Vec<Vec<Filed<IdOp>>>,
     /// Per group: created / deleted / access granted / access revoked.
     pub(crate) group_events: Vec<Vec<Filed<GroupOp>>>,
     /// Retracted position → the position of its (first) retraction.
-    pub(crate) retracted: HashMap<u64, u64>,
+    pub(crate) retracted: tenure_engine::hash::Map<u64, u64>,
     /// Entitlement → identities with a direct grant event of it.
     pub(crate) direct_holders: Vec<Vec<u32>>,
     /// Entitlement → groups with a group grant event of it.
@@ -159,7 +158,7 @@ pub struct AccessIndex {
     /// Owner → services that named it as owner at some point.
     pub(crate) owned: Vec<Vec<u32>>,
     /// Resource → its entitlements.
-    pub(crate) by_resource: HashMap<String, Vec<u32>>,
+    pub(crate) by_resource: tenure_engine::hash::Map<String, Vec<u32>>,
 }
 
 impl AccessIndex {

@@ -3,9 +3,10 @@
 use crate::fold::{fold_group, fold_identity, fold_identity_with, Anomaly, GroupFold, IdentityFold, State};
 use crate::index::{AccessIndex, NEVER};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use tenure_engine::event::Attributes;
+use tenure_engine::hash::Map;
 use tenure_engine::{Entitlement, IdentityKind, Timestamp};
 
 /// The knowledge point of a query.
@@ -154,12 +155,12 @@ pub struct Diff {
 struct Groups<'a> {
     index: &'a AccessIndex,
     r: u64,
-    folds: HashMap<u32, GroupFold>,
+    folds: Map<u32, GroupFold>,
 }
 
 impl<'a> Groups<'a> {
     fn new(index: &'a AccessIndex, r: u64) -> Self {
-        Groups { index, r, folds: HashMap::new() }
+        Groups { index, r, folds: Map::default() }
     }
 
     fn get(&mut self, g: u32) -> &GroupFold {
