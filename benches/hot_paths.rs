@@ -88,9 +88,68 @@ fn queries(c: &mut Criterion) {
     });
 }
 
+/// Bitemporal stores are known to slow down sharply after rounds of overwrites. Here one
+/// identity's grant is granted, retracted and granted again `rounds` times; the cost of
+/// asking for its access (at head, and as of the middle of the corrections) should grow
+/// linearly with its own events, and not at all with anyone else's.
+fn overwrites(c: &mut Criterion) {
+    use tenure::engine::event::*;
+    for rounds in [0usize, 10, 100, 1000] {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = tenure::Store::open(dir.path()).expect("store");
+        let t0 = Timestamp::parse_lenient("2024-01-01").expect("date");
+        let join = NewEvent::new(
+            t0,
+            EventData::IdentityJoined(Joined {
+                identity: "ann".into(),
+                kind: IdentityKind::Human,
+                attributes: Default::default(),
+                owner: None,
+            }),
+        );
+        store.append(vec![join]).expect("append");
+        let grant = || {
+            NewEvent::new(
+                t0,
+                EventData::AccessGranted(Granted {
+                    identity: "ann".into(),
+                    entitlement: tenure::Entitlement::new("db", "read"),
+                    expires_at: None,
+                    justification: None,
+                    approver: None,
+                }),
+            )
+        };
+        store.append(vec![grant()]).expect("append");
+        for _ in 0..rounds {
+            let p = store.head();
+            let retract = NewEvent::new(
+                t0,
+                EventData::EventRetracted(Retracted { position: Position(p), reason: "correction".into() }),
+            );
+            store.append(vec![retract, grant()]).expect("append");
+        }
+        let mut index = AccessIndex::new();
+        store
+            .scan(1, store.head(), |e| {
+                index.apply(&e);
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+        let at = Timestamp::parse_lenient("2024-06-01").expect("date");
+        let mid = store.head() / 2;
+        c.bench_function(&format!("access after {rounds} rounds of overwrites, head"), |b| {
+            b.iter(|| black_box(index.access("ann", at, AsOf::Head)))
+        });
+        c.bench_function(&format!("access after {rounds} rounds of overwrites, as of the middle"), |b| {
+            b.iter(|| black_box(index.access("ann", at, AsOf::Position(mid))))
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = codec, queries
+    targets = codec, queries, overwrites
 }
 criterion_main!(benches);

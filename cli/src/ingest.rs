@@ -113,8 +113,14 @@ pub fn ingest_file(store: &Store, path: &Path, rejects: Option<&mut dyn Write>) 
         let end = (start + MAX_BATCH_EVENTS).min(events.len());
         let mut part: Vec<NewEvent> = events[start..end].to_vec();
         let mut part_lines: Vec<usize> = lines[start..end].to_vec();
-        // Validate the part whole; when skipping, drop the refused events one by one.
+        // One part and no skipping: the append validates the part whole by itself.
+        // Otherwise validate first (so no part is stored before a later one is refused),
+        // dropping the refused events one by one when skipping.
+        let single = start == 0 && end == events.len();
         loop {
+            if single && !skipping {
+                break;
+            }
             match store.check(part.clone()) {
                 Ok(_) => break,
                 Err(tenure_engine::Error::Rejected { index, error }) => {
@@ -130,7 +136,13 @@ pub fn ingest_file(store: &Store, path: &Path, rejects: Option<&mut dyn Write>) 
                 Err(e) => return Err(e.into()),
             }
         }
-        let outcomes = store.append(part)?;
+        let outcomes = match store.append(part) {
+            Ok(outcomes) => outcomes,
+            Err(tenure_engine::Error::Rejected { index, error }) => {
+                return Err(CliError::input(format!("{name}:{}: {error}", part_lines[index])));
+            }
+            Err(e) => return Err(e.into()),
+        };
         summary.count(&outcomes);
         start = end;
     }

@@ -425,36 +425,9 @@ impl Store {
         &self,
         from: u64,
         to: u64,
-        mut visit: impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
+        visit: impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
     ) -> Result<()> {
-        let from = from.max(1);
-        let (start, end, to) = {
-            let offsets = self.shared.offsets.read().map_err(|_| Error::Closed)?;
-            let head = offsets.len() as u64 - 1;
-            let to = to.min(head);
-            if from > to {
-                return Ok(());
-            }
-            (offsets[(from - 1) as usize], offsets[to as usize], to)
-        };
-        let mut scanner = Scanner::new(&self.shared.reader, start, end);
-        let mut position = from;
-        while position <= to {
-            let rec = match scanner.next_record() {
-                Ok(Some(rec)) => rec,
-                Ok(None) => return Err(Error::Corrupt { position, reason: "record missing".into() }),
-                Err(ScanStop::Io(e)) => return Err(Error::io(&self.shared.log_path, e)),
-                Err(_) => return Err(Error::Corrupt { position, reason: "record framing broken".into() }),
-            };
-            if !rec.crc_ok {
-                return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() });
-            }
-            if visit(position, rec.payload)?.is_break() {
-                break;
-            }
-            position += 1;
-        }
-        Ok(())
+        scan_shared(&self.shared, from, to, visit)
     }
 
     /// Positions of the events that name `subject` (as identity, member, owner or group),
@@ -650,27 +623,52 @@ impl Subscription {
     }
 }
 
-fn read_shared(shared: &Shared, from: u64, to: u64) -> Result<Vec<Event>> {
-    let (start, end) = {
+/// Visits the raw payloads of positions `from..=to` (clamped to the published head),
+/// reading the file in large sequential chunks; the one read path of [`Store::scan_raw`]
+/// and of subscriptions.
+fn scan_shared(
+    shared: &Shared,
+    from: u64,
+    to: u64,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
+) -> Result<()> {
+    let from = from.max(1);
+    let (start, end, to) = {
         let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
         let to = to.min(offsets.len() as u64 - 1);
         if from > to {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        (offsets[(from - 1) as usize], offsets[to as usize])
+        (offsets[(from - 1) as usize], offsets[to as usize], to)
     };
     let mut scanner = Scanner::new(&shared.reader, start, end);
-    let mut out = Vec::new();
     let mut position = from;
-    while let Some(rec) =
-        scanner.next_record().map_err(|_| Error::Corrupt { position, reason: "record framing broken".into() })?
-    {
+    while position <= to {
+        let rec = match scanner.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return Err(Error::Corrupt { position, reason: "record missing".into() }),
+            Err(ScanStop::Io(e)) => return Err(Error::io(&shared.log_path, e)),
+            Err(_) => return Err(Error::Corrupt { position, reason: "record framing broken".into() }),
+        };
         if !rec.crc_ok {
             return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() });
         }
-        out.push(format::decode_event(rec.payload).map_err(|reason| Error::Corrupt { position, reason })?);
+        if visit(position, rec.payload)?.is_break() {
+            break;
+        }
         position += 1;
     }
+    Ok(())
+}
+
+fn read_shared(shared: &Shared, from: u64, to: u64) -> Result<Vec<Event>> {
+    let mut out = Vec::new();
+    scan_shared(shared, from, to, |position, payload| {
+        let event = format::decode_event(payload)
+            .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
+        out.push(event);
+        Ok(std::ops::ControlFlow::Continue(()))
+    })?;
     Ok(out)
 }
 
