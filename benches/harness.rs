@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tenure::engine::{Event, NewEvent, Store, Timestamp};
-use tenure::projections::{AccessIndex, AsOf, Checkpoints, Runner, Target};
+use tenure::projections::{AccessIndex, AsOf, Target};
 
 struct Args {
     scales: Vec<usize>,
@@ -401,22 +401,16 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         Some(build_rate / scan_rate),
         serde_json::json!({"tenure": build_rate}),
     );
-    // Snapshot save and reopen with / without snapshot.
-    let cps_dir = data.join("projections");
+    // Snapshot (the index file) and reopen with / without it.
+    let index_path = data.join(tenure::projections::ACCESS_INDEX_FILE);
     let t = Instant::now();
-    {
-        let cps = Checkpoints::open(&cps_dir).expect("checkpoints");
-        cps.save(&index, store.head()).expect("save");
-    }
+    index.write_file(&index_path).expect("write index");
     let save_secs = t.elapsed().as_secs_f64();
-    let snapshot_bytes = dir_bytes(&cps_dir) as f64 / store.head() as f64;
+    let snapshot_bytes = std::fs::metadata(&index_path).map(|m| m.len()).unwrap_or(0) as f64 / store.head() as f64;
+    drop(index);
     let t = Instant::now();
-    {
-        let cps = Checkpoints::open(&cps_dir).expect("checkpoints");
-        let mut runner = Runner::new(&store, &cps, AccessIndex::new()).expect("runner");
-        runner.catch_up().expect("catch up");
-        assert_eq!(runner.position(), store.head());
-    }
+    let index = tenure::projections::open_access_index(&store, &index_path).expect("reopen");
+    assert_eq!(index.head(), store.head());
     let reopen_snap = t.elapsed().as_secs_f64();
     let t = Instant::now();
     {
@@ -551,7 +545,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             let e = Target::parse(ents[rng.below(ents.len() as u64) as usize]).expect("target");
             let (_, t) = pick(rng);
             let s = Instant::now();
-            let h = index.holders(&e, t, AsOf::Head).len();
+            let h = index.holders(&e, t, AsOf::Head).expect("holders").len();
             holder_time += s.elapsed();
             holder_count += h;
             h
@@ -599,7 +593,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         &mut |rng| {
             let e = Target::parse(ents[rng.below(ents.len() as u64) as usize]).expect("target");
             let (_, t) = pick(rng);
-            index.holders(&e, t, AsOf::Position(rng.below(head) + 1)).len()
+            index.holders(&e, t, AsOf::Position(rng.below(head) + 1)).expect("holders").len()
         },
         None,
     );

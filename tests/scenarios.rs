@@ -115,7 +115,7 @@ fn run(name: &str) {
             }
             "who" => {
                 let target = Target::parse(&q.subject).unwrap();
-                (serde_json::to_value(index.holders(&target, q.at, q.as_of)).unwrap(), "holders", true)
+                (serde_json::to_value(index.holders(&target, q.at, q.as_of).unwrap()).unwrap(), "holders", true)
             }
             other => panic!("unknown command {other}"),
         };
@@ -151,7 +151,7 @@ fn scenario_03_flags_the_grant_to_a_leaver_and_stores_the_redelivery_once() {
     );
     assert_eq!(store.head(), 13, "the re-delivered it/7 is stored once");
     let index = common::build_index(&store);
-    let anomalies = index.anomalies(AsOf::Head);
+    let anomalies = index.anomalies(AsOf::Head).unwrap();
     assert!(anomalies.iter().any(|a| a.position == 13 && a.kind == tenure::projections::AnomalyKind::NotJoined));
     // The service keeps its owner on record after the owner leaves.
     let profile = index.profile("ci-bot", Timestamp::parse_lenient("2024-03-20").unwrap(), AsOf::Head).unwrap();

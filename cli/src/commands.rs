@@ -6,9 +6,7 @@ use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tenure_engine::{Store, Subject};
-use tenure_projections::{AccessIndex, AsOf, Checkpoints, Runner, Target};
-
-pub const PROJECTIONS_DIR: &str = "projections";
+use tenure_projections::{open_access_index, AccessIndex, AsOf, Target, ACCESS_INDEX_FILE};
 
 /// Opens an existing store (queries never create one).
 pub fn open_existing(data: &Path) -> Result<Store, CliError> {
@@ -26,10 +24,8 @@ pub fn open_existing(data: &Path) -> Result<Store, CliError> {
 /// The index lives until the process exits: a one-shot query does not pay for freeing
 /// millions of small allocations that the OS reclaims at once.
 pub fn load_index(store: &Store) -> Result<&'static AccessIndex, CliError> {
-    let checkpoints = Checkpoints::open(store.dir().join(PROJECTIONS_DIR))?;
-    let mut runner = Runner::new(store, &checkpoints, AccessIndex::new())?;
-    runner.catch_up()?;
-    Ok(Box::leak(Box::new(runner.into_projection())))
+    let index = open_access_index(store, &store.dir().join(ACCESS_INDEX_FILE))?;
+    Ok(Box::leak(Box::new(index)))
 }
 
 fn as_of(known: Known) -> AsOf {
@@ -118,7 +114,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let index = load_index(&store)?;
             let (holders, when_json, when_text) = match (at, during) {
                 (Some(at), _) => {
-                    (index.holders(&parsed, at, as_of(known)), json!({"at": at}), format!("at {}", date(at)))
+                    (index.holders(&parsed, at, as_of(known))?, json!({"at": at}), format!("at {}", date(at)))
                 }
                 (None, Some((from, to))) => (
                     index.holders_during(&parsed, from, to, as_of(known))?,
@@ -286,7 +282,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Anomalies { known, format } => {
             let store = open_existing(&data("tenure-data"))?;
             let index = load_index(&store)?;
-            let anomalies = index.anomalies(as_of(known));
+            let anomalies = index.anomalies(as_of(known))?;
             let mut table = Table::new(vec!["POSITION", "TYPE", "WHY"]);
             let mut rows = Vec::new();
             for a in &anomalies {

@@ -69,7 +69,7 @@ pub fn run(dir: &Path, identities: usize, out: &mut impl Write) -> Result<(), Cl
     let at = t("2022-03-14");
     writeln!(out, "1. Who could read payroll-db on 2022-03-14?")?;
     let mut table = Table::new(vec!["  IDENTITY", "PERMISSION", "WHY"]);
-    for h in index.holders(&Target::Resource("payroll-db".into()), at, AsOf::Head) {
+    for h in index.holders(&Target::Resource("payroll-db".into()), at, AsOf::Head)? {
         table.row(vec![format!("  {}", h.identity), h.permission, vias(&h.via)])
     }
     table.print(out)?;
@@ -100,7 +100,7 @@ pub fn run(dir: &Path, identities: usize, out: &mut impl Write) -> Result<(), Cl
     writeln!(out, "\n3. Which service accounts are owned by people who have left (as of 2022-06-01)?")?;
     let now = t("2022-06-01");
     let states: std::collections::BTreeMap<String, Option<State>> =
-        index.states_at(now, AsOf::Head).into_iter().collect();
+        index.states_at(now, AsOf::Head)?.into_iter().collect();
     let mut orphans = Table::new(vec!["  SERVICE", "OWNER", "OWNER STATE"]);
     let mut count = 0;
     for (name, state) in &states {
@@ -139,7 +139,7 @@ pub fn run(dir: &Path, identities: usize, out: &mut impl Write) -> Result<(), Cl
     )?;
 
     // Q5
-    let anomalies = index.anomalies(AsOf::Head);
+    let anomalies = index.anomalies(AsOf::Head)?;
     writeln!(out, "\n5. Events the fold found meaningless: {} (see `tenure anomalies`).", anomalies.len())?;
     let report = tenure_engine::verify(dir)?;
     writeln!(out, "   Integrity: {} events chained, head hash {}.", report.intact, report.head_hash)?;

@@ -26,8 +26,8 @@ use tenure_projections::AsOf;
 pub struct Cli {
     /// Data directory of the store.
     ///
-    /// Holds the event log (`events.log`) and the projections' snapshots
-    /// (`projections/`). Created on the first write. Defaults to `$TENURE_DATA`, else
+    /// Holds the event log (`events.log`), the access index (`access.index`) and other
+    /// projections' snapshots (`projections/`). Created on the first write. Defaults to `$TENURE_DATA`, else
     /// `./tenure-data`.
     #[arg(long, global = true, env = "TENURE_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,

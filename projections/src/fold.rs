@@ -7,6 +7,7 @@
 //! does not exist and ends when the group is deleted. The anomalies of group events
 //! themselves are found by the group's fold, so that each is reported once.
 
+use crate::frozen::CorruptIndex;
 use crate::index::{AccessIndex, CredentialAction, GroupOp, IdOp, NEVER};
 use serde::Serialize;
 use std::fmt;
@@ -232,23 +233,54 @@ enum Item<'a> {
     GroupLife(u32, bool),
 }
 
-/// Folds identity `id` as known at position `r`.
-pub fn fold_identity(index: &AccessIndex, id: u32, r: u64) -> IdentityFold {
-    fold_identity_with(index, id, r, true)
+/// How much of an identity a fold works out.
+#[derive(Clone, Copy, Debug)]
+pub struct FoldScope {
+    /// Attribute versions, credentials, and the anomalies of credential events; access
+    /// queries need none of them, and they cost a copy of the attributes at every change.
+    pub profile: bool,
+    /// Fold only the events effective at or before this instant: enough for any
+    /// question about an instant up to it (every span still open then ends later).
+    pub until: i64,
 }
 
-/// As [`fold_identity`]; without `with_profile` the fold keeps no attribute versions
-/// (`profile` stays empty), which access queries do not need and which cost a copy of
-/// the attributes at every change.
-pub fn fold_identity_with(index: &AccessIndex, id: u32, r: u64, with_profile: bool) -> IdentityFold {
-    let own = &index.id_events[id as usize];
+impl FoldScope {
+    /// Everything.
+    pub const ALL: FoldScope = FoldScope { profile: true, until: i64::MAX };
+    /// Status, grants and memberships over all time.
+    pub const ACCESS: FoldScope = FoldScope { profile: false, until: i64::MAX };
+
+    /// Status, grants and memberships as they stand at `t`.
+    pub fn access_at(t: i64) -> FoldScope {
+        FoldScope { profile: false, until: t }
+    }
+}
+
+/// Folds identity `id` as known at position `r`.
+pub fn fold_identity(index: &AccessIndex, id: u32, r: u64) -> Result<IdentityFold, CorruptIndex> {
+    fold_identity_with(index, id, r, FoldScope::ALL)
+}
+
+/// As [`fold_identity`], limited to `scope`.
+pub fn fold_identity_with(
+    index: &AccessIndex,
+    id: u32,
+    r: u64,
+    scope: FoldScope,
+) -> Result<IdentityFold, CorruptIndex> {
+    let with_profile = scope.profile;
+    let own = index.id_events(id)?;
     let mut items: Vec<(i64, u64, Item<'_>)> = Vec::with_capacity(own.len());
-    for e in own {
+    for e in own.iter() {
+        if e.eff > scope.until {
+            break;
+        }
         if index.visible(e.pos, r) {
             items.push((e.eff, e.pos, Item::Id(&e.op)));
         }
     }
-    let groups = &index.groups_of[id as usize];
+    let groups = index.groups_of(id)?;
+    let groups = &groups[..];
     for &g in groups {
         for e in &index.group_events[g as usize] {
             let created = match e.op {
@@ -256,7 +288,7 @@ pub fn fold_identity_with(index: &AccessIndex, id: u32, r: u64, with_profile: bo
                 GroupOp::Deleted => false,
                 _ => continue,
             };
-            if index.visible(e.pos, r) {
+            if e.eff <= scope.until && index.visible(e.pos, r) {
                 items.push((e.eff, e.pos, Item::GroupLife(g, created)));
             }
         }
@@ -400,6 +432,7 @@ pub fn fold_identity_with(index: &AccessIndex, id: u32, r: u64, with_profile: bo
                         anomaly(&mut fold, AnomalyKind::NotHeld);
                     }
                 }
+                IdOp::Credential(_) if !with_profile => {}
                 IdOp::Credential(c) => {
                     let live = fold
                         .credentials
@@ -442,7 +475,7 @@ pub fn fold_identity_with(index: &AccessIndex, id: u32, r: u64, with_profile: bo
     members.finish(&mut fold.memberships);
     fold.grants.sort_unstable_by_key(|s| (s.from, s.opened_by));
     fold.memberships.sort_unstable_by_key(|s| (s.from, s.opened_by));
-    fold
+    Ok(fold)
 }
 
 /// Folds group `g` as known at position `r`.

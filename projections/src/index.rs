@@ -12,24 +12,37 @@
 //! [`crate::fold`] turns a subject's list into half-open intervals `[from, to)` with the
 //! positions that opened and closed them.
 
+use crate::frozen::{self, CorruptIndex, Frozen, Small, WriteError};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::path::Path;
 use tenure_engine::event::Attributes;
 use tenure_engine::{Entitlement, Event, EventData, IdentityKind};
 
-/// Dense ids for names, so the index stores `u32`s instead of strings.
-#[derive(Default, Serialize, Deserialize)]
+/// Dense ids for names, so the index stores `u32`s instead of strings. Ids start at
+/// `first`: the names before it live in the frozen file.
+#[derive(Default)]
 pub struct Interner {
+    first: u32,
     names: Vec<String>,
-    #[serde(skip)]
     ids: tenure_engine::hash::Map<String, u32>,
 }
 
 impl Interner {
+    fn starting_at(first: u32) -> Self {
+        Interner { first, ..Interner::default() }
+    }
+
+    fn from_names(names: Vec<String>) -> Self {
+        let ids = names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
+        Interner { first: 0, names, ids }
+    }
+
     pub fn intern(&mut self, name: &str) -> u32 {
         if let Some(&id) = self.ids.get(name) {
             return id;
         }
-        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 names");
+        let id = self.first + u32::try_from(self.names.len()).expect("fewer than 2^32 names");
         self.names.push(name.to_string());
         self.ids.insert(name.to_string(), id);
         id
@@ -39,21 +52,54 @@ impl Interner {
         self.ids.get(name).copied()
     }
 
+    /// The name of `id`, which must be at least `first`.
     pub fn name(&self, id: u32) -> &str {
-        &self.names[id as usize]
+        &self.names[(id - self.first) as usize]
     }
 
-    pub fn len(&self) -> usize {
-        self.names.len()
+    /// One past the last id.
+    pub fn end(&self) -> u32 {
+        self.first + self.names.len() as u32
+    }
+}
+
+/// Lists per id, for the events after the frozen file: dense for ids past it, sparse for
+/// the frozen ids that have new events (few, after a reopen).
+pub(crate) struct Tail<T> {
+    first: u32,
+    dense: Vec<Vec<T>>,
+    sparse: tenure_engine::hash::Map<u32, Vec<T>>,
+}
+
+impl<T> Default for Tail<T> {
+    fn default() -> Self {
+        Tail::starting_at(0)
+    }
+}
+
+impl<T> Tail<T> {
+    fn starting_at(first: u32) -> Self {
+        Tail { first, dense: Vec::new(), sparse: Default::default() }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+    pub(crate) fn get(&self, id: u32) -> &[T] {
+        if id >= self.first {
+            self.dense.get((id - self.first) as usize).map(Vec::as_slice).unwrap_or(&[])
+        } else {
+            self.sparse.get(&id).map(Vec::as_slice).unwrap_or(&[])
+        }
     }
 
-    /// Rebuilds the reverse map after deserialization.
-    fn rebuild(&mut self) {
-        self.ids = self.names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
+    fn get_mut(&mut self, id: u32) -> &mut Vec<T> {
+        if id >= self.first {
+            let i = (id - self.first) as usize;
+            if i >= self.dense.len() {
+                self.dense.resize_with(i + 1, Vec::new);
+            }
+            &mut self.dense[i]
+        } else {
+            self.sparse.entry(id).or_default()
+        }
     }
 }
 
@@ -129,34 +175,53 @@ fn push_unique(list: &mut Vec<u32>, id: u32) {
     }
 }
 
+/// `frozen` then `tail`, without repeats.
+fn union(mut frozen: Vec<u32>, tail: &[u32]) -> Vec<u32> {
+    if frozen.is_empty() {
+        return tail.to_vec();
+    }
+    frozen.extend_from_slice(tail);
+    frozen.sort_unstable();
+    frozen.dedup();
+    frozen
+}
+
 /// The index itself. Built by [`AccessIndex::apply`], one event at a time, in position
 /// order; queried through [`crate::query`].
-#[derive(Default, Serialize, Deserialize)]
+///
+/// It has two parts: an optional frozen file ([`crate::frozen`]), memory-mapped and read
+/// lazily, holding positions up to its head; and the tail, in memory, holding the events
+/// applied since. Without a file the tail is the whole index. Every list a query reads is
+/// the frozen list followed by (merged with) the tail's.
+#[derive(Default)]
 pub struct AccessIndex {
     /// The last position applied.
     pub(crate) head: u64,
-    /// `recorded[p - 1]`: the `recorded_at` of position `p`, µs; never decreasing.
+    pub(crate) frozen: Option<Frozen>,
+    /// A frozen file found corrupt while applying; every query reports it.
+    pub(crate) poisoned: Option<CorruptIndex>,
+    /// `recorded[p - frozen head - 1]`: the `recorded_at` of tail position `p`, µs.
     pub(crate) recorded: Vec<i64>,
+    /// Names of the identities that are not in the frozen file.
     pub(crate) identities: Interner,
     pub(crate) groups: Interner,
     pub(crate) ents: Vec<Entitlement>,
-    #[serde(skip)]
     pub(crate) ent_ids: tenure_engine::hash::Map<Entitlement, u32>,
-    pub(crate) id_events: Vec<Vec<Filed<IdOp>>>,
-    /// Per group: created / deleted / access granted / access revoked.
+    pub(crate) id_events: Tail<Filed<IdOp>>,
+    /// Per group: created / deleted / access granted / access revoked (all of them).
     pub(crate) group_events: Vec<Vec<Filed<GroupOp>>>,
     /// Retracted position → the position of its (first) retraction.
     pub(crate) retracted: tenure_engine::hash::Map<u64, u64>,
     /// Entitlement → identities with a direct grant event of it.
-    pub(crate) direct_holders: Vec<Vec<u32>>,
-    /// Entitlement → groups with a group grant event of it.
+    pub(crate) direct_holders: Tail<u32>,
+    /// Entitlement → groups with a group grant event of it (all of them).
     pub(crate) group_holders: Vec<Vec<u32>>,
     /// Group → identities with a membership event in it.
-    pub(crate) members: Vec<Vec<u32>>,
+    pub(crate) members: Tail<u32>,
     /// Identity → groups it has membership events in.
-    pub(crate) groups_of: Vec<Vec<u32>>,
+    pub(crate) groups_of: Tail<u32>,
     /// Owner → services that named it as owner at some point.
-    pub(crate) owned: Vec<Vec<u32>>,
+    pub(crate) owned: Tail<u32>,
     /// Resource → its entitlements.
     pub(crate) by_resource: tenure_engine::hash::Map<String, Vec<u32>>,
 }
@@ -171,25 +236,49 @@ impl AccessIndex {
         self.head
     }
 
+    /// The position the frozen file reflects (0 without one).
+    pub fn frozen_head(&self) -> u64 {
+        self.frozen.as_ref().map_or(0, |f| f.head)
+    }
+
+    /// Events applied since the frozen file (all of them without one).
+    pub fn tail_len(&self) -> u64 {
+        self.head - self.frozen_head()
+    }
+
     pub fn identity_count(&self) -> usize {
-        self.identities.len()
+        self.identities.end() as usize
+    }
+
+    pub(crate) fn group_count(&self) -> u32 {
+        self.groups.end()
+    }
+
+    fn frozen_identity(&mut self, name: &str) -> Option<u32> {
+        let frozen = self.frozen.as_ref()?;
+        match frozen.identity_id(name) {
+            Ok(id) => id,
+            Err(e) => {
+                self.poisoned.get_or_insert(e);
+                None
+            }
+        }
     }
 
     fn identity(&mut self, name: &str) -> u32 {
-        let id = self.identities.intern(name);
-        if id as usize == self.id_events.len() {
-            self.id_events.push(Vec::new());
-            self.groups_of.push(Vec::new());
-            self.owned.push(Vec::new());
+        if let Some(id) = self.identities.get(name) {
+            return id;
         }
-        id
+        if let Some(id) = self.frozen_identity(name) {
+            return id;
+        }
+        self.identities.intern(name)
     }
 
     fn group(&mut self, name: &str) -> u32 {
         let id = self.groups.intern(name);
         if id as usize == self.group_events.len() {
             self.group_events.push(Vec::new());
-            self.members.push(Vec::new());
         }
         id
     }
@@ -201,7 +290,6 @@ impl AccessIndex {
         let id = u32::try_from(self.ents.len()).expect("fewer than 2^32 entitlements");
         self.ents.push(e.clone());
         self.ent_ids.insert(e.clone(), id);
-        self.direct_holders.push(Vec::new());
         self.group_holders.push(Vec::new());
         self.by_resource.entry(e.resource.clone()).or_default().push(id);
         id
@@ -217,12 +305,16 @@ impl AccessIndex {
         let pos = event.position.get();
         assert_eq!(pos, self.head + 1, "the index takes positions in order, without gaps");
         let eff = event.effective_at.as_micros();
-        let last = self.recorded.last().copied().unwrap_or(i64::MIN);
+        let last = match (self.recorded.last(), &self.frozen) {
+            (Some(&r), _) => r,
+            (None, Some(f)) if f.head > 0 => f.recorded(f.head),
+            _ => i64::MIN,
+        };
         self.recorded.push(event.recorded_at.as_micros().max(last));
         self.head = pos;
         let file_id = |index: &mut Self, name: &str, op: IdOp| {
             let id = index.identity(name);
-            insert_sorted(&mut index.id_events[id as usize], Filed { pos, eff, op });
+            insert_sorted(index.id_events.get_mut(id), Filed { pos, eff, op });
             id
         };
         match &event.data {
@@ -231,7 +323,7 @@ impl AccessIndex {
                 let op = JoinedOp { kind: j.kind, attributes: j.attributes.clone(), owner };
                 let id = file_id(self, j.identity.as_str(), IdOp::Joined(Box::new(op)));
                 if let Some(owner) = owner {
-                    push_unique(&mut self.owned[owner as usize], id);
+                    push_unique(self.owned.get_mut(owner), id);
                 }
             }
             EventData::IdentityMoved(m) => {
@@ -253,13 +345,13 @@ impl AccessIndex {
             EventData::IdentityOwnerChanged(o) => {
                 let owner = self.identity(o.owner.as_str());
                 let id = file_id(self, o.identity.as_str(), IdOp::OwnerChanged(owner));
-                push_unique(&mut self.owned[owner as usize], id);
+                push_unique(self.owned.get_mut(owner), id);
             }
             EventData::AccessGranted(g) => {
                 let ent = self.ent(&g.entitlement);
                 let expires = g.expires_at.map(|t| t.as_micros()).unwrap_or(NEVER);
                 let id = file_id(self, g.identity.as_str(), IdOp::Granted { ent, expires });
-                push_unique(&mut self.direct_holders[ent as usize], id);
+                push_unique(self.direct_holders.get_mut(ent), id);
             }
             EventData::AccessRevoked(r) => {
                 let ent = self.ent(&r.entitlement);
@@ -272,8 +364,8 @@ impl AccessIndex {
                     _ => IdOp::MemberRemoved(group),
                 };
                 let id = file_id(self, m.identity.as_str(), op);
-                push_unique(&mut self.members[group as usize], id);
-                push_unique(&mut self.groups_of[id as usize], group);
+                push_unique(self.members.get_mut(group), id);
+                push_unique(self.groups_of.get_mut(id), group);
             }
             EventData::CredentialIssued(c) | EventData::CredentialRotated(c) | EventData::CredentialRevoked(c) => {
                 let action = match &event.data {
@@ -311,25 +403,213 @@ impl AccessIndex {
     /// retracted by then.
     #[inline]
     pub(crate) fn visible(&self, pos: u64, r: u64) -> bool {
-        pos <= r && self.retracted.get(&pos).is_none_or(|&by| by > r)
+        pos <= r && (self.retracted.is_empty() || self.retracted.get(&pos).is_none_or(|&by| by > r))
     }
 
     /// The position known at recorded time `t` (µs): the last one recorded at or before it.
     pub fn position_at_recorded(&self, t: i64) -> u64 {
-        self.recorded.partition_point(|&r| r <= t) as u64
+        let frozen = match &self.frozen {
+            Some(f) => {
+                let n = f.recorded_count(t);
+                if n < f.head {
+                    return n;
+                }
+                n
+            }
+            None => 0,
+        };
+        frozen + self.recorded.partition_point(|&r| r <= t) as u64
     }
 
-    /// Encodes the index for a snapshot.
+    /// Fails when a frozen file was found corrupt while applying events.
+    pub(crate) fn check(&self) -> Result<(), CorruptIndex> {
+        match &self.poisoned {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The id of an identity's name.
+    pub(crate) fn identity_id(&self, name: &str) -> Result<Option<u32>, CorruptIndex> {
+        if let Some(id) = self.identities.get(name) {
+            return Ok(Some(id));
+        }
+        match &self.frozen {
+            Some(f) => f.identity_id(name),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn identity_name(&self, id: u32) -> Result<&str, CorruptIndex> {
+        match &self.frozen {
+            Some(f) if id < f.identities => f.identity_name(id),
+            _ => Ok(self.identities.name(id)),
+        }
+    }
+
+    pub(crate) fn group_name(&self, g: u32) -> &str {
+        self.groups.name(g)
+    }
+
+    /// An identity's filed events, in `(effective_at, position)` order.
+    pub(crate) fn id_events(&self, id: u32) -> Result<Cow<'_, [Filed<IdOp>]>, CorruptIndex> {
+        let tail = self.id_events.get(id);
+        let Some(f) = self.frozen.as_ref().filter(|f| id < f.identities) else {
+            return Ok(Cow::Borrowed(tail));
+        };
+        let mut list = f.id_events(id)?;
+        if !tail.is_empty() {
+            // Tail positions are all later, but a backdated one may sort earlier.
+            list.extend_from_slice(tail);
+            list.sort_by_key(|e| (e.eff, e.pos));
+        }
+        Ok(Cow::Owned(list))
+    }
+
+    fn merged<'a>(
+        &'a self,
+        tail: &'a Tail<u32>,
+        id: u32,
+        frozen: impl Fn(&Frozen, &mut Vec<u32>) -> Result<(), CorruptIndex>,
+    ) -> Result<Cow<'a, [u32]>, CorruptIndex> {
+        match &self.frozen {
+            None => Ok(Cow::Borrowed(tail.get(id))),
+            Some(f) => {
+                let mut list = Vec::new();
+                frozen(f, &mut list)?;
+                Ok(Cow::Owned(union(list, tail.get(id))))
+            }
+        }
+    }
+
+    /// The groups an identity has membership events in.
+    pub(crate) fn groups_of(&self, id: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
+        self.merged(&self.groups_of, id, |f, out| if id < f.identities { f.groups_of(id, out) } else { Ok(()) })
+    }
+
+    /// The services that named `id` as their owner at some point.
+    pub(crate) fn owned(&self, id: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
+        self.merged(&self.owned, id, |f, out| if id < f.identities { f.owned(id, out) } else { Ok(()) })
+    }
+
+    /// The identities with a direct grant event of `ent`.
+    pub(crate) fn direct_holders(&self, ent: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
+        self.merged(&self.direct_holders, ent, |f, out| if ent < f.ents { f.direct_holders(ent, out) } else { Ok(()) })
+    }
+
+    /// The identities with a membership event in `g`.
+    pub(crate) fn members(&self, g: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
+        self.merged(&self.members, g, |f, out| if g < f.groups { f.members(g, out) } else { Ok(()) })
+    }
+
+    /// Encodes the index (the frozen file format, in memory) for a snapshot.
     pub fn to_bytes(&self) -> Vec<u8> {
-        rmp_serde::to_vec(self).expect("the index is plain data")
+        match frozen::write(self, std::io::Cursor::new(Vec::new())) {
+            Ok(cursor) => cursor.into_inner(),
+            // Writing to memory fails only when the frozen part is corrupt; an empty
+            // snapshot then makes the next load rebuild from the log.
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Decodes a snapshot made by [`AccessIndex::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let mut index: AccessIndex = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
-        index.identities.rebuild();
-        index.groups.rebuild();
-        index.ent_ids = index.ents.iter().enumerate().map(|(i, e)| (e.clone(), i as u32)).collect();
-        Ok(index)
+        let frozen = Frozen::from_vec(bytes.to_vec()).map_err(|e| e.to_string())?;
+        Self::from_frozen(frozen).map_err(|e| e.to_string())
+    }
+
+    /// Opens the index file at `path` (written by [`AccessIndex::write_file`]).
+    pub fn open_file(path: &Path) -> Result<Self, CorruptIndex> {
+        Self::from_frozen(Frozen::open(path)?)
+    }
+
+    /// Writes the whole index (frozen part and tail) to `path`, atomically.
+    pub fn write_file(&self, path: &Path) -> Result<(), WriteError> {
+        self.check()?;
+        frozen::write_file(self, path)
+    }
+
+    fn from_frozen(frozen: Frozen) -> Result<Self, CorruptIndex> {
+        let small = frozen.small()?;
+        let mut by_resource: tenure_engine::hash::Map<String, Vec<u32>> = Default::default();
+        for (i, e) in small.ents.iter().enumerate() {
+            by_resource.entry(e.resource.clone()).or_default().push(i as u32);
+        }
+        if small.groups.len() != frozen.groups as usize
+            || small.group_events.len() != small.groups.len()
+            || small.ents.len() != frozen.ents as usize
+            || small.group_holders.len() != small.ents.len()
+        {
+            return Err(CorruptIndex { path: String::new(), reason: "tables of different lengths".into() });
+        }
+        Ok(AccessIndex {
+            head: frozen.head,
+            poisoned: None,
+            recorded: Vec::new(),
+            identities: Interner::starting_at(frozen.identities),
+            groups: Interner::from_names(small.groups),
+            ent_ids: small.ents.iter().enumerate().map(|(i, e)| (e.clone(), i as u32)).collect(),
+            ents: small.ents,
+            id_events: Tail::starting_at(frozen.identities),
+            group_events: small.group_events,
+            retracted: small.retracted.into_iter().collect(),
+            direct_holders: Tail::starting_at(frozen.ents),
+            group_holders: small.group_holders,
+            members: Tail::starting_at(frozen.groups),
+            groups_of: Tail::starting_at(frozen.identities),
+            owned: Tail::starting_at(frozen.identities),
+            by_resource,
+            frozen: Some(frozen),
+        })
+    }
+}
+
+impl frozen::Source for AccessIndex {
+    fn head(&self) -> u64 {
+        self.head
+    }
+    fn identities(&self) -> u32 {
+        self.identities.end()
+    }
+    fn groups(&self) -> u32 {
+        self.groups.end()
+    }
+    fn ents(&self) -> u32 {
+        self.ents.len() as u32
+    }
+    fn recorded(&self, pos: u64) -> i64 {
+        match &self.frozen {
+            Some(f) if pos <= f.head => f.recorded(pos),
+            _ => self.recorded[(pos - self.frozen_head() - 1) as usize],
+        }
+    }
+    fn identity_name(&self, id: u32) -> Result<&str, CorruptIndex> {
+        AccessIndex::identity_name(self, id)
+    }
+    fn id_events(&self, id: u32) -> Result<Vec<Filed<IdOp>>, CorruptIndex> {
+        AccessIndex::id_events(self, id).map(Cow::into_owned)
+    }
+    fn groups_of(&self, id: u32) -> Result<Vec<u32>, CorruptIndex> {
+        AccessIndex::groups_of(self, id).map(Cow::into_owned)
+    }
+    fn owned(&self, id: u32) -> Result<Vec<u32>, CorruptIndex> {
+        AccessIndex::owned(self, id).map(Cow::into_owned)
+    }
+    fn direct_holders(&self, ent: u32) -> Result<Vec<u32>, CorruptIndex> {
+        AccessIndex::direct_holders(self, ent).map(Cow::into_owned)
+    }
+    fn members(&self, g: u32) -> Result<Vec<u32>, CorruptIndex> {
+        AccessIndex::members(self, g).map(Cow::into_owned)
+    }
+    fn small(&self) -> Small {
+        let mut retracted: Vec<(u64, u64)> = self.retracted.iter().map(|(&a, &b)| (a, b)).collect();
+        retracted.sort_unstable();
+        Small {
+            groups: (0..self.groups.end()).map(|g| self.groups.name(g).to_string()).collect(),
+            group_events: self.group_events.clone(),
+            ents: self.ents.clone(),
+            group_holders: self.group_holders.clone(),
+            retracted,
+        }
     }
 }

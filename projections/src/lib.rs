@@ -14,14 +14,16 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod fold;
+pub mod frozen;
 pub mod index;
 pub mod projection;
 pub mod query;
 
-pub use fold::{Anomaly, AnomalyKind, IdentityFold, State};
+pub use fold::{Anomaly, AnomalyKind, FoldScope, IdentityFold, State};
+pub use frozen::{CorruptIndex, WriteError};
 pub use index::AccessIndex;
-pub use projection::{Checkpoints, Projection, ProjectionError, Runner};
+pub use projection::{open_access_index, Checkpoints, Projection, ProjectionError, Runner, ACCESS_INDEX_FILE};
 pub use query::{AsOf, Diff, Held, Holder, Profile, QueryError, Target, Timeline, Via};

@@ -33,6 +33,44 @@ pub enum ProjectionError {
     BadState { name: String, reason: String },
     #[error("projection '{name}': checkpoint {checkpoint} is past the log head {head}; was the log replaced?")]
     CheckpointAhead { name: String, checkpoint: u64, head: u64 },
+    #[error("writing the access index: {0}")]
+    WriteIndex(#[from] crate::frozen::WriteError),
+}
+
+/// Where [`open_access_index`] keeps the index of a store, inside its data directory.
+pub const ACCESS_INDEX_FILE: &str = "access.index";
+
+/// The access index is rewritten when this many events were applied since its file.
+pub const REWRITE_AFTER: u64 = 50_000;
+
+/// The access index of `store`, kept in the file at `path`: maps the file, applies the
+/// events recorded since it was written, and rewrites it (atomically) when those are
+/// `REWRITE_AFTER` or more, so that the next process starts from a short tail.
+///
+/// The file is derived data: one that does not read back (a torn or altered file) is
+/// rebuilt from the log. One that is ahead of the log is an error, as for checkpoints.
+pub fn open_access_index(store: &Store, path: &Path) -> Result<crate::AccessIndex, ProjectionError> {
+    let mut index = match crate::AccessIndex::open_file(path) {
+        Ok(index) => index,
+        Err(_) => crate::AccessIndex::new(),
+    };
+    let head = store.head();
+    if index.head() > head {
+        return Err(ProjectionError::CheckpointAhead {
+            name: path.display().to_string(),
+            checkpoint: index.head(),
+            head,
+        });
+    }
+    store.scan(index.head() + 1, head, |event| {
+        index.apply(&event);
+        std::ops::ControlFlow::Continue(())
+    })?;
+    if index.tail_len() >= REWRITE_AFTER {
+        index.write_file(path)?;
+        index = crate::AccessIndex::open_file(path).map_err(crate::frozen::WriteError::from)?;
+    }
+    Ok(index)
 }
 
 /// Saved states are cut into pieces of this size (sled prefers values well under its

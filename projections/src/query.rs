@@ -1,6 +1,7 @@
 //! The audit queries, each "as known at R". Every answer carries its provenance.
 
-use crate::fold::{fold_group, fold_identity, fold_identity_with, Anomaly, GroupFold, IdentityFold, State};
+use crate::fold::{fold_group, fold_identity, fold_identity_with, Anomaly, FoldScope, GroupFold, IdentityFold, State};
+use crate::frozen::CorruptIndex;
 use crate::index::{AccessIndex, NEVER};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -90,6 +91,8 @@ pub enum QueryError {
     UnknownIdentity(String),
     #[error("empty time window: {from} is not before {to}")]
     EmptyWindow { from: Timestamp, to: Timestamp },
+    #[error(transparent)]
+    Corrupt(#[from] CorruptIndex),
 }
 
 /// An interval of a timeline, `[from, to)`; `to` is `None` while open.
@@ -190,13 +193,14 @@ impl AccessIndex {
         }
     }
 
-    fn identity_id(&self, name: &str) -> Result<u32, QueryError> {
-        self.identities.get(name).ok_or_else(|| QueryError::UnknownIdentity(name.to_string()))
+    fn id_of(&self, name: &str) -> Result<u32, QueryError> {
+        self.check()?;
+        self.identity_id(name)?.ok_or_else(|| QueryError::UnknownIdentity(name.to_string()))
     }
 
     /// Folds one identity as known at `as_of` (for reports and custom queries).
     pub fn fold_identity(&self, name: &str, as_of: AsOf) -> Result<IdentityFold, QueryError> {
-        Ok(fold_identity(self, self.identity_id(name)?, self.resolve(as_of)))
+        Ok(fold_identity(self, self.id_of(name)?, self.resolve(as_of))?)
     }
 
     /// The access of a folded identity at `t`, restricted to `only` when given.
@@ -213,7 +217,7 @@ impl AccessIndex {
             let group_fold = groups.get(m.key);
             for gg in group_fold.grants.iter().filter(|s| s.contains(t) && wanted(s.key)) {
                 out.entry(gg.key).or_default().push(Via::Group {
-                    group: self.groups.name(m.key).to_string(),
+                    group: self.group_name(m.key).to_string(),
                     membership: m.opened_by,
                     grant: gg.opened_by,
                 });
@@ -239,9 +243,9 @@ impl AccessIndex {
 
     /// What `identity` could access at `at`, as known at `as_of`, and why.
     pub fn access(&self, identity: &str, at: Timestamp, as_of: AsOf) -> Result<Vec<Held>, QueryError> {
-        let id = self.identity_id(identity)?;
+        let id = self.id_of(identity)?;
         let r = self.resolve(as_of);
-        let fold = fold_identity_with(self, id, r, false);
+        let fold = fold_identity_with(self, id, r, FoldScope::access_at(at.as_micros()))?;
         let mut groups = Groups::new(self, r);
         Ok(self.held(self.access_of(&fold, at.as_micros(), &mut groups, None)))
     }
@@ -254,37 +258,45 @@ impl AccessIndex {
     }
 
     /// Identities that ever had an event that could give them one of `ents`.
-    fn candidates(&self, ents: &[u32]) -> Vec<u32> {
-        let mut set = BTreeSet::new();
+    fn candidates(&self, ents: &[u32]) -> Result<Vec<u32>, QueryError> {
+        self.check()?;
+        let mut all = Vec::new();
         for &e in ents {
-            set.extend(self.direct_holders[e as usize].iter().copied());
+            all.extend_from_slice(&self.direct_holders(e)?);
             for &g in &self.group_holders[e as usize] {
-                set.extend(self.members[g as usize].iter().copied());
+                all.extend_from_slice(&self.members(g)?);
             }
         }
-        set.into_iter().collect()
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
     }
 
-    fn holders_from(&self, id: u32, set: AccessSet, out: &mut Vec<Holder>) {
-        let name = self.identities.name(id);
+    fn holders_from(&self, id: u32, set: AccessSet, out: &mut Vec<Holder>) -> Result<(), QueryError> {
+        if set.is_empty() {
+            return Ok(());
+        }
+        let name = self.identity_name(id)?;
         for h in self.held(set) {
             out.push(Holder { identity: name.to_string(), resource: h.resource, permission: h.permission, via: h.via });
         }
+        Ok(())
     }
 
     /// Who held `target` at `at`, as known at `as_of`.
-    pub fn holders(&self, target: &Target, at: Timestamp, as_of: AsOf) -> Vec<Holder> {
+    pub fn holders(&self, target: &Target, at: Timestamp, as_of: AsOf) -> Result<Vec<Holder>, QueryError> {
         let ents = self.target_ents(target);
         let r = self.resolve(as_of);
+        let t = at.as_micros();
         let mut groups = Groups::new(self, r);
         let mut out = Vec::new();
-        for id in self.candidates(&ents) {
-            let fold = fold_identity_with(self, id, r, false);
-            let set = self.access_of(&fold, at.as_micros(), &mut groups, Some(&ents));
-            self.holders_from(id, set, &mut out);
+        for id in self.candidates(&ents)? {
+            let fold = fold_identity_with(self, id, r, FoldScope::access_at(t))?;
+            let set = self.access_of(&fold, t, &mut groups, Some(&ents));
+            self.holders_from(id, set, &mut out)?;
         }
         sort_holders(&mut out);
-        out
+        Ok(out)
     }
 
     /// The instants at which an identity's access can change: every span boundary of its
@@ -352,10 +364,10 @@ impl AccessIndex {
         let r = self.resolve(as_of);
         let mut groups = Groups::new(self, r);
         let mut out = Vec::new();
-        for id in self.candidates(&ents) {
-            let fold = fold_identity_with(self, id, r, false);
+        for id in self.candidates(&ents)? {
+            let fold = fold_identity_with(self, id, r, FoldScope::ACCESS)?;
             let set = self.access_during(&fold, from.as_micros(), to.as_micros(), &mut groups, Some(&ents));
-            self.holders_from(id, set, &mut out);
+            self.holders_from(id, set, &mut out)?;
         }
         sort_holders(&mut out);
         Ok(out)
@@ -363,9 +375,9 @@ impl AccessIndex {
 
     /// An identity's status, grants, memberships and effective access, oldest first.
     pub fn timeline(&self, identity: &str, as_of: AsOf) -> Result<Timeline, QueryError> {
-        let id = self.identity_id(identity)?;
+        let id = self.id_of(identity)?;
         let r = self.resolve(as_of);
-        let fold = fold_identity_with(self, id, r, false);
+        let fold = fold_identity_with(self, id, r, FoldScope::ACCESS)?;
         let mut groups = Groups::new(self, r);
         let span = |what: String, from: i64, to: i64, opened_by: u64, closed_by: Option<u64>| TimelineSpan {
             what,
@@ -388,7 +400,7 @@ impl AccessIndex {
         let memberships = fold
             .memberships
             .iter()
-            .map(|s| span(format!("member of {}", self.groups.name(s.key)), s.from, s.to, s.opened_by, s.closed_by))
+            .map(|s| span(format!("member of {}", self.group_name(s.key)), s.from, s.to, s.opened_by, s.closed_by))
             .collect();
         // Effective access: evaluate at each breakpoint, merge runs with the same reasons.
         let points = self.breakpoints(&fold, &mut groups);
@@ -427,18 +439,18 @@ impl AccessIndex {
     /// What an identity's records said at `at`: state, kind, attributes, owner, and the
     /// services it owned then.
     pub fn profile(&self, identity: &str, at: Timestamp, as_of: AsOf) -> Result<Profile, QueryError> {
-        let id = self.identity_id(identity)?;
+        let id = self.id_of(identity)?;
         let r = self.resolve(as_of);
         let t = at.as_micros();
-        let fold = fold_identity(self, id, r);
+        let fold = fold_identity(self, id, r)?;
         let state = fold.state_at(t);
         let version = fold.profile_at(t);
         let mut owns = Vec::new();
-        for &s in &self.owned[id as usize] {
-            let sf = fold_identity(self, s, r);
+        for &s in self.owned(id)?.iter() {
+            let sf = fold_identity(self, s, r)?;
             if sf.profile_at(t).and_then(|p| p.owner) == Some(id) {
                 let st = sf.state_at(t).map(|s| s.state.as_str()).unwrap_or("absent");
-                owns.push(OwnedService { identity: self.identities.name(s).to_string(), state: st.to_string() });
+                owns.push(OwnedService { identity: self.identity_name(s)?.to_string(), state: st.to_string() });
             }
         }
         owns.sort_by(|a, b| a.identity.cmp(&b.identity));
@@ -447,7 +459,10 @@ impl AccessIndex {
             state: state.map(|s| s.state.as_str()).unwrap_or("absent").to_string(),
             kind: version.map(|v| v.kind),
             attributes: version.map(|v| v.attributes.clone()).unwrap_or_default(),
-            owner: version.and_then(|v| v.owner).map(|o| self.identities.name(o).to_string()),
+            owner: match version.and_then(|v| v.owner) {
+                Some(o) => Some(self.identity_name(o)?.to_string()),
+                None => None,
+            },
             owns,
             state_since: state.map(|s| s.opened_by),
             profile_since: version.map(|v| v.position),
@@ -463,17 +478,20 @@ impl AccessIndex {
         as_of: AsOf,
     ) -> Result<Diff, QueryError> {
         let ids: Vec<u32> = match identity {
-            Some(name) => vec![self.identity_id(name)?],
-            None => (0..self.identities.len() as u32).collect(),
+            Some(name) => vec![self.id_of(name)?],
+            None => {
+                self.check()?;
+                (0..self.identity_count() as u32).collect()
+            }
         };
         let r = self.resolve(as_of);
         let mut groups = Groups::new(self, r);
         let mut diff = Diff::default();
         for id in ids {
-            let fold = fold_identity_with(self, id, r, false);
+            let fold = fold_identity_with(self, id, r, FoldScope::ACCESS)?;
             let before = self.access_of(&fold, from.as_micros(), &mut groups, None);
             let after = self.access_of(&fold, to.as_micros(), &mut groups, None);
-            let name = self.identities.name(id);
+            let name = self.identity_name(id)?;
             let change = |ent: u32, via: &Vec<Via>| {
                 let e = &self.ents[ent as usize];
                 Change {
@@ -498,26 +516,28 @@ impl AccessIndex {
     }
 
     /// Every event the fold found meaningless, as known at `as_of`, by position.
-    pub fn anomalies(&self, as_of: AsOf) -> Vec<Anomaly> {
+    pub fn anomalies(&self, as_of: AsOf) -> Result<Vec<Anomaly>, QueryError> {
+        self.check()?;
         let r = self.resolve(as_of);
         let mut out = Vec::new();
-        for id in 0..self.identities.len() as u32 {
-            out.extend(fold_identity(self, id, r).anomalies);
+        for id in 0..self.identity_count() as u32 {
+            out.extend(fold_identity(self, id, r)?.anomalies);
         }
-        for g in 0..self.groups.len() as u32 {
+        for g in 0..self.group_count() {
             out.extend(fold_group(self, g, r).anomalies);
         }
         out.sort();
-        out
+        Ok(out)
     }
 
     /// The state of every identity at `at` (for reports): name, state, kind.
-    pub fn states_at(&self, at: Timestamp, as_of: AsOf) -> Vec<(String, Option<State>)> {
+    pub fn states_at(&self, at: Timestamp, as_of: AsOf) -> Result<Vec<(String, Option<State>)>, QueryError> {
+        self.check()?;
         let r = self.resolve(as_of);
-        (0..self.identities.len() as u32)
+        (0..self.identity_count() as u32)
             .map(|id| {
-                let fold = fold_identity(self, id, r);
-                (self.identities.name(id).to_string(), fold.state_at(at.as_micros()).map(|s| s.state))
+                let fold = fold_identity(self, id, r)?;
+                Ok((self.identity_name(id)?.to_string(), fold.state_at(at.as_micros()).map(|s| s.state)))
             })
             .collect()
     }

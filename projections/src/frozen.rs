@@ -1,0 +1,462 @@
+//! The frozen part of the access index: an immutable file, memory-mapped, read lazily.
+//!
+//! A store of 10M events has about 1M identities; a query reads one of them (or the few
+//! hundred thousand holders of one entitlement). Loading the whole index to answer it
+//! would cost seconds and gigabytes, so the index persists itself as a file whose parts
+//! are found by offset tables: opening it reads a header and the small tables (groups,
+//! entitlements, retractions); an identity's events are read and decoded only when a
+//! query asks for them. The file is written once, to a temporary name, synced and
+//! renamed; it is never changed in place. Its head position is in its header, so the
+//! state and its checkpoint are one atomic unit.
+//!
+//! Layout (all integers little-endian; `docs/format.md` has the table):
+//!
+//! ```text
+//! header   magic "TENUIDX\0", version u32, reserved u32, head u64, identities u64,
+//!          groups u64, entitlements u64, SECTIONS x (offset u64, length u64),
+//!          CRC-32 of all of the above (u32), zero padding to HEADER_LEN
+//! sections recorded_at per position (i64 µs); identity names (offsets + UTF-8);
+//!          identity ids sorted by name (u32); per identity its filed events
+//!          (offsets + [CRC-32 u32, MessagePack list]); per identity its groups, the
+//!          services it owned (offsets + u32 lists); per entitlement its direct
+//!          holders; per group its members (offsets + u32 lists); the small part
+//!          (CRC-32 + MessagePack: group names and events, entitlements, group
+//!          holders, retractions)
+//! ```
+
+use crate::index::{Filed, GroupOp, IdOp};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use tenure_engine::Entitlement;
+
+const MAGIC: &[u8; 8] = b"TENUIDX\0";
+const VERSION: u32 = 1;
+const SECTIONS: usize = 15;
+const TABLE_AT: usize = 48;
+const HEADER_LEN: usize = 4096;
+
+/// The sections, in file order.
+#[derive(Clone, Copy)]
+#[repr(usize)]
+enum S {
+    Recorded,
+    IdNamesOff,
+    IdNames,
+    IdSorted,
+    IdEventsOff,
+    IdEvents,
+    GroupsOfOff,
+    GroupsOf,
+    OwnedOff,
+    Owned,
+    DirectOff,
+    Direct,
+    MembersOff,
+    Members,
+    Small,
+}
+
+/// What a frozen index file holds besides the per-subject lists: small enough to load
+/// whole at open.
+#[derive(Serialize, Deserialize, Default)]
+pub(crate) struct Small {
+    pub groups: Vec<String>,
+    pub group_events: Vec<Vec<Filed<GroupOp>>>,
+    pub ents: Vec<Entitlement>,
+    pub group_holders: Vec<Vec<u32>>,
+    pub retracted: Vec<(u64, u64)>,
+}
+
+/// A frozen index file that does not read back as one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("access index file {path}: {reason}")]
+pub struct CorruptIndex {
+    pub path: String,
+    pub reason: String,
+}
+
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// An open frozen index: the bytes and where each section is.
+pub(crate) struct Frozen {
+    bytes: Bytes,
+    origin: String,
+    sections: [(usize, usize); SECTIONS],
+    pub head: u64,
+    pub identities: u32,
+    pub groups: u32,
+    pub ents: u32,
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+impl Frozen {
+    /// Maps the file at `path`.
+    pub fn open(path: &Path) -> Result<Frozen, CorruptIndex> {
+        let origin = path.display().to_string();
+        let bad = |reason: String| CorruptIndex { path: origin.clone(), reason };
+        let file = File::open(path).map_err(|e| bad(e.to_string()))?;
+        // SAFETY: the file is written once under a temporary name and renamed into place;
+        // Tenure never writes to it again, and the store's exclusive lock keeps other Tenure
+        // processes from replacing it while it is mapped (a rename leaves the mapping on
+        // the old inode). Changing it behind Tenure's back is outside the contract, as for
+        // any file of the data directory.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| bad(e.to_string()))?;
+        Frozen::parse(Bytes::Mapped(map), origin)
+    }
+
+    /// Reads an index from bytes made by [`write`] into a `Vec`.
+    pub fn from_vec(bytes: Vec<u8>) -> Result<Frozen, CorruptIndex> {
+        Frozen::parse(Bytes::Owned(bytes), "(in memory)".to_string())
+    }
+
+    fn parse(bytes: Bytes, origin: String) -> Result<Frozen, CorruptIndex> {
+        let bad = |reason: &str| CorruptIndex { path: origin.clone(), reason: reason.to_string() };
+        let table_end = TABLE_AT + SECTIONS * 16;
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+            return Err(bad("not a Tenure index file"));
+        }
+        if le_u32(&bytes, 8) != VERSION {
+            return Err(bad("made by another version of Tenure"));
+        }
+        if crc32fast::hash(&bytes[..table_end]) != le_u32(&bytes, table_end) {
+            return Err(bad("header checksum mismatch"));
+        }
+        let mut sections = [(0usize, 0usize); SECTIONS];
+        for (i, s) in sections.iter_mut().enumerate() {
+            let off = le_u64(&bytes, TABLE_AT + i * 16) as usize;
+            let len = le_u64(&bytes, TABLE_AT + i * 16 + 8) as usize;
+            if off < HEADER_LEN || off.checked_add(len).is_none_or(|end| end > bytes.len()) {
+                return Err(bad("a section lies outside the file"));
+            }
+            *s = (off, len);
+        }
+        let count = |at: usize| u32::try_from(le_u64(&bytes, at)).map_err(|_| bad("impossible count"));
+        let frozen = Frozen {
+            head: le_u64(&bytes, 16),
+            identities: count(24)?,
+            groups: count(32)?,
+            ents: count(40)?,
+            bytes,
+            sections,
+            origin: origin.clone(),
+        };
+        let n = |x: u32| x as usize + 1;
+        let expect = [
+            (S::Recorded, frozen.head as usize * 8),
+            (S::IdNamesOff, n(frozen.identities) * 8),
+            (S::IdSorted, frozen.identities as usize * 4),
+            (S::IdEventsOff, n(frozen.identities) * 8),
+            (S::GroupsOfOff, n(frozen.identities) * 8),
+            (S::OwnedOff, n(frozen.identities) * 8),
+            (S::DirectOff, n(frozen.ents) * 8),
+            (S::MembersOff, n(frozen.groups) * 8),
+        ];
+        for (s, len) in expect {
+            if frozen.sections[s as usize].1 != len {
+                return Err(bad("a section has the wrong length"));
+            }
+        }
+        Ok(frozen)
+    }
+
+    fn corrupt(&self, reason: &str) -> CorruptIndex {
+        CorruptIndex { path: self.origin.clone(), reason: reason.to_string() }
+    }
+
+    fn section(&self, s: S) -> &[u8] {
+        let (off, len) = self.sections[s as usize];
+        &self.bytes[off..off + len]
+    }
+
+    /// Item `i` of a list table: the bytes between two offsets of `off` in `blob`.
+    fn item(&self, off: S, blob: S, i: u32) -> Result<&[u8], CorruptIndex> {
+        let table = self.section(off);
+        let at = i as usize * 8;
+        if at + 16 > table.len() {
+            return Err(self.corrupt("list index out of range"));
+        }
+        let (from, to) = (le_u64(table, at) as usize, le_u64(table, at + 8) as usize);
+        self.section(blob).get(from..to).ok_or_else(|| self.corrupt("list offsets out of order"))
+    }
+
+    fn ids(&self, off: S, blob: S, i: u32, limit: u32, out: &mut Vec<u32>) -> Result<(), CorruptIndex> {
+        let bytes = self.item(off, blob, i)?;
+        for chunk in bytes.chunks_exact(4) {
+            let id = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            if id >= limit {
+                return Err(self.corrupt("a list names an id past the end"));
+            }
+            out.push(id);
+        }
+        Ok(())
+    }
+
+    pub fn recorded(&self, pos: u64) -> i64 {
+        let at = (pos - 1) as usize * 8;
+        le_u64(self.section(S::Recorded), at) as i64
+    }
+
+    /// How many of the frozen positions were recorded at or before `t`.
+    pub fn recorded_count(&self, t: i64) -> u64 {
+        let (mut lo, mut hi) = (0u64, self.head);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.recorded(mid + 1) <= t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    pub fn identity_name(&self, id: u32) -> Result<&str, CorruptIndex> {
+        let b = self.item(S::IdNamesOff, S::IdNames, id)?;
+        std::str::from_utf8(b).map_err(|_| self.corrupt("a name is not UTF-8"))
+    }
+
+    /// The id of `name`, by binary search over the names in sorted order.
+    pub fn identity_id(&self, name: &str) -> Result<Option<u32>, CorruptIndex> {
+        let sorted = self.section(S::IdSorted);
+        let (mut lo, mut hi) = (0usize, self.identities as usize);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let id = le_u32(sorted, mid * 4);
+            match self.identity_name(id)?.cmp(name) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Some(id)),
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn id_events(&self, id: u32) -> Result<Vec<Filed<IdOp>>, CorruptIndex> {
+        let b = self.item(S::IdEventsOff, S::IdEvents, id)?;
+        if b.is_empty() {
+            return Ok(Vec::new());
+        }
+        if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
+            return Err(self.corrupt(&format!("the events of identity #{id} fail their checksum")));
+        }
+        rmp_serde::from_slice(&b[4..]).map_err(|e| self.corrupt(&e.to_string()))
+    }
+
+    pub fn groups_of(&self, id: u32, out: &mut Vec<u32>) -> Result<(), CorruptIndex> {
+        self.ids(S::GroupsOfOff, S::GroupsOf, id, self.groups, out)
+    }
+
+    pub fn owned(&self, id: u32, out: &mut Vec<u32>) -> Result<(), CorruptIndex> {
+        self.ids(S::OwnedOff, S::Owned, id, self.identities, out)
+    }
+
+    pub fn direct_holders(&self, ent: u32, out: &mut Vec<u32>) -> Result<(), CorruptIndex> {
+        self.ids(S::DirectOff, S::Direct, ent, self.identities, out)
+    }
+
+    pub fn members(&self, g: u32, out: &mut Vec<u32>) -> Result<(), CorruptIndex> {
+        self.ids(S::MembersOff, S::Members, g, self.identities, out)
+    }
+
+    pub fn small(&self) -> Result<Small, CorruptIndex> {
+        let b = self.section(S::Small);
+        if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
+            return Err(self.corrupt("the group and entitlement tables fail their checksum"));
+        }
+        rmp_serde::from_slice(&b[4..]).map_err(|e| self.corrupt(&e.to_string()))
+    }
+}
+
+/// What [`write`] needs of an index: every list, merged (frozen part and tail).
+pub(crate) trait Source {
+    fn head(&self) -> u64;
+    fn identities(&self) -> u32;
+    fn groups(&self) -> u32;
+    fn ents(&self) -> u32;
+    fn recorded(&self, pos: u64) -> i64;
+    fn identity_name(&self, id: u32) -> Result<&str, CorruptIndex>;
+    fn id_events(&self, id: u32) -> Result<Vec<Filed<IdOp>>, CorruptIndex>;
+    fn groups_of(&self, id: u32) -> Result<Vec<u32>, CorruptIndex>;
+    fn owned(&self, id: u32) -> Result<Vec<u32>, CorruptIndex>;
+    fn direct_holders(&self, ent: u32) -> Result<Vec<u32>, CorruptIndex>;
+    fn members(&self, g: u32) -> Result<Vec<u32>, CorruptIndex>;
+    fn small(&self) -> Small;
+}
+
+/// Why writing an index file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptIndex),
+}
+
+/// A writer that knows where it is.
+struct Counting<W> {
+    inner: W,
+    at: u64,
+}
+
+impl<W: Write> Counting<W> {
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(b)?;
+        self.at += b.len() as u64;
+        Ok(())
+    }
+}
+
+/// Writes the index of `src` to `out` (a file or a `Cursor<Vec<u8>>`).
+pub(crate) fn write<W: Write + Seek>(src: &impl Source, out: W) -> Result<W, WriteError> {
+    let mut w = Counting { inner: out, at: 0 };
+    w.put(&[0u8; HEADER_LEN])?;
+    let mut sections = [(0u64, 0u64); SECTIONS];
+    let mut section = |w: &mut Counting<W>, s: S, start: u64| sections[s as usize] = (start, w.at - start);
+
+    let start = w.at;
+    for pos in 1..=src.head() {
+        w.put(&src.recorded(pos).to_le_bytes())?;
+    }
+    section(&mut w, S::Recorded, start);
+
+    let ids = src.identities();
+    // Names, with their offsets.
+    let mut offsets = Vec::with_capacity(ids as usize + 1);
+    let start = w.at;
+    for id in 0..ids {
+        offsets.push(w.at - start);
+        w.put(src.identity_name(id)?.as_bytes())?;
+    }
+    offsets.push(w.at - start);
+    section(&mut w, S::IdNames, start);
+    let start = w.at;
+    for o in &offsets {
+        w.put(&o.to_le_bytes())?;
+    }
+    section(&mut w, S::IdNamesOff, start);
+    let mut sorted: Vec<u32> = (0..ids).collect();
+    let mut names = Vec::with_capacity(ids as usize);
+    for id in 0..ids {
+        names.push(src.identity_name(id)?);
+    }
+    sorted.sort_unstable_by(|&a, &b| names[a as usize].cmp(names[b as usize]));
+    drop(names);
+    let start = w.at;
+    for id in sorted {
+        w.put(&id.to_le_bytes())?;
+    }
+    section(&mut w, S::IdSorted, start);
+
+    // Each identity's events.
+    offsets.clear();
+    let start = w.at;
+    let mut buf = Vec::new();
+    for id in 0..ids {
+        offsets.push(w.at - start);
+        let list = src.id_events(id)?;
+        if !list.is_empty() {
+            buf.clear();
+            rmp_serde::encode::write(&mut buf, &list).map_err(|e| std::io::Error::other(e.to_string()))?;
+            w.put(&crc32fast::hash(&buf).to_le_bytes())?;
+            w.put(&buf)?;
+        }
+    }
+    offsets.push(w.at - start);
+    section(&mut w, S::IdEvents, start);
+    let start = w.at;
+    for o in &offsets {
+        w.put(&o.to_le_bytes())?;
+    }
+    section(&mut w, S::IdEventsOff, start);
+
+    // The u32 lists.
+    type GetList<'a> = &'a dyn Fn(u32) -> Result<Vec<u32>, CorruptIndex>;
+    let lists: [(S, S, u32, GetList<'_>); 4] = [
+        (S::GroupsOfOff, S::GroupsOf, ids, &|i| src.groups_of(i)),
+        (S::OwnedOff, S::Owned, ids, &|i| src.owned(i)),
+        (S::DirectOff, S::Direct, src.ents(), &|i| src.direct_holders(i)),
+        (S::MembersOff, S::Members, src.groups(), &|i| src.members(i)),
+    ];
+    for (off, blob, count, get) in lists {
+        offsets.clear();
+        let start = w.at;
+        for i in 0..count {
+            offsets.push(w.at - start);
+            for id in get(i)? {
+                w.put(&id.to_le_bytes())?;
+            }
+        }
+        offsets.push(w.at - start);
+        section(&mut w, blob, start);
+        let start = w.at;
+        for o in &offsets {
+            w.put(&o.to_le_bytes())?;
+        }
+        section(&mut w, off, start);
+    }
+
+    let start = w.at;
+    let small = rmp_serde::to_vec(&src.small()).map_err(|e| std::io::Error::other(e.to_string()))?;
+    w.put(&crc32fast::hash(&small).to_le_bytes())?;
+    w.put(&small)?;
+    section(&mut w, S::Small, start);
+
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    for x in [src.head(), ids as u64, src.groups() as u64, src.ents() as u64] {
+        header.extend_from_slice(&x.to_le_bytes());
+    }
+    for (off, len) in sections {
+        header.extend_from_slice(&off.to_le_bytes());
+        header.extend_from_slice(&len.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
+    let mut out = w.inner;
+    out.seek(SeekFrom::Start(0))?;
+    out.write_all(&header)?;
+    Ok(out)
+}
+
+/// Writes the index of `src` to `path` atomically: a temporary file, synced, renamed,
+/// and the directory synced. A crash leaves either the old file or the new one.
+pub(crate) fn write_file(src: &impl Source, path: &Path) -> Result<(), WriteError> {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir)?;
+    let tmp = path.with_extension("tmp");
+    let file = File::create(&tmp)?;
+    let out = write(src, BufWriter::with_capacity(1 << 20, file))?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    File::open(&dir)?.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! The access index file: a frozen index plus a tail answers like a rebuild; a damaged
+//! file is rebuilt or reported, never a panic; a file ahead of its log is refused.
+
+mod common;
+
+use tenure::engine::{NewEvent, Store};
+use tenure::projections::{open_access_index, AccessIndex, AsOf, ProjectionError, QueryError, Target};
+
+fn org(seed: u64) -> Vec<NewEvent> {
+    let mut all = vec![];
+    tenure_gen::generate(&tenure_gen::OrgConfig::new(400, 3, seed), |e| all.push(e));
+    all
+}
+
+fn names() -> Vec<String> {
+    (0..400).flat_map(|i| [format!("u{i:07}"), format!("svc-{i:07}")]).collect()
+}
+
+fn assert_same(a: &AccessIndex, b: &AccessIndex) {
+    let t = tenure::Timestamp::parse_lenient("2021-06-01").unwrap();
+    for e in ["app-0000#read", "app-0001#write", "app-0002#admin", "app-0003"] {
+        let target = Target::parse(e).unwrap();
+        for as_of in [AsOf::Head, AsOf::Position(a.head() / 2)] {
+            assert_eq!(a.holders(&target, t, as_of), b.holders(&target, t, as_of), "who {e}");
+        }
+    }
+    for name in names() {
+        assert_eq!(a.access(&name, t, AsOf::Head), b.access(&name, t, AsOf::Head), "access {name}");
+        assert_eq!(a.timeline(&name, AsOf::Head), b.timeline(&name, AsOf::Head), "timeline {name}");
+        assert_eq!(a.profile(&name, t, AsOf::Head), b.profile(&name, t, AsOf::Head), "profile {name}");
+    }
+    assert_eq!(a.anomalies(AsOf::Head), b.anomalies(AsOf::Head));
+}
+
+#[test]
+fn a_frozen_file_and_a_tail_answer_like_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("log")).unwrap();
+    let path = dir.path().join("access.index");
+    let all = org(11);
+    let half = all.len() / 2;
+    store.append(all[..half].to_vec()).unwrap();
+    common::build_index(&store).write_file(&path).unwrap();
+    let frozen_at = store.head();
+    store.append(all[half..].to_vec()).unwrap();
+    let reopened = open_access_index(&store, &path).unwrap();
+    assert_eq!(reopened.frozen_head(), frozen_at);
+    assert_eq!(reopened.head(), store.head());
+    assert_same(&reopened, &common::build_index(&store));
+    // Written again from the mixed index, it still answers the same.
+    reopened.write_file(&path).unwrap();
+    let again = open_access_index(&store, &path).unwrap();
+    assert_eq!((again.frozen_head(), again.tail_len()), (store.head(), 0));
+    assert_same(&again, &common::build_index(&store));
+}
+
+#[test]
+fn a_damaged_header_or_a_torn_file_is_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("log")).unwrap();
+    store.append(org(5)).unwrap();
+    let path = dir.path().join("access.index");
+    common::build_index(&store).write_file(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let rebuilt = common::build_index(&store);
+
+    let mut flipped = good.clone();
+    flipped[20] ^= 0x40; // inside the header's head position
+    std::fs::write(&path, &flipped).unwrap();
+    let err = AccessIndex::open_file(&path).err().expect("a damaged header is detected");
+    assert!(err.to_string().contains("access.index"), "{err}");
+    assert_same(&open_access_index(&store, &path).unwrap(), &rebuilt);
+
+    std::fs::write(&path, &good[..good.len() / 3]).unwrap();
+    assert!(AccessIndex::open_file(&path).is_err(), "a torn file is detected");
+    assert_same(&open_access_index(&store, &path).unwrap(), &rebuilt);
+}
+
+#[test]
+fn damaged_lists_are_reported_by_the_queries_that_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("log")).unwrap();
+    store.append(org(9)).unwrap();
+    let path = dir.path().join("access.index");
+    common::build_index(&store).write_file(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The identities' events: section 5 of the header's table at byte 48.
+    let at = 48 + 5 * 16;
+    let offset = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
+    for i in (offset..offset + len).step_by(97) {
+        bytes[i] ^= 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let index = AccessIndex::open_file(&path).expect("the header is intact");
+    let t = tenure::Timestamp::parse_lenient("2021-06-01").unwrap();
+    let mut corrupt = 0;
+    for name in names() {
+        match index.access(&name, t, AsOf::Head) {
+            Err(QueryError::Corrupt(e)) => {
+                assert!(e.to_string().contains("checksum"), "{e}");
+                corrupt += 1;
+            }
+            Err(QueryError::UnknownIdentity(_)) | Ok(_) => {}
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(corrupt > 0, "damaged lists go unnoticed");
+}
+
+#[test]
+fn an_index_file_ahead_of_its_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = Store::open(dir.path().join("big")).unwrap();
+    big.append(org(3)).unwrap();
+    let path = dir.path().join("access.index");
+    common::build_index(&big).write_file(&path).unwrap();
+    let small = Store::open(dir.path().join("small")).unwrap();
+    small.append(org(3)[..10].to_vec()).unwrap();
+    match open_access_index(&small, &path) {
+        Err(ProjectionError::CheckpointAhead { checkpoint, head, .. }) => {
+            assert_eq!((checkpoint, head), (big.head(), small.head()))
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|i| i.head())),
+    }
+}
