@@ -18,7 +18,7 @@ use crate::hash::{Map, Set};
 use crate::ids::Position;
 use crate::time::Timestamp;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -508,18 +508,37 @@ impl Drop for Store {
 /// sync without a sync of its own, so any suffix of it may be missing or stale.
 fn load_offsets(log: &File, idx_path: &Path, log_len: u64) -> Result<Vec<u64>> {
     let mut offsets = vec![HEADER_LEN];
-    let bytes = match std::fs::read(idx_path) {
-        Ok(b) => b,
+    let mut file = match File::open(idx_path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(offsets),
         Err(e) => return Err(Error::io(idx_path, e)),
     };
-    for chunk in bytes.chunks_exact(8) {
-        let end = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        let start = *offsets.last().unwrap_or(&HEADER_LEN);
-        if end < start + format::RECORD_OVERHEAD as u64 || end > log_len {
+    // Read in pieces straight into the offsets (no second copy of a file of 8 bytes per
+    // event), stopping at the first entry that cannot be right.
+    let len = file.metadata().map_err(|e| Error::io(idx_path, e))?.len();
+    offsets.reserve_exact((len / 8) as usize);
+    let mut buf = vec![0u8; 1 << 20];
+    'read: loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(idx_path, e)),
+            }
+        }
+        for chunk in buf[..filled].chunks_exact(8) {
+            let end = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            let start = *offsets.last().unwrap_or(&HEADER_LEN);
+            if end < start + format::RECORD_OVERHEAD as u64 || end > log_len {
+                break 'read;
+            }
+            offsets.push(end);
+        }
+        if filled < buf.len() {
             break;
         }
-        offsets.push(end);
     }
     // Back off to the last whole record whose batch ends with it, checking its framing.
     while offsets.len() > 1 {

@@ -236,8 +236,10 @@ enum Item<'a> {
 /// How much of an identity a fold works out.
 #[derive(Clone, Copy, Debug)]
 pub struct FoldScope {
-    /// Attribute versions, credentials, and the anomalies of credential events; access
-    /// queries need none of them, and they cost a copy of the attributes at every change.
+    /// Attribute versions, credentials, and the anomalies of `moved` and credential
+    /// events; access queries need none of them, and they cost a copy of the attributes
+    /// at every change (and, from the index file, decoding them). Anomalies are complete
+    /// only with it.
     pub profile: bool,
     /// Fold only the events effective at or before this instant: enough for any
     /// question about an instant up to it (every span still open then ends later).
@@ -269,7 +271,7 @@ pub fn fold_identity_with(
     scope: FoldScope,
 ) -> Result<IdentityFold, CorruptIndex> {
     let with_profile = scope.profile;
-    let own = index.id_events(id)?;
+    let own = index.id_events(id, !with_profile)?;
     let mut items: Vec<(i64, u64, Item<'_>)> = Vec::with_capacity(own.len());
     for e in own.iter() {
         if e.eff > scope.until {

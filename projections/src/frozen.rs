@@ -17,7 +17,7 @@
 //!          CRC-32 of all of the above (u32), zero padding to HEADER_LEN
 //! sections recorded_at per position (i64 µs); identity names (offsets + UTF-8);
 //!          identity ids sorted by name (u32); per identity its filed events
-//!          (offsets + [CRC-32 u32, MessagePack list]); per identity its groups, the
+//!          (offsets + [CRC-32 u32, `crate::codec` list]); per identity its groups, the
 //!          services it owned (offsets + u32 lists); per entitlement its direct
 //!          holders; per group its members (offsets + u32 lists); the small part
 //!          (CRC-32 + MessagePack: group names and events, entitlements, group
@@ -256,7 +256,8 @@ impl Frozen {
         Ok(None)
     }
 
-    pub fn id_events(&self, id: u32) -> Result<Vec<Filed<IdOp>>, CorruptIndex> {
+    /// An identity's events; `lite` as in [`crate::codec::decode`].
+    pub fn id_events(&self, id: u32, lite: bool) -> Result<Vec<Filed<IdOp>>, CorruptIndex> {
         let b = self.item(S::IdEventsOff, S::IdEvents, id)?;
         if b.is_empty() {
             return Ok(Vec::new());
@@ -264,7 +265,8 @@ impl Frozen {
         if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
             return Err(self.corrupt(&format!("the events of identity #{id} fail their checksum")));
         }
-        rmp_serde::from_slice(&b[4..]).map_err(|e| self.corrupt(&e.to_string()))
+        crate::codec::decode(&b[4..], lite)
+            .map_err(|_| self.corrupt(&format!("the events of identity #{id} do not decode")))
     }
 
     pub fn groups_of(&self, id: u32, out: &mut Vec<u32>) -> Result<(), CorruptIndex> {
@@ -381,7 +383,7 @@ pub(crate) fn write<W: Write + Seek>(src: &impl Source, out: W) -> Result<W, Wri
         let list = src.id_events(id)?;
         if !list.is_empty() {
             buf.clear();
-            rmp_serde::encode::write(&mut buf, &list).map_err(|e| std::io::Error::other(e.to_string()))?;
+            crate::codec::encode(&list, &mut buf);
             w.put(&crc32fast::hash(&buf).to_le_bytes())?;
             w.put(&buf)?;
         }

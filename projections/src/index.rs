@@ -451,13 +451,14 @@ impl AccessIndex {
         self.groups.name(g)
     }
 
-    /// An identity's filed events, in `(effective_at, position)` order.
-    pub(crate) fn id_events(&self, id: u32) -> Result<Cow<'_, [Filed<IdOp>]>, CorruptIndex> {
+    /// An identity's filed events, in `(effective_at, position)` order. With `lite`, the
+    /// frozen part may leave out what only profiles read (see [`crate::codec::decode`]).
+    pub(crate) fn id_events(&self, id: u32, lite: bool) -> Result<Cow<'_, [Filed<IdOp>]>, CorruptIndex> {
         let tail = self.id_events.get(id);
         let Some(f) = self.frozen.as_ref().filter(|f| id < f.identities) else {
             return Ok(Cow::Borrowed(tail));
         };
-        let mut list = f.id_events(id)?;
+        let mut list = f.id_events(id, lite)?;
         if !tail.is_empty() {
             // Tail positions are all later, but a backdated one may sort earlier.
             list.extend_from_slice(tail);
@@ -587,7 +588,7 @@ impl frozen::Source for AccessIndex {
         AccessIndex::identity_name(self, id)
     }
     fn id_events(&self, id: u32) -> Result<Vec<Filed<IdOp>>, CorruptIndex> {
-        AccessIndex::id_events(self, id).map(Cow::into_owned)
+        AccessIndex::id_events(self, id, false).map(Cow::into_owned)
     }
     fn groups_of(&self, id: u32) -> Result<Vec<u32>, CorruptIndex> {
         AccessIndex::groups_of(self, id).map(Cow::into_owned)

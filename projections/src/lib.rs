@@ -16,6 +16,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+mod codec;
 pub mod fold;
 pub mod frozen;
 pub mod index;
