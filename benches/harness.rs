@@ -386,12 +386,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     // --- Index build from the log.
     let t = Instant::now();
     let mut index = AccessIndex::new();
-    store
-        .scan(1, store.head(), |e| {
-            index.apply(&e);
-            ControlFlow::Continue(())
-        })
-        .expect("scan");
+    tenure::projections::replay(&store, 1, store.head(), |e| index.apply(e)).expect("replay");
     let build_rate = store.head() as f64 / t.elapsed().as_secs_f64();
     report.add(
         "index_build",
@@ -415,12 +410,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     let t = Instant::now();
     {
         let mut fresh = AccessIndex::new();
-        store
-            .scan(1, store.head(), |e| {
-                fresh.apply(&e);
-                ControlFlow::Continue(())
-            })
-            .expect("scan");
+        tenure::projections::replay(&store, 1, store.head(), |e| fresh.apply(e)).expect("replay");
     }
     let reopen_replay = t.elapsed().as_secs_f64();
     report.add(
@@ -670,6 +660,24 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             }
         }
         let (p50, _, _) = percentiles(walls);
+        // And a one-shot `tenure who` of the most common entitlement of the run.
+        let who_args = ["--data", data.to_str().unwrap_or("."), "who", ents[0], "--at", "2022-06-01", "--json"];
+        let t = Instant::now();
+        let o = std::process::Command::new(&bin).args(who_args).output().expect("run tenure");
+        let who_ms = t.elapsed().as_secs_f64() * 1000.0;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let who_count = serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .ok()
+            .and_then(|v| v["holders"].as_array().map(|a| a.len()))
+            .unwrap_or(0);
+        report.add(
+            "one_shot_who",
+            "one-shot `tenure who` process, wall (ms)",
+            format!("{who_ms:.1}"),
+            format!("{who_count} holders"),
+            None,
+            serde_json::json!({"ms": who_ms, "holders": who_count}),
+        );
         report.add(
             "one_shot_cli",
             "one-shot `tenure access` process, wall (ms)",

@@ -242,3 +242,68 @@ pub(crate) fn decode(b: &[u8], lite: bool) -> Result<Vec<Filed<IdOp>>, Malformed
     }
     Ok(out)
 }
+
+/// A reason in a run of the index file: a direct grant, or (group, membership, grant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RunVia {
+    Direct { grant: u64 },
+    Group { group: u32, membership: u64, grant: u64 },
+}
+
+/// Appends one run of effective access of identity `id` to an entitlement's list, whose
+/// identities come in increasing order (`prev_id` is the previous run's, 0 first):
+/// `id - prev_id` varint, `from` zigzag varint, `to - from + 1` varint (0: still open),
+/// reason count varint, then per reason tag u8 (0 direct: grant varint; 1 group: group,
+/// membership, grant varints).
+pub(crate) fn encode_run(prev_id: u32, id: u32, from: i64, to: i64, via: &[RunVia], out: &mut Vec<u8>) {
+    put_varint(out, (id - prev_id) as u64);
+    put_varint(out, zigzag(from));
+    put_varint(out, if to == NEVER { 0 } else { (to.wrapping_sub(from) as u64).wrapping_add(1) });
+    put_varint(out, via.len() as u64);
+    for v in via {
+        match *v {
+            RunVia::Direct { grant } => {
+                out.push(0);
+                put_varint(out, grant);
+            }
+            RunVia::Group { group, membership, grant } => {
+                out.push(1);
+                put_varint(out, group as u64);
+                put_varint(out, membership);
+                put_varint(out, grant);
+            }
+        }
+    }
+}
+
+/// Calls `found` with the identity and reasons of every run in `b` that holds at `t`.
+pub(crate) fn runs_at(b: &[u8], t: i64, mut found: impl FnMut(u32, &[RunVia])) -> Result<(), Malformed> {
+    let mut r = Reader { b, at: 0 };
+    let mut via = Vec::new();
+    let mut id = 0u32;
+    while r.at < b.len() {
+        id = id.checked_add(r.u32()?).ok_or(Malformed)?;
+        let from = unzigzag(r.varint()?);
+        let to = match r.varint()? {
+            0 => NEVER,
+            d => from.wrapping_add((d - 1) as i64),
+        };
+        let n = r.varint()?;
+        let hit = from <= t && t < to;
+        via.clear();
+        for _ in 0..n {
+            let v = match r.byte()? {
+                0 => RunVia::Direct { grant: r.varint()? },
+                1 => RunVia::Group { group: r.u32()?, membership: r.varint()?, grant: r.varint()? },
+                _ => return Err(Malformed),
+            };
+            if hit {
+                via.push(v);
+            }
+        }
+        if hit {
+            found(id, &via);
+        }
+    }
+    Ok(())
+}

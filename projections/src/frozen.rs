@@ -21,7 +21,9 @@
 //!          services it owned (offsets + u32 lists); per entitlement its direct
 //!          holders; per group its members (offsets + u32 lists); the small part
 //!          (CRC-32 + MessagePack: group names and events, entitlements, group
-//!          holders, retractions)
+//!          holders, retractions); per entitlement the runs of effective access as of
+//!          the head (offsets + [CRC-32, runs]), which answer holders at the head
+//!          without folding anyone)
 //! ```
 
 use crate::index::{Filed, GroupOp, IdOp};
@@ -33,7 +35,7 @@ use tenure_engine::Entitlement;
 
 const MAGIC: &[u8; 8] = b"TENUIDX\0";
 const VERSION: u32 = 1;
-const SECTIONS: usize = 15;
+const SECTIONS: usize = 17;
 const TABLE_AT: usize = 48;
 const HEADER_LEN: usize = 4096;
 
@@ -56,6 +58,8 @@ enum S {
     MembersOff,
     Members,
     Small,
+    RunsOff,
+    Runs,
 }
 
 /// What a frozen index file holds besides the per-subject lists: small enough to load
@@ -175,6 +179,7 @@ impl Frozen {
             (S::OwnedOff, n(frozen.identities) * 8),
             (S::DirectOff, n(frozen.ents) * 8),
             (S::MembersOff, n(frozen.groups) * 8),
+            (S::RunsOff, n(frozen.ents) * 8),
         ];
         for (s, len) in expect {
             if frozen.sections[s as usize].1 != len {
@@ -285,6 +290,25 @@ impl Frozen {
         self.ids(S::MembersOff, S::Members, g, self.identities, out)
     }
 
+    /// Calls `found` for each identity whose effective access to `ent`, as of the file's
+    /// head, holds at `t`, with the reasons (see [`crate::codec::runs_at`]).
+    pub fn runs_at(
+        &self,
+        ent: u32,
+        t: i64,
+        found: impl FnMut(u32, &[crate::codec::RunVia]),
+    ) -> Result<(), CorruptIndex> {
+        let b = self.item(S::RunsOff, S::Runs, ent)?;
+        if b.is_empty() {
+            return Ok(());
+        }
+        if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
+            return Err(self.corrupt(&format!("the access runs of entitlement #{ent} fail their checksum")));
+        }
+        crate::codec::runs_at(&b[4..], t, found)
+            .map_err(|_| self.corrupt(&format!("the access runs of entitlement #{ent} do not decode")))
+    }
+
     pub fn small(&self) -> Result<Small, CorruptIndex> {
         let b = self.section(S::Small);
         if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
@@ -308,6 +332,9 @@ pub(crate) trait Source {
     fn direct_holders(&self, ent: u32) -> Result<Vec<u32>, CorruptIndex>;
     fn members(&self, g: u32) -> Result<Vec<u32>, CorruptIndex>;
     fn small(&self) -> Small;
+    /// Per entitlement, its runs of effective access as of the head, encoded by
+    /// [`crate::codec::encode_run`].
+    fn runs(&self) -> Result<Vec<Vec<u8>>, CorruptIndex>;
 }
 
 /// Why writing an index file failed.
@@ -421,6 +448,25 @@ pub(crate) fn write<W: Write + Seek>(src: &impl Source, out: W) -> Result<W, Wri
         }
         section(&mut w, off, start);
     }
+
+    let runs = src.runs()?;
+    offsets.clear();
+    let start = w.at;
+    for list in &runs {
+        offsets.push(w.at - start);
+        if !list.is_empty() {
+            w.put(&crc32fast::hash(list).to_le_bytes())?;
+            w.put(list)?;
+        }
+    }
+    offsets.push(w.at - start);
+    section(&mut w, S::Runs, start);
+    drop(runs);
+    let start = w.at;
+    for o in &offsets {
+        w.put(&o.to_le_bytes())?;
+    }
+    section(&mut w, S::RunsOff, start);
 
     let start = w.at;
     let small = rmp_serde::to_vec(&src.small()).map_err(|e| std::io::Error::other(e.to_string()))?;

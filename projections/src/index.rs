@@ -12,6 +12,7 @@
 //! [`crate::fold`] turns a subject's list into half-open intervals `[from, to)` with the
 //! positions that opened and closed them.
 
+use crate::codec::RunVia;
 use crate::frozen::{self, CorruptIndex, Frozen, Small, WriteError};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -88,6 +89,11 @@ impl<T> Tail<T> {
         } else {
             self.sparse.get(&id).map(Vec::as_slice).unwrap_or(&[])
         }
+    }
+
+    /// The ids before `first` that have lists here.
+    pub(crate) fn touched_frozen_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.sparse.keys().copied()
     }
 
     fn get_mut(&mut self, id: u32) -> &mut Vec<T> {
@@ -602,6 +608,37 @@ impl frozen::Source for AccessIndex {
     fn members(&self, g: u32) -> Result<Vec<u32>, CorruptIndex> {
         AccessIndex::members(self, g).map(Cow::into_owned)
     }
+    fn runs(&self) -> Result<Vec<Vec<u8>>, CorruptIndex> {
+        let mut out = vec![Vec::new(); self.ents.len()];
+        let mut last_id = vec![0u32; self.ents.len()];
+        let r = self.head;
+        let mut groups = crate::query::Groups::new(self, r);
+        let mut via = Vec::new();
+        for id in 0..self.identities.end() {
+            let fold = crate::fold::fold_identity_with(self, id, r, crate::fold::FoldScope::ACCESS)?;
+            for run in self.access_runs(&fold, &mut groups) {
+                via.clear();
+                for v in &run.via {
+                    via.push(match v {
+                        crate::Via::Direct { grant } => RunVia::Direct { grant: *grant },
+                        crate::Via::Group { group, membership, grant } => RunVia::Group {
+                            group: self.groups.get(group).ok_or_else(|| CorruptIndex {
+                                path: String::new(),
+                                reason: format!("group '{group}' has no id"),
+                            })?,
+                            membership: *membership,
+                            grant: *grant,
+                        },
+                    });
+                }
+                let e = run.ent as usize;
+                crate::codec::encode_run(last_id[e], id, run.from, run.to, &via, &mut out[e]);
+                last_id[e] = id;
+            }
+        }
+        Ok(out)
+    }
+
     fn small(&self) -> Small {
         let mut retracted: Vec<(u64, u64)> = self.retracted.iter().map(|(&a, &b)| (a, b)).collect();
         retracted.sort_unstable();

@@ -37,6 +37,50 @@ pub enum ProjectionError {
     WriteIndex(#[from] crate::frozen::WriteError),
 }
 
+/// Feeds `apply` the events `from..=to` in position order. Long ranges are decoded on a
+/// second thread, in batches, so that decoding and applying overlap: an index build runs
+/// at the pace of the slower of the two rather than of their sum.
+pub fn replay(store: &Store, from: u64, to: u64, mut apply: impl FnMut(&Event)) -> Result<(), ProjectionError> {
+    use std::ops::ControlFlow::{Break, Continue};
+    const BATCH: usize = 4096;
+    if to < from {
+        return Ok(());
+    }
+    if to - from < 4 * BATCH as u64 {
+        store.scan(from, to, |event| {
+            apply(&event);
+            Continue(())
+        })?;
+        return Ok(());
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(8);
+    std::thread::scope(|scope| {
+        let decoder = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let result = store.scan(from, to, |event| {
+                batch.push(event);
+                if batch.len() == BATCH && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {
+                    return Break(());
+                }
+                Continue(())
+            });
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            result
+        });
+        for batch in rx {
+            for event in &batch {
+                apply(event);
+            }
+        }
+        match decoder.join() {
+            Ok(result) => result.map_err(ProjectionError::from),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 /// Where [`open_access_index`] keeps the index of a store, inside its data directory.
 pub const ACCESS_INDEX_FILE: &str = "access.index";
 
@@ -62,10 +106,7 @@ pub fn open_access_index(store: &Store, path: &Path) -> Result<crate::AccessInde
             head,
         });
     }
-    store.scan(index.head() + 1, head, |event| {
-        index.apply(&event);
-        std::ops::ControlFlow::Continue(())
-    })?;
+    replay(store, index.head() + 1, head, |event| index.apply(event))?;
     if index.tail_len() >= REWRITE_AFTER {
         index.write_file(path)?;
         index = crate::AccessIndex::open_file(path).map_err(crate::frozen::WriteError::from)?;

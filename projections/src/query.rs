@@ -1,5 +1,6 @@
 //! The audit queries, each "as known at R". Every answer carries its provenance.
 
+use crate::codec::RunVia;
 use crate::fold::{fold_group, fold_identity, fold_identity_with, Anomaly, FoldScope, GroupFold, IdentityFold, State};
 use crate::frozen::CorruptIndex;
 use crate::index::{AccessIndex, NEVER};
@@ -154,15 +155,24 @@ pub struct Diff {
     pub lost: Vec<Change>,
 }
 
+/// A run of effective access: `ent` held during `[from, to)` for the same reasons.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Run {
+    pub ent: u32,
+    pub from: i64,
+    pub to: i64,
+    pub via: Vec<Via>,
+}
+
 /// Folds of the groups an identity's access depends on, made once per query.
-struct Groups<'a> {
+pub(crate) struct Groups<'a> {
     index: &'a AccessIndex,
     r: u64,
     folds: Map<u32, GroupFold>,
 }
 
 impl<'a> Groups<'a> {
-    fn new(index: &'a AccessIndex, r: u64) -> Self {
+    pub(crate) fn new(index: &'a AccessIndex, r: u64) -> Self {
         Groups { index, r, folds: Map::default() }
     }
 
@@ -284,19 +294,90 @@ impl AccessIndex {
     }
 
     /// Who held `target` at `at`, as known at `as_of`.
+    ///
+    /// As known at the head, the index file's runs of effective access answer for every
+    /// identity that the tail (the events after the file) does not touch; the others, and
+    /// every query as known earlier, fold each candidate up to `at`.
     pub fn holders(&self, target: &Target, at: Timestamp, as_of: AsOf) -> Result<Vec<Holder>, QueryError> {
         let ents = self.target_ents(target);
         let r = self.resolve(as_of);
         let t = at.as_micros();
         let mut groups = Groups::new(self, r);
         let mut out = Vec::new();
-        for id in self.candidates(&ents)? {
+        let (fold_these, from_runs) = match self.untouched_by_tail(r) {
+            Some(touched) => {
+                let frozen = self.frozen.as_ref().map_or(0, |f| f.identities);
+                let fold: Vec<u32> = if touched.is_empty() && self.identities.end() == frozen {
+                    Vec::new() // the tail changed no one's access
+                } else {
+                    self.candidates(&ents)?.into_iter().filter(|id| *id >= frozen || touched.contains(id)).collect()
+                };
+                (fold, Some(touched))
+            }
+            None => (self.candidates(&ents)?, None),
+        };
+        if let (Some(touched), Some(f)) = (&from_runs, &self.frozen) {
+            let mut failed = None;
+            for &ent in ents.iter().filter(|&&e| e < f.ents) {
+                let e = &self.ents[ent as usize];
+                f.runs_at(ent, t, |id, via| {
+                    if touched.contains(&id) || failed.is_some() {
+                        return;
+                    }
+                    match self.holder_from_run(id, e, via) {
+                        Ok(h) => out.push(h),
+                        Err(err) => failed = Some(err),
+                    }
+                })?;
+            }
+            if let Some(err) = failed {
+                return Err(err.into());
+            }
+        }
+        for id in fold_these {
             let fold = fold_identity_with(self, id, r, FoldScope::access_at(t))?;
             let set = self.access_of(&fold, t, &mut groups, Some(&ents));
             self.holders_from(id, set, &mut out)?;
         }
         sort_holders(&mut out);
         Ok(out)
+    }
+
+    /// As known at the head, with an index file and no retraction after it: the frozen
+    /// identities whose access the tail may have changed (their own events, or events of
+    /// groups they had memberships in). `None` when the runs cannot be used.
+    fn untouched_by_tail(&self, r: u64) -> Option<tenure_engine::hash::Set<u32>> {
+        let f = self.frozen.as_ref()?;
+        if r != self.head || self.retracted.values().any(|&by| by > f.head) {
+            return None;
+        }
+        let mut touched: tenure_engine::hash::Set<u32> = self.id_events.touched_frozen_ids().collect();
+        for (g, events) in self.group_events.iter().enumerate() {
+            if events.iter().any(|e| e.pos > f.head) {
+                touched.extend(self.members(g as u32).ok()?.iter().copied().filter(|&id| id < f.identities));
+            }
+        }
+        Some(touched)
+    }
+
+    fn holder_from_run(&self, id: u32, e: &Entitlement, via: &[RunVia]) -> Result<Holder, CorruptIndex> {
+        let mut via: Vec<Via> = via
+            .iter()
+            .map(|v| match *v {
+                RunVia::Direct { grant } => Via::Direct { grant },
+                RunVia::Group { group, membership, grant } => {
+                    let group = if group < self.group_count() { self.group_name(group) } else { "?" };
+                    Via::Group { group: group.to_string(), membership, grant }
+                }
+            })
+            .collect();
+        via.sort();
+        Ok(Holder {
+            identity: self.identity_name(id)?.to_string(),
+            resource: e.resource.clone(),
+            permission: e.permission.clone(),
+            via,
+        })
     }
 
     /// The instants at which an identity's access can change: every span boundary of its
@@ -321,6 +402,30 @@ impl AccessIndex {
         points.sort_unstable();
         points.dedup();
         points
+    }
+
+    /// Effective access over all time: at each breakpoint the access is evaluated, and
+    /// consecutive breakpoints with the same entitlement and the same reasons make one run.
+    pub(crate) fn access_runs(&self, fold: &IdentityFold, groups: &mut Groups<'_>) -> Vec<Run> {
+        let points = self.breakpoints(fold, groups);
+        let mut open: BTreeMap<u32, (i64, Vec<Via>)> = BTreeMap::new();
+        let mut runs = Vec::new();
+        for &t in &points {
+            let now = self.access_of(fold, t, groups, None);
+            let ended: Vec<u32> = open.keys().copied().filter(|e| now.get(e) != open.get(e).map(|o| &o.1)).collect();
+            for ent in ended {
+                if let Some((from, via)) = open.remove(&ent) {
+                    runs.push(Run { ent, from, to: t, via });
+                }
+            }
+            for (ent, via) in now {
+                open.entry(ent).or_insert((t, via));
+            }
+        }
+        for (ent, (from, via)) in open {
+            runs.push(Run { ent, from, to: NEVER, via });
+        }
+        runs
     }
 
     /// Access at some instant of `[from, to)`: the union over the window, with every
@@ -402,36 +507,18 @@ impl AccessIndex {
             .iter()
             .map(|s| span(format!("member of {}", self.group_name(s.key)), s.from, s.to, s.opened_by, s.closed_by))
             .collect();
-        // Effective access: evaluate at each breakpoint, merge runs with the same reasons.
-        let points = self.breakpoints(&fold, &mut groups);
-        let mut open: BTreeMap<u32, (i64, Vec<Via>)> = BTreeMap::new();
-        let mut access = Vec::new();
-        let push = |access: &mut Vec<TimelineSpan>, ent: u32, from: i64, to: i64, via: Vec<Via>| {
-            let opened_by = via.iter().map(via_position).max().unwrap_or(0);
-            access.push(TimelineSpan {
-                what: self.ents[ent as usize].to_string(),
-                from: to_ts(from),
-                to: end_ts(to),
-                opened_by,
+        let mut access: Vec<TimelineSpan> = self
+            .access_runs(&fold, &mut groups)
+            .into_iter()
+            .map(|run| TimelineSpan {
+                what: self.ents[run.ent as usize].to_string(),
+                from: to_ts(run.from),
+                to: end_ts(run.to),
+                opened_by: run.via.iter().map(via_position).max().unwrap_or(0),
                 closed_by: None,
-                via,
-            });
-        };
-        for &t in &points {
-            let now = self.access_of(&fold, t, &mut groups, None);
-            let ended: Vec<u32> = open.keys().copied().filter(|e| now.get(e) != open.get(e).map(|o| &o.1)).collect();
-            for ent in ended {
-                if let Some((from, via)) = open.remove(&ent) {
-                    push(&mut access, ent, from, t, via);
-                }
-            }
-            for (ent, via) in now {
-                open.entry(ent).or_insert((t, via));
-            }
-        }
-        for (ent, (from, via)) in open {
-            push(&mut access, ent, from, NEVER, via);
-        }
+                via: run.via,
+            })
+            .collect();
         access.sort_by(|a, b| (a.from, &a.what).cmp(&(b.from, &b.what)));
         Ok(Timeline { identity: identity.to_string(), status, grants, memberships, access })
     }
