@@ -181,11 +181,18 @@ fn push_unique(list: &mut Vec<u32>, id: u32) {
     }
 }
 
-/// `frozen` then `tail`, without repeats.
-fn union(mut frozen: Vec<u32>, tail: &[u32]) -> Vec<u32> {
-    if frozen.is_empty() {
-        return tail.to_vec();
+/// For the long lists (an entitlement's direct holders, a group's members: up to every
+/// identity), a membership test per event would make the build quadratic. They take
+/// repeats instead (at most one per event, none in a row) and their readers sort and
+/// deduplicate.
+fn push_cheap(list: &mut Vec<u32>, id: u32) {
+    if list.last() != Some(&id) {
+        list.push(id);
     }
+}
+
+/// `frozen` then `tail`, sorted, without repeats.
+fn union(mut frozen: Vec<u32>, tail: &[u32]) -> Vec<u32> {
     frozen.extend_from_slice(tail);
     frozen.sort_unstable();
     frozen.dedup();
@@ -218,11 +225,11 @@ pub struct AccessIndex {
     pub(crate) group_events: Vec<Vec<Filed<GroupOp>>>,
     /// Retracted position → the position of its (first) retraction.
     pub(crate) retracted: tenure_engine::hash::Map<u64, u64>,
-    /// Entitlement → identities with a direct grant event of it.
+    /// Entitlement → identities with a direct grant event of it (with repeats; see `push_cheap`).
     pub(crate) direct_holders: Tail<u32>,
     /// Entitlement → groups with a group grant event of it (all of them).
     pub(crate) group_holders: Vec<Vec<u32>>,
-    /// Group → identities with a membership event in it.
+    /// Group → identities with a membership event in it (with repeats; see `push_cheap`).
     pub(crate) members: Tail<u32>,
     /// Identity → groups it has membership events in.
     pub(crate) groups_of: Tail<u32>,
@@ -357,7 +364,7 @@ impl AccessIndex {
                 let ent = self.ent(&g.entitlement);
                 let expires = g.expires_at.map(|t| t.as_micros()).unwrap_or(NEVER);
                 let id = file_id(self, g.identity.as_str(), IdOp::Granted { ent, expires });
-                push_unique(self.direct_holders.get_mut(ent), id);
+                push_cheap(self.direct_holders.get_mut(ent), id);
             }
             EventData::AccessRevoked(r) => {
                 let ent = self.ent(&r.entitlement);
@@ -370,7 +377,7 @@ impl AccessIndex {
                     _ => IdOp::MemberRemoved(group),
                 };
                 let id = file_id(self, m.identity.as_str(), op);
-                push_unique(self.members.get_mut(group), id);
+                push_cheap(self.members.get_mut(group), id);
                 push_unique(self.groups_of.get_mut(id), group);
             }
             EventData::CredentialIssued(c) | EventData::CredentialRotated(c) | EventData::CredentialRevoked(c) => {
@@ -499,12 +506,12 @@ impl AccessIndex {
         self.merged(&self.owned, id, |f, out| if id < f.identities { f.owned(id, out) } else { Ok(()) })
     }
 
-    /// The identities with a direct grant event of `ent`.
+    /// The identities with a direct grant event of `ent` (possibly repeated).
     pub(crate) fn direct_holders(&self, ent: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
         self.merged(&self.direct_holders, ent, |f, out| if ent < f.ents { f.direct_holders(ent, out) } else { Ok(()) })
     }
 
-    /// The identities with a membership event in `g`.
+    /// The identities with a membership event in `g` (possibly repeated).
     pub(crate) fn members(&self, g: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
         self.merged(&self.members, g, |f, out| if g < f.groups { f.members(g, out) } else { Ok(()) })
     }
@@ -603,10 +610,10 @@ impl frozen::Source for AccessIndex {
         AccessIndex::owned(self, id).map(Cow::into_owned)
     }
     fn direct_holders(&self, ent: u32) -> Result<Vec<u32>, CorruptIndex> {
-        AccessIndex::direct_holders(self, ent).map(Cow::into_owned)
+        AccessIndex::direct_holders(self, ent).map(|l| union(Vec::new(), &l))
     }
     fn members(&self, g: u32) -> Result<Vec<u32>, CorruptIndex> {
-        AccessIndex::members(self, g).map(Cow::into_owned)
+        AccessIndex::members(self, g).map(|l| union(Vec::new(), &l))
     }
     fn runs(&self) -> Result<Vec<Vec<u8>>, CorruptIndex> {
         let mut out = vec![Vec::new(); self.ents.len()];
