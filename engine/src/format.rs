@@ -117,47 +117,105 @@ mod uuid_bytes {
     pub fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(id.as_bytes())
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
-        let bytes = serde_bytes_like(d)?;
-        Uuid::from_slice(&bytes).map_err(serde::de::Error::custom)
+    pub fn serialize_ref<S: Serializer>(id: &&Uuid, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(id.as_bytes())
     }
-    fn serde_bytes_like<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    /// Reads the 16 bytes without an intermediate allocation.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Vec<u8>;
+            type Value = Uuid;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("16 bytes")
             }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(v.to_vec())
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Uuid, E> {
+                Uuid::from_slice(v).map_err(E::custom)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-                let mut out = Vec::with_capacity(16);
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Uuid, A::Error> {
+                let mut out = [0u8; 16];
+                let mut n = 0;
                 while let Some(b) = seq.next_element::<u8>()? {
-                    out.push(b);
+                    if n == 16 {
+                        return Err(serde::de::Error::invalid_length(17, &self));
+                    }
+                    out[n] = b;
+                    n += 1;
                 }
-                Ok(out)
+                if n != 16 {
+                    return Err(serde::de::Error::invalid_length(n, &self));
+                }
+                Ok(Uuid::from_bytes(out))
             }
         }
         d.deserialize_bytes(V)
     }
 }
 
+/// [`DiskEvent`] borrowed, to encode without copying the event: the same fields, names
+/// and order, so the same bytes.
+#[derive(Serialize)]
+struct DiskEventRef<'a> {
+    v: u8,
+    p: u64,
+    #[serde(serialize_with = "uuid_bytes::serialize_ref")]
+    id: &'a Uuid,
+    r: i64,
+    e: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    k: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    a: Option<&'a str>,
+    d: &'a EventData,
+}
+
+/// The parts of a recorded event, borrowed: what [`encode_parts`] writes.
+pub struct EventParts<'a> {
+    pub position: u64,
+    pub id: &'a Uuid,
+    pub recorded_at: Timestamp,
+    pub effective_at: Timestamp,
+    pub source: Option<&'a str>,
+    pub source_event_id: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub data: &'a EventData,
+}
+
 /// Encodes an event as its MessagePack payload.
 pub fn encode_event(event: &Event) -> Vec<u8> {
-    let disk = DiskEvent {
+    let mut out = Vec::new();
+    encode_parts(
+        &EventParts {
+            position: event.position.get(),
+            id: &event.id,
+            recorded_at: event.recorded_at,
+            effective_at: event.effective_at,
+            source: event.source.as_deref(),
+            source_event_id: event.source_event_id.as_deref(),
+            actor: event.actor.as_deref(),
+            data: &event.data,
+        },
+        &mut out,
+    );
+    out
+}
+
+/// Appends the payload of an event given by its parts to `out`, copying nothing else.
+pub fn encode_parts(parts: &EventParts<'_>, out: &mut Vec<u8>) {
+    let disk = DiskEventRef {
         v: SCHEMA_VERSION,
-        p: event.position.get(),
-        id: event.id,
-        r: event.recorded_at.as_micros(),
-        e: event.effective_at.as_micros(),
-        s: event.source.clone(),
-        k: event.source_event_id.clone(),
-        a: event.actor.clone(),
-        d: event.data.clone(),
+        p: parts.position,
+        id: parts.id,
+        r: parts.recorded_at.as_micros(),
+        e: parts.effective_at.as_micros(),
+        s: parts.source,
+        k: parts.source_event_id,
+        a: parts.actor,
+        d: parts.data,
     };
     // Plain data with string keys always encodes.
-    rmp_serde::to_vec_named(&disk).expect("DiskEvent is plain data")
+    rmp_serde::encode::write_named(out, &disk).expect("DiskEvent is plain data");
 }
 
 /// Decodes a payload; an error when the bytes are not an event of a known schema version.

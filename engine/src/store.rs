@@ -102,6 +102,9 @@ struct Shared {
     head: AtomicU64,
     head_tx: watch::Sender<u64>,
     head_hash: Mutex<Hash>,
+    /// Set by the syncer when a sync failed: the disk may not hold what memory believes,
+    /// so every later append fails.
+    poisoned: Mutex<Option<String>>,
 }
 
 /// Validation state, owned by the writer thread.
@@ -131,10 +134,19 @@ impl State {
 
     /// Takes a recorded event into the validation state.
     fn apply(&mut self, event: &Event) {
-        if let (Some(s), Some(k)) = (&event.source, &event.source_event_id) {
-            self.dedup.entry(dedup_key(&mut String::new(), s, k).into()).or_insert(event.position.get());
+        let key = match (&event.source, &event.source_event_id) {
+            (Some(s), Some(k)) => Some((s.as_str(), k.as_str())),
+            _ => None,
+        };
+        self.take(event.position.get(), event.recorded_at, key, &event.data);
+    }
+
+    /// Takes an event, given by its parts, into the validation state.
+    fn take(&mut self, position: u64, recorded_at: Timestamp, key: Option<(&str, &str)>, data: &EventData) {
+        if let Some((s, k)) = key {
+            self.dedup.entry(dedup_key(&mut String::new(), s, k).into()).or_insert(position);
         }
-        match &event.data {
+        match data {
             EventData::IdentityJoined(j) => {
                 self.identities.insert(j.identity.as_str().into());
             }
@@ -142,12 +154,12 @@ impl State {
                 self.groups.insert(g.group.as_str().into());
             }
             EventData::EventRetracted(_) => {
-                self.retractions.insert(event.position.get());
+                self.retractions.insert(position);
             }
             _ => {}
         }
-        self.head = event.position.get();
-        self.last_recorded = self.last_recorded.max(event.recorded_at);
+        self.head = position;
+        self.last_recorded = self.last_recorded.max(recorded_at);
     }
 }
 
@@ -319,13 +331,29 @@ impl Store {
             head: AtomicU64::new(head),
             head_tx,
             head_hash: Mutex::new(chain),
+            poisoned: Mutex::new(None),
         });
         let mut state = State::new();
         state.head = head;
         state.chain = chain;
         let (tx, rx) = mpsc::channel::<Request>();
-        let mut writer =
-            Writer { shared: shared.clone(), file, idx_file, end, state, built: false, options, failure: None };
+        let syncer = Syncer {
+            shared: shared.clone(),
+            file: file.try_clone().map_err(|e| Error::io(&path, e))?,
+            idx_file,
+            sync: options.sync,
+            failure: None,
+        };
+        let mut writer = Writer {
+            shared: shared.clone(),
+            file,
+            syncer: Some(syncer),
+            end,
+            state,
+            built: false,
+            options,
+            failure: None,
+        };
         let handle = std::thread::Builder::new()
             .name("tenure-log-writer".into())
             .spawn(move || writer.run(rx))
@@ -694,7 +722,8 @@ fn read_shared(shared: &Shared, from: u64, to: u64) -> Result<Vec<Event>> {
 struct Writer {
     shared: Arc<Shared>,
     file: File,
-    idx_file: File,
+    /// The second stage, moved to its own thread by [`Writer::run`].
+    syncer: Option<Syncer>,
     end: u64,
     state: State,
     /// Whether `state` (and the subject index) reflects the whole log yet. A store
@@ -704,6 +733,90 @@ struct Writer {
     failure: Option<String>,
 }
 
+/// A group written to the file, waiting for its sync: what to publish, whom to answer.
+struct Pending {
+    head: u64,
+    chain: Hash,
+    /// The end of the file after this group.
+    end: u64,
+    new_offsets: Vec<u64>,
+    new_subjects: Vec<(Subject, u64)>,
+    staged: Vec<Staged>,
+}
+
+/// The writer's second stage: syncs the written groups (one `fdatasync` for all those
+/// waiting), then publishes them in order and answers their appenders. Nothing is
+/// published or acknowledged before the sync that covers it returned.
+struct Syncer {
+    shared: Arc<Shared>,
+    /// The log file (a handle of the writer's open file).
+    file: File,
+    idx_file: File,
+    sync: bool,
+    failure: Option<String>,
+}
+
+impl Syncer {
+    fn run(&mut self, rx: mpsc::Receiver<Pending>) {
+        while let Ok(first) = rx.recv() {
+            let mut groups = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                groups.push(more);
+            }
+            if self.failure.is_none() && self.sync {
+                if let Err(e) = self.file.sync_data() {
+                    let reason = format!("{}: {e}", self.shared.log_path.display());
+                    if let Ok(mut p) = self.shared.poisoned.lock() {
+                        *p = Some(reason.clone());
+                    }
+                    self.failure = Some(reason);
+                }
+            }
+            for group in groups {
+                self.publish(group);
+            }
+        }
+    }
+
+    fn publish(&mut self, p: Pending) {
+        if let Some(reason) = &self.failure {
+            for s in p.staged {
+                s.reply.send(Err(Error::Poisoned(reason.clone())));
+            }
+            return;
+        }
+        // The offsets file is derived: written after the sync, never synced itself.
+        let mut idx = Vec::with_capacity(p.new_offsets.len() * 8);
+        for o in &p.new_offsets {
+            idx.extend_from_slice(&o.to_le_bytes());
+        }
+        let idx_at = (p.head - p.new_offsets.len() as u64) * 8;
+        if self.idx_file.write_all_at(&idx, idx_at).is_err() {
+            // Only costs a scan at the next open.
+            let _ = self.idx_file.set_len(0);
+        }
+        // Publish: offsets and subjects first, then the head, then answer.
+        if let Ok(mut offsets) = self.shared.offsets.write() {
+            offsets.extend_from_slice(&p.new_offsets);
+            debug_assert_eq!(offsets.len() as u64, p.head + 1);
+            debug_assert_eq!(offsets.last().copied(), Some(p.end));
+        }
+        if let Ok(mut subjects) = self.shared.subjects.write() {
+            for (s, pos) in p.new_subjects {
+                subjects.entry(s).or_default().push(pos);
+            }
+        }
+        if let Ok(mut h) = self.shared.head_hash.lock() {
+            *h = p.chain;
+        }
+        self.shared.head.store(p.head, Ordering::Release);
+        self.shared.head_tx.send_replace(p.head);
+        for s in p.staged {
+            s.reply.send(Ok(s.outcomes));
+        }
+    }
+}
+
 /// A request that passed validation, waiting for the group's sync.
 struct Staged {
     reply: Reply,
@@ -711,21 +824,36 @@ struct Staged {
 }
 
 impl Writer {
+    /// Takes the waiting requests as one group, validates and writes it, and hands it to
+    /// the syncer; meanwhile the next group gathers and is written while the previous one
+    /// syncs (a two-stage pipeline: the CPU work of a group overlaps the sync of the one
+    /// before, and one sync can cover several written groups).
     fn run(&mut self, rx: mpsc::Receiver<Request>) {
-        while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            let mut events = group[0].events.len();
-            while events < MAX_GROUP_EVENTS {
-                match rx.try_recv() {
-                    Ok(req) => {
-                        events += req.events.len();
-                        group.push(req);
-                    }
-                    Err(_) => break,
-                }
+        let Some(mut syncer) = self.syncer.take() else { return };
+        let (to_syncer, pending) = mpsc::sync_channel::<Pending>(4);
+        std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                .name("tenure-log-syncer".into())
+                .spawn_scoped(scope, move || syncer.run(pending));
+            if let Err(e) = spawned {
+                self.failure = Some(format!("cannot start the syncer thread: {e}"));
             }
-            self.commit_group(group);
-        }
+            while let Ok(first) = rx.recv() {
+                let mut group = vec![first];
+                let mut events = group[0].events.len();
+                while events < MAX_GROUP_EVENTS {
+                    match rx.try_recv() {
+                        Ok(req) => {
+                            events += req.events.len();
+                            group.push(req);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.commit_group(group, &to_syncer);
+            }
+            drop(to_syncer);
+        });
     }
 
     /// Builds the validation state and the subject index from the log, once.
@@ -770,7 +898,12 @@ impl Writer {
         Ok(())
     }
 
-    fn commit_group(&mut self, group: Vec<Request>) {
+    fn commit_group(&mut self, group: Vec<Request>, to_syncer: &mpsc::SyncSender<Pending>) {
+        if self.failure.is_none() {
+            if let Ok(p) = self.shared.poisoned.lock() {
+                self.failure.clone_from(&p);
+            }
+        }
         if let Err(e) = self.ensure_state() {
             let reason = e.to_string();
             for req in group {
@@ -806,15 +939,12 @@ impl Writer {
                 Err(e) => req.reply.send(Err(e)),
             }
         }
-        if buf.is_empty() {
-            for s in staged {
-                s.reply.send(Ok(s.outcomes));
-            }
+        if staged.is_empty() {
             return;
         }
-        let written =
-            self.file.write_all(&buf).and_then(|()| if self.options.sync { self.file.sync_data() } else { Ok(()) });
-        if let Err(e) = written {
+        // A group of duplicates only writes nothing, but still goes through the syncer:
+        // the positions it answers with may belong to a group whose sync is under way.
+        if let Err(e) = self.file.write_all(&buf) {
             let reason = format!("{}: {e}", self.shared.log_path.display());
             self.failure = Some(reason.clone());
             for s in staged {
@@ -823,34 +953,20 @@ impl Writer {
             return;
         }
         self.end += buf.len() as u64;
-        // The offsets file is derived: written after the sync, never synced itself.
-        let mut idx = Vec::with_capacity(new_offsets.len() * 8);
-        for o in &new_offsets {
-            idx.extend_from_slice(&o.to_le_bytes());
-        }
-        let idx_at = (self.state.head - new_offsets.len() as u64) * 8;
-        if self.idx_file.write_all_at(&idx, idx_at).is_err() {
-            // Only costs a scan at the next open.
-            let _ = self.idx_file.set_len(0);
-        }
-        // Publish: offsets and subjects first, then the head, then answer.
-        if let Ok(mut offsets) = self.shared.offsets.write() {
-            offsets.extend_from_slice(&new_offsets);
-            debug_assert_eq!(offsets.len() as u64, self.state.head + 1);
-            debug_assert_eq!(offsets.last().copied(), Some(self.end));
-        }
-        if let Ok(mut subjects) = self.shared.subjects.write() {
-            for (s, p) in new_subjects {
-                subjects.entry(s).or_default().push(p);
+        let pending = Pending {
+            head: self.state.head,
+            chain: self.state.chain,
+            end: self.end,
+            new_offsets,
+            new_subjects,
+            staged,
+        };
+        if let Err(mpsc::SendError(pending)) = to_syncer.send(pending) {
+            let reason = "the syncer thread stopped".to_string();
+            self.failure = Some(reason.clone());
+            for s in pending.staged {
+                s.reply.send(Err(Error::Poisoned(reason.clone())));
             }
-        }
-        if let Ok(mut h) = self.shared.head_hash.lock() {
-            *h = self.state.chain;
-        }
-        self.shared.head.store(self.state.head, Ordering::Release);
-        self.shared.head_tx.send_replace(self.state.head);
-        for s in staged {
-            s.reply.send(Ok(s.outcomes));
         }
     }
 
@@ -865,39 +981,45 @@ impl Writer {
         new_subjects: &mut Vec<(Subject, u64)>,
     ) -> Result<Vec<Outcome>> {
         let outcomes = self.validate(events)?;
-        // Pass 2: encode, and refuse the batch if a record would be too large.
-        let mut records = Vec::with_capacity(outcomes.iter().filter(|o| matches!(o, Outcome::Stored(_))).count());
+        // Pass 2: encode (from the delivered event, copying nothing), and refuse the batch
+        // if a record would be too large.
+        let mut payloads = Vec::new();
+        let mut records: Vec<(usize, u64, std::ops::Range<usize>)> = Vec::with_capacity(outcomes.len());
         for (index, (event, outcome)) in events.iter().zip(&outcomes).enumerate() {
             let Outcome::Stored(position) = *outcome else { continue };
-            let recorded = Event {
-                position,
-                id: event.id.unwrap_or_else(Uuid::now_v7),
+            let id = event.id.unwrap_or_else(Uuid::now_v7);
+            let start = payloads.len();
+            let parts = format::EventParts {
+                position: position.get(),
+                id: &id,
                 recorded_at: now,
                 effective_at: event.effective_at,
-                source: event.source.clone(),
-                source_event_id: event.source_event_id.clone(),
-                actor: event.actor.clone(),
-                data: event.data.clone(),
+                source: event.source.as_deref(),
+                source_event_id: event.source_event_id.as_deref(),
+                actor: event.actor.as_deref(),
+                data: &event.data,
             };
-            let payload = format::encode_event(&recorded);
-            if payload.len() > format::MAX_PAYLOAD_BYTES {
+            format::encode_parts(&parts, &mut payloads);
+            if payloads.len() - start > format::MAX_PAYLOAD_BYTES {
                 let reason = format!("event larger than {} bytes", format::MAX_PAYLOAD_BYTES);
                 return Err(Error::Rejected { index, error: FieldError::new("-", reason) });
             }
-            records.push((recorded, payload));
+            records.push((index, position.get(), start..payloads.len()));
         }
 
         // Pass 3: frame and take into the state. Nothing can fail from here on.
         let count = records.len();
-        for (i, (recorded, payload)) in records.into_iter().enumerate() {
-            debug_assert_eq!(recorded.position.get(), self.state.head + 1, "positions are dense");
+        for (i, (index, position, range)) in records.into_iter().enumerate() {
+            debug_assert_eq!(position, self.state.head + 1, "positions are dense");
+            let event = &events[index];
             let continues = i + 1 < count;
-            self.state.chain = format::frame_record(buf, &payload, &self.state.chain, continues);
+            self.state.chain = format::frame_record(buf, &payloads[range], &self.state.chain, continues);
             new_offsets.push(self.end + buf.len() as u64);
-            for s in subjects_of(&recorded.data) {
-                new_subjects.push((s, recorded.position.get()));
+            for s in subjects_of(&event.data) {
+                new_subjects.push((s, position));
             }
-            self.state.apply(&recorded);
+            let key = event.idempotency_key();
+            self.state.take(position, now, key, &event.data);
         }
         Ok(outcomes)
     }
