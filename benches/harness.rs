@@ -15,6 +15,10 @@
 #[path = "../tests/common/oracle.rs"]
 mod oracle;
 
+/// The allocator of the `tenure` binary, so that the harness measures what it runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::ControlFlow;

@@ -54,13 +54,25 @@ pub fn replay(store: &Store, from: u64, to: u64, mut apply: impl FnMut(&Event)) 
         return Ok(());
     }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(8);
+    // Applied batches go back to the decoding thread, which drops their events: freeing
+    // memory on the thread that allocated it is cheaper, and it is off the applying one.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<Event>>();
     std::thread::scope(|scope| {
-        let decoder = scope.spawn(move || {
+        let decode = move || {
             let mut batch = Vec::with_capacity(BATCH);
             let result = store.scan(from, to, |event| {
                 batch.push(event);
-                if batch.len() == BATCH && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {
-                    return Break(());
+                if batch.len() == BATCH {
+                    let next = match done_rx.try_recv() {
+                        Ok(mut spent) => {
+                            spent.clear();
+                            spent
+                        }
+                        Err(_) => Vec::with_capacity(BATCH),
+                    };
+                    if tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                        return Break(());
+                    }
                 }
                 Continue(())
             });
@@ -68,11 +80,16 @@ pub fn replay(store: &Store, from: u64, to: u64, mut apply: impl FnMut(&Event)) 
                 let _ = tx.send(batch);
             }
             result
-        });
+        };
+        let decoder = std::thread::Builder::new()
+            .name("tenure-decode".into())
+            .spawn_scoped(scope, decode)
+            .map_err(|e| tenure_engine::Error::Io { path: store.dir().to_path_buf(), source: e })?;
         for batch in rx {
             for event in &batch {
                 apply(event);
             }
+            let _ = done_tx.send(batch);
         }
         match decoder.join() {
             Ok(result) => result.map_err(ProjectionError::from),
