@@ -28,12 +28,12 @@ def fmt(x, unit=""):
 rows = [
     ("durable ingest (events/s)", lambda f: f["ingest_rate"]["tenure"], lambda f: f["ingest_rate"]["sled"], "raw sled"),
     ("bytes on disk per event, log", lambda f: f["bytes_per_event"]["tenure"], lambda f: f["bytes_per_event"]["sled"], "raw sled"),
-    ("bytes on disk per event, log + index snapshot", lambda f: f["bytes_per_event_all"]["tenure"], lambda f: f["bytes_per_event"]["sled"], "raw sled"),
+    ("bytes on disk per event, log + offsets + index file", lambda f: f["bytes_per_event_all"]["tenure"] if "index_file" in f["bytes_per_event_all"] else f["bytes_per_event_all"]["tenure"] + 8, lambda f: f["bytes_per_event"]["sled"], "raw sled"),
     ("sequential read + decode (events/s)", lambda f: f["scan_rate"]["tenure"], lambda f: f["scan_rate"]["sled"], "raw sled"),
     ("verify (events/s)", lambda f: f["verify_rate"]["tenure"], lambda f: f["scan_rate"]["tenure"], "our scan"),
     ("64 single-event appenders (events/s)", lambda f: f["group_commit"]["many"], lambda f: f["group_commit"]["one"], "1 appender"),
     ("index build (events/s)", lambda f: f["index_build"]["tenure"], lambda f: f["scan_rate"]["tenure"], "our scan"),
-    ("index reopen from snapshot (s)", lambda f: f["reopen"]["snapshot_s"], lambda f: f["reopen"]["replay_s"], "full replay"),
+    ("index reopen from its file (s)", lambda f: f["reopen"]["snapshot_s"], lambda f: f["reopen"]["replay_s"], "full replay"),
     ("access at T, p50 (µs)", lambda f: f["access"]["p50_us"], lambda f: f["access"]["naive_p50_us"], "naive fold"),
     ("access at T, p99 (µs)", lambda f: f["access"]["p99_us"], None, ""),
     ("access at T as of R, p50 (µs)", lambda f: f["access_as_of"]["p50_us"], lambda f: f["access_as_of"]["naive_p50_us"], "naive fold"),
@@ -49,7 +49,11 @@ rows = [
     ("timeline as of R, p50 (µs)", lambda f: f["timeline_as_of"]["p50_us"], None, ""),
     ("diff as of R, p50 (µs)", lambda f: f["diff_as_of"]["p50_us"], None, ""),
     ("one-shot `tenure access` process (ms)", lambda f: f.get("one_shot_cli", {}).get("p50_ms"), None, ""),
-    ("one-shot process peak RSS, i.e. the loaded index (MiB)", lambda f: f.get("one_shot_cli", {}).get("peak_rss_mib"), None, ""),
+    ("one-shot `tenure access` peak RSS (MiB)", lambda f: f.get("one_shot_cli", {}).get("peak_rss_mib"), None, ""),
+    ("one-shot `tenure who` of the commonest entitlement, JSON out (ms)", lambda f: f.get("one_shot_who", {}).get("ms"), None, ""),
+    ("  holders it printed", lambda f: f.get("one_shot_who", {}).get("holders"), None, ""),
+    ("index file written after the build (s)", lambda f: f["reopen"]["save_s"], None, ""),
+    ("index file, bytes per event", lambda f: f["reopen"]["snapshot_bytes_per_event"], None, ""),
     ("peak RSS of the harness (MiB)", lambda f: f["peak_rss"]["mib"], None, ""),
 ]
 

@@ -59,8 +59,8 @@ fn as_of_line(index: &AccessIndex, known: Known) -> String {
 
 /// Runs a command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32, CliError> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Buffered: a holders list of 100k lines must not cost 100k write calls.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let data = |default: &str| cli.data.clone().unwrap_or_else(|| PathBuf::from(default));
     let result = match cli.command {
         Command::Ingest { files, skip_invalid } => {
@@ -353,6 +353,10 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             Ok(0)
         }
     };
+    let result = result.and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
     // A closed pipe (`tenure log | head`) is not an error.
     match result {
         Err(e) if e.message.contains("Broken pipe") => Ok(0),
