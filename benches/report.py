@@ -22,6 +22,8 @@ def fmt(x, unit=""):
         return f"{x:,.0f}{unit}"
     if abs(x) >= 10:
         return f"{x:.0f}{unit}"
+    if 0 < abs(x) < 0.1:
+        return f"{x:.3f}{unit}"
     return f"{x:.2f}{unit}"
 
 
