@@ -390,7 +390,8 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     // --- Index build from the log.
     let t = Instant::now();
     let mut index = AccessIndex::new();
-    tenure::projections::replay(&store, 1, store.head(), |e| index.apply(e)).expect("replay");
+    index.reserve(store.head());
+    tenure::projections::replay(&store, 1, store.head(), |e| index.apply_taking(e)).expect("replay");
     let build_rate = store.head() as f64 / t.elapsed().as_secs_f64();
     report.add(
         "index_build",
@@ -414,7 +415,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     let t = Instant::now();
     {
         let mut fresh = AccessIndex::new();
-        tenure::projections::replay(&store, 1, store.head(), |e| fresh.apply(e)).expect("replay");
+        tenure::projections::replay(&store, 1, store.head(), |e| fresh.apply_taking(e)).expect("replay");
     }
     let reopen_replay = t.elapsed().as_secs_f64();
     report.add(

@@ -249,6 +249,11 @@ impl AccessIndex {
         self.head
     }
 
+    /// Makes room for `events` more events (a build from the log knows how many).
+    pub fn reserve(&mut self, events: u64) {
+        self.recorded.reserve(usize::try_from(events).unwrap_or(0));
+    }
+
     /// The position the frozen file reflects (0 without one).
     pub fn frozen_head(&self) -> u64 {
         self.frozen.as_ref().map_or(0, |f| f.head)
@@ -315,6 +320,24 @@ impl AccessIndex {
     /// Takes the next event of the log into the index. Events must come in position
     /// order, each exactly once (the runner's checkpoint sees to it).
     pub fn apply(&mut self, event: &Event) {
+        self.apply_with(event, None)
+    }
+
+    /// As [`AccessIndex::apply`], but takes the attribute maps out of `event` (leaving them
+    /// empty) instead of copying them: for builds from the log, where the event is
+    /// dropped afterwards (see [`crate::replay`]).
+    pub fn apply_taking(&mut self, event: &mut Event) {
+        let attrs = match &mut event.data {
+            EventData::IdentityJoined(j) => Some(std::mem::take(&mut j.attributes)),
+            EventData::IdentityMoved(m) => Some(std::mem::take(&mut m.attributes)),
+            EventData::IdentityRejoined(r) => r.attributes.take(),
+            _ => None,
+        };
+        self.apply_with(event, attrs)
+    }
+
+    /// `attrs`: the event's attributes when the caller already took them out of it.
+    fn apply_with(&mut self, event: &Event, attrs: Option<Attributes>) {
         let pos = event.position.get();
         assert_eq!(pos, self.head + 1, "the index takes positions in order, without gaps");
         let eff = event.effective_at.as_micros();
@@ -333,14 +356,16 @@ impl AccessIndex {
         match &event.data {
             EventData::IdentityJoined(j) => {
                 let owner = j.owner.as_ref().map(|o| self.identity(o.as_str()));
-                let op = JoinedOp { kind: j.kind, attributes: j.attributes.clone(), owner };
+                let attributes = attrs.unwrap_or_else(|| j.attributes.clone());
+                let op = JoinedOp { kind: j.kind, attributes, owner };
                 let id = file_id(self, j.identity.as_str(), IdOp::Joined(Box::new(op)));
                 if let Some(owner) = owner {
                     push_unique(self.owned.get_mut(owner), id);
                 }
             }
             EventData::IdentityMoved(m) => {
-                file_id(self, m.identity.as_str(), IdOp::Moved(Box::new(m.attributes.clone())));
+                let attributes = attrs.unwrap_or_else(|| m.attributes.clone());
+                file_id(self, m.identity.as_str(), IdOp::Moved(Box::new(attributes)));
             }
             EventData::IdentitySuspended(s) => {
                 file_id(self, s.identity.as_str(), IdOp::Suspended);
@@ -352,7 +377,7 @@ impl AccessIndex {
                 file_id(self, s.identity.as_str(), IdOp::Left);
             }
             EventData::IdentityRejoined(r) => {
-                let attrs = r.attributes.clone().map(Box::new);
+                let attrs = attrs.or_else(|| r.attributes.clone()).map(Box::new);
                 file_id(self, r.identity.as_str(), IdOp::Rejoined(attrs));
             }
             EventData::IdentityOwnerChanged(o) => {

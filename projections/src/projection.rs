@@ -39,16 +39,17 @@ pub enum ProjectionError {
 
 /// Feeds `apply` the events `from..=to` in position order. Long ranges are decoded on a
 /// second thread, in batches, so that decoding and applying overlap: an index build runs
-/// at the pace of the slower of the two rather than of their sum.
-pub fn replay(store: &Store, from: u64, to: u64, mut apply: impl FnMut(&Event)) -> Result<(), ProjectionError> {
+/// at the pace of the slower of the two rather than of their sum. `apply` may take parts
+/// out of each event (the event is dropped afterwards, on the decoding thread).
+pub fn replay(store: &Store, from: u64, to: u64, mut apply: impl FnMut(&mut Event)) -> Result<(), ProjectionError> {
     use std::ops::ControlFlow::{Break, Continue};
     const BATCH: usize = 4096;
     if to < from {
         return Ok(());
     }
     if to - from < 4 * BATCH as u64 {
-        store.scan(from, to, |event| {
-            apply(&event);
+        store.scan(from, to, |mut event| {
+            apply(&mut event);
             Continue(())
         })?;
         return Ok(());
@@ -85,8 +86,8 @@ pub fn replay(store: &Store, from: u64, to: u64, mut apply: impl FnMut(&Event)) 
             .name("tenure-decode".into())
             .spawn_scoped(scope, decode)
             .map_err(|e| tenure_engine::Error::Io { path: store.dir().to_path_buf(), source: e })?;
-        for batch in rx {
-            for event in &batch {
+        for mut batch in rx {
+            for event in &mut batch {
                 apply(event);
             }
             let _ = done_tx.send(batch);
@@ -123,7 +124,8 @@ pub fn open_access_index(store: &Store, path: &Path) -> Result<crate::AccessInde
             head,
         });
     }
-    replay(store, index.head() + 1, head, |event| index.apply(event))?;
+    index.reserve(head - index.head());
+    replay(store, index.head() + 1, head, |event| index.apply_taking(event))?;
     if index.tail_len() >= REWRITE_AFTER {
         index.write_file(path)?;
         index = crate::AccessIndex::open_file(path).map_err(crate::frozen::WriteError::from)?;
