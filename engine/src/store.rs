@@ -344,9 +344,12 @@ impl Store {
             sync: options.sync,
             failure: None,
         };
+        // 64 of the random bits of a UUIDv7 from the OS seed the id generator.
+        let seed = Uuid::now_v7().as_u128() as u64;
         let mut writer = Writer {
             shared: shared.clone(),
             file,
+            id_rng: seed,
             syncer: Some(syncer),
             end,
             state,
@@ -722,6 +725,8 @@ fn read_shared(shared: &Shared, from: u64, to: u64) -> Result<Vec<Event>> {
 struct Writer {
     shared: Arc<Shared>,
     file: File,
+    /// State of the generator of event ids (see [`Writer::new_id`]).
+    id_rng: u64,
     /// The second stage, moved to its own thread by [`Writer::run`].
     syncer: Option<Syncer>,
     end: u64,
@@ -987,7 +992,10 @@ impl Writer {
         let mut records: Vec<(usize, u64, std::ops::Range<usize>)> = Vec::with_capacity(outcomes.len());
         for (index, (event, outcome)) in events.iter().zip(&outcomes).enumerate() {
             let Outcome::Stored(position) = *outcome else { continue };
-            let id = event.id.unwrap_or_else(Uuid::now_v7);
+            let id = match event.id {
+                Some(id) => id,
+                None => self.new_id(now),
+            };
             let start = payloads.len();
             let parts = format::EventParts {
                 position: position.get(),
@@ -1022,6 +1030,26 @@ impl Writer {
             self.state.take(position, now, key, &event.data);
         }
         Ok(outcomes)
+    }
+
+    /// A UUIDv7 for an event delivered without an id (RFC 9562 §5.7): the recording time in
+    /// milliseconds and 74 bits from a SplitMix64 generator seeded from the operating
+    /// system once (`Uuid::now_v7` asks the OS for random bytes at every call, a system
+    /// call per event).
+    fn new_id(&mut self, now: Timestamp) -> Uuid {
+        let mut next = || {
+            self.id_rng = self.id_rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.id_rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let (a, b) = (next(), next());
+        let mut bytes = [0u8; 10];
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes()[..2]);
+        let millis = u64::try_from(now.as_micros() / 1000).unwrap_or(0);
+        uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
     }
 
     /// Pass 1: validates a batch against the state plus what the batch itself creates

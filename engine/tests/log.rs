@@ -364,3 +364,20 @@ fn a_second_open_of_the_same_store_is_refused() {
     let err = Store::open(dir.path()).err().unwrap();
     assert!(err.to_string().ends_with("the store is in use by another process"), "{err}");
 }
+
+#[test]
+fn assigned_ids_are_distinct_uuid_v7_stamped_with_the_recording_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let batch: Vec<NewEvent> = (0..2000).map(|i| joined(&format!("id-{i}"), &format!("k{i}"))).collect();
+    store.append(batch).unwrap();
+    let events = store.read_range(1, store.head()).unwrap();
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), events.len(), "every assigned id is distinct");
+    for e in &events {
+        assert_eq!(e.id.get_version_num(), 7, "{}", e.id);
+        let (secs, nanos) = e.id.get_timestamp().expect("v7 carries a time").to_unix();
+        let millis = secs as i64 * 1000 + nanos as i64 / 1_000_000;
+        assert_eq!(millis, e.recorded_at.as_micros() / 1000, "{}", e.id);
+    }
+}
