@@ -98,7 +98,7 @@ async fn follow_picks_up_live_appends() {
         })
     };
     let cps = Checkpoints::open(dir.path().join("cp")).unwrap();
-    let mut r = Runner::new(&store, &cps, Seen::default()).unwrap();
+    let mut r = Runner::new(store.as_ref(), &cps, Seen::default()).unwrap();
     let end = r.follow(Some(300)).await.unwrap();
     writer.await.unwrap();
     assert_eq!(end, 300);
@@ -136,4 +136,72 @@ fn resuming_the_index_from_a_snapshot_answers_like_a_rebuild() {
         }
     }
     assert_eq!(resumed.anomalies(AsOf::Head), rebuilt.anomalies(AsOf::Head));
+}
+
+/// A read-only log kept in memory: a second `EventLog` backend, to show that the runner
+/// and the index need nothing of `Store` but the trait.
+struct MemoryLog(Vec<Event>);
+
+impl tenure::engine::EventLog for MemoryLog {
+    fn head(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn head_hash(&self) -> String {
+        String::new()
+    }
+    fn append(&self, _: Vec<NewEvent>) -> tenure::engine::Result<Vec<tenure::engine::Outcome>> {
+        Err(tenure::engine::Error::Closed)
+    }
+    fn append_expecting(&self, _: Vec<NewEvent>, _: u64) -> tenure::engine::Result<Vec<tenure::engine::Outcome>> {
+        Err(tenure::engine::Error::Closed)
+    }
+    fn check(&self, _: Vec<NewEvent>) -> tenure::engine::Result<Vec<tenure::engine::Outcome>> {
+        Err(tenure::engine::Error::Closed)
+    }
+    fn scan_events(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>,
+    ) -> tenure::engine::Result<()> {
+        for e in self.0.iter().skip(from.saturating_sub(1) as usize).take((to + 1).saturating_sub(from) as usize) {
+            if visit(e.clone()).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    fn positions_of(&self, _: &tenure::engine::Subject) -> Vec<u64> {
+        Vec::new()
+    }
+    fn position_at_recorded(&self, t: tenure::Timestamp) -> tenure::engine::Result<u64> {
+        Ok(self.0.iter().filter(|e| e.recorded_at <= t).count() as u64)
+    }
+    fn subscribe_events(&self, after: u64) -> tenure::engine::EventStream {
+        let rest: Vec<_> = self.0.iter().skip(after as usize).cloned().map(Ok).collect();
+        Box::pin(futures_util::stream::iter(rest))
+    }
+    fn location(&self) -> String {
+        "(memory)".into()
+    }
+}
+
+#[test]
+fn the_runner_and_the_index_need_only_the_event_log_trait() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("log")).unwrap();
+    store.append(events(700, 0)).unwrap();
+    let memory = MemoryLog(store.read_range(1, store.head()).unwrap());
+    let cps = Checkpoints::open(dir.path().join("cp")).unwrap();
+    let mut runner = Runner::new(&memory, &cps, AccessIndex::new()).unwrap();
+    assert_eq!(runner.catch_up().unwrap(), 700);
+    let from_memory = runner.into_projection();
+    let from_store = tenure::projections::open_access_index(&store, &dir.path().join("access.index")).unwrap();
+    let t = tenure::Timestamp::parse_lenient("2021-06-01").unwrap();
+    let target = Target::parse("app-0000#read").unwrap();
+    assert_eq!(from_memory.holders(&target, t, AsOf::Head), from_store.holders(&target, t, AsOf::Head));
+    for i in 0..200 {
+        let name = format!("u{i:07}");
+        assert_eq!(from_memory.access(&name, t, AsOf::Head).ok(), from_store.access(&name, t, AsOf::Head).ok());
+    }
 }

@@ -17,11 +17,13 @@ pub mod format;
 pub mod hash;
 pub mod ids;
 pub mod json;
+pub mod log;
 pub mod store;
 pub mod time;
 
 pub use error::{Error, Result};
 pub use event::{Entitlement, Event, EventData, FieldError, IdentityKind, NewEvent};
 pub use ids::{CredentialId, GroupId, IdentityId, Position};
+pub use log::{EventLog, EventStream};
 pub use store::{verify, Outcome, Store, StoreOptions, Subject, VerifyReport};
 pub use time::Timestamp;

@@ -8,7 +8,7 @@
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use tenure_engine::{Event, Store};
+use tenure_engine::{Event, EventLog};
 
 /// A read model fed by the log, in position order, each event once.
 pub trait Projection {
@@ -41,14 +41,19 @@ pub enum ProjectionError {
 /// second thread, in batches, so that decoding and applying overlap: an index build runs
 /// at the pace of the slower of the two rather than of their sum. `apply` may take parts
 /// out of each event (the event is dropped afterwards, on the decoding thread).
-pub fn replay(store: &Store, from: u64, to: u64, mut apply: impl FnMut(&mut Event)) -> Result<(), ProjectionError> {
+pub fn replay(
+    store: &dyn EventLog,
+    from: u64,
+    to: u64,
+    mut apply: impl FnMut(&mut Event),
+) -> Result<(), ProjectionError> {
     use std::ops::ControlFlow::{Break, Continue};
     const BATCH: usize = 4096;
     if to < from {
         return Ok(());
     }
     if to - from < 4 * BATCH as u64 {
-        store.scan(from, to, |mut event| {
+        store.scan_events(from, to, &mut |mut event| {
             apply(&mut event);
             Continue(())
         })?;
@@ -61,7 +66,7 @@ pub fn replay(store: &Store, from: u64, to: u64, mut apply: impl FnMut(&mut Even
     std::thread::scope(|scope| {
         let decode = move || {
             let mut batch = Vec::with_capacity(BATCH);
-            let result = store.scan(from, to, |event| {
+            let result = store.scan_events(from, to, &mut |event| {
                 batch.push(event);
                 if batch.len() == BATCH {
                     let next = match done_rx.try_recv() {
@@ -85,7 +90,7 @@ pub fn replay(store: &Store, from: u64, to: u64, mut apply: impl FnMut(&mut Even
         let decoder = std::thread::Builder::new()
             .name("tenure-decode".into())
             .spawn_scoped(scope, decode)
-            .map_err(|e| tenure_engine::Error::Io { path: store.dir().to_path_buf(), source: e })?;
+            .map_err(|e| tenure_engine::Error::Io { path: store.location().into(), source: e })?;
         for mut batch in rx {
             for event in &mut batch {
                 apply(event);
@@ -111,7 +116,7 @@ pub const REWRITE_AFTER: u64 = 50_000;
 ///
 /// The file is derived data: one that does not read back (a torn or altered file) is
 /// rebuilt from the log. One that is ahead of the log is an error, as for checkpoints.
-pub fn open_access_index(store: &Store, path: &Path) -> Result<crate::AccessIndex, ProjectionError> {
+pub fn open_access_index(store: &dyn EventLog, path: &Path) -> Result<crate::AccessIndex, ProjectionError> {
     let mut index = match crate::AccessIndex::open_file(path) {
         Ok(index) => index,
         Err(_) => crate::AccessIndex::new(),
@@ -222,7 +227,7 @@ impl Checkpoints {
 
 /// Feeds a projection from its checkpoint: catch up from the log, then follow it.
 pub struct Runner<'a, P: Projection> {
-    store: &'a Store,
+    store: &'a dyn EventLog,
     checkpoints: &'a Checkpoints,
     projection: P,
     position: u64,
@@ -232,7 +237,11 @@ pub struct Runner<'a, P: Projection> {
 
 impl<'a, P: Projection> Runner<'a, P> {
     /// Loads the projection's saved state, if any, and checks its checkpoint against the log.
-    pub fn new(store: &'a Store, checkpoints: &'a Checkpoints, mut projection: P) -> Result<Self, ProjectionError> {
+    pub fn new(
+        store: &'a dyn EventLog,
+        checkpoints: &'a Checkpoints,
+        mut projection: P,
+    ) -> Result<Self, ProjectionError> {
         let position = checkpoints.load(&mut projection)?;
         let head = store.head();
         if position > head {
@@ -267,7 +276,7 @@ impl<'a, P: Projection> Runner<'a, P> {
         let mut failure = None;
         let (projection, position, checkpoints, save_every) =
             (&mut self.projection, &mut self.position, self.checkpoints, self.save_every);
-        self.store.scan(start + 1, head, |event| {
+        self.store.scan_events(start + 1, head, &mut |event| {
             debug_assert_eq!(event.position.get(), *position + 1);
             projection.apply(&event);
             *position = event.position.get();
@@ -294,7 +303,7 @@ impl<'a, P: Projection> Runner<'a, P> {
     /// (or forever with `None`), saving every `save_every` events and at the end.
     pub async fn follow(&mut self, until: Option<u64>) -> Result<u64, ProjectionError> {
         self.catch_up()?;
-        let mut stream = Box::pin(self.store.subscribe(self.position));
+        let mut stream = self.store.subscribe_events(self.position);
         let mut since_save = 0;
         while until.is_none_or(|u| self.position < u) {
             let Some(event) = stream.next().await else { break };
