@@ -391,7 +391,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     let t = Instant::now();
     let mut index = AccessIndex::new();
     index.reserve(store.head());
-    tenure::projections::replay(&store, 1, store.head(), |e| index.apply_taking(e)).expect("replay");
+    tenure::projections::replay(&store, 1, store.head(), |e| index.apply(e)).expect("replay");
     let build_rate = store.head() as f64 / t.elapsed().as_secs_f64();
     report.add(
         "index_build",
@@ -415,7 +415,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     let t = Instant::now();
     {
         let mut fresh = AccessIndex::new();
-        tenure::projections::replay(&store, 1, store.head(), |e| fresh.apply_taking(e)).expect("replay");
+        tenure::projections::replay(&store, 1, store.head(), |e| fresh.apply(e)).expect("replay");
     }
     let reopen_replay = t.elapsed().as_secs_f64();
     report.add(

@@ -206,8 +206,7 @@ fn check(stream: &[(Op, i64, Option<usize>)], probes: &[(i64, u64, i64)]) -> Res
     }
     let mut mixed = AccessIndex::from_bytes(&early.to_bytes()).unwrap();
     for e in &log[split..] {
-        // The tail as a reopen applies it: taking the attributes out of each event.
-        mixed.apply_taking(&mut e.clone());
+        mixed.apply(e);
     }
     let all = [&index, &restored, &mixed];
     for &(t_day, r_raw, len) in probes {

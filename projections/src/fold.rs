@@ -338,7 +338,7 @@ pub fn fold_identity_with(
                             from: t,
                             position: pos,
                             kind: j.kind,
-                            attributes: if with_profile { j.attributes.clone() } else { Attributes::new() },
+                            attributes: if with_profile { j.attributes.unpack() } else { Attributes::new() },
                             owner: j.owner,
                         };
                         if with_profile {
@@ -376,7 +376,7 @@ pub fn fold_identity_with(
                     if current == Some(State::Left) {
                         set_state(&mut fold, &mut state, State::Active, t, pos);
                         if let (Some(attrs), Some(p), true) = (attrs, profile.as_mut(), with_profile) {
-                            p.attributes.extend(attrs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                            attrs.unpack_into(&mut p.attributes);
                             p.from = t;
                             p.position = pos;
                             if with_profile {
@@ -390,7 +390,7 @@ pub fn fold_identity_with(
                 IdOp::Moved(attrs) => match profile.as_mut() {
                     Some(p) if !with_profile => p.position = pos,
                     Some(p) => {
-                        p.attributes.extend(attrs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        attrs.unpack_into(&mut p.attributes);
                         p.from = t;
                         p.position = pos;
                         fold.profile.push(p.clone());

@@ -12,12 +12,11 @@
 //! [`crate::fold`] turns a subject's list into half-open intervals `[from, to)` with the
 //! positions that opened and closed them.
 
-use crate::codec::RunVia;
+use crate::codec::{PackedAttrs, RunVia};
 use crate::frozen::{self, CorruptIndex, Frozen, Small, WriteError};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::path::Path;
-use tenure_engine::event::Attributes;
 use tenure_engine::{Entitlement, Event, EventData, IdentityKind};
 
 /// Dense ids for names, so the index stores `u32`s instead of strings. Ids start at
@@ -112,15 +111,15 @@ impl<T> Tail<T> {
 /// No expiry.
 pub const NEVER: i64 = i64::MAX;
 
-/// What an event does to an identity.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What an event does to an identity (stored in the index file by `crate::codec`).
+#[derive(Clone, Debug)]
 pub enum IdOp {
     Joined(Box<JoinedOp>),
-    Moved(Box<Attributes>),
+    Moved(PackedAttrs),
     Suspended,
     Reactivated,
     Left,
-    Rejoined(Option<Box<Attributes>>),
+    Rejoined(Option<PackedAttrs>),
     OwnerChanged(u32),
     Granted { ent: u32, expires: i64 },
     Revoked(u32),
@@ -129,21 +128,21 @@ pub enum IdOp {
     Credential(Box<CredentialOp>),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct JoinedOp {
     pub kind: IdentityKind,
-    pub attributes: Attributes,
+    pub attributes: PackedAttrs,
     pub owner: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CredentialAction {
     Issued,
     Rotated,
     Revoked,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct CredentialOp {
     pub action: CredentialAction,
     pub credential: String,
@@ -320,24 +319,6 @@ impl AccessIndex {
     /// Takes the next event of the log into the index. Events must come in position
     /// order, each exactly once (the runner's checkpoint sees to it).
     pub fn apply(&mut self, event: &Event) {
-        self.apply_with(event, None)
-    }
-
-    /// As [`AccessIndex::apply`], but takes the attribute maps out of `event` (leaving them
-    /// empty) instead of copying them: for builds from the log, where the event is
-    /// dropped afterwards (see [`crate::replay`]).
-    pub fn apply_taking(&mut self, event: &mut Event) {
-        let attrs = match &mut event.data {
-            EventData::IdentityJoined(j) => Some(std::mem::take(&mut j.attributes)),
-            EventData::IdentityMoved(m) => Some(std::mem::take(&mut m.attributes)),
-            EventData::IdentityRejoined(r) => r.attributes.take(),
-            _ => None,
-        };
-        self.apply_with(event, attrs)
-    }
-
-    /// `attrs`: the event's attributes when the caller already took them out of it.
-    fn apply_with(&mut self, event: &Event, attrs: Option<Attributes>) {
         let pos = event.position.get();
         assert_eq!(pos, self.head + 1, "the index takes positions in order, without gaps");
         let eff = event.effective_at.as_micros();
@@ -356,16 +337,14 @@ impl AccessIndex {
         match &event.data {
             EventData::IdentityJoined(j) => {
                 let owner = j.owner.as_ref().map(|o| self.identity(o.as_str()));
-                let attributes = attrs.unwrap_or_else(|| j.attributes.clone());
-                let op = JoinedOp { kind: j.kind, attributes, owner };
+                let op = JoinedOp { kind: j.kind, attributes: PackedAttrs::pack(&j.attributes), owner };
                 let id = file_id(self, j.identity.as_str(), IdOp::Joined(Box::new(op)));
                 if let Some(owner) = owner {
                     push_unique(self.owned.get_mut(owner), id);
                 }
             }
             EventData::IdentityMoved(m) => {
-                let attributes = attrs.unwrap_or_else(|| m.attributes.clone());
-                file_id(self, m.identity.as_str(), IdOp::Moved(Box::new(attributes)));
+                file_id(self, m.identity.as_str(), IdOp::Moved(PackedAttrs::pack(&m.attributes)));
             }
             EventData::IdentitySuspended(s) => {
                 file_id(self, s.identity.as_str(), IdOp::Suspended);
@@ -377,7 +356,7 @@ impl AccessIndex {
                 file_id(self, s.identity.as_str(), IdOp::Left);
             }
             EventData::IdentityRejoined(r) => {
-                let attrs = attrs.or_else(|| r.attributes.clone()).map(Box::new);
+                let attrs = r.attributes.as_ref().map(PackedAttrs::pack);
                 file_id(self, r.identity.as_str(), IdOp::Rejoined(attrs));
             }
             EventData::IdentityOwnerChanged(o) => {

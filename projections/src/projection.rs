@@ -130,7 +130,7 @@ pub fn open_access_index(store: &dyn EventLog, path: &Path) -> Result<crate::Acc
         });
     }
     index.reserve(head - index.head());
-    replay(store, index.head() + 1, head, |event| index.apply_taking(event))?;
+    replay(store, index.head() + 1, head, |event| index.apply(event))?;
     if index.tail_len() >= REWRITE_AFTER {
         index.write_file(path)?;
         index = crate::AccessIndex::open_file(path).map_err(crate::frozen::WriteError::from)?;
