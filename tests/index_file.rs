@@ -32,6 +32,16 @@ fn assert_same(a: &AccessIndex, b: &AccessIndex) {
     assert_eq!(a.anomalies(AsOf::Head), b.anomalies(AsOf::Head));
 }
 
+/// A store of the organisation of `seed`, and its index written to `access.index`.
+fn store_with_index_file(seed: u64) -> (tempfile::TempDir, Store, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("log")).unwrap();
+    store.append(org(seed)).unwrap();
+    let path = dir.path().join("access.index");
+    common::build_index(&store).write_file(&path).unwrap();
+    (dir, store, path)
+}
+
 #[test]
 fn a_frozen_file_and_a_tail_answer_like_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,11 +66,7 @@ fn a_frozen_file_and_a_tail_answer_like_a_rebuild() {
 
 #[test]
 fn a_damaged_header_or_a_torn_file_is_rebuilt_from_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("log")).unwrap();
-    store.append(org(5)).unwrap();
-    let path = dir.path().join("access.index");
-    common::build_index(&store).write_file(&path).unwrap();
+    let (_dir, store, path) = store_with_index_file(5);
     let good = std::fs::read(&path).unwrap();
     let rebuilt = common::build_index(&store);
 
@@ -78,11 +84,7 @@ fn a_damaged_header_or_a_torn_file_is_rebuilt_from_the_log() {
 
 #[test]
 fn damaged_lists_are_reported_by_the_queries_that_read_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("log")).unwrap();
-    store.append(org(9)).unwrap();
-    let path = dir.path().join("access.index");
-    common::build_index(&store).write_file(&path).unwrap();
+    let (_dir, _store, path) = store_with_index_file(9);
     let mut bytes = std::fs::read(&path).unwrap();
     // The identities' events: section 5 of the header's table at byte 48.
     let at = 48 + 5 * 16;

@@ -346,10 +346,11 @@ pub enum WriteError {
     Corrupt(#[from] CorruptIndex),
 }
 
-/// A writer that knows where it is.
+/// A writer that knows where it is, and where each section it wrote lies.
 struct Counting<W> {
     inner: W,
     at: u64,
+    sections: [(u64, u64); SECTIONS],
 }
 
 impl<W: Write> Counting<W> {
@@ -358,36 +359,60 @@ impl<W: Write> Counting<W> {
         self.at += b.len() as u64;
         Ok(())
     }
+
+    /// Records that section `s` is what was written since `start`.
+    fn section(&mut self, s: S, start: u64) {
+        self.sections[s as usize] = (start, self.at - start);
+    }
+
+    /// Writes a list table: `count` items into section `blob` (each written by `item`),
+    /// then their `count + 1` offsets into section `off`.
+    fn table(
+        &mut self,
+        off: S,
+        blob: S,
+        count: u32,
+        mut item: impl FnMut(&mut Self, u32) -> Result<(), WriteError>,
+    ) -> Result<(), WriteError> {
+        let mut offsets = Vec::with_capacity(count as usize + 1);
+        let start = self.at;
+        for i in 0..count {
+            offsets.push(self.at - start);
+            item(self, i)?;
+        }
+        offsets.push(self.at - start);
+        self.section(blob, start);
+        let start = self.at;
+        for o in offsets {
+            self.put(&o.to_le_bytes())?;
+        }
+        self.section(off, start);
+        Ok(())
+    }
+
+    /// Writes `bytes` behind their CRC-32 (nothing when empty).
+    fn checked(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.put(&crc32fast::hash(bytes).to_le_bytes())?;
+        self.put(bytes)
+    }
 }
 
 /// Writes the index of `src` to `out` (a file or a `Cursor<Vec<u8>>`).
 pub(crate) fn write<W: Write + Seek>(src: &impl Source, out: W) -> Result<W, WriteError> {
-    let mut w = Counting { inner: out, at: 0 };
+    let mut w = Counting { inner: out, at: 0, sections: [(0, 0); SECTIONS] };
     w.put(&[0u8; HEADER_LEN])?;
-    let mut sections = [(0u64, 0u64); SECTIONS];
-    let mut section = |w: &mut Counting<W>, s: S, start: u64| sections[s as usize] = (start, w.at - start);
 
     let start = w.at;
     for pos in 1..=src.head() {
         w.put(&src.recorded(pos).to_le_bytes())?;
     }
-    section(&mut w, S::Recorded, start);
+    w.section(S::Recorded, start);
 
     let ids = src.identities();
-    // Names, with their offsets.
-    let mut offsets = Vec::with_capacity(ids as usize + 1);
-    let start = w.at;
-    for id in 0..ids {
-        offsets.push(w.at - start);
-        w.put(src.identity_name(id)?.as_bytes())?;
-    }
-    offsets.push(w.at - start);
-    section(&mut w, S::IdNames, start);
-    let start = w.at;
-    for o in &offsets {
-        w.put(&o.to_le_bytes())?;
-    }
-    section(&mut w, S::IdNamesOff, start);
+    w.table(S::IdNamesOff, S::IdNames, ids, |w, id| Ok(w.put(src.identity_name(id)?.as_bytes())?))?;
     let mut sorted: Vec<u32> = (0..ids).collect();
     let mut names = Vec::with_capacity(ids as usize);
     for id in 0..ids {
@@ -399,29 +424,18 @@ pub(crate) fn write<W: Write + Seek>(src: &impl Source, out: W) -> Result<W, Wri
     for id in sorted {
         w.put(&id.to_le_bytes())?;
     }
-    section(&mut w, S::IdSorted, start);
+    w.section(S::IdSorted, start);
 
     // Each identity's events.
-    offsets.clear();
-    let start = w.at;
     let mut buf = Vec::new();
-    for id in 0..ids {
-        offsets.push(w.at - start);
+    w.table(S::IdEventsOff, S::IdEvents, ids, |w, id| {
+        buf.clear();
         let list = src.id_events(id)?;
         if !list.is_empty() {
-            buf.clear();
             crate::codec::encode(&list, &mut buf);
-            w.put(&crc32fast::hash(&buf).to_le_bytes())?;
-            w.put(&buf)?;
         }
-    }
-    offsets.push(w.at - start);
-    section(&mut w, S::IdEvents, start);
-    let start = w.at;
-    for o in &offsets {
-        w.put(&o.to_le_bytes())?;
-    }
-    section(&mut w, S::IdEventsOff, start);
+        Ok(w.checked(&buf)?)
+    })?;
 
     // The u32 lists.
     type GetList<'a> = &'a dyn Fn(u32) -> Result<Vec<u32>, CorruptIndex>;
@@ -432,47 +446,22 @@ pub(crate) fn write<W: Write + Seek>(src: &impl Source, out: W) -> Result<W, Wri
         (S::MembersOff, S::Members, src.groups(), &|i| src.members(i)),
     ];
     for (off, blob, count, get) in lists {
-        offsets.clear();
-        let start = w.at;
-        for i in 0..count {
-            offsets.push(w.at - start);
+        w.table(off, blob, count, |w, i| {
             for id in get(i)? {
                 w.put(&id.to_le_bytes())?;
             }
-        }
-        offsets.push(w.at - start);
-        section(&mut w, blob, start);
-        let start = w.at;
-        for o in &offsets {
-            w.put(&o.to_le_bytes())?;
-        }
-        section(&mut w, off, start);
+            Ok(())
+        })?;
     }
 
     let runs = src.runs()?;
-    offsets.clear();
-    let start = w.at;
-    for list in &runs {
-        offsets.push(w.at - start);
-        if !list.is_empty() {
-            w.put(&crc32fast::hash(list).to_le_bytes())?;
-            w.put(list)?;
-        }
-    }
-    offsets.push(w.at - start);
-    section(&mut w, S::Runs, start);
+    w.table(S::RunsOff, S::Runs, runs.len() as u32, |w, ent| Ok(w.checked(&runs[ent as usize])?))?;
     drop(runs);
-    let start = w.at;
-    for o in &offsets {
-        w.put(&o.to_le_bytes())?;
-    }
-    section(&mut w, S::RunsOff, start);
 
     let start = w.at;
     let small = rmp_serde::to_vec(&src.small()).map_err(|e| std::io::Error::other(e.to_string()))?;
-    w.put(&crc32fast::hash(&small).to_le_bytes())?;
-    w.put(&small)?;
-    section(&mut w, S::Small, start);
+    w.checked(&small)?;
+    w.section(S::Small, start);
 
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);
@@ -481,7 +470,7 @@ pub(crate) fn write<W: Write + Seek>(src: &impl Source, out: W) -> Result<W, Wri
     for x in [src.head(), ids as u64, src.groups() as u64, src.ents() as u64] {
         header.extend_from_slice(&x.to_le_bytes());
     }
-    for (off, len) in sections {
+    for (off, len) in w.sections {
         header.extend_from_slice(&off.to_le_bytes());
         header.extend_from_slice(&len.to_le_bytes());
     }
