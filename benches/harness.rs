@@ -387,7 +387,11 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         );
     }
 
-    // --- Index build from the log.
+    // --- Index build from the log, in the state of a query process: the store reopened
+    // for reading (the ingest's validation state, which only a writer builds, let go).
+    store.close();
+    drop(store);
+    let store = Store::open(&data).expect("reopen store");
     let t = Instant::now();
     let mut index = AccessIndex::new();
     index.reserve(store.head());
