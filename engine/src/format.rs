@@ -92,13 +92,13 @@ pub fn frame_record(out: &mut Vec<u8>, payload: &[u8], previous: &Hash, continue
     chain
 }
 
-/// The on-disk form of an event: named fields (so the schema can evolve), short names
-/// (so that they cost little on every record).
-#[derive(Serialize, Deserialize)]
+/// The on-disk form of an event, as decoded: named fields (so the schema can evolve),
+/// short names (so that they cost little on every record). [`DiskEventRef`] writes it.
+#[derive(Deserialize)]
 struct DiskEvent {
     v: u8,
     p: u64,
-    #[serde(with = "uuid_bytes")]
+    #[serde(deserialize_with = "uuid_bytes::deserialize")]
     id: Uuid,
     r: i64,
     e: i64,
@@ -114,10 +114,7 @@ struct DiskEvent {
 mod uuid_bytes {
     use serde::{Deserializer, Serializer};
     use uuid::Uuid;
-    pub fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(id.as_bytes())
-    }
-    pub fn serialize_ref<S: Serializer>(id: &&Uuid, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(id: &&Uuid, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(id.as_bytes())
     }
     /// Reads the 16 bytes without an intermediate allocation.
@@ -157,7 +154,7 @@ mod uuid_bytes {
 struct DiskEventRef<'a> {
     v: u8,
     p: u64,
-    #[serde(serialize_with = "uuid_bytes::serialize_ref")]
+    #[serde(serialize_with = "uuid_bytes::serialize")]
     id: &'a Uuid,
     r: i64,
     e: i64,

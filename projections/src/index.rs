@@ -425,16 +425,10 @@ impl AccessIndex {
 
     /// The position known at recorded time `t` (µs): the last one recorded at or before it.
     pub fn position_at_recorded(&self, t: i64) -> u64 {
-        let frozen = match &self.frozen {
-            Some(f) => {
-                let n = f.recorded_count(t);
-                if n < f.head {
-                    return n;
-                }
-                n
-            }
-            None => 0,
-        };
+        let frozen = self.frozen.as_ref().map_or(0, |f| f.recorded_count(t));
+        if frozen < self.frozen_head() {
+            return frozen;
+        }
         frozen + self.recorded.partition_point(|&r| r <= t) as u64
     }
 
@@ -484,40 +478,45 @@ impl AccessIndex {
         Ok(Cow::Owned(list))
     }
 
+    /// List `i` of a reverse map: the frozen file's (when it has an item `i`: `i` is below
+    /// `frozen_len` of it) and the tail's, merged.
     fn merged<'a>(
         &'a self,
         tail: &'a Tail<u32>,
-        id: u32,
-        frozen: impl Fn(&Frozen, &mut Vec<u32>) -> Result<(), CorruptIndex>,
+        i: u32,
+        frozen_len: fn(&Frozen) -> u32,
+        frozen_list: fn(&Frozen, u32, &mut Vec<u32>) -> Result<(), CorruptIndex>,
     ) -> Result<Cow<'a, [u32]>, CorruptIndex> {
         match &self.frozen {
-            None => Ok(Cow::Borrowed(tail.get(id))),
+            None => Ok(Cow::Borrowed(tail.get(i))),
             Some(f) => {
                 let mut list = Vec::new();
-                frozen(f, &mut list)?;
-                Ok(Cow::Owned(union(list, tail.get(id))))
+                if i < frozen_len(f) {
+                    frozen_list(f, i, &mut list)?;
+                }
+                Ok(Cow::Owned(union(list, tail.get(i))))
             }
         }
     }
 
     /// The groups an identity has membership events in.
     pub(crate) fn groups_of(&self, id: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
-        self.merged(&self.groups_of, id, |f, out| if id < f.identities { f.groups_of(id, out) } else { Ok(()) })
+        self.merged(&self.groups_of, id, |f| f.identities, Frozen::groups_of)
     }
 
     /// The services that named `id` as their owner at some point.
     pub(crate) fn owned(&self, id: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
-        self.merged(&self.owned, id, |f, out| if id < f.identities { f.owned(id, out) } else { Ok(()) })
+        self.merged(&self.owned, id, |f| f.identities, Frozen::owned)
     }
 
     /// The identities with a direct grant event of `ent` (possibly repeated).
     pub(crate) fn direct_holders(&self, ent: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
-        self.merged(&self.direct_holders, ent, |f, out| if ent < f.ents { f.direct_holders(ent, out) } else { Ok(()) })
+        self.merged(&self.direct_holders, ent, |f| f.ents, Frozen::direct_holders)
     }
 
     /// The identities with a membership event in `g` (possibly repeated).
     pub(crate) fn members(&self, g: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
-        self.merged(&self.members, g, |f, out| if g < f.groups { f.members(g, out) } else { Ok(()) })
+        self.merged(&self.members, g, |f| f.groups, Frozen::members)
     }
 
     /// Encodes the index (the frozen file format, in memory) for a snapshot.
