@@ -200,7 +200,8 @@ pub enum EventData {
     EventRetracted(Retracted),
 }
 
-/// Every `type` the log accepts, in DESIGN.md's order.
+/// Every `type` the log accepts, in DESIGN.md's order; the index of each is its type code
+/// on disk ([`EventData::type_code`]).
 pub const EVENT_TYPES: [&str; 19] = [
     "identity.joined",
     "identity.moved",
@@ -226,27 +227,33 @@ pub const EVENT_TYPES: [&str; 19] = [
 impl EventData {
     /// The `type` string of the interchange form.
     pub fn type_name(&self) -> &'static str {
+        EVENT_TYPES[usize::from(self.type_code())]
+    }
+
+    /// The index of the type in [`EVENT_TYPES`]: the type code of the on-disk record
+    /// (schema version 2, `docs/format.md`), so never to be reordered.
+    pub fn type_code(&self) -> u8 {
         use EventData::*;
         match self {
-            IdentityJoined(_) => "identity.joined",
-            IdentityMoved(_) => "identity.moved",
-            IdentitySuspended(_) => "identity.suspended",
-            IdentityReactivated(_) => "identity.reactivated",
-            IdentityLeft(_) => "identity.left",
-            IdentityRejoined(_) => "identity.rejoined",
-            IdentityOwnerChanged(_) => "identity.owner_changed",
-            AccessGranted(_) => "access.granted",
-            AccessRevoked(_) => "access.revoked",
-            GroupCreated(_) => "group.created",
-            GroupDeleted(_) => "group.deleted",
-            GroupMemberAdded(_) => "group.member_added",
-            GroupMemberRemoved(_) => "group.member_removed",
-            GroupAccessGranted(_) => "group.access_granted",
-            GroupAccessRevoked(_) => "group.access_revoked",
-            CredentialIssued(_) => "credential.issued",
-            CredentialRotated(_) => "credential.rotated",
-            CredentialRevoked(_) => "credential.revoked",
-            EventRetracted(_) => "event.retracted",
+            IdentityJoined(_) => 0,
+            IdentityMoved(_) => 1,
+            IdentitySuspended(_) => 2,
+            IdentityReactivated(_) => 3,
+            IdentityLeft(_) => 4,
+            IdentityRejoined(_) => 5,
+            IdentityOwnerChanged(_) => 6,
+            AccessGranted(_) => 7,
+            AccessRevoked(_) => 8,
+            GroupCreated(_) => 9,
+            GroupDeleted(_) => 10,
+            GroupMemberAdded(_) => 11,
+            GroupMemberRemoved(_) => 12,
+            GroupAccessGranted(_) => 13,
+            GroupAccessRevoked(_) => 14,
+            CredentialIssued(_) => 15,
+            CredentialRotated(_) => 16,
+            CredentialRevoked(_) => 17,
+            EventRetracted(_) => 18,
         }
     }
 

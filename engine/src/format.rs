@@ -12,8 +12,12 @@
 //! chain  := SHA-256(previous chain ++ leaf)         (previous of position 1: 32 zero bytes)
 //! ```
 
-use crate::event::{Event, EventData};
+use crate::event::{
+    Attributes, Credential, Entitlement, Event, EventData, Granted, GroupAccess, GroupLifecycle, IdentityKind, Joined,
+    Membership, Moved, OwnerChanged, Rejoined, Retracted, Revoked, StatusChange, EVENT_TYPES,
+};
 use crate::ids::Position;
+use crate::ids::{CredentialId, GroupId, IdentityId};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -24,9 +28,11 @@ use uuid::Uuid;
 pub const MAGIC: &[u8; 8] = b"TENURLOG";
 /// Version of the file framing. Readers refuse versions they do not know.
 pub const FORMAT_VERSION: u32 = 1;
-/// Version of the payload schema (field names of [`DiskEvent`]). A later release adds
-/// fields with defaults and keeps reading version 1.
-pub const SCHEMA_VERSION: u8 = 1;
+/// Version of the payload schema that this release writes. Version 1 (0.1) nested the
+/// event body under `d` with its JSON names; version 2 (0.2) flattens it into the record's
+/// map with short names and a type code. Both are read; a later release adds fields with
+/// defaults and keeps reading both.
+pub const SCHEMA_VERSION: u8 = 2;
 pub const HEADER_LEN: u64 = 16;
 /// Bytes of framing around each payload: length, CRC and chain hash.
 pub const RECORD_OVERHEAD: usize = 4 + 4 + 32;
@@ -92,11 +98,10 @@ pub fn frame_record(out: &mut Vec<u8>, payload: &[u8], previous: &Hash, continue
     chain
 }
 
-/// The on-disk form of an event, as decoded: named fields (so the schema can evolve),
-/// short names (so that they cost little on every record). [`DiskEventRef`] writes it.
+/// A schema version 1 record (written by 0.1), as decoded: the body nested under `d` as
+/// `{"type": .., "data": {..}}` with the JSON field names. Read only.
 #[derive(Deserialize)]
-struct DiskEvent {
-    v: u8,
+struct DiskEventV1 {
     p: u64,
     #[serde(deserialize_with = "uuid_bytes::deserialize")]
     id: Uuid,
@@ -114,8 +119,9 @@ struct DiskEvent {
 mod uuid_bytes {
     use serde::{Deserializer, Serializer};
     use uuid::Uuid;
-    pub fn serialize<S: Serializer>(id: &&Uuid, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(id.as_bytes())
+    /// Always given `Some` (the option only lets the record derive `Default`).
+    pub fn serialize<S: Serializer>(id: &Option<&Uuid>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(id.map_or(&[0u8; 16], |id| id.as_bytes()))
     }
     /// Reads the 16 bytes without an intermediate allocation.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
@@ -146,25 +152,6 @@ mod uuid_bytes {
         }
         d.deserialize_bytes(V)
     }
-}
-
-/// [`DiskEvent`] borrowed, to encode without copying the event: the same fields, names
-/// and order, so the same bytes.
-#[derive(Serialize)]
-struct DiskEventRef<'a> {
-    v: u8,
-    p: u64,
-    #[serde(serialize_with = "uuid_bytes::serialize")]
-    id: &'a Uuid,
-    r: i64,
-    e: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    s: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    k: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    a: Option<&'a str>,
-    d: &'a EventData,
 }
 
 /// The parts of a recorded event, borrowed: what [`encode_parts`] writes.
@@ -198,29 +185,213 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
     out
 }
 
+/// A schema version 2 record, borrowed from the event it encodes: one flat MessagePack map
+/// with named fields, short names (they are repeated on every record) and the event type
+/// as a code. Absent fields are left out. `docs/format.md` lists the names.
+#[derive(Serialize, Default)]
+struct RecordRef<'a> {
+    v: u8,
+    p: u64,
+    #[serde(serialize_with = "uuid_bytes::serialize")]
+    id: Option<&'a Uuid>,
+    r: i64,
+    e: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    k: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    a: Option<&'a str>,
+    t: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    i: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    c: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    o: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<&'a Attributes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    w: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    m: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    j: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    y: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    g: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cr: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    q: Option<u64>,
+}
+
+/// A schema version 2 record as decoded: [`RecordRef`]'s fields, owned (`v` was read by
+/// [`schema_version`]). Fields it does not know are skipped, so that a later version may
+/// add some.
+#[derive(Deserialize)]
+struct Record {
+    p: u64,
+    #[serde(deserialize_with = "uuid_bytes::deserialize")]
+    id: Uuid,
+    r: i64,
+    e: i64,
+    #[serde(default)]
+    s: Option<String>,
+    #[serde(default)]
+    k: Option<String>,
+    #[serde(default)]
+    a: Option<String>,
+    t: u8,
+    #[serde(default)]
+    i: Option<String>,
+    #[serde(default)]
+    c: Option<u8>,
+    #[serde(default)]
+    o: Option<String>,
+    #[serde(default)]
+    at: Option<Attributes>,
+    #[serde(default)]
+    w: Option<String>,
+    #[serde(default)]
+    n: Option<String>,
+    #[serde(default)]
+    m: Option<String>,
+    #[serde(default)]
+    x: Option<i64>,
+    #[serde(default)]
+    j: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
+    #[serde(default)]
+    g: Option<String>,
+    #[serde(default)]
+    dn: Option<String>,
+    #[serde(default)]
+    cr: Option<String>,
+    #[serde(default)]
+    q: Option<u64>,
+}
+
+const KIND_CODES: [IdentityKind; 2] = [IdentityKind::Human, IdentityKind::Service];
+
+fn kind_code(kind: IdentityKind) -> u8 {
+    match kind {
+        IdentityKind::Human => 0,
+        IdentityKind::Service => 1,
+    }
+}
+
 /// Appends the payload of an event given by its parts to `out`, copying nothing else.
-pub fn encode_parts(parts: &EventParts<'_>, out: &mut Vec<u8>) {
-    let disk = DiskEventRef {
+pub fn encode_parts<'a>(parts: &EventParts<'a>, out: &mut Vec<u8>) {
+    use EventData::*;
+    let data = parts.data;
+    let mut r = RecordRef {
         v: SCHEMA_VERSION,
         p: parts.position,
-        id: parts.id,
+        id: Some(parts.id),
         r: parts.recorded_at.as_micros(),
         e: parts.effective_at.as_micros(),
         s: parts.source,
         k: parts.source_event_id,
         a: parts.actor,
-        d: parts.data,
+        t: data.type_code(),
+        ..RecordRef::default()
     };
+    let micros = |t: &Option<Timestamp>| t.map(Timestamp::as_micros);
+    let names = |e: &'a Entitlement| (Some(e.resource.as_str()), Some(e.permission.as_str()));
+    match data {
+        IdentityJoined(d) => {
+            r.i = Some(d.identity.as_str());
+            r.c = Some(kind_code(d.kind));
+            r.o = d.owner.as_ref().map(IdentityId::as_str);
+            r.at = Some(&d.attributes).filter(|a| !a.is_empty());
+        }
+        IdentityMoved(d) => {
+            r.i = Some(d.identity.as_str());
+            r.at = Some(&d.attributes);
+        }
+        IdentitySuspended(d) | IdentityReactivated(d) | IdentityLeft(d) => {
+            r.i = Some(d.identity.as_str());
+            r.w = d.reason.as_deref();
+        }
+        IdentityRejoined(d) => {
+            r.i = Some(d.identity.as_str());
+            r.at = d.attributes.as_ref();
+        }
+        IdentityOwnerChanged(d) => {
+            r.i = Some(d.identity.as_str());
+            r.o = Some(d.owner.as_str());
+        }
+        AccessGranted(d) => {
+            r.i = Some(d.identity.as_str());
+            (r.n, r.m) = names(&d.entitlement);
+            r.x = micros(&d.expires_at);
+            (r.j, r.y) = (d.justification.as_deref(), d.approver.as_deref());
+        }
+        AccessRevoked(d) => {
+            r.i = Some(d.identity.as_str());
+            (r.n, r.m) = names(&d.entitlement);
+            r.w = d.reason.as_deref();
+        }
+        GroupCreated(d) | GroupDeleted(d) => {
+            r.g = Some(d.group.as_str());
+            r.dn = d.display_name.as_deref();
+        }
+        GroupMemberAdded(d) | GroupMemberRemoved(d) => {
+            (r.g, r.i) = (Some(d.group.as_str()), Some(d.identity.as_str()));
+        }
+        GroupAccessGranted(d) | GroupAccessRevoked(d) => {
+            r.g = Some(d.group.as_str());
+            (r.n, r.m) = names(&d.entitlement);
+        }
+        CredentialIssued(d) | CredentialRotated(d) | CredentialRevoked(d) => {
+            (r.i, r.cr) = (Some(d.identity.as_str()), Some(d.credential.as_str()));
+            r.x = micros(&d.expires_at);
+        }
+        EventRetracted(d) => {
+            r.q = Some(d.position.get());
+            r.w = Some(&d.reason);
+        }
+    }
     // Plain data with string keys always encodes.
-    rmp_serde::encode::write_named(out, &disk).expect("DiskEvent is plain data");
+    rmp_serde::encode::write_named(out, &r).expect("a record is plain data");
+}
+
+/// The schema version of a payload, read from its first field without decoding the rest:
+/// every version writes a map whose first key is `v`, a small unsigned integer.
+fn schema_version(payload: &[u8]) -> Option<u8> {
+    let key_at = match *payload.first()? {
+        0x80..=0x8f => 1,
+        0xde => 3,
+        0xdf => 5,
+        _ => return None,
+    };
+    match payload.get(key_at..key_at + 3)? {
+        [0xa1, b'v', v @ 0..=0x7f] => Some(*v),
+        _ => None,
+    }
 }
 
 /// Decodes a payload; an error when the bytes are not an event of a known schema version.
 pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
-    let disk: DiskEvent = rmp_serde::from_slice(payload).map_err(|e| e.to_string())?;
-    if disk.v == 0 || disk.v > SCHEMA_VERSION {
-        return Err(format!("unknown schema version {}", disk.v));
+    match schema_version(payload) {
+        Some(2) => decode_v2(payload),
+        Some(1) => decode_v1(payload),
+        Some(v) => Err(format!("unknown schema version {v}")),
+        None => Err("not an event record (no schema version first)".into()),
     }
+}
+
+fn decode_v1(payload: &[u8]) -> Result<Event, String> {
+    let disk: DiskEventV1 = rmp_serde::from_slice(payload).map_err(|e| e.to_string())?;
     Ok(Event {
         position: Position(disk.p),
         id: disk.id,
@@ -230,6 +401,89 @@ pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
         source_event_id: disk.k,
         actor: disk.a,
         data: disk.d,
+    })
+}
+
+fn decode_v2(payload: &[u8]) -> Result<Event, String> {
+    use EventData::*;
+    let mut r: Record = rmp_serde::from_slice(payload).map_err(|e| e.to_string())?;
+    let type_name = *EVENT_TYPES.get(usize::from(r.t)).ok_or_else(|| format!("unknown type code {}", r.t))?;
+    let missing = |field: &str| format!("{type_name} record without field `{field}`");
+    let identity = |i: &mut Option<String>| i.take().map(IdentityId).ok_or_else(|| missing("i"));
+    let group = |g: &mut Option<String>| g.take().map(GroupId).ok_or_else(|| missing("g"));
+    let entitlement = |r: &mut Record| match (r.n.take(), r.m.take()) {
+        (Some(resource), Some(permission)) => Ok(Entitlement { resource, permission }),
+        _ => Err(missing("n/m")),
+    };
+    let micros = |x: Option<i64>| x.map(Timestamp::from_micros);
+    let status = |r: &mut Record| Ok::<_, String>(StatusChange { identity: identity(&mut r.i)?, reason: r.w.take() });
+    let credential = |r: &mut Record| {
+        Ok::<_, String>(Credential {
+            identity: identity(&mut r.i)?,
+            credential: r.cr.take().map(CredentialId).ok_or_else(|| missing("cr"))?,
+            expires_at: micros(r.x),
+        })
+    };
+    let lifecycle =
+        |r: &mut Record| Ok::<_, String>(GroupLifecycle { group: group(&mut r.g)?, display_name: r.dn.take() });
+    let membership =
+        |r: &mut Record| Ok::<_, String>(Membership { group: group(&mut r.g)?, identity: identity(&mut r.i)? });
+    let access =
+        |r: &mut Record| Ok::<_, String>(GroupAccess { group: group(&mut r.g)?, entitlement: entitlement(r)? });
+    let data = match r.t {
+        0 => IdentityJoined(Joined {
+            identity: identity(&mut r.i)?,
+            kind: *r.c.and_then(|c| KIND_CODES.get(usize::from(c))).ok_or_else(|| missing("c"))?,
+            attributes: r.at.take().unwrap_or_default(),
+            owner: r.o.take().map(IdentityId),
+        }),
+        1 => IdentityMoved(Moved {
+            identity: identity(&mut r.i)?,
+            attributes: r.at.take().ok_or_else(|| missing("at"))?,
+        }),
+        2 => IdentitySuspended(status(&mut r)?),
+        3 => IdentityReactivated(status(&mut r)?),
+        4 => IdentityLeft(status(&mut r)?),
+        5 => IdentityRejoined(Rejoined { identity: identity(&mut r.i)?, attributes: r.at.take() }),
+        6 => IdentityOwnerChanged(OwnerChanged {
+            identity: identity(&mut r.i)?,
+            owner: r.o.take().map(IdentityId).ok_or_else(|| missing("o"))?,
+        }),
+        7 => AccessGranted(Granted {
+            identity: identity(&mut r.i)?,
+            entitlement: entitlement(&mut r)?,
+            expires_at: micros(r.x),
+            justification: r.j.take(),
+            approver: r.y.take(),
+        }),
+        8 => AccessRevoked(Revoked {
+            identity: identity(&mut r.i)?,
+            entitlement: entitlement(&mut r)?,
+            reason: r.w.take(),
+        }),
+        9 => GroupCreated(lifecycle(&mut r)?),
+        10 => GroupDeleted(lifecycle(&mut r)?),
+        11 => GroupMemberAdded(membership(&mut r)?),
+        12 => GroupMemberRemoved(membership(&mut r)?),
+        13 => GroupAccessGranted(access(&mut r)?),
+        14 => GroupAccessRevoked(access(&mut r)?),
+        15 => CredentialIssued(credential(&mut r)?),
+        16 => CredentialRotated(credential(&mut r)?),
+        17 => CredentialRevoked(credential(&mut r)?),
+        _ => EventRetracted(Retracted {
+            position: Position(r.q.ok_or_else(|| missing("q"))?),
+            reason: r.w.take().ok_or_else(|| missing("w"))?,
+        }),
+    };
+    Ok(Event {
+        position: Position(r.p),
+        id: r.id,
+        recorded_at: Timestamp::from_micros(r.r),
+        effective_at: Timestamp::from_micros(r.e),
+        source: r.s,
+        source_event_id: r.k,
+        actor: r.a,
+        data,
     })
 }
 
@@ -349,5 +603,31 @@ mod tests {
             data: EventData::IdentityLeft(StatusChange { identity: "bob".into(), reason: None }),
         };
         assert_eq!(decode_event(&encode_event(&e)).unwrap(), e);
+    }
+
+    #[test]
+    fn fields_a_later_version_adds_are_skipped_and_unknown_versions_refused() {
+        #[derive(Serialize)]
+        struct Later<'a> {
+            v: u8,
+            p: u64,
+            #[serde(serialize_with = "uuid_bytes::serialize")]
+            id: Option<&'a Uuid>,
+            r: i64,
+            e: i64,
+            t: u8,
+            i: &'a str,
+            zz: &'a str,
+        }
+        let id = Uuid::now_v7();
+        let later = Later { v: 2, p: 3, id: Some(&id), r: 5, e: 4, t: 4, i: "bob", zz: "new" };
+        let e = decode_event(&rmp_serde::to_vec_named(&later).unwrap()).unwrap();
+        assert_eq!(e.data, EventData::IdentityLeft(StatusChange { identity: "bob".into(), reason: None }));
+        let newer = Later { v: 3, ..later };
+        assert_eq!(decode_event(&rmp_serde::to_vec_named(&newer).unwrap()).unwrap_err(), "unknown schema version 3");
+        let bad_type = Later { t: 19, ..later };
+        assert!(decode_event(&rmp_serde::to_vec_named(&bad_type).unwrap()).unwrap_err().contains("type code 19"));
+        assert!(decode_event(&[0x91, 0x01]).is_err());
+        assert!(decode_event(&[]).is_err());
     }
 }

@@ -381,3 +381,42 @@ fn assigned_ids_are_distinct_uuid_v7_stamped_with_the_recording_time() {
         assert_eq!(millis, e.recorded_at.as_micros() / 1000, "{}", e.id);
     }
 }
+
+/// A store written by 0.1 (schema version 1 records: the body nested under `d` with its
+/// JSON names), kept as bytes in `fixtures/store-v1`: this release reads every event of it
+/// as 0.1 did (`log.jsonl` is what 0.1's `tenure log` printed), keeps its chain intact,
+/// and appends version 2 records after it.
+#[test]
+fn a_store_written_by_0_1_still_reads_verifies_and_grows() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture.join("events.log"), dir.path().join("events.log")).unwrap();
+    let head_hash = "8559ddf50e7e833ef6260de93c2ca9cf767c7e0933a40724f03ae92911cf556b";
+
+    let report = verify(dir.path()).unwrap();
+    assert_eq!((report.intact, report.head_hash.as_str(), report.first_bad), (20, head_hash, None));
+
+    let store = Store::open(dir.path()).unwrap();
+    let expected: Vec<Event> = std::fs::read_to_string(fixture.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(expected.len(), 20);
+    assert_eq!(store.read_range(1, 20).unwrap(), expected);
+    assert_eq!(store.head_hash(), head_hash);
+    // Its validation state came from the old records: a duplicate is known, a reference
+    // to an identity it joined is accepted.
+    let first =
+        NewEvent::from_json(std::fs::read_to_string(fixture.join("events.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
+    assert_eq!(store.append(vec![first]).unwrap(), vec![Outcome::Duplicate(Position(1))]);
+    assert_eq!(store.append(vec![left("alice", "v2-leave")]).unwrap(), vec![Outcome::Stored(Position(21))]);
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.read_range(1, 20).unwrap(), expected);
+    assert!(matches!(store.read(21).unwrap().data, EventData::IdentityLeft(_)));
+    let report = verify(dir.path()).unwrap();
+    assert_eq!((report.intact, report.first_bad), (21, None));
+}
