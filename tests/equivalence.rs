@@ -20,8 +20,11 @@ const RESOURCES: [&str; 2] = ["db", "vault"];
 const PERMS: [&str; 2] = ["read", "admin"];
 const DAY: i64 = 86_400_000_000;
 
+/// Day `d` after 2024-01-01; every third day at 00:00:00.123456 rather than midnight, so
+/// that the index file stores times of both forms (whole seconds and µs).
 fn day(d: i64) -> Timestamp {
-    Timestamp::from_micros(1_704_067_200_000_000 + d * DAY)
+    let odd = if d.rem_euclid(3) == 1 { 123_456 } else { 0 };
+    Timestamp::from_micros(1_704_067_200_000_000 + d * DAY + odd)
 }
 
 #[derive(Clone, Debug)]

@@ -27,3 +27,5 @@ pub use ids::{CredentialId, GroupId, IdentityId, Position};
 pub use log::{EventLog, EventStream};
 pub use store::{verify, Outcome, Store, StoreOptions, Subject, VerifyReport};
 pub use time::Timestamp;
+/// The type of event ids, re-exported so that users need not depend on `uuid` themselves.
+pub use uuid::Uuid;

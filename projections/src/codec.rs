@@ -6,15 +6,16 @@
 //! A holders query reads hundreds of thousands of identities this way.
 //!
 //! ```text
-//! list   count varint, then per event: position varint, effective_at zigzag varint
-//!        (delta from the previous event's), tag u8, payload
+//! list   count varint, then per event: position varint, effective_at time (delta from
+//!        the previous event's), tag u8, payload
 //! tag    0 joined (kind u8, owner+1 varint, attrs) | 1 moved (attrs) | 2 suspended
 //!        | 3 reactivated | 4 left | 5 rejoined (present u8, attrs?) | 6 owner changed
 //!        (owner varint) | 7 granted (entitlement varint, expiry) | 8 revoked (entitlement
 //!        varint) | 9 member added (group varint) | 10 member removed (group varint)
 //!        | 11 credential (action u8, id string, expiry)
 //! attrs  count varint, then (key string, value string) pairs; string = length varint + UTF-8
-//! expiry 0 for none, else zigzag(expires_at µs) + 1
+//! expiry time (NEVER for none)
+//! time   varint: 0 NEVER | 2 + 2 zigzag(seconds) when whole seconds | 1, zigzag(µs) varint
 //! ```
 
 use crate::index::{CredentialAction, CredentialOp, Filed, IdOp, JoinedOp, NEVER};
@@ -96,8 +97,26 @@ impl PackedAttrs {
     }
 }
 
-fn put_expiry(out: &mut Vec<u8>, t: i64) {
-    put_varint(out, if t == NEVER { 0 } else { zigzag(t).wrapping_add(1) });
+/// Appends a time, or a difference of times, in µs (`docs/format.md`, "times"): 0 for
+/// [`NEVER`]; `2 + 2 zigzag(seconds)` when it is a whole number of seconds (5 bytes for a
+/// date of this century, 1 to 4 for a difference under a few years); else 1 followed by
+/// `zigzag(µs)`. Every `i64` reads back as itself.
+pub(crate) fn put_time(out: &mut Vec<u8>, t: i64) {
+    if t == NEVER {
+        put_varint(out, 0);
+    } else {
+        put_time_value(out, t);
+    }
+}
+
+/// [`put_time`] without the `NEVER` shorthand: never writes 0.
+fn put_time_value(out: &mut Vec<u8>, t: i64) {
+    if t % 1_000_000 == 0 {
+        put_varint(out, 2 + 2 * zigzag(t / 1_000_000));
+    } else {
+        put_varint(out, 1);
+        put_varint(out, zigzag(t));
+    }
 }
 
 /// Appends the encoding of `list` (in `(eff, pos)` order) to `out`.
@@ -106,7 +125,7 @@ pub(crate) fn encode(list: &[Filed<IdOp>], out: &mut Vec<u8>) {
     let mut prev = 0i64;
     for e in list {
         put_varint(out, e.pos);
-        put_varint(out, zigzag(e.eff.wrapping_sub(prev)));
+        put_time(out, e.eff.wrapping_sub(prev));
         prev = e.eff;
         match &e.op {
             IdOp::Joined(j) => {
@@ -136,7 +155,7 @@ pub(crate) fn encode(list: &[Filed<IdOp>], out: &mut Vec<u8>) {
             IdOp::Granted { ent, expires } => {
                 out.push(7);
                 put_varint(out, *ent as u64);
-                put_expiry(out, *expires);
+                put_time(out, *expires);
             }
             IdOp::Revoked(ent) => {
                 out.push(8);
@@ -158,7 +177,7 @@ pub(crate) fn encode(list: &[Filed<IdOp>], out: &mut Vec<u8>) {
                     CredentialAction::Revoked => 2,
                 });
                 put_str(out, &c.credential);
-                put_expiry(out, c.expires);
+                put_time(out, c.expires);
             }
         }
     }
@@ -204,11 +223,19 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(s).map_err(|_| Malformed)
     }
 
-    fn expiry(&mut self) -> Result<i64, Malformed> {
-        Ok(match self.varint()? {
-            0 => NEVER,
-            x => unzigzag(x - 1),
-        })
+    /// A time written by [`put_time`].
+    fn time(&mut self) -> Result<i64, Malformed> {
+        Ok(self.time_or_none()?.unwrap_or(NEVER))
+    }
+
+    /// A time written by [`put_time`], `None` for the `NEVER` shorthand.
+    fn time_or_none(&mut self) -> Result<Option<i64>, Malformed> {
+        match self.varint()? {
+            0 => Ok(None),
+            1 => Ok(Some(unzigzag(self.varint()?))),
+            x if x % 2 == 0 => unzigzag((x - 2) / 2).checked_mul(1_000_000).map(Some).ok_or(Malformed),
+            _ => Err(Malformed),
+        }
     }
 
     /// Steps over attributes, checking them; keeps their bytes unless `lite`.
@@ -236,7 +263,7 @@ pub(crate) fn decode(b: &[u8], lite: bool) -> Result<Vec<Filed<IdOp>>, Malformed
     let mut eff = 0i64;
     for _ in 0..n {
         let pos = r.varint()?;
-        eff = eff.wrapping_add(unzigzag(r.varint()?));
+        eff = eff.wrapping_add(r.time()?);
         let op = match r.byte()? {
             0 => {
                 let kind = if r.byte()? == 1 { IdentityKind::Service } else { IdentityKind::Human };
@@ -262,7 +289,7 @@ pub(crate) fn decode(b: &[u8], lite: bool) -> Result<Vec<Filed<IdOp>>, Malformed
                 IdOp::Rejoined(attributes.filter(|_| !lite))
             }
             6 => IdOp::OwnerChanged(r.u32()?),
-            7 => IdOp::Granted { ent: r.u32()?, expires: r.expiry()? },
+            7 => IdOp::Granted { ent: r.u32()?, expires: r.time()? },
             8 => IdOp::Revoked(r.u32()?),
             9 => IdOp::MemberAdded(r.u32()?),
             10 => IdOp::MemberRemoved(r.u32()?),
@@ -274,7 +301,7 @@ pub(crate) fn decode(b: &[u8], lite: bool) -> Result<Vec<Filed<IdOp>>, Malformed
                     _ => return Err(Malformed),
                 };
                 let credential = r.str()?;
-                let expires = r.expiry()?;
+                let expires = r.time()?;
                 if lite {
                     continue;
                 }
@@ -299,13 +326,18 @@ pub(crate) enum RunVia {
 
 /// Appends one run of effective access of identity `id` to an entitlement's list, whose
 /// identities come in increasing order (`prev_id` is the previous run's, 0 first):
-/// `id - prev_id` varint, `from` zigzag varint, `to - from + 1` varint (0: still open),
+/// `id - prev_id` varint, `from` time, `to - from` time (0: still open; times as
+/// [`put_time`] writes them),
 /// reason count varint, then per reason tag u8 (0 direct: grant varint; 1 group: group,
 /// membership, grant varints).
 pub(crate) fn encode_run(prev_id: u32, id: u32, from: i64, to: i64, via: &[RunVia], out: &mut Vec<u8>) {
     put_varint(out, (id - prev_id) as u64);
-    put_varint(out, zigzag(from));
-    put_varint(out, if to == NEVER { 0 } else { (to.wrapping_sub(from) as u64).wrapping_add(1) });
+    put_time_value(out, from);
+    if to == NEVER {
+        put_varint(out, 0);
+    } else {
+        put_time_value(out, to.wrapping_sub(from));
+    }
     put_varint(out, via.len() as u64);
     for v in via {
         match *v {
@@ -330,11 +362,8 @@ pub(crate) fn runs_at(b: &[u8], t: i64, mut found: impl FnMut(u32, &[RunVia])) -
     let mut id = 0u32;
     while r.at < b.len() {
         id = id.checked_add(r.u32()?).ok_or(Malformed)?;
-        let from = unzigzag(r.varint()?);
-        let to = match r.varint()? {
-            0 => NEVER,
-            d => from.wrapping_add((d - 1) as i64),
-        };
+        let from = r.time_or_none()?.ok_or(Malformed)?;
+        let to = r.time_or_none()?.map_or(NEVER, |d| from.wrapping_add(d));
         let n = r.varint()?;
         let hit = from <= t && t < to;
         via.clear();
@@ -353,4 +382,239 @@ pub(crate) fn runs_at(b: &[u8], t: i64, mut found: impl FnMut(u32, &[RunVia])) -
         }
     }
     Ok(())
+}
+
+/// Positions per block of the `recorded_at` table.
+const RECORDED_BLOCK: u64 = 64;
+
+/// Writes the `recorded_at` (µs) of positions 1, 2, ... as the index file's `recorded`
+/// section: CRC-32 (u32) of the rest, block count (u64), per block of 64 positions the
+/// time of its first position (i64) and where its deltas start (u64), then per other
+/// position the zigzag varint of its time minus the previous one's. A log appended in
+/// batches shares one time per batch, so this costs about one byte per position (eight
+/// as a plain array); single appends cost their distance in µs, 3 to 5 bytes.
+#[derive(Default)]
+pub(crate) struct RecordedWriter {
+    table: Vec<u8>,
+    deltas: Vec<u8>,
+    count: u64,
+    prev: i64,
+}
+
+impl RecordedWriter {
+    pub fn push(&mut self, t: i64) {
+        if self.count.is_multiple_of(RECORDED_BLOCK) {
+            self.table.extend_from_slice(&t.to_le_bytes());
+            self.table.extend_from_slice(&(self.deltas.len() as u64).to_le_bytes());
+        } else {
+            put_varint(&mut self.deltas, zigzag(t.wrapping_sub(self.prev)));
+        }
+        self.prev = t;
+        self.count += 1;
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(12 + self.table.len() + self.deltas.len());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&(self.count.div_ceil(RECORDED_BLOCK)).to_le_bytes());
+        out.extend_from_slice(&self.table);
+        out.extend_from_slice(&self.deltas);
+        let crc = crc32fast::hash(&out[4..]);
+        out[..4].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+}
+
+/// The `recorded` section of an index file, as [`RecordedWriter`] wrote it, checked.
+pub(crate) struct RecordedTimes<'a> {
+    table: &'a [u8],
+    deltas: &'a [u8],
+    head: u64,
+}
+
+impl<'a> RecordedTimes<'a> {
+    /// Reads the section for `head` positions, checking its block count and, with
+    /// `check_crc` (once, when the file is opened), its CRC.
+    pub fn parse(b: &'a [u8], head: u64, check_crc: bool) -> Result<Self, Malformed> {
+        let crc = u32::from_le_bytes(b.get(..4).ok_or(Malformed)?.try_into().map_err(|_| Malformed)?);
+        let rest = &b[4..];
+        if check_crc && crc32fast::hash(rest) != crc {
+            return Err(Malformed);
+        }
+        let blocks = u64::from_le_bytes(rest.get(..8).ok_or(Malformed)?.try_into().map_err(|_| Malformed)?);
+        if blocks != head.div_ceil(RECORDED_BLOCK) {
+            return Err(Malformed);
+        }
+        let table_len = usize::try_from(blocks).ok().and_then(|b| b.checked_mul(16)).ok_or(Malformed)?;
+        let table = rest.get(8..8 + table_len).ok_or(Malformed)?;
+        Ok(RecordedTimes { table, deltas: &rest[8 + table_len..], head })
+    }
+
+    fn block(&self, b: usize) -> (i64, usize) {
+        let at = b * 16;
+        let word = |at: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&self.table[at..at + 8]);
+            x
+        };
+        (i64::from_le_bytes(word(at)), usize::try_from(u64::from_le_bytes(word(at + 8))).unwrap_or(usize::MAX))
+    }
+
+    /// Walks block `b` from its first position: calls `visit` with each time until it
+    /// answers false or the block (or the head) ends. A malformed delta ends the walk;
+    /// the CRC makes that a hand-made file, never a torn one.
+    fn walk(&self, b: usize, mut visit: impl FnMut(i64) -> bool) {
+        if b >= self.table.len() / 16 {
+            return;
+        }
+        let (mut t, off) = self.block(b);
+        let first = b as u64 * RECORDED_BLOCK;
+        let n = (self.head - first).min(RECORDED_BLOCK);
+        if !visit(t) {
+            return;
+        }
+        let mut r = Reader { b: self.deltas, at: off };
+        for _ in 1..n {
+            match r.varint() {
+                Ok(d) => t = t.wrapping_add(unzigzag(d)),
+                Err(Malformed) => return,
+            }
+            if !visit(t) {
+                return;
+            }
+        }
+    }
+
+    /// The time of position `pos` (1 ..= head; `i64::MIN` outside).
+    pub fn get(&self, pos: u64) -> i64 {
+        if pos == 0 || pos > self.head {
+            return i64::MIN;
+        }
+        let i = pos - 1;
+        let mut steps = i % RECORDED_BLOCK;
+        let mut out = i64::MIN;
+        self.walk(usize::try_from(i / RECORDED_BLOCK).unwrap_or(usize::MAX), |t| {
+            out = t;
+            steps = steps.wrapping_sub(1);
+            steps != u64::MAX
+        });
+        out
+    }
+
+    /// How many positions were recorded at or before `t` (times never decrease).
+    pub fn count_at_or_before(&self, t: i64) -> u64 {
+        let blocks = self.table.len() / 16;
+        // The last block whose first time is at or before t.
+        let (mut lo, mut hi) = (0usize, blocks);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.block(mid).0 <= t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == 0 {
+            return 0;
+        }
+        let b = lo - 1;
+        let mut count = b as u64 * RECORDED_BLOCK;
+        self.walk(b, |x| {
+            if x <= t {
+                count += 1;
+            }
+            x <= t
+        });
+        count
+    }
+
+    /// Calls `visit` with the time of every position, in order.
+    pub fn for_each(&self, mut visit: impl FnMut(i64)) {
+        for b in 0..self.table.len() / 16 {
+            self.walk(b, |t| {
+                visit(t);
+                true
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EDGES: [i64; 12] = [
+        0,
+        1,
+        -1,
+        1_000_000,
+        -1_000_000,
+        1_700_000_000_000_000,
+        1_700_000_000_000_001,
+        -62_135_596_800_000_000,
+        i64::MIN,
+        i64::MIN + 1,
+        NEVER - 1,
+        NEVER,
+    ];
+
+    #[test]
+    fn recorded_times_read_back_by_position_and_by_time() {
+        for head in [0u64, 1, 63, 64, 65, 200] {
+            let times: Vec<i64> = (0..head as i64).map(|i| 1_000 + (i / 3) * 7).collect();
+            let mut w = RecordedWriter::default();
+            times.iter().for_each(|&t| w.push(t));
+            let bytes = w.finish();
+            let r = RecordedTimes::parse(&bytes, head, true).unwrap();
+            for (i, &t) in times.iter().enumerate() {
+                assert_eq!(r.get(i as u64 + 1), t, "head {head} pos {}", i + 1);
+            }
+            for t in [i64::MIN, 999, 1_000, 1_006, 1_007, 1_050, i64::MAX] {
+                let expected = times.iter().filter(|&&x| x <= t).count() as u64;
+                assert_eq!(r.count_at_or_before(t), expected, "head {head} t {t}");
+            }
+            let mut all = vec![];
+            r.for_each(|t| all.push(t));
+            assert_eq!(all, times);
+            assert!(RecordedTimes::parse(&bytes, head + 64, true).is_err());
+            let mut damaged = bytes.clone();
+            if let Some(last) = damaged.last_mut().filter(|_| head > 1) {
+                *last ^= 1;
+                assert!(RecordedTimes::parse(&damaged, head, true).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn every_time_reads_back_as_itself() {
+        for t in EDGES {
+            let mut b = vec![];
+            put_time(&mut b, t);
+            let mut r = Reader { b: &b, at: 0 };
+            assert_eq!(r.time().unwrap(), t, "{t}");
+            assert_eq!(r.at, b.len());
+        }
+        let mut b = vec![];
+        put_time(&mut b, 1_700_000_000_000_000);
+        assert_eq!(b.len(), 5, "a date in whole seconds takes 5 bytes");
+    }
+
+    #[test]
+    fn runs_keep_every_span_even_one_that_looks_open() {
+        for from in EDGES.into_iter().filter(|&t| t != NEVER) {
+            for to in EDGES {
+                let mut b = vec![];
+                encode_run(0, 3, from, to, &[RunVia::Direct { grant: 9 }], &mut b);
+                let mut got = vec![];
+                runs_at(&b, from, |id, via| got.push((id, via.to_vec()))).unwrap();
+                let held = from < to;
+                assert_eq!(got.len(), held as usize, "from {from} to {to}");
+                if to != NEVER && to > from && to != i64::MIN {
+                    let mut after = vec![];
+                    runs_at(&b, to, |id, _| after.push(id)).unwrap();
+                    assert!(after.is_empty(), "from {from} to {to}: held at its end");
+                }
+            }
+        }
+    }
 }

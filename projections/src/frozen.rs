@@ -15,7 +15,8 @@
 //! header   magic "TENUIDX\0", version u32, reserved u32, head u64, identities u64,
 //!          groups u64, entitlements u64, SECTIONS x (offset u64, length u64),
 //!          CRC-32 of all of the above (u32), zero padding to HEADER_LEN
-//! sections recorded_at per position (i64 µs); identity names (offsets + UTF-8);
+//! sections recorded_at per position (blocks of 64: first time + varint deltas, with a
+//!          CRC); identity names (offsets + UTF-8);
 //!          identity ids sorted by name (u32); per identity its filed events
 //!          (offsets + [CRC-32 u32, `crate::codec` list]); per identity its groups, the
 //!          services it owned (offsets + u32 lists); per entitlement its direct
@@ -24,8 +25,11 @@
 //!          holders, retractions); per entitlement the runs of effective access as of
 //!          the head (offsets + [CRC-32, runs]), which answer holders at the head
 //!          without folding anyone)
+//! offsets  count + 1 entries, u32 (u64 when the list section passes 4 GiB: the
+//!          section's length tells)
 //! ```
 
+use crate::codec::{RecordedTimes, RecordedWriter};
 use crate::index::{Filed, GroupOp, IdOp};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -34,7 +38,7 @@ use std::path::{Path, PathBuf};
 use tenure_engine::Entitlement;
 
 const MAGIC: &[u8; 8] = b"TENUIDX\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const SECTIONS: usize = 17;
 const TABLE_AT: usize = 48;
 const HEADER_LEN: usize = 4096;
@@ -101,6 +105,8 @@ pub(crate) struct Frozen {
     bytes: Bytes,
     origin: String,
     sections: [(usize, usize); SECTIONS],
+    /// Bytes per entry of each offset table (4 or 8; 0 for other sections).
+    widths: [u8; SECTIONS],
     pub head: u64,
     pub identities: u32,
     pub groups: u32,
@@ -167,25 +173,33 @@ impl Frozen {
             ents: count(40)?,
             bytes,
             sections,
+            widths: [0; SECTIONS],
             origin: origin.clone(),
         };
-        let n = |x: u32| x as usize + 1;
-        let expect = [
-            (S::Recorded, frozen.head as usize * 8),
-            (S::IdNamesOff, n(frozen.identities) * 8),
-            (S::IdSorted, frozen.identities as usize * 4),
-            (S::IdEventsOff, n(frozen.identities) * 8),
-            (S::GroupsOfOff, n(frozen.identities) * 8),
-            (S::OwnedOff, n(frozen.identities) * 8),
-            (S::DirectOff, n(frozen.ents) * 8),
-            (S::MembersOff, n(frozen.groups) * 8),
-            (S::RunsOff, n(frozen.ents) * 8),
-        ];
-        for (s, len) in expect {
-            if frozen.sections[s as usize].1 != len {
-                return Err(bad("a section has the wrong length"));
-            }
+        if frozen.sections[S::IdSorted as usize].1 != frozen.identities as usize * 4 {
+            return Err(bad("a section has the wrong length"));
         }
+        // Offset tables hold `count + 1` entries of 4 bytes, or of 8 when their list
+        // section is larger than 4 GiB: the length says which.
+        let n = |x: u32| x as usize + 1;
+        let mut frozen = frozen;
+        for (s, count) in [
+            (S::IdNamesOff, n(frozen.identities)),
+            (S::IdEventsOff, n(frozen.identities)),
+            (S::GroupsOfOff, n(frozen.identities)),
+            (S::OwnedOff, n(frozen.identities)),
+            (S::DirectOff, n(frozen.ents)),
+            (S::MembersOff, n(frozen.groups)),
+            (S::RunsOff, n(frozen.ents)),
+        ] {
+            frozen.widths[s as usize] = match frozen.sections[s as usize].1 {
+                len if len == count * 4 => 4,
+                len if len == count * 8 => 8,
+                _ => return Err(bad("a section has the wrong length")),
+            };
+        }
+        RecordedTimes::parse(frozen.section(S::Recorded), frozen.head, true)
+            .map_err(|_| bad("the recorded_at table is damaged"))?;
         Ok(frozen)
     }
 
@@ -201,11 +215,13 @@ impl Frozen {
     /// Item `i` of a list table: the bytes between two offsets of `off` in `blob`.
     fn item(&self, off: S, blob: S, i: u32) -> Result<&[u8], CorruptIndex> {
         let table = self.section(off);
-        let at = i as usize * 8;
-        if at + 16 > table.len() {
+        let width = usize::from(self.widths[off as usize]);
+        let at = i as usize * width;
+        if at + 2 * width > table.len() {
             return Err(self.corrupt("list index out of range"));
         }
-        let (from, to) = (le_u64(table, at) as usize, le_u64(table, at + 8) as usize);
+        let entry = |at: usize| if width == 4 { le_u32(table, at) as usize } else { le_u64(table, at) as usize };
+        let (from, to) = (entry(at), entry(at + width));
         self.section(blob).get(from..to).ok_or_else(|| self.corrupt("list offsets out of order"))
     }
 
@@ -221,23 +237,26 @@ impl Frozen {
         Ok(())
     }
 
+    /// The `recorded_at` table, checked at open.
+    fn recorded_times(&self) -> Option<RecordedTimes<'_>> {
+        RecordedTimes::parse(self.section(S::Recorded), self.head, false).ok()
+    }
+
+    /// The `recorded_at` (µs) of frozen position `pos`.
     pub fn recorded(&self, pos: u64) -> i64 {
-        let at = (pos - 1) as usize * 8;
-        le_u64(self.section(S::Recorded), at) as i64
+        self.recorded_times().map_or(i64::MIN, |r| r.get(pos))
     }
 
     /// How many of the frozen positions were recorded at or before `t`.
     pub fn recorded_count(&self, t: i64) -> u64 {
-        let (mut lo, mut hi) = (0u64, self.head);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.recorded(mid + 1) <= t {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+        self.recorded_times().map_or(0, |r| r.count_at_or_before(t))
+    }
+
+    /// Calls `visit` with the `recorded_at` of every frozen position, in order.
+    pub fn for_each_recorded(&self, visit: impl FnMut(i64)) {
+        if let Some(r) = self.recorded_times() {
+            r.for_each(visit);
         }
-        lo
     }
 
     pub fn identity_name(&self, id: u32) -> Result<&str, CorruptIndex> {
@@ -324,7 +343,8 @@ pub(crate) trait Source {
     fn identities(&self) -> u32;
     fn groups(&self) -> u32;
     fn ents(&self) -> u32;
-    fn recorded(&self, pos: u64) -> i64;
+    /// Calls `visit` with the `recorded_at` of positions 1 ..= head, in order.
+    fn for_each_recorded(&self, visit: &mut dyn FnMut(i64));
     fn identity_name(&self, id: u32) -> Result<&str, CorruptIndex>;
     fn id_events(&self, id: u32) -> Result<Vec<Filed<IdOp>>, CorruptIndex>;
     fn groups_of(&self, id: u32) -> Result<Vec<u32>, CorruptIndex>;
@@ -351,6 +371,8 @@ struct Counting<W> {
     inner: W,
     at: u64,
     sections: [(u64, u64); SECTIONS],
+    /// Write every offset table as `u64`, whatever the size of its list section.
+    wide: bool,
 }
 
 impl<W: Write> Counting<W> {
@@ -383,8 +405,13 @@ impl<W: Write> Counting<W> {
         offsets.push(self.at - start);
         self.section(blob, start);
         let start = self.at;
+        let narrow = !self.wide && offsets.last().is_none_or(|&end| u32::try_from(end).is_ok());
         for o in offsets {
-            self.put(&o.to_le_bytes())?;
+            if narrow {
+                self.put(&(o as u32).to_le_bytes())?;
+            } else {
+                self.put(&o.to_le_bytes())?;
+            }
         }
         self.section(off, start);
         Ok(())
@@ -402,13 +429,18 @@ impl<W: Write> Counting<W> {
 
 /// Writes the index of `src` to `out` (a file or a `Cursor<Vec<u8>>`).
 pub(crate) fn write<W: Write + Seek>(src: &impl Source, out: W) -> Result<W, WriteError> {
-    let mut w = Counting { inner: out, at: 0, sections: [(0, 0); SECTIONS] };
+    write_with(src, out, false)
+}
+
+/// [`write`], with `wide` forcing `u64` offset tables (the form of lists past 4 GiB).
+fn write_with<W: Write + Seek>(src: &impl Source, out: W, wide: bool) -> Result<W, WriteError> {
+    let mut w = Counting { inner: out, at: 0, sections: [(0, 0); SECTIONS], wide };
     w.put(&[0u8; HEADER_LEN])?;
 
     let start = w.at;
-    for pos in 1..=src.head() {
-        w.put(&src.recorded(pos).to_le_bytes())?;
-    }
+    let mut recorded = RecordedWriter::default();
+    src.for_each_recorded(&mut |t| recorded.push(t));
+    w.put(&recorded.finish())?;
     w.section(S::Recorded, start);
 
     let ids = src.identities();
@@ -496,4 +528,64 @@ pub(crate) fn write_file(src: &impl Source, path: &Path) -> Result<(), WriteErro
     std::fs::rename(&tmp, path)?;
     File::open(&dir)?.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AccessIndex;
+    use tenure_engine::event::*;
+    use tenure_engine::{Event, Position, Timestamp};
+
+    fn event(p: u64, data: EventData) -> Event {
+        Event {
+            position: Position(p),
+            id: tenure_engine::Uuid::nil(),
+            recorded_at: Timestamp::from_micros(1_000 + p as i64 / 2),
+            effective_at: Timestamp::from_micros(1_700_000_000_000_000 + p as i64 * 1_500_000),
+            source: None,
+            source_event_id: None,
+            actor: None,
+            data,
+        }
+    }
+
+    /// A file whose offset tables are `u64` (the form of a list section past 4 GiB) reads
+    /// exactly like one with `u32` tables: written again from what it reads, it gives the
+    /// same bytes.
+    #[test]
+    fn wide_offset_tables_read_like_narrow_ones() {
+        let ent = Entitlement::new("db", "read");
+        let joined = |id: &str, kind, owner: Option<&str>| {
+            EventData::IdentityJoined(Joined {
+                identity: id.into(),
+                kind,
+                attributes: [("team".to_string(), "a".to_string())].into(),
+                owner: owner.map(Into::into),
+            })
+        };
+        let mut index = AccessIndex::new();
+        let events = [
+            joined("alice", IdentityKind::Human, None),
+            joined("bot", IdentityKind::Service, Some("alice")),
+            EventData::GroupCreated(GroupLifecycle { group: "eng".into(), display_name: None }),
+            EventData::GroupMemberAdded(Membership { group: "eng".into(), identity: "bot".into() }),
+            EventData::GroupAccessGranted(GroupAccess { group: "eng".into(), entitlement: ent.clone() }),
+            EventData::AccessGranted(Granted {
+                identity: "alice".into(),
+                entitlement: ent,
+                expires_at: None,
+                justification: None,
+                approver: None,
+            }),
+        ];
+        for (i, data) in events.into_iter().enumerate() {
+            index.apply(&event(i as u64 + 1, data));
+        }
+        let narrow = index.to_bytes();
+        let wide = write_with(&index, std::io::Cursor::new(Vec::new()), true).unwrap().into_inner();
+        assert!(wide.len() > narrow.len());
+        let from_wide = AccessIndex::from_bytes(&wide).unwrap();
+        assert_eq!(from_wide.to_bytes(), narrow);
+    }
 }

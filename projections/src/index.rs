@@ -594,11 +594,11 @@ impl frozen::Source for AccessIndex {
     fn ents(&self) -> u32 {
         self.ents.len() as u32
     }
-    fn recorded(&self, pos: u64) -> i64 {
-        match &self.frozen {
-            Some(f) if pos <= f.head => f.recorded(pos),
-            _ => self.recorded[(pos - self.frozen_head() - 1) as usize],
+    fn for_each_recorded(&self, visit: &mut dyn FnMut(i64)) {
+        if let Some(f) = &self.frozen {
+            f.for_each_recorded(&mut *visit);
         }
+        self.recorded.iter().for_each(|&t| visit(t));
     }
     fn identity_name(&self, id: u32) -> Result<&str, CorruptIndex> {
         AccessIndex::identity_name(self, id)
