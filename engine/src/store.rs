@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
@@ -364,6 +365,8 @@ impl Store {
             file: file.try_clone().map_err(|e| Error::io(&path, e))?,
             idx_file,
             sync: options.sync,
+            last_cohort: 0,
+            last_sync: Duration::ZERO,
         };
         // 64 of the random bits of a UUIDv7 from the OS seed the id generator.
         let seed = Uuid::now_v7().as_u128() as u64;
@@ -769,7 +772,14 @@ struct Syncer {
     file: File,
     idx_file: File,
     sync: bool,
+    /// Appenders answered by the last sync, and how long that sync took (see
+    /// [`Syncer::gather_cohort`]).
+    last_cohort: usize,
+    last_sync: Duration,
 }
+
+/// The longest a sync waits for appenders that are likely on their way.
+const MAX_COMMIT_DELAY: Duration = Duration::from_millis(1);
 
 impl Syncer {
     fn run(&mut self, rx: mpsc::Receiver<Pending>) {
@@ -778,13 +788,40 @@ impl Syncer {
             while let Ok(more) = rx.try_recv() {
                 groups.push(more);
             }
+            self.gather_cohort(&rx, &mut groups);
             if self.sync && self.shared.failure().is_none() {
+                let started = Instant::now();
                 if let Err(e) = self.file.sync_data() {
                     self.shared.poison(format!("{}: {e}", self.shared.log_path.display()));
                 }
+                self.last_sync = started.elapsed();
             }
+            self.last_cohort = groups.iter().map(|g| g.staged.len()).sum();
             for group in groups {
                 self.publish(group);
+            }
+        }
+    }
+
+    /// The group-commit delay. Appenders answered together by one sync tend to come back
+    /// together; a sync started on the first few of them leaves the others a whole sync
+    /// to wait, and halves the group. So when the last sync answered several appenders,
+    /// wait until as many have been written, for at most a quarter of the last sync's
+    /// time (and [`MAX_COMMIT_DELAY`]). A lone appender never waits: its cohort is one.
+    fn gather_cohort(&self, rx: &mpsc::Receiver<Pending>, groups: &mut Vec<Pending>) {
+        if !self.sync || self.last_cohort <= 1 {
+            return;
+        }
+        let deadline = Instant::now() + (self.last_sync / 4).min(MAX_COMMIT_DELAY);
+        let mut have: usize = groups.iter().map(|g| g.staged.len()).sum();
+        while have < self.last_cohort {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            match rx.recv_timeout(left) {
+                Ok(more) => {
+                    have += more.staged.len();
+                    groups.push(more);
+                }
+                Err(_) => break,
             }
         }
     }
