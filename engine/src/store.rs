@@ -98,7 +98,7 @@ struct Shared {
     /// last record. So `offsets.len() == head + 1`.
     offsets: RwLock<Vec<u64>>,
     /// Built by the writer on first need (see [`Writer::ensure_state`]).
-    subjects: RwLock<Map<Subject, Vec<u64>>>,
+    subjects: RwLock<SubjectIndex>,
     subjects_ready: std::sync::atomic::AtomicBool,
     head: AtomicU64,
     head_tx: watch::Sender<u64>,
@@ -135,8 +135,9 @@ struct State {
     head: u64,
     chain: Hash,
     last_recorded: Timestamp,
-    /// Idempotency keys, as [`dedup_key`] spells them.
-    dedup: Map<Box<str>, u64>,
+    /// Idempotency keys, by their [`Fingerprints`], and the first position of each.
+    dedup: Map<u128, u64>,
+    fingerprints: Fingerprints,
     identities: Set<Box<str>>,
     groups: Set<Box<str>>,
     retractions: Set<u64>,
@@ -149,6 +150,7 @@ impl State {
             chain: GENESIS,
             last_recorded: Timestamp::MIN,
             dedup: Map::default(),
+            fingerprints: Fingerprints::new(),
             identities: Set::default(),
             groups: Set::default(),
             retractions: Set::default(),
@@ -167,7 +169,7 @@ impl State {
     /// Takes an event, given by its parts, into the validation state.
     fn take(&mut self, position: u64, recorded_at: Timestamp, key: Option<(&str, &str)>, data: &EventData) {
         if let Some((s, k)) = key {
-            self.dedup.entry(dedup_key(&mut String::new(), s, k).into()).or_insert(position);
+            self.dedup.entry(self.fingerprints.of(s, k)).or_insert(position);
         }
         match data {
             EventData::IdentityJoined(j) => {
@@ -186,21 +188,68 @@ impl State {
     }
 }
 
-/// The idempotency key `(source, source_event_id)` as one string, unambiguous whatever the
-/// two contain: the length of the source, `:`, the source, the event id. Written into
-/// `buf` so that a lookup allocates nothing.
-fn dedup_key<'b>(buf: &'b mut String, source: &str, source_event_id: &str) -> &'b str {
-    use std::fmt::Write as _;
-    buf.clear();
-    let _ = write!(buf, "{}:{source}{source_event_id}", source.len());
-    buf.as_str()
+/// Idempotency keys `(source, source_event_id)` as 128-bit fingerprints: two SipHash-1-3
+/// with independent random keys (std's `RandomState`), over the length of the source, the
+/// source and the event id. The validation state keeps 16 bytes per key instead of a
+/// string (a heap allocation and a pointer to follow on every lookup of 10M keys), and a
+/// key is hashed once per event. With secret keys drawn per process, a source cannot aim
+/// at a collision, and the chance of one by accident among 10M keys is about 10^-25:
+/// far below that of an undetected disk error (docs/decisions.md).
+struct Fingerprints(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
+
+impl Fingerprints {
+    fn new() -> Self {
+        Fingerprints(Default::default(), Default::default())
+    }
+
+    fn of(&self, source: &str, source_event_id: &str) -> u128 {
+        use std::hash::{BuildHasher, Hasher};
+        let half = |state: &std::collections::hash_map::RandomState| {
+            let mut h = state.build_hasher();
+            h.write_usize(source.len());
+            h.write(source.as_bytes());
+            h.write(source_event_id.as_bytes());
+            h.finish()
+        };
+        (u128::from(half(&self.0)) << 64) | u128::from(half(&self.1))
+    }
 }
 
-fn subjects_of(data: &EventData) -> impl Iterator<Item = Subject> + '_ {
-    let identity = data.identity().map(|i| Subject::Identity(i.0.clone()));
-    let owner = data.referenced_owner().map(|i| Subject::Identity(i.0.clone()));
-    let group = data.group().map(|g| Subject::Group(g.0.clone()));
-    identity.into_iter().chain(owner).chain(group)
+/// The subject index: the positions of the events that name each identity and group,
+/// ascending. The writer adds a group's positions before its sync; readers see only
+/// those up to the published head, so nothing unacknowledged shows.
+#[derive(Default)]
+struct SubjectIndex {
+    identities: Map<Box<str>, Vec<u64>>,
+    groups: Map<Box<str>, Vec<u64>>,
+}
+
+impl SubjectIndex {
+    fn add(&mut self, data: &EventData, position: u64) {
+        let file = |map: &mut Map<Box<str>, Vec<u64>>, name: &str| match map.get_mut(name) {
+            Some(list) => list.push(position),
+            None => {
+                map.insert(name.into(), vec![position]);
+            }
+        };
+        if let Some(i) = data.identity() {
+            file(&mut self.identities, i.as_str());
+        }
+        if let Some(o) = data.referenced_owner() {
+            file(&mut self.identities, o.as_str());
+        }
+        if let Some(g) = data.group() {
+            file(&mut self.groups, g.as_str());
+        }
+    }
+
+    fn positions(&self, subject: &Subject, head: u64) -> Vec<u64> {
+        let list = match subject {
+            Subject::Identity(name) => self.identities.get(name.as_str()),
+            Subject::Group(name) => self.groups.get(name.as_str()),
+        };
+        list.map_or_else(Vec::new, |l| l[..l.partition_point(|&p| p <= head)].to_vec())
+    }
 }
 
 /// Options of [`Store::open_with`].
@@ -349,7 +398,7 @@ impl Store {
             log_path: path.clone(),
             reader,
             offsets: RwLock::new(offsets),
-            subjects: RwLock::new(Map::default()),
+            subjects: RwLock::new(SubjectIndex::default()),
             subjects_ready: std::sync::atomic::AtomicBool::new(false),
             head: AtomicU64::new(head),
             head_tx,
@@ -491,8 +540,9 @@ impl Store {
             // The writer builds the subject index on its first request.
             let _ = self.check(Vec::new());
         }
+        let head = self.head();
         match self.shared.subjects.read() {
-            Ok(map) => map.get(subject).cloned().unwrap_or_default(),
+            Ok(index) => index.positions(subject, head),
             Err(_) => Vec::new(),
         }
     }
@@ -759,7 +809,6 @@ struct Pending {
     /// The end of the file after this group.
     end: u64,
     new_offsets: Vec<u64>,
-    new_subjects: Vec<(Subject, u64)>,
     staged: Vec<Staged>,
 }
 
@@ -840,16 +889,12 @@ impl Syncer {
             // Only costs a scan at the next open.
             let _ = self.idx_file.set_len(0);
         }
-        // Publish: offsets and subjects first, then the head, then answer.
+        // Publish: offsets first (the subject index already has the positions), then the
+        // head, then answer.
         if let Ok(mut offsets) = self.shared.offsets.write() {
             offsets.extend_from_slice(&p.new_offsets);
             debug_assert_eq!(offsets.len() as u64, p.head + 1);
             debug_assert_eq!(offsets.last().copied(), Some(p.end));
-        }
-        if let Ok(mut subjects) = self.shared.subjects.write() {
-            for (s, pos) in p.new_subjects {
-                subjects.entry(s).or_default().push(pos);
-            }
         }
         if let Ok(mut h) = self.shared.head_hash.lock() {
             *h = p.chain;
@@ -908,7 +953,7 @@ impl Writer {
         }
         let (head, chain) = (self.state.head, self.state.chain);
         let mut state = State::new();
-        let mut subjects: Map<Subject, Vec<u64>> = Map::default();
+        let mut subjects = SubjectIndex::default();
         let (start, end) = {
             let offsets = self.shared.offsets.read().map_err(|_| Error::Closed)?;
             (offsets[0], *offsets.last().unwrap_or(&HEADER_LEN))
@@ -927,9 +972,7 @@ impl Writer {
             if event.position.get() != position {
                 return Err(Error::Corrupt { position, reason: format!("record claims position {}", event.position) });
             }
-            for s in subjects_of(&event.data) {
-                subjects.entry(s).or_default().push(position);
-            }
+            subjects.add(&event.data, position);
             state.apply(&event);
         }
         state.head = head;
@@ -952,7 +995,6 @@ impl Writer {
         }
         let mut buf = Vec::new();
         let mut new_offsets = Vec::new();
-        let mut new_subjects: Vec<(Subject, u64)> = Vec::new();
         let mut staged = Vec::with_capacity(group.len());
         let now = (self.options.clock)().max(self.state.last_recorded);
         for req in group {
@@ -967,7 +1009,7 @@ impl Writer {
                 req.reply.send(self.validate(&req.events));
                 continue;
             }
-            match self.stage(&req.events, now, &mut buf, &mut new_offsets, &mut new_subjects) {
+            match self.stage(&req.events, now, &mut buf, &mut new_offsets) {
                 Ok(outcomes) => staged.push(Staged { reply: req.reply, outcomes }),
                 Err(e) => req.reply.send(Err(e)),
             }
@@ -983,14 +1025,7 @@ impl Writer {
             return refuse(staged.into_iter().map(|s| s.reply), &reason);
         }
         self.end += buf.len() as u64;
-        let pending = Pending {
-            head: self.state.head,
-            chain: self.state.chain,
-            end: self.end,
-            new_offsets,
-            new_subjects,
-            staged,
-        };
+        let pending = Pending { head: self.state.head, chain: self.state.chain, end: self.end, new_offsets, staged };
         if let Err(mpsc::SendError(pending)) = to_syncer.send(pending) {
             let reason = "the syncer thread stopped";
             self.shared.poison(reason.to_string());
@@ -1006,7 +1041,6 @@ impl Writer {
         now: Timestamp,
         buf: &mut Vec<u8>,
         new_offsets: &mut Vec<u64>,
-        new_subjects: &mut Vec<(Subject, u64)>,
     ) -> Result<Vec<Outcome>> {
         let outcomes = self.validate(events)?;
         // Pass 2: encode (from the delivered event, copying nothing), and refuse the batch
@@ -1046,11 +1080,16 @@ impl Writer {
             let continues = i + 1 < count;
             self.state.chain = format::frame_record(buf, &payloads[range], &self.state.chain, continues);
             new_offsets.push(self.end + buf.len() as u64);
-            for s in subjects_of(&event.data) {
-                new_subjects.push((s, position));
-            }
             let key = event.idempotency_key();
             self.state.take(position, now, key, &event.data);
+        }
+        // The subject index takes the positions now (readers see them once the head
+        // passes them), under its lock for this loop only.
+        let mut subjects = self.shared.subjects.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (event, outcome) in events.iter().zip(&outcomes) {
+            if let Outcome::Stored(position) = *outcome {
+                subjects.add(&event.data, position.get());
+            }
         }
         Ok(outcomes)
     }
@@ -1079,8 +1118,7 @@ impl Writer {
     /// before each event. Changes nothing.
     fn validate(&self, events: &[NewEvent]) -> Result<Vec<Outcome>> {
         let mut outcomes = Vec::with_capacity(events.len());
-        let mut batch_keys: Map<(&str, &str), u64> = Map::default();
-        let mut key_buf = String::new();
+        let mut batch_keys: Map<u128, u64> = Map::default();
         let mut batch_identities: Set<&str> = Set::default();
         let mut batch_groups: Set<&str> = Set::default();
         let mut batch_retractions: Set<u64> = Set::default();
@@ -1088,12 +1126,9 @@ impl Writer {
         for (index, event) in events.iter().enumerate() {
             let reject = |field: &str, reason: String| Error::Rejected { index, error: FieldError::new(field, reason) };
             crate::json::validate_data(&event.data).map_err(|error| Error::Rejected { index, error })?;
-            if let Some((s, k)) = event.idempotency_key() {
-                if let Some(&p) = self.state.dedup.get(dedup_key(&mut key_buf, s, k)) {
-                    outcomes.push(Outcome::Duplicate(Position(p)));
-                    continue;
-                }
-                if let Some(&p) = batch_keys.get(&(s, k)) {
+            let key = event.idempotency_key().map(|(s, k)| self.state.fingerprints.of(s, k));
+            if let Some(key) = key {
+                if let Some(&p) = self.state.dedup.get(&key).or_else(|| batch_keys.get(&key)) {
                     outcomes.push(Outcome::Duplicate(Position(p)));
                     continue;
                 }
@@ -1142,7 +1177,7 @@ impl Writer {
             if let EventData::GroupCreated(g) = &event.data {
                 batch_groups.insert(g.group.as_str());
             }
-            if let Some(key) = event.idempotency_key() {
+            if let Some(key) = key {
                 batch_keys.insert(key, next);
             }
             outcomes.push(Outcome::Stored(Position(next)));

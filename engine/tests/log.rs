@@ -420,3 +420,21 @@ fn a_store_written_by_0_1_still_reads_verifies_and_grows() {
     let report = verify(dir.path()).unwrap();
     assert_eq!((report.intact, report.first_bad), (21, None));
 }
+
+/// The idempotency key is the pair, not the two strings run together.
+#[test]
+fn idempotency_keys_that_concatenate_alike_are_distinct() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = joined("a1", "x").with_source("ab", "c");
+    let b = joined("a2", "x").with_source("a", "bc");
+    let out = store.append(vec![a.clone(), b.clone()]).unwrap();
+    assert_eq!(out, vec![Outcome::Stored(Position(1)), Outcome::Stored(Position(2))]);
+    drop(store);
+    // And after a reopen, which rebuilds the keys from the log.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.append(vec![b, a]).unwrap(),
+        vec![Outcome::Duplicate(Position(2)), Outcome::Duplicate(Position(1))]
+    );
+}
