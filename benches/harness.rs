@@ -25,7 +25,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tenure::engine::{Event, NewEvent, Store, Timestamp};
+use tenure::engine::{Event, NewEvent, Store, Subject, Timestamp};
 use tenure::projections::{AccessIndex, AsOf, Target};
 
 struct Args {
@@ -430,15 +430,55 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         Some(reopen_replay / reopen_snap),
         serde_json::json!({"snapshot_s": reopen_snap, "replay_s": reopen_replay, "save_s": save_secs, "snapshot_bytes_per_event": snapshot_bytes}),
     );
-    // Everything in the data directory: the log, its offsets file, the index file.
+    // Reads by identity in a process that appended nothing: the first loads the subject
+    // index (reads the log once and, past 50,000 events, writes its snapshot); a new
+    // process then loads the snapshot; later reads are a lookup and a read per event.
+    let subjects: Vec<Subject> = {
+        let mut rng = Rng(0x5B7);
+        (0..200)
+            .filter_map(|_| {
+                let e = store.read(1 + rng.below(store.head())).ok()?;
+                Some(Subject::Identity(e.data.identity()?.as_str().to_string()))
+            })
+            .collect()
+    };
+    let t = Instant::now();
+    store.positions_of(&subjects[0]).expect("subject index");
+    let first_scan = t.elapsed().as_secs_f64();
+    store.close();
+    drop(store);
+    let store = Store::open(&data).expect("reopen store");
+    let t = Instant::now();
+    store.positions_of(&subjects[0]).expect("subject index");
+    let first_snapshot = t.elapsed().as_secs_f64();
+    let mut lat = Vec::with_capacity(subjects.len());
+    let mut read = 0usize;
+    for s in &subjects {
+        let t = Instant::now();
+        read += std::hint::black_box(store.read_subject(s, 0).expect("read subject")).len();
+        lat.push(t.elapsed());
+    }
+    let (p50, p99, _) = percentiles(lat);
+    report.add(
+        "subject_reads",
+        "events of an identity: p50 µs (first read: s)",
+        format!("{p50:.1} (first {first_snapshot:.3})"),
+        format!("scan {first_scan:.3}"),
+        Some(first_scan / first_snapshot),
+        serde_json::json!({"p50_us": p50, "p99_us": p99, "events_per_read": read as f64 / subjects.len() as f64, "first_from_snapshot_s": first_snapshot, "first_from_scan_s": first_scan}),
+    );
+    let subjects_bytes =
+        std::fs::metadata(data.join("subjects.idx")).map(|m| m.len()).unwrap_or(0) as f64 / store.head() as f64;
+
+    // Everything in the data directory: the log, its offsets file, the index files.
     let all_bytes = dir_bytes(&data) as f64 / store.head() as f64;
     report.add(
         "bytes_per_event_all",
-        "bytes on disk per event, log + offsets + index file",
+        "bytes on disk per event, all files (log, offsets, indexes)",
         format!("{all_bytes:.0}"),
         format!("sled {sled_bytes:.0}"),
         Some(all_bytes / sled_bytes),
-        serde_json::json!({"tenure": all_bytes, "index_file": snapshot_bytes}),
+        serde_json::json!({"tenure": all_bytes, "index_file": snapshot_bytes, "subjects_file": subjects_bytes}),
     );
 
     // --- Queries: index vs naive fold.

@@ -171,8 +171,8 @@ impl tenure::engine::EventLog for MemoryLog {
         }
         Ok(())
     }
-    fn positions_of(&self, _: &tenure::engine::Subject) -> Vec<u64> {
-        Vec::new()
+    fn positions_of(&self, _: &tenure::engine::Subject) -> tenure::engine::Result<Vec<u64>> {
+        Ok(Vec::new())
     }
     fn position_at_recorded(&self, t: tenure::Timestamp) -> tenure::engine::Result<u64> {
         Ok(self.0.iter().filter(|e| e.recorded_at <= t).count() as u64)

@@ -256,7 +256,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             };
             match subject {
                 Some(s) => {
-                    for p in store.positions_of(&s).into_iter().filter(|&p| p >= from) {
+                    for p in store.positions_of(&s)?.into_iter().filter(|&p| p >= from) {
                         if !write_event(&mut out, &store.read(p)?)? {
                             break;
                         }

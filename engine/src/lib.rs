@@ -19,13 +19,15 @@ pub mod ids;
 pub mod json;
 pub mod log;
 pub mod store;
+pub mod subjects;
 pub mod time;
 
 pub use error::{Error, Result};
 pub use event::{Entitlement, Event, EventData, FieldError, IdentityKind, NewEvent};
 pub use ids::{CredentialId, GroupId, IdentityId, Position};
 pub use log::{EventLog, EventStream};
-pub use store::{verify, Outcome, Store, StoreOptions, Subject, VerifyReport};
+pub use store::{verify, Outcome, Store, StoreOptions, VerifyReport};
+pub use subjects::Subject;
 pub use time::Timestamp;
 /// The type of event ids, re-exported so that users need not depend on `uuid` themselves.
 pub use uuid::Uuid;

@@ -31,7 +31,7 @@ pub trait EventLog: Send + Sync {
     /// Visits positions `from..=to` (clamped to the head) in order.
     fn scan_events(&self, from: u64, to: u64, visit: &mut dyn FnMut(Event) -> ControlFlow<()>) -> Result<()>;
     /// Positions of the events that name `subject`, ascending.
-    fn positions_of(&self, subject: &Subject) -> Vec<u64>;
+    fn positions_of(&self, subject: &Subject) -> Result<Vec<u64>>;
     /// The last position recorded at or before `t`.
     fn position_at_recorded(&self, t: Timestamp) -> Result<u64>;
     /// Every event after `after`, then each new one as it is appended.
@@ -59,7 +59,7 @@ impl EventLog for crate::Store {
     fn scan_events(&self, from: u64, to: u64, visit: &mut dyn FnMut(Event) -> ControlFlow<()>) -> Result<()> {
         crate::Store::scan(self, from, to, visit)
     }
-    fn positions_of(&self, subject: &Subject) -> Vec<u64> {
+    fn positions_of(&self, subject: &Subject) -> Result<Vec<u64>> {
         crate::Store::positions_of(self, subject)
     }
     fn position_at_recorded(&self, t: Timestamp) -> Result<u64> {

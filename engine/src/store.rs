@@ -16,6 +16,7 @@ use crate::event::{Event, EventData, FieldError, NewEvent};
 use crate::format::{self, Hash, ScanStop, Scanner, GENESIS, HEADER_LEN};
 use crate::hash::{Map, Set};
 use crate::ids::Position;
+use crate::subjects::{Subject, SubjectIndex};
 use crate::time::Timestamp;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -38,13 +39,6 @@ pub const LOG_FILE: &str = "events.log";
 pub const LOCK_FILE: &str = "LOCK";
 /// End offset of every record, 8 bytes each: lets `open` skip scanning the log.
 pub const INDEX_FILE: &str = "events.idx";
-
-/// What the log knows an event by, for reads by identity or group.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Subject {
-    Identity(String),
-    Group(String),
-}
 
 /// The answer for one event of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,8 +92,13 @@ struct Shared {
     /// last record. So `offsets.len() == head + 1`.
     offsets: RwLock<Vec<u64>>,
     /// Built by the writer on first need (see [`Writer::ensure_state`]).
+    /// Loaded on the first read by subject (see `crate::subjects`).
     subjects: RwLock<SubjectIndex>,
-    subjects_ready: std::sync::atomic::AtomicBool,
+    /// The data directory, where the subject index keeps its snapshot.
+    dir: PathBuf,
+    /// The head when the store was opened: the subject index reads the log up to it, the
+    /// writer files everything after it.
+    open_head: u64,
     head: AtomicU64,
     head_tx: watch::Sender<u64>,
     head_hash: Mutex<Hash>,
@@ -212,43 +211,6 @@ impl Fingerprints {
             h.finish()
         };
         (u128::from(half(&self.0)) << 64) | u128::from(half(&self.1))
-    }
-}
-
-/// The subject index: the positions of the events that name each identity and group,
-/// ascending. The writer adds a group's positions before its sync; readers see only
-/// those up to the published head, so nothing unacknowledged shows.
-#[derive(Default)]
-struct SubjectIndex {
-    identities: Map<Box<str>, Vec<u64>>,
-    groups: Map<Box<str>, Vec<u64>>,
-}
-
-impl SubjectIndex {
-    fn add(&mut self, data: &EventData, position: u64) {
-        let file = |map: &mut Map<Box<str>, Vec<u64>>, name: &str| match map.get_mut(name) {
-            Some(list) => list.push(position),
-            None => {
-                map.insert(name.into(), vec![position]);
-            }
-        };
-        if let Some(i) = data.identity() {
-            file(&mut self.identities, i.as_str());
-        }
-        if let Some(o) = data.referenced_owner() {
-            file(&mut self.identities, o.as_str());
-        }
-        if let Some(g) = data.group() {
-            file(&mut self.groups, g.as_str());
-        }
-    }
-
-    fn positions(&self, subject: &Subject, head: u64) -> Vec<u64> {
-        let list = match subject {
-            Subject::Identity(name) => self.identities.get(name.as_str()),
-            Subject::Group(name) => self.groups.get(name.as_str()),
-        };
-        list.map_or_else(Vec::new, |l| l[..l.partition_point(|&p| p <= head)].to_vec())
     }
 }
 
@@ -399,7 +361,8 @@ impl Store {
             reader,
             offsets: RwLock::new(offsets),
             subjects: RwLock::new(SubjectIndex::default()),
-            subjects_ready: std::sync::atomic::AtomicBool::new(false),
+            dir: dir.clone(),
+            open_head: head,
             head: AtomicU64::new(head),
             head_tx,
             head_hash: Mutex::new(chain),
@@ -535,21 +498,34 @@ impl Store {
 
     /// Positions of the events that name `subject` (as identity, member, owner or group),
     /// ascending. A secondary index: no scan of the log.
-    pub fn positions_of(&self, subject: &Subject) -> Vec<u64> {
-        if !self.shared.subjects_ready.load(Ordering::Acquire) {
-            // The writer builds the subject index on its first request.
-            let _ = self.check(Vec::new());
-        }
+    pub fn positions_of(&self, subject: &Subject) -> Result<Vec<u64>> {
         let head = self.head();
-        match self.shared.subjects.read() {
-            Ok(index) => index.positions(subject, head),
-            Err(_) => Vec::new(),
+        {
+            let index = self.shared.subjects.read().map_err(|_| Error::Closed)?;
+            if index.is_loaded() {
+                return Ok(index.positions(subject, head));
+            }
         }
+        let mut index = self.shared.subjects.write().map_err(|_| Error::Closed)?;
+        if !index.is_loaded() {
+            let shared = &self.shared;
+            index.load(&shared.dir, shared.open_head, |from, to, visit| {
+                scan_shared(shared, from, to, |position, payload| {
+                    let event = format::decode_event(payload).map_err(|reason| Error::Corrupt {
+                        position,
+                        reason: format!("undecodable record: {reason}"),
+                    })?;
+                    visit(position, &event.data);
+                    Ok(std::ops::ControlFlow::Continue(()))
+                })
+            })?;
+        }
+        Ok(index.positions(subject, head))
     }
 
     /// The events that name `subject`, from position `from` on.
     pub fn read_subject(&self, subject: &Subject, from: u64) -> Result<Vec<Event>> {
-        let positions = self.positions_of(subject);
+        let positions = self.positions_of(subject)?;
         let start = positions.partition_point(|&p| p < from);
         positions[start..].iter().map(|&p| self.read(p)).collect()
     }
@@ -946,14 +922,13 @@ impl Writer {
         });
     }
 
-    /// Builds the validation state and the subject index from the log, once.
+    /// Builds the validation state from the log, once.
     fn ensure_state(&mut self) -> Result<()> {
         if self.built {
             return Ok(());
         }
         let (head, chain) = (self.state.head, self.state.chain);
         let mut state = State::new();
-        let mut subjects = SubjectIndex::default();
         let (start, end) = {
             let offsets = self.shared.offsets.read().map_err(|_| Error::Closed)?;
             (offsets[0], *offsets.last().unwrap_or(&HEADER_LEN))
@@ -972,16 +947,11 @@ impl Writer {
             if event.position.get() != position {
                 return Err(Error::Corrupt { position, reason: format!("record claims position {}", event.position) });
             }
-            subjects.add(&event.data, position);
             state.apply(&event);
         }
         state.head = head;
         state.chain = chain;
         self.state = state;
-        if let Ok(mut s) = self.shared.subjects.write() {
-            *s = subjects;
-        }
-        self.shared.subjects_ready.store(true, Ordering::Release);
         self.built = true;
         Ok(())
     }
@@ -1088,7 +1058,7 @@ impl Writer {
         let mut subjects = self.shared.subjects.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         for (event, outcome) in events.iter().zip(&outcomes) {
             if let Outcome::Stored(position) = *outcome {
-                subjects.add(&event.data, position.get());
+                subjects.add_live(&event.data, position.get());
             }
         }
         Ok(outcomes)
