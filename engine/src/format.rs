@@ -119,9 +119,8 @@ struct DiskEventV1 {
 mod uuid_bytes {
     use serde::{Deserializer, Serializer};
     use uuid::Uuid;
-    /// Always given `Some` (the option only lets the record derive `Default`).
-    pub fn serialize<S: Serializer>(id: &Option<&Uuid>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(id.map_or(&[0u8; 16], |id| id.as_bytes()))
+    pub fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(id.as_bytes())
     }
     /// Reads the 16 bytes without an intermediate allocation.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
@@ -185,100 +184,59 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
     out
 }
 
-/// A schema version 2 record, borrowed from the event it encodes: one flat MessagePack map
-/// with named fields, short names (they are repeated on every record) and the event type
-/// as a code. Absent fields are left out. `docs/format.md` lists the names.
-#[derive(Serialize, Default)]
-struct RecordRef<'a> {
+/// A schema version 2 record: one flat MessagePack map with named fields, short names
+/// (they are repeated on every record) and the event type as a code; absent fields are
+/// left out, and fields a reader does not know are skipped, so that a later version may
+/// add some. `docs/format.md` lists the names. Generic over how it holds strings and
+/// attributes: borrowed from the event when encoding (`Record<&str, &Attributes>`), owned
+/// when decoding (`Record<String, Attributes>`).
+#[derive(Serialize, Deserialize)]
+struct Record<S, A> {
     v: u8,
     p: u64,
-    #[serde(serialize_with = "uuid_bytes::serialize")]
-    id: Option<&'a Uuid>,
-    r: i64,
-    e: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    s: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    k: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    a: Option<&'a str>,
-    t: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    i: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    c: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    o: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    at: Option<&'a Attributes>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    w: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    n: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    m: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    x: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    j: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    y: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    g: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dn: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cr: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    q: Option<u64>,
-}
-
-/// A schema version 2 record as decoded: [`RecordRef`]'s fields, owned (`v` was read by
-/// [`schema_version`]). Fields it does not know are skipped, so that a later version may
-/// add some.
-#[derive(Deserialize)]
-struct Record {
-    p: u64,
-    #[serde(deserialize_with = "uuid_bytes::deserialize")]
+    #[serde(serialize_with = "uuid_bytes::serialize", deserialize_with = "uuid_bytes::deserialize")]
     id: Uuid,
     r: i64,
     e: i64,
-    #[serde(default)]
-    s: Option<String>,
-    #[serde(default)]
-    k: Option<String>,
-    #[serde(default)]
-    a: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<S>,
     t: u8,
-    #[serde(default)]
-    i: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    i: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     c: Option<u8>,
-    #[serde(default)]
-    o: Option<String>,
-    #[serde(default)]
-    at: Option<Attributes>,
-    #[serde(default)]
-    w: Option<String>,
-    #[serde(default)]
-    n: Option<String>,
-    #[serde(default)]
-    m: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    o: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<A>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    w: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     x: Option<i64>,
-    #[serde(default)]
-    j: Option<String>,
-    #[serde(default)]
-    y: Option<String>,
-    #[serde(default)]
-    g: Option<String>,
-    #[serde(default)]
-    dn: Option<String>,
-    #[serde(default)]
-    cr: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    j: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    y: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    g: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dn: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cr: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     q: Option<u64>,
 }
+
+/// A record as decoded.
+type Decoded = Record<String, Attributes>;
 
 const KIND_CODES: [IdentityKind; 2] = [IdentityKind::Human, IdentityKind::Service];
 
@@ -293,17 +251,30 @@ fn kind_code(kind: IdentityKind) -> u8 {
 pub fn encode_parts<'a>(parts: &EventParts<'a>, out: &mut Vec<u8>) {
     use EventData::*;
     let data = parts.data;
-    let mut r = RecordRef {
+    let mut r: Record<&str, &Attributes> = Record {
         v: SCHEMA_VERSION,
         p: parts.position,
-        id: Some(parts.id),
+        id: *parts.id,
         r: parts.recorded_at.as_micros(),
         e: parts.effective_at.as_micros(),
         s: parts.source,
         k: parts.source_event_id,
         a: parts.actor,
         t: data.type_code(),
-        ..RecordRef::default()
+        i: None,
+        c: None,
+        o: None,
+        at: None,
+        w: None,
+        n: None,
+        m: None,
+        x: None,
+        j: None,
+        y: None,
+        g: None,
+        dn: None,
+        cr: None,
+        q: None,
     };
     let micros = |t: &Option<Timestamp>| t.map(Timestamp::as_micros);
     let names = |e: &'a Entitlement| (Some(e.resource.as_str()), Some(e.permission.as_str()));
@@ -406,18 +377,18 @@ fn decode_v1(payload: &[u8]) -> Result<Event, String> {
 
 fn decode_v2(payload: &[u8]) -> Result<Event, String> {
     use EventData::*;
-    let mut r: Record = rmp_serde::from_slice(payload).map_err(|e| e.to_string())?;
+    let mut r: Decoded = rmp_serde::from_slice(payload).map_err(|e| e.to_string())?;
     let type_name = *EVENT_TYPES.get(usize::from(r.t)).ok_or_else(|| format!("unknown type code {}", r.t))?;
     let missing = |field: &str| format!("{type_name} record without field `{field}`");
     let identity = |i: &mut Option<String>| i.take().map(IdentityId).ok_or_else(|| missing("i"));
     let group = |g: &mut Option<String>| g.take().map(GroupId).ok_or_else(|| missing("g"));
-    let entitlement = |r: &mut Record| match (r.n.take(), r.m.take()) {
+    let entitlement = |r: &mut Decoded| match (r.n.take(), r.m.take()) {
         (Some(resource), Some(permission)) => Ok(Entitlement { resource, permission }),
         _ => Err(missing("n/m")),
     };
     let micros = |x: Option<i64>| x.map(Timestamp::from_micros);
-    let status = |r: &mut Record| Ok::<_, String>(StatusChange { identity: identity(&mut r.i)?, reason: r.w.take() });
-    let credential = |r: &mut Record| {
+    let status = |r: &mut Decoded| Ok::<_, String>(StatusChange { identity: identity(&mut r.i)?, reason: r.w.take() });
+    let credential = |r: &mut Decoded| {
         Ok::<_, String>(Credential {
             identity: identity(&mut r.i)?,
             credential: r.cr.take().map(CredentialId).ok_or_else(|| missing("cr"))?,
@@ -425,11 +396,11 @@ fn decode_v2(payload: &[u8]) -> Result<Event, String> {
         })
     };
     let lifecycle =
-        |r: &mut Record| Ok::<_, String>(GroupLifecycle { group: group(&mut r.g)?, display_name: r.dn.take() });
+        |r: &mut Decoded| Ok::<_, String>(GroupLifecycle { group: group(&mut r.g)?, display_name: r.dn.take() });
     let membership =
-        |r: &mut Record| Ok::<_, String>(Membership { group: group(&mut r.g)?, identity: identity(&mut r.i)? });
+        |r: &mut Decoded| Ok::<_, String>(Membership { group: group(&mut r.g)?, identity: identity(&mut r.i)? });
     let access =
-        |r: &mut Record| Ok::<_, String>(GroupAccess { group: group(&mut r.g)?, entitlement: entitlement(r)? });
+        |r: &mut Decoded| Ok::<_, String>(GroupAccess { group: group(&mut r.g)?, entitlement: entitlement(r)? });
     let data = match r.t {
         0 => IdentityJoined(Joined {
             identity: identity(&mut r.i)?,
@@ -612,7 +583,7 @@ mod tests {
             v: u8,
             p: u64,
             #[serde(serialize_with = "uuid_bytes::serialize")]
-            id: Option<&'a Uuid>,
+            id: Uuid,
             r: i64,
             e: i64,
             t: u8,
@@ -620,7 +591,7 @@ mod tests {
             zz: &'a str,
         }
         let id = Uuid::now_v7();
-        let later = Later { v: 2, p: 3, id: Some(&id), r: 5, e: 4, t: 4, i: "bob", zz: "new" };
+        let later = Later { v: 2, p: 3, id, r: 5, e: 4, t: 4, i: "bob", zz: "new" };
         let e = decode_event(&rmp_serde::to_vec_named(&later).unwrap()).unwrap();
         assert_eq!(e.data, EventData::IdentityLeft(StatusChange { identity: "bob".into(), reason: None }));
         let newer = Later { v: 3, ..later };
