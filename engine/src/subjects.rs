@@ -207,6 +207,10 @@ fn take_varint(b: &mut &[u8]) -> Option<u64> {
     None
 }
 
+/// What [`SubjectIndex::load`] hands the scan of the log: called with each position and
+/// its event's body, in order.
+pub(crate) type Visit<'v> = &'v mut dyn FnMut(u64, &EventData);
+
 /// The subject index of a store (see the module documentation).
 #[derive(Default)]
 pub(crate) struct SubjectIndex {
@@ -236,7 +240,7 @@ impl SubjectIndex {
         &mut self,
         dir: &Path,
         base: u64,
-        scan: impl FnOnce(u64, u64, &mut dyn FnMut(u64, &EventData)) -> crate::Result<()>,
+        scan: impl FnOnce(u64, u64, Visit<'_>) -> crate::Result<()>,
     ) -> crate::Result<()> {
         let path = dir.join(SUBJECTS_FILE);
         self.snapshot = std::fs::read(&path).ok().and_then(Snapshot::parse).filter(|s| s.head <= base);
@@ -372,7 +376,7 @@ mod tests {
         out
     }
 
-    fn scan_of(log: &[EventData]) -> impl FnOnce(u64, u64, &mut dyn FnMut(u64, &EventData)) -> crate::Result<()> + '_ {
+    fn scan_of(log: &[EventData]) -> impl FnOnce(u64, u64, Visit<'_>) -> crate::Result<()> + '_ {
         move |from, to, visit| {
             for p in from..=to {
                 visit(p, &log[p as usize - 1]);
