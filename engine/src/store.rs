@@ -509,7 +509,8 @@ impl Store {
         let mut index = self.shared.subjects.write().map_err(|_| Error::Closed)?;
         if !index.is_loaded() {
             let shared = &self.shared;
-            index.load(&shared.dir, shared.open_head, |from, to, visit| {
+            let chain_at = |position: u64| chain_at(shared, position).ok();
+            index.load(&shared.dir, shared.open_head, &chain_at, |from, to, visit| {
                 scan_shared(shared, from, to, |position, payload| {
                     let event = format::decode_event(payload).map_err(|reason| Error::Corrupt {
                         position,
@@ -750,6 +751,21 @@ fn scan_shared(
         position += 1;
     }
     Ok(())
+}
+
+/// The chain hash of the log at `position` (the last 32 bytes of its record; the genesis
+/// hash at 0).
+fn chain_at(shared: &Shared, position: u64) -> Result<Hash> {
+    if position == 0 {
+        return Ok(GENESIS);
+    }
+    let end = {
+        let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
+        *offsets.get(position as usize).ok_or(Error::Corrupt { position, reason: "past the head".into() })?
+    };
+    let mut chain = [0u8; 32];
+    shared.reader.read_exact_at(&mut chain, end - 32).map_err(|e| Error::io(&shared.log_path, e))?;
+    Ok(chain)
 }
 
 fn read_shared(shared: &Shared, from: u64, to: u64) -> Result<Vec<Event>> {

@@ -7,25 +7,29 @@
 //! log when the index is first asked for (and a new snapshot is written when they are
 //! many); the positions appended by this process are filed by the writer as it writes.
 //! Readers see only positions up to the published head. Everything here is derived: a
-//! missing, damaged or stale snapshot costs a scan, never an answer.
+//! missing, damaged or stale snapshot costs a scan, never an answer. A snapshot names the
+//! chain hash of the log at its head, so one left beside another log (a store rebuilt
+//! in the same directory) is not believed even when that log is longer.
 //!
 //! Snapshot layout (integers little-endian; `docs/format.md` has the table):
 //!
 //! ```text
 //! magic "TENUSUBJ" | version u32 = 1 | CRC-32 of every byte after this field (u32)
-//! head u64 | subjects u64 | key offsets (subjects + 1) x u64 | list offsets (subjects + 1) x u64
+//! head u64 | subjects u64 | chain hash of the log at head [32]
+//! key offsets (subjects + 1) x u64 | list offsets (subjects + 1) x u64
 //! keys: per subject, kind byte ('g' group, 'i' identity) + UTF-8 name; in byte order
 //! lists: per subject, its positions as varint deltas (the first from 0)
 //! ```
 
 use crate::event::EventData;
+use crate::format::Hash;
 use crate::hash::Map;
 use std::path::Path;
 
 pub const SUBJECTS_FILE: &str = "subjects.idx";
 const MAGIC: &[u8; 8] = b"TENUSUBJ";
 const VERSION: u32 = 1;
-const HEADER: usize = 32;
+const HEADER: usize = 64;
 /// A snapshot is rewritten when the log has grown by this many events past it.
 pub const REWRITE_AFTER: u64 = 50_000;
 
@@ -108,6 +112,8 @@ struct Snapshot {
     bytes: Vec<u8>,
     head: u64,
     count: usize,
+    /// The chain hash of the log at `head`, when the snapshot was written.
+    chain: Hash,
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -129,12 +135,13 @@ impl Snapshot {
         }
         let head = u64_at(&bytes, 16);
         let count = usize::try_from(u64_at(&bytes, 24)).ok()?;
+        let chain: Hash = bytes[32..64].try_into().ok()?;
         let tables = count.checked_add(1)?.checked_mul(16)?;
         let blobs = HEADER.checked_add(tables)?;
         if blobs > bytes.len() {
             return None;
         }
-        let snap = Snapshot { bytes, head, count };
+        let snap = Snapshot { bytes, head, count, chain };
         // Offsets must rise and stay inside the file, so that every read below is in bounds.
         let (keys_len, lists_len) = (snap.off(0, snap.count), snap.off(1, snap.count));
         let lists_at = blobs.checked_add(usize::try_from(keys_len).ok()?)?;
@@ -233,17 +240,22 @@ impl SubjectIndex {
     }
 
     /// Loads the part before this process's appends: the snapshot in `dir` when it is
-    /// sound and not past `base` (the head the store opened at), then the events after it
-    /// up to `base`, which `scan` visits in order. Writes a new snapshot when those were
-    /// many; a snapshot that cannot be written is only a cost for the next process.
+    /// sound, not past `base` (the head the store opened at) and of this log (`chain_at`
+    /// gives the log's chain hash at a position), then the events after it up to `base`,
+    /// which `scan` visits in order. Writes a new snapshot when those were many; a
+    /// snapshot that cannot be written is only a cost for the next process.
     pub fn load(
         &mut self,
         dir: &Path,
         base: u64,
+        chain_at: &dyn Fn(u64) -> Option<Hash>,
         scan: impl FnOnce(u64, u64, Visit<'_>) -> crate::Result<()>,
     ) -> crate::Result<()> {
         let path = dir.join(SUBJECTS_FILE);
-        self.snapshot = std::fs::read(&path).ok().and_then(Snapshot::parse).filter(|s| s.head <= base);
+        self.snapshot = std::fs::read(&path)
+            .ok()
+            .and_then(Snapshot::parse)
+            .filter(|s| s.head <= base && chain_at(s.head) == Some(s.chain));
         let from = self.snapshot.as_ref().map_or(0, |s| s.head);
         let mut scanned = Names::default();
         if from < base {
@@ -251,8 +263,8 @@ impl SubjectIndex {
         }
         self.scanned = scanned;
         self.loaded = true;
-        if base - from >= REWRITE_AFTER {
-            let bytes = self.snapshot_bytes(base);
+        if let Some(chain) = chain_at(base).filter(|_| base - from >= REWRITE_AFTER) {
+            let bytes = self.snapshot_bytes(base, &chain);
             let tmp = path.with_extension("tmp");
             if std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path)).is_ok() {
                 self.snapshot = Snapshot::parse(bytes);
@@ -277,8 +289,9 @@ impl SubjectIndex {
         out
     }
 
-    /// A snapshot of the snapshot and the scanned part, as of `head`.
-    fn snapshot_bytes(&self, head: u64) -> Vec<u8> {
+    /// A snapshot of the snapshot and the scanned part, as of `head`, whose chain hash is
+    /// `chain`.
+    fn snapshot_bytes(&self, head: u64, chain: &Hash) -> Vec<u8> {
         let scanned = self.scanned.sorted();
         let old = self.snapshot.as_ref();
         let old_count = old.map_or(0, |s| s.count);
@@ -327,6 +340,7 @@ impl SubjectIndex {
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(&head.to_le_bytes());
         out.extend_from_slice(&(count as u64).to_le_bytes());
+        out.extend_from_slice(chain);
         for o in key_offs.iter().chain(&list_offs) {
             out.extend_from_slice(&o.to_le_bytes());
         }
@@ -385,6 +399,11 @@ mod tests {
         }
     }
 
+    /// A stand-in for the log's chain hash at a position.
+    fn chain(p: u64) -> Option<Hash> {
+        Some([p as u8; 32])
+    }
+
     fn naive(log: &[EventData], s: &Subject, head: u64) -> Vec<u64> {
         let mut one = Names::default();
         for (i, d) in log.iter().enumerate().take(head as usize) {
@@ -409,10 +428,10 @@ mod tests {
             // A first process writes a snapshot at `first` (forced by a small threshold
             // through a direct call), a second loads it and scans to `second`.
             let mut a = SubjectIndex::default();
-            a.load(dir.path(), first, scan_of(&log)).unwrap();
-            std::fs::write(dir.path().join(SUBJECTS_FILE), a.snapshot_bytes(first)).unwrap();
+            a.load(dir.path(), first, &chain, scan_of(&log)).unwrap();
+            std::fs::write(dir.path().join(SUBJECTS_FILE), a.snapshot_bytes(first, &chain(first).unwrap())).unwrap();
             let mut b = SubjectIndex::default();
-            b.load(dir.path(), second, scan_of(&log)).unwrap();
+            b.load(dir.path(), second, &chain, scan_of(&log)).unwrap();
             assert_eq!(b.snapshot.as_ref().map(|s| s.head), Some(first));
             for p in second + 1..=log.len() as u64 {
                 b.add_live(&log[p as usize - 1], p);
@@ -423,7 +442,7 @@ mod tests {
                 }
             }
             // A rewrite merges the snapshot with the scanned part.
-            let merged = Snapshot::parse(b.snapshot_bytes(second)).unwrap();
+            let merged = Snapshot::parse(b.snapshot_bytes(second, &chain(second).unwrap())).unwrap();
             let c = SubjectIndex { snapshot: Some(merged), loaded: true, ..Default::default() };
             assert!(c.in_memory_is_empty());
             for s in &subjects {
@@ -437,8 +456,8 @@ mod tests {
         let log = log();
         let dir = tempfile::tempdir().unwrap();
         let mut a = SubjectIndex::default();
-        a.load(dir.path(), 600, scan_of(&log)).unwrap();
-        let mut bytes = a.snapshot_bytes(600);
+        a.load(dir.path(), 600, &chain, scan_of(&log)).unwrap();
+        let mut bytes = a.snapshot_bytes(600, &chain(600).unwrap());
         assert!(Snapshot::parse(bytes.clone()).is_some());
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
@@ -446,14 +465,20 @@ mod tests {
         assert!(Snapshot::parse(b"TENUSUBJ".to_vec()).is_none());
         std::fs::write(dir.path().join(SUBJECTS_FILE), &bytes).unwrap();
         let mut b = SubjectIndex::default();
-        b.load(dir.path(), 600, scan_of(&log)).unwrap();
+        b.load(dir.path(), 600, &chain, scan_of(&log)).unwrap();
         let s = Subject::Identity("u7".into());
         assert_eq!(b.positions(&s, 600), naive(&log, &s, 600));
         // A snapshot past the base (of a longer log, since cut) is ignored too.
-        std::fs::write(dir.path().join(SUBJECTS_FILE), a.snapshot_bytes(600)).unwrap();
+        std::fs::write(dir.path().join(SUBJECTS_FILE), a.snapshot_bytes(600, &chain(600).unwrap())).unwrap();
         let mut c = SubjectIndex::default();
-        c.load(dir.path(), 500, scan_of(&log)).unwrap();
+        c.load(dir.path(), 500, &chain, scan_of(&log)).unwrap();
         assert!(c.snapshot.is_none());
         assert_eq!(c.positions(&s, 500), naive(&log, &s, 500));
+        // And one of another log (another chain hash at its head), even a longer log.
+        let other_log = |p: u64| Some([p as u8 ^ 0x55; 32]);
+        let mut d = SubjectIndex::default();
+        d.load(dir.path(), 1200, &other_log, scan_of(&log)).unwrap();
+        assert!(d.snapshot.is_none());
+        assert_eq!(d.positions(&s, 1200), naive(&log, &s, 1200));
     }
 }
