@@ -91,8 +91,8 @@ struct Shared {
     /// `offsets[p - 1]` is where position `p` starts; the last entry is the end of the
     /// last record. So `offsets.len() == head + 1`.
     offsets: RwLock<Vec<u64>>,
-    /// Built by the writer on first need (see [`Writer::ensure_state`]).
-    /// Loaded on the first read by subject (see `crate::subjects`).
+    /// Loaded on the first read by subject (see `crate::subjects`); the writer files its
+    /// appends in it either way.
     subjects: RwLock<SubjectIndex>,
     /// The data directory, where the subject index keeps its snapshot.
     dir: PathBuf,
@@ -497,7 +497,8 @@ impl Store {
     }
 
     /// Positions of the events that name `subject` (as identity, member, owner or group),
-    /// ascending. A secondary index: no scan of the log.
+    /// ascending, up to the head. A secondary index: the first call in a process loads its
+    /// snapshot and reads only the log after it (`crate::subjects`).
     pub fn positions_of(&self, subject: &Subject) -> Result<Vec<u64>> {
         let head = self.head();
         {
