@@ -358,6 +358,13 @@ pub struct Event {
     pub data: EventData,
 }
 
+impl Event {
+    /// The idempotency key, when the event has both parts of it.
+    pub fn idempotency_key(&self) -> Option<(&str, &str)> {
+        Some((self.source.as_deref()?, self.source_event_id.as_deref()?))
+    }
+}
+
 /// A field of an event that did not parse or validate.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("field {field}: {reason}")]

@@ -16,8 +16,7 @@ use crate::event::{
     Attributes, Credential, Entitlement, Event, EventData, Granted, GroupAccess, GroupLifecycle, IdentityKind, Joined,
     Membership, Moved, OwnerChanged, Rejoined, Retracted, Revoked, StatusChange, EVENT_TYPES,
 };
-use crate::ids::Position;
-use crate::ids::{CredentialId, GroupId, IdentityId};
+use crate::ids::{CredentialId, GroupId, IdentityId, Position};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

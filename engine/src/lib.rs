@@ -21,6 +21,7 @@ pub mod log;
 pub mod store;
 pub mod subjects;
 pub mod time;
+pub mod varint;
 
 pub use error::{Error, Result};
 pub use event::{Entitlement, Event, EventData, FieldError, IdentityKind, NewEvent};

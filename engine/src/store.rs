@@ -158,17 +158,15 @@ impl State {
 
     /// Takes a recorded event into the validation state.
     fn apply(&mut self, event: &Event) {
-        let key = match (&event.source, &event.source_event_id) {
-            (Some(s), Some(k)) => Some((s.as_str(), k.as_str())),
-            _ => None,
-        };
+        let key = event.idempotency_key().map(|(s, k)| self.fingerprints.of(s, k));
         self.take(event.position.get(), event.recorded_at, key, &event.data);
     }
 
-    /// Takes an event, given by its parts, into the validation state.
-    fn take(&mut self, position: u64, recorded_at: Timestamp, key: Option<(&str, &str)>, data: &EventData) {
-        if let Some((s, k)) = key {
-            self.dedup.entry(self.fingerprints.of(s, k)).or_insert(position);
+    /// Takes an event, given by its parts (its idempotency key as [`Fingerprints::of`]
+    /// made it), into the validation state.
+    fn take(&mut self, position: u64, recorded_at: Timestamp, key: Option<u128>, data: &EventData) {
+        if let Some(key) = key {
+            self.dedup.entry(key).or_insert(position);
         }
         match data {
             EventData::IdentityJoined(j) => {
@@ -232,7 +230,6 @@ impl Default for StoreOptions {
 /// The append-only event log of one data directory.
 pub struct Store {
     shared: Arc<Shared>,
-    dir: PathBuf,
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Held (an exclusive advisory lock on `LOCK`) while the store is open.
@@ -326,14 +323,9 @@ impl Store {
             file.sync_all().map_err(|e| Error::io(&path, e))?;
         }
         let head = offsets.len() as u64 - 1;
-        let chain = if head > 0 {
-            // The chain hash of the last record is its last 32 bytes.
-            let end = *offsets.last().unwrap_or(&HEADER_LEN);
-            let mut chain = [0u8; 32];
-            file.read_exact_at(&mut chain, end - 32).map_err(|e| Error::io(&path, e))?;
-            chain
-        } else {
-            GENESIS
+        let chain = match head {
+            0 => GENESIS,
+            _ => chain_ending_at(&file, &path, *offsets.last().unwrap_or(&HEADER_LEN))?,
         };
         // Bring the offsets file in line with the log (it is derived; not synced).
         let idx_file = OpenOptions::new()
@@ -361,7 +353,7 @@ impl Store {
             reader,
             offsets: RwLock::new(offsets),
             subjects: RwLock::new(SubjectIndex::default()),
-            dir: dir.clone(),
+            dir,
             open_head: head,
             head: AtomicU64::new(head),
             head_tx,
@@ -396,11 +388,11 @@ impl Store {
             .name("tenure-log-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| Error::io(&path, e))?;
-        Ok(Store { shared, dir, sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), _lock: lock })
+        Ok(Store { shared, sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), _lock: lock })
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.shared.dir
     }
 
     /// The last acknowledged position (0 for an empty log).
@@ -754,8 +746,14 @@ fn scan_shared(
     Ok(())
 }
 
-/// The chain hash of the log at `position` (the last 32 bytes of its record; the genesis
-/// hash at 0).
+/// The chain hash of the record that ends at `end`: its last 32 bytes.
+fn chain_ending_at(file: &File, path: &Path, end: u64) -> Result<Hash> {
+    let mut chain = [0u8; 32];
+    file.read_exact_at(&mut chain, end - 32).map_err(|e| Error::io(path, e))?;
+    Ok(chain)
+}
+
+/// The chain hash of the log at `position` (the genesis hash at 0).
 fn chain_at(shared: &Shared, position: u64) -> Result<Hash> {
     if position == 0 {
         return Ok(GENESIS);
@@ -764,9 +762,7 @@ fn chain_at(shared: &Shared, position: u64) -> Result<Hash> {
         let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
         *offsets.get(position as usize).ok_or(Error::Corrupt { position, reason: "past the head".into() })?
     };
-    let mut chain = [0u8; 32];
-    shared.reader.read_exact_at(&mut chain, end - 32).map_err(|e| Error::io(&shared.log_path, e))?;
-    Ok(chain)
+    chain_ending_at(&shared.reader, &shared.log_path, end)
 }
 
 fn read_shared(shared: &Shared, from: u64, to: u64) -> Result<Vec<Event>> {
@@ -900,6 +896,13 @@ impl Syncer {
     }
 }
 
+/// What validation found of a batch: per event, its outcome and its idempotency key's
+/// fingerprint (computed once, for the lookup and then for the state).
+struct Validated {
+    outcomes: Vec<Outcome>,
+    keys: Vec<Option<u128>>,
+}
+
 /// A request that passed validation, waiting for the group's sync.
 struct Staged {
     reply: Reply,
@@ -993,7 +996,7 @@ impl Writer {
             }
             if req.dry_run {
                 // Validated against the state as it stands after the requests before it.
-                req.reply.send(self.validate(&req.events));
+                req.reply.send(self.validate(&req.events).map(|v| v.outcomes));
                 continue;
             }
             match self.stage(&req.events, now, &mut buf, &mut new_offsets) {
@@ -1029,7 +1032,7 @@ impl Writer {
         buf: &mut Vec<u8>,
         new_offsets: &mut Vec<u64>,
     ) -> Result<Vec<Outcome>> {
-        let outcomes = self.validate(events)?;
+        let Validated { outcomes, keys } = self.validate(events)?;
         // Pass 2: encode (from the delivered event, copying nothing), and refuse the batch
         // if a record would be too large.
         let mut payloads = Vec::new();
@@ -1067,8 +1070,7 @@ impl Writer {
             let continues = i + 1 < count;
             self.state.chain = format::frame_record(buf, &payloads[range], &self.state.chain, continues);
             new_offsets.push(self.end + buf.len() as u64);
-            let key = event.idempotency_key();
-            self.state.take(position, now, key, &event.data);
+            self.state.take(position, now, keys[index], &event.data);
         }
         // The subject index takes the positions now (readers see them once the head
         // passes them), under its lock for this loop only.
@@ -1103,8 +1105,9 @@ impl Writer {
 
     /// Pass 1: validates a batch against the state plus what the batch itself creates
     /// before each event. Changes nothing.
-    fn validate(&self, events: &[NewEvent]) -> Result<Vec<Outcome>> {
+    fn validate(&self, events: &[NewEvent]) -> Result<Validated> {
         let mut outcomes = Vec::with_capacity(events.len());
+        let mut keys = Vec::with_capacity(events.len());
         let mut batch_keys: Map<u128, u64> = Map::default();
         let mut batch_identities: Set<&str> = Set::default();
         let mut batch_groups: Set<&str> = Set::default();
@@ -1114,6 +1117,7 @@ impl Writer {
             let reject = |field: &str, reason: String| Error::Rejected { index, error: FieldError::new(field, reason) };
             crate::json::validate_data(&event.data).map_err(|error| Error::Rejected { index, error })?;
             let key = event.idempotency_key().map(|(s, k)| self.state.fingerprints.of(s, k));
+            keys.push(key);
             if let Some(key) = key {
                 if let Some(&p) = self.state.dedup.get(&key).or_else(|| batch_keys.get(&key)) {
                     outcomes.push(Outcome::Duplicate(Position(p)));
@@ -1171,7 +1175,7 @@ impl Writer {
             next += 1;
         }
 
-        Ok(outcomes)
+        Ok(Validated { outcomes, keys })
     }
 }
 

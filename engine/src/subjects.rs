@@ -24,6 +24,7 @@
 use crate::event::EventData;
 use crate::format::Hash;
 use crate::hash::Map;
+use crate::varint;
 use std::path::Path;
 
 pub const SUBJECTS_FILE: &str = "subjects.idx";
@@ -185,33 +186,11 @@ impl Snapshot {
     fn positions(&self, i: usize, out: &mut Vec<u64>) {
         let mut b = self.blob(1, i);
         let mut at = 0u64;
-        while let Some(delta) = take_varint(&mut b) {
+        while let Some(delta) = varint::take(&mut b) {
             at = at.saturating_add(delta);
             out.push(at);
         }
     }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut x: u64) {
-    while x >= 0x80 {
-        out.push((x as u8) | 0x80);
-        x >>= 7;
-    }
-    out.push(x as u8);
-}
-
-/// The next varint of `b`, `None` at the end (or at a malformed one, which the CRC rules
-/// out for files Tenure wrote).
-fn take_varint(b: &mut &[u8]) -> Option<u64> {
-    let mut x = 0u64;
-    for (i, &byte) in b.iter().enumerate().take(10) {
-        x |= u64::from(byte & 0x7f) << (7 * i);
-        if byte < 0x80 {
-            *b = &b[i + 1..];
-            return Some(x);
-        }
-    }
-    None
 }
 
 /// What [`SubjectIndex::load`] hands the scan of the log: called with each position and
@@ -327,7 +306,7 @@ impl SubjectIndex {
             }
             let mut prev = 0;
             for &p in &positions {
-                put_varint(&mut lists, p - prev);
+                varint::put(&mut lists, p - prev);
                 prev = p;
             }
             key_offs.push(keys.len() as u64);

@@ -20,15 +20,8 @@
 
 use crate::index::{CredentialAction, CredentialOp, Filed, IdOp, JoinedOp, NEVER};
 use tenure_engine::event::Attributes;
+use tenure_engine::varint::put as put_varint;
 use tenure_engine::IdentityKind;
-
-fn put_varint(out: &mut Vec<u8>, mut x: u64) {
-    while x >= 0x80 {
-        out.push((x as u8) | 0x80);
-        x >>= 7;
-    }
-    out.push(x as u8);
-}
 
 fn zigzag(x: i64) -> u64 {
     ((x << 1) ^ (x >> 63)) as u64
@@ -200,15 +193,10 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, Malformed> {
-        let mut x = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            x |= ((b & 0x7f) as u64) << shift;
-            if b < 0x80 {
-                return Ok(x);
-            }
-        }
-        Err(Malformed)
+        let mut rest = self.b.get(self.at..).ok_or(Malformed)?;
+        let x = tenure_engine::varint::take(&mut rest).ok_or(Malformed)?;
+        self.at = self.b.len() - rest.len();
+        Ok(x)
     }
 
     fn u32(&mut self) -> Result<u32, Malformed> {
