@@ -38,6 +38,9 @@ pub enum Error {
     Locked { path: PathBuf },
     #[error("the store is closed")]
     Closed,
+    /// An append to a store opened with `Store::open_read_only`.
+    #[error("the store was opened read-only")]
+    ReadOnly,
     #[error("position {0} is not in the log")]
     NoSuchPosition(u64),
 }

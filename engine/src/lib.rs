@@ -18,6 +18,8 @@ pub mod hash;
 pub mod ids;
 pub mod json;
 pub mod log;
+pub mod marker;
+pub mod repair;
 pub mod store;
 pub mod subjects;
 pub mod time;
@@ -27,7 +29,8 @@ pub use error::{Error, Result};
 pub use event::{Entitlement, Event, EventData, FieldError, IdentityKind, NewEvent};
 pub use ids::{CredentialId, GroupId, IdentityId, Position};
 pub use log::{EventLog, EventStream};
-pub use store::{verify, Outcome, Store, StoreOptions, VerifyReport};
+pub use repair::{repair, RepairReport};
+pub use store::{verify, Outcome, Store, StoreOptions, TornTail, VerifyReport};
 pub use subjects::Subject;
 pub use time::Timestamp;
 /// The type of event ids, re-exported so that users need not depend on `uuid` themselves.

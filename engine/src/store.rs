@@ -16,6 +16,7 @@ use crate::event::{Event, EventData, FieldError, NewEvent};
 use crate::format::{self, Hash, ScanStop, Scanner, GENESIS, HEADER_LEN};
 use crate::hash::{Map, Set};
 use crate::ids::Position;
+use crate::marker::{self, Marker};
 use crate::subjects::{Subject, SubjectIndex};
 use crate::time::Timestamp;
 use std::fs::{File, OpenOptions};
@@ -108,6 +109,24 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(dir: &Path, path: &Path, offsets: Vec<u64>, chain: Hash) -> Result<Arc<Shared>> {
+        let head = offsets.len() as u64 - 1;
+        let reader = File::open(path).map_err(|e| Error::io(path, e))?;
+        let (head_tx, _) = watch::channel(head);
+        Ok(Arc::new(Shared {
+            log_path: path.to_path_buf(),
+            reader,
+            offsets: RwLock::new(offsets),
+            subjects: RwLock::new(SubjectIndex::default()),
+            dir: dir.to_path_buf(),
+            open_head: head,
+            head: AtomicU64::new(head),
+            head_tx,
+            head_hash: Mutex::new(chain),
+            poisoned: Mutex::new(None),
+        }))
+    }
+
     /// Marks the store failed: every later append, and every group written but not yet
     /// synced, is answered with this reason.
     fn poison(&self, reason: String) {
@@ -232,8 +251,9 @@ pub struct Store {
     shared: Arc<Shared>,
     sender: Mutex<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// Held (an exclusive advisory lock on `LOCK`) while the store is open.
-    _lock: File,
+    /// Held (an exclusive advisory lock on `LOCK`) while a writing store is open; `None`
+    /// for a read-only handle, which takes no lock.
+    lock: Option<File>,
 }
 
 /// What the integrity check found.
@@ -244,8 +264,27 @@ pub struct VerifyReport {
     /// The chain hash of the last intact position (hex), which an auditor can note and
     /// compare later.
     pub head_hash: String,
-    /// The first position whose stored bytes do not match the chain, and why.
+    /// The first position whose stored bytes do not match the chain, and why: damage to
+    /// acknowledged evidence.
     pub first_bad: Option<(u64, String)>,
+    /// The acknowledged head that the head marker names (`None`: no readable marker).
+    pub acknowledged: Option<u64>,
+    /// The head marker file exists but neither of its slots reads back.
+    pub marker_damaged: bool,
+    /// Bytes past the acknowledged head that do not form whole records: a write that
+    /// was never acknowledged (a crash or a full disk). Not damage to evidence; the
+    /// writer's next open moves them to the quarantine.
+    pub torn_tail: Option<TornTail>,
+}
+
+/// An unacknowledged torn tail, as [`verify`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The first position that does not read back whole.
+    pub position: u64,
+    pub from_byte: u64,
+    pub bytes: u64,
+    pub reason: String,
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -267,13 +306,13 @@ fn open_log_file(dir: &Path) -> Result<(File, PathBuf)> {
             sync_dir(dir)?;
         }
     } else {
-        check_header(&file, &path, len)?;
+        check_log_header(&file, &path, len)?;
     }
     Ok((file, path))
 }
 
 /// Checks the magic bytes and the format version of a log file of `len` bytes.
-fn check_header(file: &File, path: &Path, len: u64) -> Result<()> {
+pub(crate) fn check_log_header(file: &File, path: &Path, len: u64) -> Result<()> {
     let not_a_log = |reason: String| Error::NotALog { path: path.to_path_buf(), reason };
     if len < HEADER_LEN {
         return Err(not_a_log("shorter than its header".into()));
@@ -299,67 +338,69 @@ impl Store {
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        // One writer per store: a second process would interleave records.
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: dir }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
-        }
+        // One writer per store: a second process would interleave records. Readers take
+        // no lock (see `open_read_only`).
+        let lock = take_writer_lock(&dir)?;
         let (file, path) = open_log_file(&dir)?;
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        let idx_path = dir.join(INDEX_FILE);
-        let indexed = load_offsets(&file, &idx_path, file_len)?;
-        let (offsets, cut_at) = recover_tail(&file, &path, file_len, indexed)?;
-        if let Some(offset) = cut_at {
-            // A torn tail: records that were never acknowledged.
-            file.set_len(offset).map_err(|e| Error::io(&path, e))?;
-            file.sync_all().map_err(|e| Error::io(&path, e))?;
+        let marker = marker::read(&dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))?;
+        let recovered = recover(&dir, &file, &path, file_len, marker, Mode::Write)?;
+        let mut offsets = recovered.offsets;
+        let acked = recovered.acknowledged;
+        if let Some(damage) = recovered.damage {
+            // Past the acknowledged head (`recover` refused anything else): written, never
+            // acknowledged. Its bytes go to the quarantine before the log is cut.
+            crate::repair::quarantine(
+                &dir,
+                &file,
+                damage.cut_at,
+                file_len,
+                damage.position,
+                &format!("unacknowledged torn tail cut at open: {}", damage.reason),
+            )?;
+            file.set_len(damage.cut_at).map_err(|e| Error::io(&path, e))?;
+            offsets.truncate(offsets.partition_point(|&o| o <= damage.cut_at));
         }
         let head = offsets.len() as u64 - 1;
+        let end = *offsets.last().unwrap_or(&HEADER_LEN);
         let chain = match head {
             0 => GENESIS,
-            _ => chain_ending_at(&file, &path, *offsets.last().unwrap_or(&HEADER_LEN))?,
+            _ => chain_ending_at(&file, &path, end)?,
         };
-        // Bring the offsets file in line with the log (it is derived; not synced).
-        let idx_file = OpenOptions::new()
+        // Whole batches found past the marker (written, not acknowledged when the last
+        // process stopped) are kept: synced now, then named by a new marker, so that
+        // they count as acknowledged from here on.
+        let marker_path = dir.join(marker::MARKER_FILE);
+        let marker_file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&idx_path)
-            .map_err(|e| Error::io(&idx_path, e))?;
-        let idx_len = idx_file.metadata().map_err(|e| Error::io(&idx_path, e))?.len();
+            .open(&marker_path)
+            .map_err(|e| Error::io(&marker_path, e))?;
+        let seq = acked.map_or(0, |m| m.seq + 1);
+        let current = Marker { seq, head, end, chain };
+        if acked.map(|m| (m.head, m.end, m.chain)) != Some((head, end, chain)) {
+            file.sync_all().map_err(|e| Error::io(&path, e))?;
+            current.write(&marker_file).map_err(|e| Error::io(&marker_path, e))?;
+            marker_file.sync_all().map_err(|e| Error::io(&marker_path, e))?;
+            sync_dir(&dir)?;
+        }
+        // Bring the offsets file in line with the log (it is derived; not synced). A new
+        // file renamed into place: readers may be reading the old one.
+        let idx_path = dir.join(INDEX_FILE);
+        let idx_len = std::fs::metadata(&idx_path).map(|m| m.len()).unwrap_or(u64::MAX);
         if idx_len != head * 8 {
             let mut bytes = Vec::with_capacity(offsets.len() * 8);
             for o in &offsets[1..] {
                 bytes.extend_from_slice(&o.to_le_bytes());
             }
-            idx_file.set_len(0).map_err(|e| Error::io(&idx_path, e))?;
-            idx_file.write_all_at(&bytes, 0).map_err(|e| Error::io(&idx_path, e))?;
+            write_renamed(&idx_path, &bytes)?;
         }
+        let idx_file =
+            OpenOptions::new().read(true).write(true).open(&idx_path).map_err(|e| Error::io(&idx_path, e))?;
 
-        let reader = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let (head_tx, _) = watch::channel(head);
-        let end = *offsets.last().unwrap_or(&HEADER_LEN);
-        let shared = Arc::new(Shared {
-            log_path: path.clone(),
-            reader,
-            offsets: RwLock::new(offsets),
-            subjects: RwLock::new(SubjectIndex::default()),
-            dir,
-            open_head: head,
-            head: AtomicU64::new(head),
-            head_tx,
-            head_hash: Mutex::new(chain),
-            poisoned: Mutex::new(None),
-        });
+        let shared = Shared::new(&dir, &path, offsets, chain)?;
         let mut state = State::new();
         state.head = head;
         state.chain = chain;
@@ -368,6 +409,8 @@ impl Store {
             shared: shared.clone(),
             file: file.try_clone().map_err(|e| Error::io(&path, e))?,
             idx_file,
+            marker_file,
+            marker_seq: seq,
             sync: options.sync,
             last_cohort: 0,
             last_sync: Duration::ZERO,
@@ -388,7 +431,95 @@ impl Store {
             .name("tenure-log-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| Error::io(&path, e))?;
-        Ok(Store { shared, sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), _lock: lock })
+        Ok(Store { shared, sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), lock: Some(lock) })
+    }
+
+    /// Opens the store in `dir` to read only: takes no lock, writes nothing to the log,
+    /// its offsets or its marker (it works on read-only media), and sees exactly the
+    /// acknowledged prefix, the head that the writer published after its last sync
+    /// (`events.head`). Damage to acknowledged records is refused with
+    /// [`Error::Corrupt`]; bytes past the acknowledged head (a writer's work in
+    /// flight, or a torn tail) are not looked at. [`Store::refresh`] moves the head on.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        let path = dir.join(LOG_FILE);
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        check_log_header(&file, &path, file_len)?;
+        let marker = marker::read(&dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))?;
+        let recovered = recover(&dir, &file, &path, file_len, marker, Mode::Read)?;
+        let offsets = recovered.offsets;
+        let end = *offsets.last().unwrap_or(&HEADER_LEN);
+        let chain = match offsets.len() {
+            1 => GENESIS,
+            _ => chain_ending_at(&file, &path, end)?,
+        };
+        let shared = Shared::new(&dir, &path, offsets, chain)?;
+        Ok(Store { shared, sender: Mutex::new(None), writer: Mutex::new(None), lock: None })
+    }
+
+    /// True when this handle was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.lock.is_none()
+    }
+
+    /// For a read-only handle: moves the head on to what the writer has acknowledged
+    /// since (checking the new records' framing and their chain against the marker).
+    /// Returns the head. A writing handle's head is always current.
+    pub fn refresh(&self) -> Result<u64> {
+        if !self.is_read_only() {
+            return Ok(self.head());
+        }
+        let shared = &self.shared;
+        let Ok(marker::Read::Found(m)) = marker::read(&shared.dir) else { return Ok(self.head()) };
+        let (head, start) = {
+            let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
+            (offsets.len() as u64 - 1, *offsets.last().unwrap_or(&HEADER_LEN))
+        };
+        if m.head <= head {
+            return Ok(head);
+        }
+        let file_len = shared.reader.metadata().map_err(|e| Error::io(&shared.log_path, e))?.len();
+        let mut scanned = scan_log(&shared.reader, start, m.end.min(file_len), head + 1);
+        if let Some(e) = scanned.io_error.take() {
+            return Err(Error::io(&shared.log_path, e));
+        }
+        let reached = head + scanned.ends.len() as u64;
+        if reached != m.head || scanned.ends.last() != Some(&m.end) {
+            let d = scanned.damage.unwrap_or(Damage {
+                cut_at: start,
+                position: reached + 1,
+                reason: "acknowledged record missing".into(),
+            });
+            return Err(Error::Corrupt { position: d.position, reason: acknowledged_damage(&d, &m, file_len) });
+        }
+        if chain_ending_at(&shared.reader, &shared.log_path, m.end)? != m.chain {
+            return Err(Error::Corrupt {
+                position: m.head,
+                reason: "the record does not match the acknowledged head (events.head)".into(),
+            });
+        }
+        // The subject index files the new positions, as the writer does for its own.
+        {
+            let mut subjects = shared.subjects.write().map_err(|_| Error::Closed)?;
+            let mut scanner = Scanner::new(&shared.reader, start, m.end);
+            let mut position = head;
+            while let Ok(Some(rec)) = scanner.next_record() {
+                position += 1;
+                let event = format::decode_event(rec.payload)
+                    .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
+                subjects.add_live(&event.data, position);
+            }
+        }
+        if let Ok(mut offsets) = shared.offsets.write() {
+            offsets.extend_from_slice(&scanned.ends);
+        }
+        if let Ok(mut h) = shared.head_hash.lock() {
+            *h = m.chain;
+        }
+        shared.head.store(m.head, Ordering::Release);
+        shared.head_tx.send_replace(m.head);
+        Ok(m.head)
     }
 
     pub fn dir(&self) -> &Path {
@@ -411,6 +542,9 @@ impl Store {
     fn submit(&self, events: Vec<NewEvent>, expected_head: Option<u64>, dry_run: bool, reply: Reply) -> Result<()> {
         if events.len() > MAX_BATCH_EVENTS {
             return Err(Error::BatchTooLarge { len: events.len(), limit: MAX_BATCH_EVENTS });
+        }
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
         }
         let guard = self.sender.lock().map_err(|_| Error::Closed)?;
         let sender = guard.as_ref().ok_or(Error::Closed)?;
@@ -576,11 +710,43 @@ impl Drop for Store {
     }
 }
 
+/// Takes the writer's exclusive lock on the store in `dir`.
+pub(crate) fn take_writer_lock(dir: &Path) -> Result<File> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_path_buf() }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+    }
+}
+
+/// Writes `bytes` to `path` as a new file renamed into place (under a name of this
+/// process's own first), so that a concurrent reader sees the old file or the new one,
+/// whole. Not synced: for derived files, which are checked before they are believed.
+pub(crate) fn write_renamed(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("derived");
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| Error::io(path, e))
+}
+
 /// Reads the offsets file: entry `i` is the end offset of position `i + 1`. Returns the
-/// longest prefix that is consistent with the log and ends at a batch boundary, as
-/// `offsets` (with the header length first). The file is derived and written after each
-/// sync without a sync of its own, so any suffix of it may be missing or stale.
-fn load_offsets(log: &File, idx_path: &Path, log_len: u64) -> Result<Vec<u64>> {
+/// longest prefix that is consistent with the log up to `limit` and ends at a batch
+/// boundary, as `offsets` (with the header length first). The file is derived and
+/// written after each sync without a sync of its own, so any suffix of it may be missing
+/// or stale.
+fn load_offsets(log: &File, idx_path: &Path, limit: u64) -> Result<Vec<u64>> {
     let mut offsets = vec![HEADER_LEN];
     let file = match File::open(idx_path) {
         Ok(f) => f,
@@ -601,7 +767,7 @@ fn load_offsets(log: &File, idx_path: &Path, log_len: u64) -> Result<Vec<u64>> {
         }
         let end = u64::from_le_bytes(entry);
         let start = *offsets.last().unwrap_or(&HEADER_LEN);
-        if end < start + format::RECORD_OVERHEAD as u64 || end > log_len {
+        if end < start + format::RECORD_OVERHEAD as u64 || end > limit {
             break;
         }
         offsets.push(end);
@@ -623,56 +789,153 @@ fn load_offsets(log: &File, idx_path: &Path, log_len: u64) -> Result<Vec<u64>> {
     Ok(offsets)
 }
 
-/// Scans the log after the known `offsets` to its end: adds the whole batches found,
-/// and says where a torn tail starts (to be cut), or fails on corruption in the middle.
-fn recover_tail(file: &File, path: &Path, file_len: u64, mut offsets: Vec<u64>) -> Result<(Vec<u64>, Option<u64>)> {
-    let start = *offsets.last().unwrap_or(&HEADER_LEN);
-    let mut scanner = Scanner::new(file, start, file_len);
-    let mut batch: Vec<u64> = Vec::new();
-    let mut cut_at = None;
+/// Where a scan of the log stopped short of a clean end.
+#[derive(Debug, Clone)]
+pub(crate) struct Damage {
+    /// Where the batch holding the first record that does not read back starts: a cut
+    /// keeps batches whole.
+    pub cut_at: u64,
+    /// The first position that does not read back.
+    pub position: u64,
+    pub reason: String,
+}
+
+/// What [`scan_log`] found: the end offsets of the whole batches read, and why it
+/// stopped before `end`, if it did.
+pub(crate) struct Scanned {
+    pub ends: Vec<u64>,
+    pub damage: Option<Damage>,
+    pub io_error: Option<std::io::Error>,
+}
+
+/// Scans the records between `start` and `end` (at most the file's length), whose first
+/// is `first_position`, keeping whole batches only.
+pub(crate) fn scan_log(file: &File, start: u64, end: u64, first_position: u64) -> Scanned {
+    let mut scanner = Scanner::new(file, start, end);
+    let (mut ends, mut batch) = (Vec::new(), Vec::new());
+    let mut batch_start = start;
+    let (mut damage, mut io_error) = (None, None);
     loop {
+        let position = first_position + (ends.len() + batch.len()) as u64;
+        let stop = |reason: String| Damage { cut_at: batch_start, position, reason };
         let rec = match scanner.next_record() {
             Ok(Some(rec)) => rec,
             Ok(None) => break,
-            Err(ScanStop::Truncated { offset }) | Err(ScanStop::BadLength { offset, .. }) => {
-                cut_at = Some(offset);
+            Err(ScanStop::Truncated { offset }) => {
+                damage = Some(stop(format!("the record at byte {offset} reaches past the end of the file")));
                 break;
             }
-            Err(ScanStop::Io(e)) => return Err(Error::io(path, e)),
+            Err(ScanStop::BadLength { offset, len }) => {
+                damage = Some(stop(format!("the record at byte {offset} claims an impossible length ({len} bytes)")));
+                break;
+            }
+            Err(ScanStop::Io(e)) => {
+                io_error = Some(e);
+                break;
+            }
         };
         if !rec.crc_ok {
-            // Torn tail, or corruption? Corruption if any good record follows.
-            let position = offsets.len() as u64 + batch.len() as u64;
-            if tail_has_good_record(file, rec.end_offset(), file_len) {
-                return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() });
-            }
-            cut_at = Some(rec.offset);
+            damage = Some(stop(format!("record checksum mismatch (the record at byte {})", rec.offset)));
             break;
         }
         batch.push(rec.end_offset());
         if !rec.continues {
-            offsets.append(&mut batch);
+            batch_start = rec.end_offset();
+            ends.append(&mut batch);
         }
     }
-    if !batch.is_empty() {
-        // The batch's last record never reached the disk: it was never acknowledged, and
-        // is cut whole.
-        cut_at = Some(*offsets.last().unwrap_or(&HEADER_LEN));
+    if damage.is_none() && io_error.is_none() && !batch.is_empty() {
+        damage = Some(Damage {
+            cut_at: batch_start,
+            position: first_position + (ends.len() + batch.len()) as u64,
+            reason: format!("the batch that starts at byte {batch_start} has lost its last record"),
+        });
     }
-    Ok((offsets, cut_at))
+    Scanned { ends, damage, io_error }
 }
 
-/// True when a record with a good checksum starts anywhere after `from`: then a bad record
-/// before it is corruption, not a torn tail.
-fn tail_has_good_record(file: &File, from: u64, end: u64) -> bool {
-    let mut scanner = Scanner::new(file, from, end);
-    loop {
-        match scanner.next_record() {
-            Ok(Some(rec)) if rec.crc_ok => return true,
-            Ok(Some(_)) => continue,
-            _ => return false,
-        }
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The writer's open: may cut an unacknowledged torn tail (to the quarantine).
+    Write,
+    /// A reader's open: sees the acknowledged prefix and nothing past it.
+    Read,
+}
+
+/// What recovery found: the records that read back whole (by their end offsets), the
+/// acknowledged head, and damage past it (for the writer to cut).
+struct Recovered {
+    offsets: Vec<u64>,
+    acknowledged: Option<Marker>,
+    damage: Option<Damage>,
+}
+
+/// Finds the log's whole batches and tells a torn tail (past the acknowledged head, see
+/// `crate::marker`) from damage to acknowledged records, which is refused with
+/// [`Error::Corrupt`] naming the first position that does not read back. Writes nothing.
+fn recover(dir: &Path, file: &File, path: &Path, file_len: u64, marker: marker::Read, mode: Mode) -> Result<Recovered> {
+    let acked = match marker {
+        marker::Read::Found(m) => Some(m),
+        _ => None,
+    };
+    let limit = match (acked, mode) {
+        (Some(m), Mode::Read) => m.end.min(file_len),
+        _ => file_len,
+    };
+    let mut offsets = load_offsets(file, &dir.join(INDEX_FILE), limit)?;
+    let start = *offsets.last().unwrap_or(&HEADER_LEN);
+    let mut scanned = scan_log(file, start, limit, offsets.len() as u64);
+    if let Some(e) = scanned.io_error.take() {
+        return Err(Error::io(path, e));
     }
+    offsets.append(&mut scanned.ends);
+    let reached = offsets.len() as u64 - 1;
+    let Some(m) = acked else {
+        if let Some(d) = scanned.damage {
+            let why = match marker {
+                marker::Read::Absent => "the store has no head marker (events.head)",
+                _ => "its head marker (events.head) is damaged",
+            };
+            return Err(Error::Corrupt {
+                position: d.position,
+                reason: format!(
+                    "{}; {why}, so this cannot be told from an unacknowledged torn tail: nothing was cut \
+                     (`tenure repair` shows what it would move to the quarantine)",
+                    d.reason
+                ),
+            });
+        }
+        return Ok(Recovered { offsets, acknowledged: None, damage: None });
+    };
+    if reached < m.head {
+        let d = scanned.damage.unwrap_or(Damage {
+            cut_at: start,
+            position: reached + 1,
+            reason: "acknowledged record missing".into(),
+        });
+        return Err(Error::Corrupt { position: d.position, reason: acknowledged_damage(&d, &m, file_len) });
+    }
+    if offsets[m.head as usize] != m.end || chain_ending_at(file, path, m.end)? != m.chain {
+        return Err(Error::Corrupt {
+            position: m.head,
+            reason: "the record does not match the acknowledged head (events.head)".into(),
+        });
+    }
+    if mode == Mode::Read {
+        offsets.truncate(m.head as usize + 1);
+        return Ok(Recovered { offsets, acknowledged: acked, damage: None });
+    }
+    Ok(Recovered { offsets, acknowledged: acked, damage: scanned.damage })
+}
+
+/// The message for damage at or before the acknowledged head.
+fn acknowledged_damage(d: &Damage, m: &Marker, file_len: u64) -> String {
+    format!(
+        "{}; positions up to {} were acknowledged (synced, ending at byte {}) and the log has {file_len} bytes: \
+         acknowledged evidence is damaged and nothing was cut (`tenure repair` shows what it would move to the \
+         quarantine)",
+        d.reason, m.head, m.end
+    )
 }
 
 struct Subscription {
@@ -749,7 +1012,11 @@ fn scan_shared(
 /// The chain hash of the record that ends at `end`: its last 32 bytes.
 fn chain_ending_at(file: &File, path: &Path, end: u64) -> Result<Hash> {
     let mut chain = [0u8; 32];
-    file.read_exact_at(&mut chain, end - 32).map_err(|e| Error::io(path, e))?;
+    let at = end
+        .checked_sub(32)
+        .filter(|&at| at >= HEADER_LEN)
+        .ok_or_else(|| Error::Corrupt { position: 0, reason: format!("no record can end at byte {end}") })?;
+    file.read_exact_at(&mut chain, at).map_err(|e| Error::io(path, e))?;
     Ok(chain)
 }
 
@@ -809,6 +1076,9 @@ struct Syncer {
     /// The log file (a handle of the writer's open file).
     file: File,
     idx_file: File,
+    /// The head marker (`crate::marker`), rewritten after every sync.
+    marker_file: File,
+    marker_seq: u64,
     sync: bool,
     /// Appenders answered by the last sync, and how long that sync took (see
     /// [`Syncer::gather_cohort`]).
@@ -877,6 +1147,16 @@ impl Syncer {
         if self.idx_file.write_all_at(&idx, idx_at).is_err() {
             // Only costs a scan at the next open.
             let _ = self.idx_file.set_len(0);
+        }
+        // The head marker names every position answered below (not synced: see
+        // `crate::marker`). Without it, recovery could not tell these records from a torn
+        // tail, so a failure to write it refuses the group.
+        self.marker_seq += 1;
+        let marker = Marker { seq: self.marker_seq, head: p.head, end: p.end, chain: p.chain };
+        if let Err(e) = marker.write(&self.marker_file) {
+            let reason = format!("{}: {e}", self.shared.dir.join(marker::MARKER_FILE).display());
+            self.shared.poison(reason.clone());
+            return refuse(p.staged.into_iter().map(|s| s.reply), &reason);
         }
         // Publish: offsets first (the subject index already has the positions), then the
         // head, then answer.
@@ -1179,41 +1459,89 @@ impl Writer {
     }
 }
 
-/// Checks the integrity chain of the log in `dir` without opening it for writing, so
-/// that it works on a store that no longer opens. Names the first position whose stored
-/// bytes were altered.
+/// Checks the integrity chain of the log in `dir` without opening it for writing (it
+/// takes no lock and writes nothing), so that it works on a store that no longer opens,
+/// beside a running writer, and on read-only media. Names the first position whose
+/// stored bytes were altered, and tells an unacknowledged torn tail (past the head
+/// marker, see `crate::marker`) from damage to acknowledged records.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let dir = dir.as_ref();
     let path = dir.join(LOG_FILE);
     let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-    check_header(&file, &path, len)?;
+    check_log_header(&file, &path, len)?;
+    let marker = marker::read(dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))?;
+    let acked = match marker {
+        marker::Read::Found(m) => Some(m),
+        _ => None,
+    };
     let mut scanner = Scanner::new(&file, HEADER_LEN, len);
     let mut chain = GENESIS;
     let mut position = 0u64;
-    let bad = |position: u64, chain: &Hash, reason: &str| VerifyReport {
-        intact: position - 1,
-        head_hash: format::hex(chain),
-        first_bad: Some((position, reason.to_string())),
-    };
+    // The last batch boundary seen: its offset, position and chain.
+    let (mut whole_end, mut whole, mut whole_chain) = (HEADER_LEN, 0u64, GENESIS);
+    let mut bad: Option<(u64, String)> = None;
     loop {
         position += 1;
         let rec = match scanner.next_record() {
             Ok(Some(rec)) => rec,
             Ok(None) => break,
             Err(ScanStop::Io(e)) => return Err(Error::io(&path, e)),
-            Err(_) => return Ok(bad(position, &chain, "record framing broken")),
+            Err(_) => {
+                bad = Some((position, "record framing broken".into()));
+                break;
+            }
         };
         let expected = format::chain_hash(&chain, &format::leaf_hash(rec.payload));
         if expected != rec.chain {
-            return Ok(bad(position, &chain, "chain hash mismatch"));
+            bad = Some((position, "chain hash mismatch".into()));
+            break;
         }
         if !rec.crc_ok {
-            return Ok(bad(position, &chain, "record checksum mismatch"));
+            bad = Some((position, "record checksum mismatch".into()));
+            break;
         }
         // The payload is not decoded: the chain covers every byte of it, and a record
         // moved to another place breaks the chain there.
         chain = rec.chain;
+        if !rec.continues {
+            (whole_end, whole, whole_chain) = (rec.end_offset(), position, chain);
+        }
     }
-    Ok(VerifyReport { intact: position - 1, head_hash: format::hex(&chain), first_bad: None })
+    if bad.is_none() && whole_end < len {
+        bad = Some((whole + 1, "the last batch has lost its last record".into()));
+    }
+    let mut report = VerifyReport {
+        intact: whole,
+        head_hash: format::hex(&whole_chain),
+        first_bad: None,
+        acknowledged: acked.map(|m| m.head),
+        marker_damaged: marker == marker::Read::Damaged,
+        torn_tail: None,
+    };
+    match (bad, acked) {
+        (None, None) => {}
+        (None, Some(m)) if m.head <= whole => {}
+        (Some((p, reason)), Some(m)) if whole_end >= m.end && m.head <= whole => {
+            // Past the acknowledged head: never acknowledged, so not evidence.
+            report.torn_tail = Some(TornTail { position: p, from_byte: whole_end, bytes: len - whole_end, reason });
+        }
+        (Some((p, reason)), _) => report.first_bad = Some((p, reason)),
+        (None, Some(m)) => {
+            report.first_bad = Some((
+                whole + 1,
+                format!(
+                    "acknowledged record missing: positions up to {} were acknowledged (ending at byte {}), the log \
+                     has {len} bytes",
+                    m.head, m.end
+                ),
+            ))
+        }
+    }
+    if let (None, Some(m)) = (&report.first_bad, acked) {
+        if whole >= m.head && chain_ending_at(&file, &path, m.end).ok() != Some(m.chain) {
+            report.first_bad = Some((m.head, "the record does not match the acknowledged head (events.head)".into()));
+        }
+    }
+    Ok(report)
 }

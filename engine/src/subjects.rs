@@ -244,8 +244,9 @@ impl SubjectIndex {
         self.loaded = true;
         if let Some(chain) = chain_at(base).filter(|_| base - from >= REWRITE_AFTER) {
             let bytes = self.snapshot_bytes(base, &chain);
-            let tmp = path.with_extension("tmp");
-            if std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path)).is_ok() {
+            // A new file renamed into place (readers may be mapping the old one); on
+            // read-only media nothing is written, and the next process scans again.
+            if crate::store::write_renamed(&path, &bytes).is_ok() {
                 self.snapshot = Snapshot::parse(bytes);
                 self.scanned = Names::default();
             }

@@ -174,10 +174,12 @@ fn verify_names_the_first_altered_position() {
     let err = store.append(vec![joined("zed", "z")]).unwrap_err();
     assert!(err.to_string().ends_with("position 7: record checksum mismatch (run `tenure verify`)"), "{err}");
     drop(store);
-    // Without the offsets file, open scans the log and refuses at once.
+    // Without the offsets file, open scans the log and refuses at once: the record is
+    // acknowledged (the head marker names position 10), so it is not a torn tail.
     std::fs::remove_file(dir.path().join("events.idx")).unwrap();
     let err = Store::open(dir.path()).err().unwrap();
-    assert_eq!(err.to_string(), "position 7: record checksum mismatch (run `tenure verify`)");
+    assert!(err.to_string().starts_with("position 7: record checksum mismatch"), "{err}");
+    assert!(err.to_string().contains("positions up to 10 were acknowledged"), "{err}");
 }
 
 #[test]
@@ -238,23 +240,50 @@ fn a_stale_or_missing_offsets_file_is_repaired() {
     assert_eq!(store.positions_of(&Subject::Identity("carol".into())).unwrap(), vec![3]);
 }
 
+/// Appends `first`, keeps the head marker as it was then, appends `second`, closes, and
+/// puts the old marker back: the log as a crash would leave it after `second` was
+/// written and before it was acknowledged. Returns the log's length after `first`.
+fn written_not_acknowledged(dir: &std::path::Path, first: Vec<NewEvent>, second: Vec<NewEvent>) -> u64 {
+    let store = Store::open(dir).unwrap();
+    store.append(first).unwrap();
+    let good = store.disk_bytes();
+    let marker = std::fs::read(dir.join("events.head")).unwrap();
+    store.append(second).unwrap();
+    drop(store);
+    std::fs::write(dir.join("events.head"), marker).unwrap();
+    good
+}
+
 #[test]
-fn a_torn_tail_is_cut_on_open() {
+fn a_torn_tail_is_cut_on_open_and_kept_in_the_quarantine() {
     let dir = tempfile::tempdir().unwrap();
-    let good;
-    {
-        let store = Store::open(dir.path()).unwrap();
-        store.append(vec![joined("alice", "1"), joined("bob", "2")]).unwrap();
-        good = store.disk_bytes();
-        store.append(vec![joined("carol", "3")]).unwrap();
-    }
+    let good = written_not_acknowledged(
+        dir.path(),
+        vec![joined("alice", "1"), joined("bob", "2")],
+        vec![joined("carol", "3")],
+    );
     let path = dir.path().join("events.log");
     let full = std::fs::metadata(&path).unwrap().len();
     // Cut the last record in half, as a crash mid-write would.
-    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(good + (full - good) / 2).unwrap();
+    let torn = good + (full - good) / 2;
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(torn).unwrap();
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(report.first_bad, None, "a torn tail is not damage to evidence");
+    assert_eq!(report.torn_tail.as_ref().map(|t| (t.position, t.from_byte, t.bytes)), Some((3, good, torn - good)));
+    // A reader sees the acknowledged prefix and cuts nothing.
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.head(), 2);
+    drop(reader);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), torn);
+    // The writer cuts it, into the quarantine.
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.head(), 2);
     assert_eq!(store.disk_bytes(), good);
+    let q = dir.path().join("quarantine");
+    let saved: Vec<_> = std::fs::read_dir(&q).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(saved.iter().any(|n| n.ends_with(".cut")), "{saved:?}");
+    let log = std::fs::read_to_string(q.join("repairs.log")).unwrap();
+    assert!(log.contains("unacknowledged torn tail"), "{log}");
     assert_eq!(store.append(vec![joined("carol", "3")]).unwrap(), vec![Outcome::Stored(Position(3))]);
     assert_eq!(verify(dir.path()).unwrap().first_bad, None);
 }
@@ -262,13 +291,11 @@ fn a_torn_tail_is_cut_on_open() {
 #[test]
 fn a_batch_missing_its_last_record_is_cut_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let before;
-    {
-        let store = Store::open(dir.path()).unwrap();
-        store.append(vec![joined("alice", "1")]).unwrap();
-        before = store.disk_bytes();
-        store.append(vec![joined("bob", "2"), joined("carol", "3"), joined("dave", "4")]).unwrap();
-    }
+    let before = written_not_acknowledged(
+        dir.path(),
+        vec![joined("alice", "1")],
+        vec![joined("bob", "2"), joined("carol", "3"), joined("dave", "4")],
+    );
     let path = dir.path().join("events.log");
     let full = std::fs::metadata(&path).unwrap().len();
     // Lose the last 10 bytes: the third record of the batch is torn, the first two are whole.
