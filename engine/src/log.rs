@@ -38,6 +38,11 @@ pub trait EventLog: Send + Sync {
     fn subscribe_events(&self, after: u64) -> EventStream;
     /// Where errors about this log should point a user (a directory, a connection name).
     fn location(&self) -> String;
+    /// For a handle that reads what another process writes: moves the head on to what
+    /// that writer has acknowledged since, and returns it.
+    fn refresh(&self) -> Result<u64> {
+        Ok(self.head())
+    }
 }
 
 impl EventLog for crate::Store {
@@ -70,5 +75,8 @@ impl EventLog for crate::Store {
     }
     fn location(&self) -> String {
         self.dir().display().to_string()
+    }
+    fn refresh(&self) -> Result<u64> {
+        crate::Store::refresh(self)
     }
 }

@@ -106,6 +106,9 @@ struct Shared {
     /// Set by the syncer when a sync failed: the disk may not hold what memory believes,
     /// so every later append fails.
     poisoned: Mutex<Option<String>>,
+    /// Things a user should hear of that were not errors (a derived file found damaged
+    /// and rebuilt), for [`Store::take_notices`].
+    notices: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -124,6 +127,7 @@ impl Shared {
             head_tx,
             head_hash: Mutex::new(chain),
             poisoned: Mutex::new(None),
+            notices: Mutex::new(Vec::new()),
         }))
     }
 
@@ -456,6 +460,12 @@ impl Store {
         };
         let shared = Shared::new(&dir, &path, offsets, chain)?;
         Ok(Store { shared, sender: Mutex::new(None), writer: Mutex::new(None), lock: None })
+    }
+
+    /// What this handle found and mended on the way that a user should hear of (a
+    /// damaged derived file, rebuilt), since the last call.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.shared.notices.lock().map(|mut n| std::mem::take(&mut *n)).unwrap_or_default()
     }
 
     /// True when this handle was opened with [`Store::open_read_only`].
@@ -974,15 +984,44 @@ impl Subscription {
 /// Visits the raw payloads of positions `from..=to` (clamped to the published head),
 /// reading the file in large sequential chunks; the one read path of [`Store::scan_raw`]
 /// and of subscriptions.
+///
+/// The offsets come from a derived file (`events.idx`), checked at open only at its
+/// end: a damaged entry in its middle would send a read into the middle of a record.
+/// So a record that does not read back is first blamed on the offsets: they are rebuilt
+/// from the log itself (in memory; a reader writes nothing) and the scan goes on from
+/// where it stopped. Only a record that fails where the log itself puts it is
+/// [`Error::Corrupt`].
 fn scan_shared(
     shared: &Shared,
     from: u64,
     to: u64,
     mut visit: impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
 ) -> Result<()> {
-    let from = from.max(1);
+    let mut next = from.max(1);
+    let mut rebuilt = false;
+    loop {
+        match scan_once(shared, next, to, &mut visit) {
+            Ok(()) => return Ok(()),
+            Err((position, error @ Error::Corrupt { .. })) if !rebuilt => {
+                rebuilt = true;
+                if !rebuild_offsets(shared)? {
+                    return Err(error);
+                }
+                next = position;
+            }
+            Err((_, error)) => return Err(error),
+        }
+    }
+}
+
+fn scan_once(
+    shared: &Shared,
+    from: u64,
+    to: u64,
+    visit: &mut impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
+) -> Result<(), (u64, Error)> {
     let (start, end, to) = {
-        let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
+        let offsets = shared.offsets.read().map_err(|_| (from, Error::Closed))?;
         let to = to.min(offsets.len() as u64 - 1);
         if from > to {
             return Ok(());
@@ -992,21 +1031,57 @@ fn scan_shared(
     let mut scanner = Scanner::new(&shared.reader, start, end);
     let mut position = from;
     while position <= to {
+        let corrupt = |reason: &str| (position, Error::Corrupt { position, reason: reason.into() });
         let rec = match scanner.next_record() {
             Ok(Some(rec)) => rec,
-            Ok(None) => return Err(Error::Corrupt { position, reason: "record missing".into() }),
-            Err(ScanStop::Io(e)) => return Err(Error::io(&shared.log_path, e)),
-            Err(_) => return Err(Error::Corrupt { position, reason: "record framing broken".into() }),
+            Ok(None) => return Err(corrupt("record missing")),
+            Err(ScanStop::Io(e)) => return Err((position, Error::io(&shared.log_path, e))),
+            Err(_) => return Err(corrupt("record framing broken")),
         };
         if !rec.crc_ok {
-            return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() });
+            return Err(corrupt("record checksum mismatch"));
         }
-        if visit(position, rec.payload)?.is_break() {
-            break;
+        if position == to && rec.end_offset() != end {
+            return Err(corrupt("record framing broken"));
+        }
+        match visit(position, rec.payload) {
+            Ok(flow) if flow.is_break() => break,
+            Ok(_) => {}
+            Err(e) => return Err((position, e)),
         }
         position += 1;
     }
     Ok(())
+}
+
+/// Rebuilds the offsets of the published positions from the log itself. Returns whether
+/// they differed from the ones in memory (taken from a damaged `events.idx`), and leaves
+/// a notice saying so.
+fn rebuild_offsets(shared: &Shared) -> Result<bool> {
+    let (head, end) = {
+        let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
+        (offsets.len() as u64 - 1, *offsets.last().unwrap_or(&HEADER_LEN))
+    };
+    let mut scanned = scan_log(&shared.reader, HEADER_LEN, end, 1);
+    if let Some(e) = scanned.io_error.take() {
+        return Err(Error::io(&shared.log_path, e));
+    }
+    let mut offsets = shared.offsets.write().map_err(|_| Error::Closed)?;
+    let found = scanned.ends.len() as u64;
+    let differs = scanned.ends.iter().take(head as usize).ne(offsets[1..].iter().take(found as usize));
+    if !differs {
+        return Ok(false);
+    }
+    let keep = found.min(head) as usize;
+    offsets[1..=keep].copy_from_slice(&scanned.ends[..keep]);
+    if let Ok(mut notices) = shared.notices.lock() {
+        notices.push(format!(
+            "{}: the offsets file is damaged (it sent a read into the middle of a record); offsets were \
+             rebuilt from the log for this process, and the next writer open rewrites the file",
+            shared.dir.join(INDEX_FILE).display()
+        ));
+    }
+    Ok(true)
 }
 
 /// The chain hash of the record that ends at `end`: its last 32 bytes.

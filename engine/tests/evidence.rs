@@ -217,3 +217,26 @@ fn readers_beside_a_writer_see_prefixes_and_never_block_it() {
         assert_eq!(r.head_hash(), writer.head_hash());
     }
 }
+
+#[test]
+fn a_damaged_offsets_entry_is_not_blamed_on_the_log() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    three_batches(dir.path());
+    let expected: Vec<_> = Store::open_read_only(dir.path()).unwrap().read_range(1, 8).unwrap();
+    // Entry 3 (the end of position 4, the start of 5) made 4 bytes smaller: still
+    // ascending, so the file is believed at open.
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(dir.path().join("events.idx")).unwrap();
+    let mut e = [0u8; 8];
+    f.read_exact_at(&mut e, 3 * 8).unwrap();
+    f.write_all_at(&(u64::from_le_bytes(e) - 4).to_le_bytes(), 3 * 8).unwrap();
+    let before = snapshot(dir.path());
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(reader.read(5).unwrap(), expected[4]);
+    assert_eq!(reader.read_range(1, 8).unwrap(), expected);
+    let notices = reader.take_notices();
+    assert!(notices.len() == 1 && notices[0].contains("offsets file is damaged"), "{notices:?}");
+    assert_eq!(verify(dir.path()).unwrap().first_bad, None);
+    drop(reader);
+    assert_eq!(snapshot(dir.path()), before, "a reader wrote");
+}
