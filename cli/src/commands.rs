@@ -6,9 +6,10 @@ use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tenure_engine::{Store, Subject};
-use tenure_projections::{open_access_index, AccessIndex, AsOf, Target, ACCESS_INDEX_FILE};
+use tenure_projections::{open_access_index_with, AccessIndex, AsOf, QueryError, Target, ACCESS_INDEX_FILE};
 
-/// Opens an existing store (queries never create one).
+/// Opens an existing store to read it (queries never create one, take no lock, write
+/// nothing to the log, and see the acknowledged prefix: see `Store::open_read_only`).
 pub fn open_existing(data: &Path) -> Result<Store, CliError> {
     if !data.join(tenure_engine::store::LOG_FILE).exists() {
         return Err(CliError::input(format!(
@@ -16,16 +17,48 @@ pub fn open_existing(data: &Path) -> Result<Store, CliError> {
             data.display()
         )));
     }
-    Ok(Store::open(data)?)
+    Ok(Store::open_read_only(data)?)
 }
 
-/// Loads the access index from its snapshot and brings it up to the head of the log.
+/// Says on stderr what was found and mended on the way (never an error: the answer
+/// that follows is right).
+pub fn note(message: &str) {
+    eprintln!("tenure: note: {}", crate::output::clean(message));
+}
+
+/// Loads the access index from its snapshot and brings it up to the head of the log;
+/// `fresh` builds it from the log, believing no file.
 ///
 /// The index lives until the process exits: a one-shot query does not pay for freeing
 /// millions of small allocations that the OS reclaims at once.
-pub fn load_index(store: &Store) -> Result<&'static AccessIndex, CliError> {
-    let index = open_access_index(store, &store.dir().join(ACCESS_INDEX_FILE))?;
+pub fn load_index_with(store: &Store, fresh: bool) -> Result<&'static AccessIndex, CliError> {
+    let index = open_access_index_with(store, &store.dir().join(ACCESS_INDEX_FILE), fresh, &mut |n| note(&n))?;
+    for n in store.take_notices() {
+        note(&n);
+    }
     Ok(Box::leak(Box::new(index)))
+}
+
+pub fn load_index(store: &Store) -> Result<&'static AccessIndex, CliError> {
+    load_index_with(store, false)
+}
+
+/// Asks `query` of the index. A part of the index file found damaged on the way (every
+/// part is checked before it is believed) is never believed: the index is rebuilt from
+/// the log, said on stderr, and the query asked again.
+fn ask<T>(
+    store: &Store,
+    index: &mut &'static AccessIndex,
+    query: impl Fn(&AccessIndex) -> Result<T, QueryError>,
+) -> Result<T, CliError> {
+    match query(index) {
+        Err(QueryError::Corrupt(e)) => {
+            note(&format!("{e}; rebuilt from the log"));
+            *index = load_index_with(store, true)?;
+            Ok(query(index)?)
+        }
+        other => Ok(other?),
+    }
 }
 
 fn as_of(known: Known) -> AsOf {
@@ -85,8 +118,8 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Access { identity, at, known, format } => {
             let store = open_existing(&data("tenure-data"))?;
-            let index = load_index(&store)?;
-            let held = index.access(&identity, at, as_of(known))?;
+            let mut index = load_index(&store)?;
+            let held = ask(&store, &mut index, |i| i.access(&identity, at, as_of(known)))?;
             let mut table = Table::new(vec!["RESOURCE", "PERMISSION", "WHY"]);
             for h in &held {
                 let why = if format.csv { vias_csv(&h.via) } else { vias(&h.via) };
@@ -111,13 +144,15 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let parsed = Target::parse(&target)
                 .ok_or_else(|| CliError::input(format!("'{target}' is not RESOURCE or RESOURCE#PERMISSION")))?;
             let store = open_existing(&data("tenure-data"))?;
-            let index = load_index(&store)?;
+            let mut index = load_index(&store)?;
             let (holders, when_json, when_text) = match (at, during) {
-                (Some(at), _) => {
-                    (index.holders(&parsed, at, as_of(known))?, json!({"at": at}), format!("at {}", date(at)))
-                }
+                (Some(at), _) => (
+                    ask(&store, &mut index, |i| i.holders(&parsed, at, as_of(known)))?,
+                    json!({"at": at}),
+                    format!("at {}", date(at)),
+                ),
                 (None, Some((from, to))) => (
-                    index.holders_during(&parsed, from, to, as_of(known))?,
+                    ask(&store, &mut index, |i| i.holders_during(&parsed, from, to, as_of(known)))?,
                     json!({"during": {"from": from, "to": to}}),
                     format!("at some time in [{}, {})", date(from), date(to)),
                 ),
@@ -143,8 +178,8 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Timeline { identity, known, format } => {
             let store = open_existing(&data("tenure-data"))?;
-            let index = load_index(&store)?;
-            let timeline = index.timeline(&identity, as_of(known))?;
+            let mut index = load_index(&store)?;
+            let timeline = ask(&store, &mut index, |i| i.timeline(&identity, as_of(known)))?;
             let mut table = Table::new(vec!["KIND", "WHAT", "FROM", "TO", "OPENED", "CLOSED", "WHY"]);
             let sections = [
                 ("status", &timeline.status),
@@ -182,8 +217,8 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Show { identity, at, known, format } => {
             let store = open_existing(&data("tenure-data"))?;
-            let index = load_index(&store)?;
-            let profile = index.profile(&identity, at, as_of(known))?;
+            let mut index = load_index(&store)?;
+            let profile = ask(&store, &mut index, |i| i.profile(&identity, at, as_of(known)))?;
             let mut table = Table::new(vec!["FIELD", "VALUE"]);
             table.row(vec!["state".into(), format!("{} {}", profile.state, position(profile.state_since))]);
             let kind = profile.kind.map(|k| format!("{k:?}").to_lowercase()).unwrap_or_else(|| "-".into());
@@ -209,8 +244,8 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Diff { from, to, identity, known, format } => {
             let store = open_existing(&data("tenure-data"))?;
-            let index = load_index(&store)?;
-            let diff = index.diff(identity.as_deref(), from, to, as_of(known))?;
+            let mut index = load_index(&store)?;
+            let diff = ask(&store, &mut index, |i| i.diff(identity.as_deref(), from, to, as_of(known)))?;
             let mut table = Table::new(vec!["CHANGE", "IDENTITY", "RESOURCE", "PERMISSION", "WHY"]);
             for (change, list) in [("+", &diff.gained), ("-", &diff.lost)] {
                 for c in list {
@@ -281,8 +316,8 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Anomalies { known, format } => {
             let store = open_existing(&data("tenure-data"))?;
-            let index = load_index(&store)?;
-            let anomalies = index.anomalies(as_of(known))?;
+            let mut index = load_index(&store)?;
+            let anomalies = ask(&store, &mut index, |i| i.anomalies(as_of(known)))?;
             let mut table = Table::new(vec!["POSITION", "TYPE", "WHY"]);
             let mut rows = Vec::new();
             for a in &anomalies {
@@ -302,28 +337,114 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 return Err(CliError::input(format!("{}: no Tenure store here", dir.display())));
             }
             let report = tenure_engine::verify(&dir)?;
+            // The derived files, once the log is whole: each is checked byte for byte, and
+            // one that does not read back is rebuilt (as a new file renamed into place).
+            let derived = if report.first_bad.is_none() { check_derived(&dir)? } else { Vec::new() };
             if json {
                 let bad = report.first_bad.as_ref().map(|(p, r)| json!({"position": p, "reason": r}));
+                let torn = report.torn_tail.as_ref().map(
+                    |t| json!({"position": t.position, "from_byte": t.from_byte, "bytes": t.bytes, "reason": t.reason}),
+                );
+                let derived: Vec<_> = derived.iter().map(|(f, s)| json!({"file": f, "status": s})).collect();
                 print_json(
                     &mut out,
-                    &json!({"intact": report.intact, "head_hash": report.head_hash, "first_bad": bad}),
+                    &json!({
+                        "intact": report.intact, "head_hash": report.head_hash, "first_bad": bad,
+                        "acknowledged": report.acknowledged, "torn_tail": torn, "derived": derived,
+                    }),
                 )?;
             }
             match &report.first_bad {
                 None => {
                     if !json {
                         writeln!(out, "intact: {} events, head hash {}", report.intact, report.head_hash)?;
+                        match (report.acknowledged, report.marker_damaged) {
+                            (Some(_), _) => {}
+                            (None, true) => writeln!(
+                                out,
+                                "the head marker (events.head) is damaged: the next `tenure ingest` writes it anew"
+                            )?,
+                            (None, false) => writeln!(
+                                out,
+                                "no head marker (events.head): a store of Tenure 0.3 or before; the next `tenure ingest` \
+                                 writes one"
+                            )?,
+                        }
+                        if let Some(t) = &report.torn_tail {
+                            writeln!(
+                                out,
+                                "unacknowledged torn tail: {} bytes from byte {} (position {}: {}); never acknowledged, \
+                                 so not evidence: the next `tenure ingest` moves it to quarantine/",
+                                t.bytes, t.from_byte, t.position, t.reason
+                            )?;
+                        }
+                        for (file, status) in &derived {
+                            writeln!(out, "{file}: {status}")?;
+                        }
                     }
                     Ok(0)
                 }
                 Some((p, reason)) => {
                     out.flush()?;
                     eprintln!(
-                        "tenure: position {p}: {reason} (positions 1..{} are intact, their head hash is {})",
+                        "tenure: position {p}: {reason} (positions 1..{} are intact, their head hash is {}; \
+                         `tenure repair` shows what it would move to the quarantine)",
                         report.intact, report.head_hash
                     );
                     Ok(3)
                 }
+            }
+        }
+        Command::Repair { apply, json } => {
+            let dir = data("tenure-data");
+            if !dir.join(tenure_engine::store::LOG_FILE).exists() {
+                return Err(CliError::input(format!("{}: no Tenure store here", dir.display())));
+            }
+            let r = tenure_engine::repair(&dir, apply)?;
+            let to_cut = r.log_len - r.cut_from;
+            if json {
+                let bad = r.first_bad.as_ref().map(|(p, why)| json!({"position": p, "reason": why}));
+                print_json(
+                    &mut out,
+                    &json!({
+                        "first_bad": bad, "acknowledged": r.acknowledged, "keep_head": r.keep_head,
+                        "keep_hash": r.keep_hash, "cut_from_byte": r.cut_from, "cut_bytes": to_cut,
+                        "applied": r.applied, "quarantined": r.quarantined,
+                    }),
+                )?;
+            }
+            let Some((p, why)) = &r.first_bad else {
+                if !json {
+                    writeln!(out, "nothing to repair: the log verifies whole ({} events)", r.keep_head)?;
+                    if r.applied {
+                        writeln!(out, "the head marker was rewritten to name position {}", r.keep_head)?;
+                    }
+                }
+                return Ok(0);
+            };
+            if !json {
+                writeln!(out, "first damaged position: {p} ({why})")?;
+                writeln!(
+                    out,
+                    "{} {to_cut} bytes from byte {} (everything after position {}) to quarantine/; the log keeps \
+                     positions 1..{}, head hash {}",
+                    if r.applied { "moved" } else { "would move" },
+                    r.cut_from,
+                    r.keep_head,
+                    r.keep_head,
+                    r.keep_hash
+                )?;
+                if let Some(q) = &r.quarantined {
+                    writeln!(out, "the cut bytes are in {}; quarantine/repairs.log records the repair", q.display())?;
+                }
+            }
+            if r.applied {
+                Ok(0)
+            } else {
+                if !json {
+                    writeln!(out, "nothing was changed: run `tenure repair --apply` to carry it out")?;
+                }
+                Ok(3)
             }
         }
         Command::Demo { identities } => crate::demo::run(&data("tenure-demo"), identities, &mut out).map(|()| 0),
@@ -362,4 +483,23 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Err(e) if e.message.contains("Broken pipe") => Ok(0),
         other => other,
     }
+}
+
+/// Checks each derived file of the store in `dir` byte for byte, rebuilding one that
+/// does not read back; returns what was found, per file.
+fn check_derived(dir: &Path) -> Result<Vec<(String, String)>, CliError> {
+    let mut found = Vec::new();
+    let path = dir.join(ACCESS_INDEX_FILE);
+    if path.exists() {
+        let status = match AccessIndex::open_file(&path).and_then(|i| i.check_file().map(|()| i.head())) {
+            Ok(head) => format!("intact (built at position {head})"),
+            Err(e) => {
+                let store = open_existing(dir)?;
+                load_index_with(&store, true)?;
+                format!("damaged ({}); rebuilt from the log", e.reason)
+            }
+        };
+        found.push((ACCESS_INDEX_FILE.to_string(), status));
+    }
+    Ok(found)
 }

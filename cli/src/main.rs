@@ -195,8 +195,27 @@ pub enum Command {
     ///
     /// Recomputes every record's SHA-256 leaf hash and the chain, and prints the head hash:
     /// write it down, and a later `verify` that prints the same hash proves that nothing
-    /// up to that position changed since.
+    /// up to that position changed since. Tells damage to acknowledged records (exit 3) from
+    /// an unacknowledged torn tail left by a crash or a full disk (exit 0, reported), and
+    /// checks the derived files byte for byte, rebuilding any that does not read back.
     Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show, then with --apply carry out, the cut of a damaged log (the operator's action).
+    ///
+    /// Checks the whole log (framing, checksums, chain) and finds the first record that
+    /// does not verify. Without --apply it only says what it would do (exit 3 when there is
+    /// damage). With --apply it moves the bytes from the start of that record's batch to the
+    /// end of the log into a file of quarantine/, records the repair in
+    /// quarantine/repairs.log, names the new head in the head marker, and removes the derived
+    /// files (rebuilt by the next command). Refused while a writer runs. Nothing else ever
+    /// removes bytes from the log.
+    Repair {
+        /// Carry the repair out (otherwise only say what it would do).
+        #[arg(long)]
+        apply: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -273,7 +292,7 @@ impl From<tenure_engine::Error> for CliError {
         use tenure_engine::Error::*;
         let code = match e {
             Rejected { .. } | Conflict { .. } | BatchTooLarge { .. } | NoSuchPosition(_) => 2,
-            Corrupt { .. } => 3,
+            Corrupt { .. } | NotALog { .. } => 3,
             _ => 1,
         };
         CliError { message: e.to_string(), code }
@@ -291,7 +310,11 @@ impl From<tenure_projections::ProjectionError> for CliError {
 
 impl From<tenure_projections::QueryError> for CliError {
     fn from(e: tenure_projections::QueryError) -> Self {
-        CliError::input(e.to_string())
+        match e {
+            // Met again after a rebuild from the log: something keeps damaging it.
+            tenure_projections::QueryError::Corrupt(_) => CliError::failure(e.to_string()),
+            _ => CliError::input(e.to_string()),
+        }
     }
 }
 

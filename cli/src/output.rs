@@ -56,7 +56,25 @@ pub fn vias_csv(v: &[Via]) -> String {
         .join(";")
 }
 
-/// A table printed with aligned columns.
+/// Text from the log made safe for a terminal: control characters (a newline that would
+/// forge a table row, an ANSI escape that would recolour or rewrite the screen) are
+/// shown escaped, as `\n`, `\u{1b}`. JSON and CSV output keep the text as recorded.
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A table printed with aligned columns; every cell passes through [`clean`].
 pub struct Table {
     headers: Vec<&'static str>,
     rows: Vec<Vec<String>>,
@@ -77,8 +95,10 @@ impl Table {
     }
 
     pub fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let rows: Vec<Vec<String>> =
+            self.rows.iter().map(|r| r.iter().map(|c| clean(c).into_owned()).collect()).collect();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
+        for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());
             }
@@ -93,7 +113,7 @@ impl Table {
                 .join("  ")
         };
         writeln!(out, "{}", line(self.headers.clone()))?;
-        for row in &self.rows {
+        for row in &rows {
             writeln!(out, "{}", line(row.iter().map(|s| s.as_str()).collect()))?;
         }
         Ok(())
@@ -140,5 +160,16 @@ mod tests {
         let mut out = vec![];
         t.print_csv(&mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a,bb\nxxx,\"y,z\"\n");
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal_raw() {
+        let mut t = Table::new(vec!["a", "b"]);
+        t.row(vec!["eve\nroot  db  read".into(), "\u{1b}[31mred".into()]);
+        let mut out = vec![];
+        t.print(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!text.contains('\u{1b}') && text.contains("eve\\nroot") && text.contains("\\u{1b}[31mred"), "{text}");
     }
 }

@@ -82,6 +82,9 @@ struct Request {
     expected_head: Option<u64>,
     /// Validate only: answer what an append would, store nothing.
     dry_run: bool,
+    /// With `dry_run`: validate after the events of earlier checks of the same session
+    /// (as if they were stored), and add this batch's to it.
+    session: Option<Arc<Mutex<CheckSession>>>,
     reply: Reply,
 }
 
@@ -205,6 +208,53 @@ impl State {
         }
         self.head = position;
         self.last_recorded = self.last_recorded.max(recorded_at);
+    }
+}
+
+/// The events of a file checked part by part with [`Store::check_in`], as the validation
+/// of the next part must see them: as if stored after the log's head.
+#[derive(Default)]
+pub struct CheckSession {
+    /// How many of them would be stored.
+    stored: u64,
+    keys: Map<u128, u64>,
+    identities: Set<Box<str>>,
+    groups: Set<Box<str>>,
+    retractions: Set<u64>,
+}
+
+impl CheckSession {
+    /// A new session, shared with the writer thread while a part is checked.
+    pub fn new() -> Arc<Mutex<CheckSession>> {
+        Arc::new(Mutex::new(CheckSession::default()))
+    }
+
+    /// How many events of the session's parts would be stored (the rest are duplicates).
+    pub fn stored(&self) -> u64 {
+        self.stored
+    }
+
+    /// Takes a part that passed validation into the session.
+    fn take(&mut self, events: &[NewEvent], v: &Validated) {
+        for ((event, outcome), key) in events.iter().zip(&v.outcomes).zip(&v.keys) {
+            let Outcome::Stored(position) = *outcome else { continue };
+            if let Some(key) = key {
+                self.keys.entry(*key).or_insert(position.get());
+            }
+            match &event.data {
+                EventData::IdentityJoined(j) => {
+                    self.identities.insert(j.identity.as_str().into());
+                }
+                EventData::GroupCreated(g) => {
+                    self.groups.insert(g.group.as_str().into());
+                }
+                EventData::EventRetracted(_) => {
+                    self.retractions.insert(position.get());
+                }
+                _ => {}
+            }
+            self.stored += 1;
+        }
     }
 }
 
@@ -503,7 +553,7 @@ impl Store {
             });
             return Err(Error::Corrupt { position: d.position, reason: acknowledged_damage(&d, &m, file_len) });
         }
-        if chain_ending_at(&shared.reader, &shared.log_path, m.end)? != m.chain {
+        if chain_at_end(&shared.reader, &shared.log_path, m.head, m.end)? != m.chain {
             return Err(Error::Corrupt {
                 position: m.head,
                 reason: "the record does not match the acknowledged head (events.head)".into(),
@@ -550,6 +600,17 @@ impl Store {
     }
 
     fn submit(&self, events: Vec<NewEvent>, expected_head: Option<u64>, dry_run: bool, reply: Reply) -> Result<()> {
+        self.submit_in(events, expected_head, dry_run, None, reply)
+    }
+
+    fn submit_in(
+        &self,
+        events: Vec<NewEvent>,
+        expected_head: Option<u64>,
+        dry_run: bool,
+        session: Option<Arc<Mutex<CheckSession>>>,
+        reply: Reply,
+    ) -> Result<()> {
         if events.len() > MAX_BATCH_EVENTS {
             return Err(Error::BatchTooLarge { len: events.len(), limit: MAX_BATCH_EVENTS });
         }
@@ -558,7 +619,7 @@ impl Store {
         }
         let guard = self.sender.lock().map_err(|_| Error::Closed)?;
         let sender = guard.as_ref().ok_or(Error::Closed)?;
-        sender.send(Request { events, expected_head, dry_run, reply }).map_err(|_| Error::Closed)
+        sender.send(Request { events, expected_head, dry_run, session, reply }).map_err(|_| Error::Closed)
     }
 
     /// Appends a batch atomically and returns, for each event, where it is stored. Returns
@@ -585,6 +646,17 @@ impl Store {
     pub fn check(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.submit(events, None, true, Reply::Blocking(tx))?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Validates a batch as [`Store::check`] does, but after the batches checked before it
+    /// in `session`, as if they had been stored; when it passes, it joins the session.
+    /// Lets a caller validate a file too large for one batch, part by part, before
+    /// storing any of it. The session keeps, per event checked, the names it creates and
+    /// its idempotency fingerprint (16 bytes), nothing else.
+    pub fn check_in(&self, session: &Arc<Mutex<CheckSession>>, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit_in(events, None, true, Some(session.clone()), Reply::Blocking(tx))?;
         rx.recv().map_err(|_| Error::Closed)?
     }
 
@@ -925,7 +997,7 @@ fn recover(dir: &Path, file: &File, path: &Path, file_len: u64, marker: marker::
         });
         return Err(Error::Corrupt { position: d.position, reason: acknowledged_damage(&d, &m, file_len) });
     }
-    if offsets[m.head as usize] != m.end || chain_ending_at(file, path, m.end)? != m.chain {
+    if offsets[m.head as usize] != m.end || chain_at_end(file, path, m.head, m.end)? != m.chain {
         return Err(Error::Corrupt {
             position: m.head,
             reason: "the record does not match the acknowledged head (events.head)".into(),
@@ -1082,6 +1154,15 @@ fn rebuild_offsets(shared: &Shared) -> Result<bool> {
         ));
     }
     Ok(true)
+}
+
+/// The chain hash at position `head`, whose record ends at `end` (the genesis hash for
+/// an empty log).
+fn chain_at_end(file: &File, path: &Path, head: u64, end: u64) -> Result<Hash> {
+    match head {
+        0 if end == HEADER_LEN => Ok(GENESIS),
+        _ => chain_ending_at(file, path, end),
+    }
 }
 
 /// The chain hash of the record that ends at `end`: its last 32 bytes.
@@ -1350,8 +1431,19 @@ impl Writer {
                 }
             }
             if req.dry_run {
-                // Validated against the state as it stands after the requests before it.
-                req.reply.send(self.validate(&req.events).map(|v| v.outcomes));
+                // Validated against the state as it stands after the requests before it
+                // (and after the earlier parts of its session).
+                let answer = match &req.session {
+                    None => self.validate(&req.events, None).map(|v| v.outcomes),
+                    Some(session) => match session.lock() {
+                        Ok(mut session) => self.validate(&req.events, Some(&session)).map(|v| {
+                            session.take(&req.events, &v);
+                            v.outcomes
+                        }),
+                        Err(_) => Err(Error::Closed),
+                    },
+                };
+                req.reply.send(answer);
                 continue;
             }
             match self.stage(&req.events, now, &mut buf, &mut new_offsets) {
@@ -1387,7 +1479,7 @@ impl Writer {
         buf: &mut Vec<u8>,
         new_offsets: &mut Vec<u64>,
     ) -> Result<Vec<Outcome>> {
-        let Validated { outcomes, keys } = self.validate(events)?;
+        let Validated { outcomes, keys } = self.validate(events, None)?;
         // Pass 2: encode (from the delivered event, copying nothing), and refuse the batch
         // if a record would be too large.
         let mut payloads = Vec::new();
@@ -1460,26 +1552,31 @@ impl Writer {
 
     /// Pass 1: validates a batch against the state plus what the batch itself creates
     /// before each event. Changes nothing.
-    fn validate(&self, events: &[NewEvent]) -> Result<Validated> {
+    fn validate(&self, events: &[NewEvent], session: Option<&CheckSession>) -> Result<Validated> {
         let mut outcomes = Vec::with_capacity(events.len());
         let mut keys = Vec::with_capacity(events.len());
         let mut batch_keys: Map<u128, u64> = Map::default();
         let mut batch_identities: Set<&str> = Set::default();
         let mut batch_groups: Set<&str> = Set::default();
         let mut batch_retractions: Set<u64> = Set::default();
-        let mut next = self.state.head + 1;
+        let empty = CheckSession::default();
+        let session = session.unwrap_or(&empty);
+        let mut next = self.state.head + 1 + session.stored;
         for (index, event) in events.iter().enumerate() {
             let reject = |field: &str, reason: String| Error::Rejected { index, error: FieldError::new(field, reason) };
             crate::json::validate_data(&event.data).map_err(|error| Error::Rejected { index, error })?;
             let key = event.idempotency_key().map(|(s, k)| self.state.fingerprints.of(s, k));
             keys.push(key);
             if let Some(key) = key {
-                if let Some(&p) = self.state.dedup.get(&key).or_else(|| batch_keys.get(&key)) {
+                let earlier = self.state.dedup.get(&key).or_else(|| session.keys.get(&key));
+                if let Some(&p) = earlier.or_else(|| batch_keys.get(&key)) {
                     outcomes.push(Outcome::Duplicate(Position(p)));
                     continue;
                 }
             }
-            let known_identity = |id: &str| self.state.identities.contains(id) || batch_identities.contains(id);
+            let known_identity = |id: &str| {
+                self.state.identities.contains(id) || session.identities.contains(id) || batch_identities.contains(id)
+            };
             match &event.data {
                 EventData::IdentityJoined(_) => {}
                 data => {
@@ -1503,7 +1600,10 @@ impl Writer {
             }
             if let Some(group) = event.data.group() {
                 let created = matches!(event.data, EventData::GroupCreated(_));
-                if !created && !self.state.groups.contains(group.as_str()) && !batch_groups.contains(group.as_str()) {
+                let known = self.state.groups.contains(group.as_str())
+                    || session.groups.contains(group.as_str())
+                    || batch_groups.contains(group.as_str());
+                if !created && !known {
                     return Err(reject("data.group", format!("unknown group '{group}': no earlier event created it")));
                 }
             }
@@ -1512,7 +1612,10 @@ impl Writer {
                 if target >= next {
                     return Err(reject("data.position", format!("position {target} does not exist")));
                 }
-                if self.state.retractions.contains(&target) || batch_retractions.contains(&target) {
+                if self.state.retractions.contains(&target)
+                    || session.retractions.contains(&target)
+                    || batch_retractions.contains(&target)
+                {
                     return Err(reject("data.position", format!("position {target} is itself a retraction")));
                 }
                 batch_retractions.insert(next);
@@ -1554,7 +1657,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let mut chain = GENESIS;
     let mut position = 0u64;
     // The last batch boundary seen: its offset, position and chain.
-    let (mut whole_end, mut whole, mut whole_chain) = (HEADER_LEN, 0u64, GENESIS);
+    let (mut whole_end, mut whole) = (HEADER_LEN, 0u64);
     let mut bad: Option<(u64, String)> = None;
     loop {
         position += 1;
@@ -1580,15 +1683,15 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         // moved to another place breaks the chain there.
         chain = rec.chain;
         if !rec.continues {
-            (whole_end, whole, whole_chain) = (rec.end_offset(), position, chain);
+            (whole_end, whole) = (rec.end_offset(), position);
         }
     }
     if bad.is_none() && whole_end < len {
-        bad = Some((whole + 1, "the last batch has lost its last record".into()));
+        bad = Some((position, "the last batch has lost its last record".into()));
     }
     let mut report = VerifyReport {
-        intact: whole,
-        head_hash: format::hex(&whole_chain),
+        intact: position - 1,
+        head_hash: format::hex(&chain),
         first_bad: None,
         acknowledged: acked.map(|m| m.head),
         marker_damaged: marker == marker::Read::Damaged,
@@ -1614,7 +1717,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         }
     }
     if let (None, Some(m)) = (&report.first_bad, acked) {
-        if whole >= m.head && chain_ending_at(&file, &path, m.end).ok() != Some(m.chain) {
+        if whole >= m.head && chain_at_end(&file, &path, m.head, m.end).ok() != Some(m.chain) {
             report.first_bad = Some((m.head, "the record does not match the acknowledged head (events.head)".into()));
         }
     }

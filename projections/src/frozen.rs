@@ -14,7 +14,11 @@
 //! ```text
 //! header   magic "TENUIDX\0", version u32, reserved u32, head u64, identities u64,
 //!          groups u64, entitlements u64, SECTIONS x (offset u64, length u64),
-//!          CRC-32 of all of the above (u32), zero padding to HEADER_LEN
+//!          SECTIONS x CRC-32 of the section (u32), CRC-32 of all of the above (u32),
+//!          zero padding to HEADER_LEN. A section's CRC is checked the first time a
+//!          process reads from it (the per-item CRCs of the events and runs lists, and
+//!          the recorded_at blocks' own, checked at open, cover those sections), so that
+//!          no byte a query reads is believed unchecked.
 //! sections recorded_at per position (blocks of 64: first time + varint deltas, with a
 //!          CRC); identity names (offsets + UTF-8);
 //!          identity ids sorted by name (u32); per identity its filed events
@@ -38,7 +42,7 @@ use std::path::{Path, PathBuf};
 use tenure_engine::Entitlement;
 
 const MAGIC: &[u8; 8] = b"TENUIDX\0";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const SECTIONS: usize = 17;
 const TABLE_AT: usize = 48;
 const HEADER_LEN: usize = 4096;
@@ -65,6 +69,26 @@ enum S {
     RunsOff,
     Runs,
 }
+
+const SECTION_NAMES: [&str; SECTIONS] = [
+    "recorded-at",
+    "identity-name offsets",
+    "identity-names",
+    "sorted-ids",
+    "identity-events offsets",
+    "identity-events",
+    "groups-of-identity offsets",
+    "groups-of-identity",
+    "services-owned offsets",
+    "services-owned",
+    "direct-holders offsets",
+    "direct-holders",
+    "members offsets",
+    "members",
+    "group and entitlement tables",
+    "access-runs offsets",
+    "access-runs",
+];
 
 /// What a frozen index file holds besides the per-subject lists: small enough to load
 /// whole at open.
@@ -107,6 +131,10 @@ pub(crate) struct Frozen {
     sections: [(usize, usize); SECTIONS],
     /// Bytes per entry of each offset table (4 or 8; 0 for other sections).
     widths: [u8; SECTIONS],
+    /// Each section's CRC-32, from the header, and whether it was checked (and held)
+    /// in this process.
+    crcs: [u32; SECTIONS],
+    checked: [std::sync::OnceLock<bool>; SECTIONS],
     pub head: u64,
     pub identities: u32,
     pub groups: u32,
@@ -130,9 +158,9 @@ impl Frozen {
         let bad = |reason: String| CorruptIndex { path: origin.clone(), reason };
         let file = File::open(path).map_err(|e| bad(e.to_string()))?;
         // SAFETY: the file is written once under a temporary name and renamed into place;
-        // Tenure never writes to it again, and the store's exclusive lock keeps other Tenure
-        // processes from replacing it while it is mapped (a rename leaves the mapping on
-        // the old inode). Changing it behind Tenure's back is outside the contract, as for
+        // Tenure never writes to it again. Another process may replace it while it is
+        // mapped here (readers rebuild it), but only by a rename, which leaves this
+        // mapping on the old inode, unchanged. Changing it behind Tenure's back is outside the contract, as for
         // any file of the data directory.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| bad(e.to_string()))?;
@@ -146,7 +174,7 @@ impl Frozen {
 
     fn parse(bytes: Bytes, origin: String) -> Result<Frozen, CorruptIndex> {
         let bad = |reason: &str| CorruptIndex { path: origin.clone(), reason: reason.to_string() };
-        let table_end = TABLE_AT + SECTIONS * 16;
+        let table_end = TABLE_AT + SECTIONS * 16 + SECTIONS * 4;
         if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
             return Err(bad("not a Tenure index file"));
         }
@@ -166,6 +194,7 @@ impl Frozen {
             *s = (off, len);
         }
         let count = |at: usize| u32::try_from(le_u64(&bytes, at)).map_err(|_| bad("impossible count"));
+        let crcs: [u32; SECTIONS] = std::array::from_fn(|i| le_u32(&bytes, TABLE_AT + SECTIONS * 16 + i * 4));
         let frozen = Frozen {
             head: le_u64(&bytes, 16),
             identities: count(24)?,
@@ -174,6 +203,8 @@ impl Frozen {
             bytes,
             sections,
             widths: [0; SECTIONS],
+            crcs,
+            checked: std::array::from_fn(|_| std::sync::OnceLock::new()),
             origin: origin.clone(),
         };
         if frozen.sections[S::IdSorted as usize].1 != frozen.identities as usize * 4 {
@@ -212,9 +243,48 @@ impl Frozen {
         &self.bytes[off..off + len]
     }
 
+    /// Section `s`, once its CRC-32 was found right (checked once per process).
+    fn checked(&self, s: S) -> Result<&[u8], CorruptIndex> {
+        let bytes = self.section(s);
+        if *self.checked[s as usize].get_or_init(|| crc32fast::hash(bytes) == self.crcs[s as usize]) {
+            Ok(bytes)
+        } else {
+            Err(self.corrupt(&format!("the {} section fails its checksum", SECTION_NAMES[s as usize])))
+        }
+    }
+
+    /// Checks every byte of the file: each section's CRC, and each item's of the
+    /// sections whose items carry their own. For `tenure verify`.
+    pub fn check_all(&self) -> Result<(), CorruptIndex> {
+        for s in [
+            S::IdNamesOff,
+            S::IdNames,
+            S::IdSorted,
+            S::IdEventsOff,
+            S::GroupsOfOff,
+            S::GroupsOf,
+            S::OwnedOff,
+            S::Owned,
+            S::DirectOff,
+            S::Direct,
+            S::MembersOff,
+            S::Members,
+            S::RunsOff,
+        ] {
+            self.checked(s)?;
+        }
+        for id in 0..self.identities {
+            self.id_events(id, true)?;
+        }
+        for ent in 0..self.ents {
+            self.runs_at(ent, i64::MIN, |_, _| {})?;
+        }
+        self.small().map(|_| ())
+    }
+
     /// Item `i` of a list table: the bytes between two offsets of `off` in `blob`.
     fn item(&self, off: S, blob: S, i: u32) -> Result<&[u8], CorruptIndex> {
-        let table = self.section(off);
+        let table = self.checked(off)?;
         let width = usize::from(self.widths[off as usize]);
         let at = i as usize * width;
         if at + 2 * width > table.len() {
@@ -222,7 +292,12 @@ impl Frozen {
         }
         let entry = |at: usize| if width == 4 { le_u32(table, at) as usize } else { le_u64(table, at) as usize };
         let (from, to) = (entry(at), entry(at + width));
-        self.section(blob).get(from..to).ok_or_else(|| self.corrupt("list offsets out of order"))
+        // The events and runs lists carry a CRC per item, checked by their readers.
+        let blob = match blob {
+            S::IdEvents | S::Runs => self.section(blob),
+            _ => self.checked(blob)?,
+        };
+        blob.get(from..to).ok_or_else(|| self.corrupt("list offsets out of order"))
     }
 
     fn ids(&self, off: S, blob: S, i: u32, limit: u32, out: &mut Vec<u32>) -> Result<(), CorruptIndex> {
@@ -266,7 +341,7 @@ impl Frozen {
 
     /// The id of `name`, by binary search over the names in sorted order.
     pub fn identity_id(&self, name: &str) -> Result<Option<u32>, CorruptIndex> {
-        let sorted = self.section(S::IdSorted);
+        let sorted = self.checked(S::IdSorted)?;
         let (mut lo, mut hi) = (0usize, self.identities as usize);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -371,6 +446,9 @@ struct Counting<W> {
     inner: W,
     at: u64,
     sections: [(u64, u64); SECTIONS],
+    /// The CRC-32 of each section, and of what was written since the last section.
+    crcs: [u32; SECTIONS],
+    crc: crc32fast::Hasher,
     /// Write every offset table as `u64`, whatever the size of its list section.
     wide: bool,
 }
@@ -378,13 +456,17 @@ struct Counting<W> {
 impl<W: Write> Counting<W> {
     fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
         self.inner.write_all(b)?;
+        self.crc.update(b);
         self.at += b.len() as u64;
         Ok(())
     }
 
     /// Records that section `s` is what was written since `start`.
+    /// Sections are written one after the other, so the CRC of what was written since
+    /// the last section is this one's.
     fn section(&mut self, s: S, start: u64) {
         self.sections[s as usize] = (start, self.at - start);
+        self.crcs[s as usize] = std::mem::take(&mut self.crc).finalize();
     }
 
     /// Writes a list table: `count` items into section `blob` (each written by `item`),
@@ -434,8 +516,16 @@ pub(crate) fn write<W: Write + Seek>(src: &impl Source, out: W) -> Result<W, Wri
 
 /// [`write`], with `wide` forcing `u64` offset tables (the form of lists past 4 GiB).
 fn write_with<W: Write + Seek>(src: &impl Source, out: W, wide: bool) -> Result<W, WriteError> {
-    let mut w = Counting { inner: out, at: 0, sections: [(0, 0); SECTIONS], wide };
+    let mut w = Counting {
+        inner: out,
+        at: 0,
+        sections: [(0, 0); SECTIONS],
+        crcs: [0; SECTIONS],
+        crc: crc32fast::Hasher::new(),
+        wide,
+    };
     w.put(&[0u8; HEADER_LEN])?;
+    w.crc = crc32fast::Hasher::new();
 
     let start = w.at;
     let mut recorded = RecordedWriter::default();
@@ -506,6 +596,9 @@ fn write_with<W: Write + Seek>(src: &impl Source, out: W, wide: bool) -> Result<
         header.extend_from_slice(&off.to_le_bytes());
         header.extend_from_slice(&len.to_le_bytes());
     }
+    for crc in w.crcs {
+        header.extend_from_slice(&crc.to_le_bytes());
+    }
     let crc = crc32fast::hash(&header);
     header.extend_from_slice(&crc.to_le_bytes());
     let mut out = w.inner;
@@ -519,15 +612,26 @@ fn write_with<W: Write + Seek>(src: &impl Source, out: W, wide: bool) -> Result<
 pub(crate) fn write_file(src: &impl Source, path: &Path) -> Result<(), WriteError> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir)?;
-    let tmp = path.with_extension("tmp");
-    let file = File::create(&tmp)?;
-    let out = write(src, BufWriter::with_capacity(1 << 20, file))?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
-    File::open(&dir)?.sync_all()?;
-    Ok(())
+    // A name of this process's own: several reader processes may rebuild at once, and
+    // each rename replaces the file whole.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("access.index");
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let result = (|| {
+        let file = File::create(&tmp)?;
+        let out = write(src, BufWriter::with_capacity(1 << 20, file))?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]

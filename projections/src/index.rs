@@ -540,6 +540,11 @@ impl AccessIndex {
         Self::from_frozen(Frozen::open(path)?)
     }
 
+    /// Checks every byte of the index file this index maps (nothing when it maps none).
+    pub fn check_file(&self) -> Result<(), CorruptIndex> {
+        self.frozen.as_ref().map_or(Ok(()), Frozen::check_all)
+    }
+
     /// Writes the whole index (frozen part and tail) to `path`, atomically.
     pub fn write_file(&self, path: &Path) -> Result<(), WriteError> {
         self.check()?;

@@ -26,5 +26,8 @@ pub mod query;
 pub use fold::{Anomaly, AnomalyKind, FoldScope, IdentityFold, State};
 pub use frozen::{CorruptIndex, WriteError};
 pub use index::AccessIndex;
-pub use projection::{open_access_index, replay, Checkpoints, Projection, ProjectionError, Runner, ACCESS_INDEX_FILE};
+pub use projection::{
+    open_access_index, open_access_index_with, replay, Checkpoints, Projection, ProjectionError, Runner,
+    ACCESS_INDEX_FILE,
+};
 pub use query::{AsOf, Diff, Held, Holder, Profile, QueryError, Target, Timeline, Via};
