@@ -96,7 +96,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let data = |default: &str| cli.data.clone().unwrap_or_else(|| PathBuf::from(default));
     let result = match cli.command {
-        Command::Ingest { files, skip_invalid } => {
+        Command::Ingest { files, skip_invalid, from_line } => {
             let store = Store::open(data("tenure-data"))?;
             let mut rejects = match &skip_invalid {
                 Some(p) => {
@@ -106,7 +106,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             };
             for file in &files {
                 let w = rejects.as_mut().map(|f| f as &mut dyn Write);
-                let summary = crate::ingest::ingest_file(&store, file, w)?;
+                let summary = crate::ingest::ingest_file(&store, file, from_line, w)?;
                 writeln!(out, "{}", summary.describe(&file.display().to_string()))?;
                 if summary.rejected > 0 {
                     if let Some(p) = &skip_invalid {

@@ -89,6 +89,10 @@ pub enum Command {
         /// "event" is the line as read.
         #[arg(long, value_name = "REJECTS")]
         skip_invalid: Option<PathBuf>,
+        /// Start at this line of each file (to resume an ingest that stopped part way, as
+        /// its error message says).
+        #[arg(long, value_name = "LINE", default_value_t = 1)]
+        from_line: usize,
     },
     /// The entitlements of an identity at a time, and why it had each.
     ///

@@ -347,9 +347,21 @@ fn an_ingest_killed_and_rerun_gives_the_same_log() {
 #[test]
 fn docs_cli_md_has_the_current_help_text() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md")).unwrap();
-    for sub in
-        ["", "ingest", "access", "who", "timeline", "show", "diff", "log", "anomalies", "verify", "demo", "generate"]
-    {
+    for sub in [
+        "",
+        "ingest",
+        "access",
+        "who",
+        "timeline",
+        "show",
+        "diff",
+        "log",
+        "anomalies",
+        "verify",
+        "repair",
+        "demo",
+        "generate",
+    ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenure"));
         if !sub.is_empty() {
             cmd.arg(sub);

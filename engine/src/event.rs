@@ -25,8 +25,10 @@ impl Entitlement {
     }
 
     /// Parses the CLI's short form `payroll-db#read`.
+    /// `RESOURCE#PERMISSION`, split at the last `#` (resources recorded before `#` was
+    /// refused in them can still be asked for).
     pub fn parse_short(text: &str) -> Option<Self> {
-        let (resource, permission) = text.split_once('#')?;
+        let (resource, permission) = text.rsplit_once('#')?;
         if resource.is_empty() || permission.is_empty() {
             return None;
         }
@@ -315,6 +317,13 @@ pub struct NewEvent {
 impl NewEvent {
     pub fn new(effective_at: Timestamp, data: EventData) -> Self {
         NewEvent { data, effective_at, id: None, source: None, source_event_id: None, actor: None }
+    }
+
+    /// Whether `stored` says what this event says (its time, actor and data): a
+    /// re-delivery of the same `(source, source_event_id)` that does not is a conflict,
+    /// which a source that reuses ids with other content gives rise to.
+    pub fn same_content(&self, stored: &Event) -> bool {
+        self.effective_at == stored.effective_at && self.actor == stored.actor && self.data == stored.data
     }
 
     pub fn with_source(mut self, source: &str, source_event_id: &str) -> Self {

@@ -129,6 +129,19 @@ pub fn validate_data(data: &EventData) -> Result<(), FieldError> {
             Ok(())
         }
     }
+    // `#` separates resource and permission wherever an entitlement is written short
+    // (`payroll-db#read`): a resource holding one could not be asked for.
+    fn entitlement(e: &crate::event::Entitlement) -> Result<(), FieldError> {
+        non_empty("data.entitlement.resource", &e.resource)?;
+        non_empty("data.entitlement.permission", &e.permission)?;
+        if e.resource.contains('#') {
+            return Err(FieldError::new(
+                "data.entitlement.resource",
+                "must not contain '#' (it separates resource and permission in RESOURCE#PERMISSION)",
+            ));
+        }
+        Ok(())
+    }
     if let Some(identity) = data.identity() {
         non_empty("data.identity", identity.as_str())?;
     }
@@ -147,18 +160,9 @@ pub fn validate_data(data: &EventData) -> Result<(), FieldError> {
                 }
             }
         }
-        EventData::AccessGranted(g) => {
-            non_empty("data.entitlement.resource", &g.entitlement.resource)?;
-            non_empty("data.entitlement.permission", &g.entitlement.permission)?;
-        }
-        EventData::AccessRevoked(r) => {
-            non_empty("data.entitlement.resource", &r.entitlement.resource)?;
-            non_empty("data.entitlement.permission", &r.entitlement.permission)?;
-        }
-        EventData::GroupAccessGranted(g) | EventData::GroupAccessRevoked(g) => {
-            non_empty("data.entitlement.resource", &g.entitlement.resource)?;
-            non_empty("data.entitlement.permission", &g.entitlement.permission)?;
-        }
+        EventData::AccessGranted(g) => entitlement(&g.entitlement)?,
+        EventData::AccessRevoked(r) => entitlement(&r.entitlement)?,
+        EventData::GroupAccessGranted(g) | EventData::GroupAccessRevoked(g) => entitlement(&g.entitlement)?,
         EventData::CredentialIssued(c) | EventData::CredentialRotated(c) | EventData::CredentialRevoked(c) => {
             non_empty("data.credential", c.credential.as_str())?;
         }

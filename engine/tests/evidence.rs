@@ -55,7 +55,9 @@ fn three_batches(dir: &Path) -> Vec<u64> {
 
 /// The damages of the issue: a flipped byte in the last record, a few bytes cut off the
 /// end, a cut at a record boundary inside the last batch.
-fn damages(ends: &[u64]) -> Vec<(&'static str, Box<dyn Fn(&Path)>)> {
+type Damage = (&'static str, Box<dyn Fn(&Path)>);
+
+fn damages(ends: &[u64]) -> Vec<Damage> {
     let last = ends[2];
     let inside = {
         // The end of position 7: the start of position 8 (the last record).
