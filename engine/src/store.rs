@@ -395,6 +395,7 @@ impl Store {
         // One writer per store: a second process would interleave records. Readers take
         // no lock (see `open_read_only`).
         let lock = take_writer_lock(&dir)?;
+        remove_stale_temporaries(&dir);
         let (file, path) = open_log_file(&dir)?;
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
         let marker = marker::read(&dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))?;
@@ -821,6 +822,24 @@ pub(crate) fn write_renamed(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(|e| Error::io(path, e))
+}
+
+/// Removes the temporary files (`.NAME.PID.N.tmp`, see [`write_renamed`]) that processes
+/// killed while writing a derived file left behind. Only those of processes that no
+/// longer run: a live one may be about to rename its file.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { continue };
+        let mut parts = inner.rsplitn(3, '.');
+        let (_, pid) = (parts.next(), parts.next());
+        let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Reads the offsets file: entry `i` is the end offset of position `i + 1`. Returns the

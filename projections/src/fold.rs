@@ -98,6 +98,9 @@ pub enum AnomalyKind {
     NotHeld,
     /// A `group.created` for a group that exists.
     GroupExists,
+    /// An `access.granted` whose `expires_at` is not after its `effective_at`: it starts
+    /// (or renews) a grant that is over at once, so it gives no access.
+    ExpiredAtStart,
 }
 
 impl fmt::Display for AnomalyKind {
@@ -108,6 +111,7 @@ impl fmt::Display for AnomalyKind {
             AnomalyKind::NoGroup => "the group does not exist at that time",
             AnomalyKind::NotHeld => "ends something that does not hold",
             AnomalyKind::GroupExists => "the group already exists",
+            AnomalyKind::ExpiredAtStart => "expires before it takes effect",
         })
     }
 }
@@ -409,6 +413,9 @@ pub fn fold_identity_with(
                 },
                 IdOp::Granted { ent, expires } => {
                     if joined {
+                        if *expires <= t {
+                            anomaly(&mut fold, AnomalyKind::ExpiredAtStart);
+                        }
                         grants.start(&mut fold.grants, *ent, t, pos, *expires);
                     } else {
                         anomaly(&mut fold, AnomalyKind::NotJoined);

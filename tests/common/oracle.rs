@@ -156,6 +156,9 @@ fn apply(w: &mut World, e: &Event, now: i64) {
         }
         EventData::AccessGranted(g) => {
             if joined(w, g.identity.as_str()) {
+                if g.expires_at.is_some_and(|x| x.as_micros() <= now) {
+                    anomaly(w, "expired_at_start");
+                }
                 let i = w.idents.entry(g.identity.0.clone()).or_default();
                 i.grants.insert(g.entitlement.clone(), (pos, g.expires_at.map(|x| x.as_micros())));
             } else {
