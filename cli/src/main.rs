@@ -253,7 +253,10 @@ pub enum Command {
 }
 
 pub fn parse_time(s: &str) -> Result<Timestamp, String> {
-    Timestamp::parse_lenient(s).map_err(|_| format!("'{s}' is not an RFC 3339 time or a YYYY-MM-DD date"))
+    Timestamp::parse_lenient(s).map_err(|e| match e {
+        tenure_engine::time::TimeError::OutOfRange => format!("'{s}' is {e}"),
+        _ => format!("'{s}' is not an RFC 3339 time or a YYYY-MM-DD date"),
+    })
 }
 
 pub fn parse_as_of(s: &str) -> Result<AsOf, String> {

@@ -70,8 +70,8 @@ pub fn parse_event(line: &str) -> Result<NewEvent, FieldError> {
     })?;
     let kind = required_string("type", raw.kind)?;
     let effective_text = required_string("effective_at", raw.effective_at)?;
-    let effective_at = Timestamp::parse_rfc3339(&effective_text)
-        .map_err(|_| FieldError::new("effective_at", "not an RFC 3339 time"))?;
+    let effective_at =
+        Timestamp::parse_rfc3339(&effective_text).map_err(|e| FieldError::new("effective_at", e.to_string()))?;
     let data = match raw.data {
         Some(Value::Object(map)) => Value::Object(map),
         Some(_) => return Err(FieldError::new("data", "expected an object")),

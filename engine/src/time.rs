@@ -35,18 +35,19 @@ impl Timestamp {
     /// Parses an RFC 3339 time (`2024-03-01T09:00:00Z`, any offset).
     pub fn parse_rfc3339(text: &str) -> Result<Self, TimeError> {
         let parsed = DateTime::parse_from_rfc3339(text).map_err(|_| TimeError::NotRfc3339)?;
-        Ok(Timestamp(parsed.with_timezone(&Utc).timestamp_micros()))
+        in_range(parsed.with_timezone(&Utc).timestamp_micros())
     }
 
     /// Parses an RFC 3339 time or a plain date (`2025-03-14`, the start of that day, UTC),
     /// the form the CLI accepts for `--at`.
     pub fn parse_lenient(text: &str) -> Result<Self, TimeError> {
-        if let Ok(t) = Self::parse_rfc3339(text) {
-            return Ok(t);
+        match Self::parse_rfc3339(text) {
+            Err(TimeError::NotRfc3339) => {}
+            other => return other,
         }
         let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| TimeError::NotTimeOrDate)?;
         let midnight = date.and_hms_opt(0, 0, 0).ok_or(TimeError::NotTimeOrDate)?;
-        Ok(Timestamp(midnight.and_utc().timestamp_micros()))
+        in_range(midnight.and_utc().timestamp_micros())
     }
 
     pub fn to_datetime(self) -> Option<DateTime<Utc>> {
@@ -76,6 +77,23 @@ pub enum TimeError {
     NotRfc3339,
     #[error("not an RFC 3339 time or a YYYY-MM-DD date")]
     NotTimeOrDate,
+    /// A well-formed time no identity event can have: before 1900 or after 9999.
+    #[error("out of range (times run from 1900-01-01 to 9999-12-31)")]
+    OutOfRange,
+}
+
+/// 1900-01-01T00:00:00Z and 10000-01-01T00:00:00Z, in µs since the epoch: the times an
+/// event or an argument may name. Earlier ones are a source's error (a year 0 or 1 from an
+/// empty date field), not history.
+const EARLIEST: i64 = -2_208_988_800_000_000;
+const END: i64 = 253_402_300_800_000_000;
+
+fn in_range(t: i64) -> Result<Timestamp, TimeError> {
+    if (EARLIEST..END).contains(&t) {
+        Ok(Timestamp(t))
+    } else {
+        Err(TimeError::OutOfRange)
+    }
 }
 
 impl Serialize for Timestamp {
@@ -99,7 +117,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                 f.write_str("an RFC 3339 time")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
-                Timestamp::parse_rfc3339(v).map_err(|_| E::custom("not an RFC 3339 time"))
+                Timestamp::parse_rfc3339(v).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
                 Ok(Timestamp(v))
