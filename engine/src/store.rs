@@ -292,12 +292,25 @@ pub struct StoreOptions {
     /// Call `fdatasync` before acknowledging. Only benchmarks that measure the cost of
     /// syncing turn this off; a store opened without it makes no durability promise.
     pub sync: bool,
+    /// Failures to inject into the log's writes and syncs (tests of the failure paths:
+    /// a failed, short or ENOSPC write, a failed sync). `None` in every real use.
+    pub faults: Option<Arc<dyn Faults>>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { clock: Box::new(Timestamp::now), sync: true }
+        StoreOptions { clock: Box::new(Timestamp::now), sync: true, faults: None }
     }
+}
+
+/// A fault-injecting file layer under the writer: each method is asked before the real
+/// operation and may make it fail.
+pub trait Faults: Send + Sync {
+    /// Before writing a group of `len` bytes: `Some((n, e))` writes only the first `n`
+    /// bytes, then fails with `e` (a short write, ENOSPC part way, an EIO).
+    fn write(&self, len: usize) -> Option<(usize, std::io::Error)>;
+    /// Before a sync: `Some(e)` fails it (the data may or may not be on the device).
+    fn sync(&self) -> Option<std::io::Error>;
 }
 
 /// The append-only event log of one data directory.
@@ -467,6 +480,7 @@ impl Store {
             marker_file,
             marker_seq: seq,
             sync: options.sync,
+            faults: options.faults.clone(),
             last_cohort: 0,
             last_sync: Duration::ZERO,
         };
@@ -1255,6 +1269,7 @@ struct Syncer {
     marker_file: File,
     marker_seq: u64,
     sync: bool,
+    faults: Option<Arc<dyn Faults>>,
     /// Appenders answered by the last sync, and how long that sync took (see
     /// [`Syncer::gather_cohort`]).
     last_cohort: usize,
@@ -1274,7 +1289,11 @@ impl Syncer {
             self.gather_cohort(&rx, &mut groups);
             if self.sync && self.shared.failure().is_none() {
                 let started = Instant::now();
-                if let Err(e) = self.file.sync_data() {
+                let synced = match self.faults.as_ref().and_then(|f| f.sync()) {
+                    Some(e) => Err(e),
+                    None => self.file.sync_data(),
+                };
+                if let Err(e) = synced {
                     self.shared.poison(format!("{}: {e}", self.shared.log_path.display()));
                 }
                 self.last_sync = started.elapsed();
@@ -1475,7 +1494,14 @@ impl Writer {
         }
         // A group of duplicates only writes nothing, but still goes through the syncer:
         // the positions it answers with may belong to a group whose sync is under way.
-        if let Err(e) = self.file.write_all(&buf) {
+        let written = match self.options.faults.as_ref().and_then(|f| f.write(buf.len())) {
+            Some((n, e)) => {
+                let _ = self.file.write_all(&buf[..n.min(buf.len())]);
+                Err(e)
+            }
+            None => self.file.write_all(&buf),
+        };
+        if let Err(e) = written {
             let reason = format!("{}: {e}", self.shared.log_path.display());
             self.shared.poison(reason.clone());
             return refuse(staged.into_iter().map(|s| s.reply), &reason);

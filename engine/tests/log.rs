@@ -129,6 +129,7 @@ fn recorded_time_maps_to_positions() {
     let options = tenure_engine::StoreOptions {
         clock: Box::new(move || Timestamp::from_micros(c.load(std::sync::atomic::Ordering::SeqCst))),
         sync: true,
+        faults: None,
     };
     let store = Store::open_with(dir.path(), options).unwrap();
     for i in 0..5 {
