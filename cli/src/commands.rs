@@ -339,7 +339,25 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let report = tenure_engine::verify(&dir)?;
             // The derived files, once the log is whole: each is checked byte for byte, and
             // one that does not read back is rebuilt (as a new file renamed into place).
-            let derived = if report.first_bad.is_none() { check_derived(&dir)? } else { Vec::new() };
+            let mut derived = if report.first_bad.is_none() { check_derived(&dir)? } else { Vec::new() };
+            if let Some(status) = &report.subjects_file {
+                let mut status = status.clone();
+                if status.contains("replaced by the next read by subject") {
+                    // Rebuild it now: a read by subject loads the index from the log and
+                    // writes a new snapshot (renamed into place) when the log is large
+                    // enough to want one.
+                    let before = tenure_engine::subjects::check_snapshot_file(&dir);
+                    open_existing(&dir)?.positions_of(&Subject::Identity(String::new()))?;
+                    let after = tenure_engine::subjects::check_snapshot_file(&dir);
+                    if after != before && after.is_ok_and(|s| s.is_some()) {
+                        status.push_str("; rebuilt from the log");
+                    }
+                }
+                derived.insert(0, (tenure_engine::subjects::SUBJECTS_FILE.to_string(), status));
+            }
+            if let Some(status) = &report.offsets_file {
+                derived.insert(0, (tenure_engine::store::INDEX_FILE.to_string(), status.clone()));
+            }
             if json {
                 let bad = report.first_bad.as_ref().map(|(p, r)| json!({"position": p, "reason": r}));
                 let torn = report.torn_tail.as_ref().map(

@@ -342,6 +342,11 @@ pub struct VerifyReport {
     /// was never acknowledged (a crash or a full disk). Not damage to evidence; the
     /// writer's next open moves them to the quarantine.
     pub torn_tail: Option<TornTail>,
+    /// What the check of the offsets file (`events.idx`, derived) against the log found
+    /// (`None`: there is none).
+    pub offsets_file: Option<String>,
+    /// What the check of the subject index snapshot (`subjects.idx`, derived) found.
+    pub subjects_file: Option<String>,
 }
 
 /// An unacknowledged torn tail, as [`verify`] found it.
@@ -1701,6 +1706,13 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let mut scanner = Scanner::new(&file, HEADER_LEN, len);
     let mut chain = GENESIS;
     let mut position = 0u64;
+    // The offsets file, read beside the log: each entry must be where its record ends.
+    let mut idx = File::open(dir.join(INDEX_FILE)).ok().map(|f| std::io::BufReader::with_capacity(1 << 20, f));
+    let mut idx_entries = 0u64;
+    let mut idx_wrong: Option<(u64, u64, u64)> = None;
+    // The subject index snapshot: whole, and made beside this log (its chain hash at its head).
+    let subjects = crate::subjects::check_snapshot_file(dir);
+    let mut subjects_chain_ok = matches!(subjects, Ok(Some((0, c))) if c == GENESIS);
     // The last batch boundary seen: its offset, position and chain.
     let (mut whole_end, mut whole) = (HEADER_LEN, 0u64);
     let mut bad: Option<(u64, String)> = None;
@@ -1730,6 +1742,22 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         if !rec.continues {
             (whole_end, whole) = (rec.end_offset(), position);
         }
+        if matches!(subjects, Ok(Some((head, c))) if head == position && c == chain) {
+            subjects_chain_ok = true;
+        }
+        if let Some(reader) = idx.as_mut() {
+            let mut entry = [0u8; 8];
+            match reader.read_exact(&mut entry) {
+                Ok(()) => {
+                    idx_entries += 1;
+                    let said = u64::from_le_bytes(entry);
+                    if said != rec.end_offset() && idx_wrong.is_none() {
+                        idx_wrong = Some((position, said, rec.end_offset()));
+                    }
+                }
+                Err(_) => idx = None,
+            }
+        }
     }
     if bad.is_none() && whole_end < len {
         bad = Some((position, "the last batch has lost its last record".into()));
@@ -1741,6 +1769,23 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         acknowledged: acked.map(|m| m.head),
         marker_damaged: marker == marker::Read::Damaged,
         torn_tail: None,
+        subjects_file: match subjects {
+            Ok(None) => None,
+            Ok(Some((head, _))) if subjects_chain_ok => Some(format!("intact (as of position {head})")),
+            Ok(Some((head, _))) => Some(format!(
+                "made beside another log (its chain hash at position {head} is not this log's): ignored, replaced by \
+                 the next read by subject"
+            )),
+            Err(e) => Some(format!("damaged ({e}): ignored, replaced by the next read by subject")),
+        },
+        offsets_file: match (idx_wrong, dir.join(INDEX_FILE).exists()) {
+            (_, false) => None,
+            (None, true) => Some(format!("consistent with the log ({idx_entries} entries checked)")),
+            (Some((p, said, is)), true) => Some(format!(
+                "damaged: the entry of position {p} says byte {said}, its record ends at byte {is}; not believed \
+                 (reads that it misleads rebuild their offsets from the log), rewritten by the next writer open"
+            )),
+        },
     };
     match (bad, acked) {
         (None, None) => {}
