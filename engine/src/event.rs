@@ -158,105 +158,83 @@ pub struct Retracted {
     pub reason: String,
 }
 
-/// The body of an event: its `type` and `data`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-pub enum EventData {
-    #[serde(rename = "identity.joined")]
-    IdentityJoined(Joined),
-    #[serde(rename = "identity.moved")]
-    IdentityMoved(Moved),
-    #[serde(rename = "identity.suspended")]
-    IdentitySuspended(StatusChange),
-    #[serde(rename = "identity.reactivated")]
-    IdentityReactivated(StatusChange),
-    #[serde(rename = "identity.left")]
-    IdentityLeft(StatusChange),
-    #[serde(rename = "identity.rejoined")]
-    IdentityRejoined(Rejoined),
-    #[serde(rename = "identity.owner_changed")]
-    IdentityOwnerChanged(OwnerChanged),
-    #[serde(rename = "access.granted")]
-    AccessGranted(Granted),
-    #[serde(rename = "access.revoked")]
-    AccessRevoked(Revoked),
-    #[serde(rename = "group.created")]
-    GroupCreated(GroupLifecycle),
-    #[serde(rename = "group.deleted")]
-    GroupDeleted(GroupLifecycle),
-    #[serde(rename = "group.member_added")]
-    GroupMemberAdded(Membership),
-    #[serde(rename = "group.member_removed")]
-    GroupMemberRemoved(Membership),
-    #[serde(rename = "group.access_granted")]
-    GroupAccessGranted(GroupAccess),
-    #[serde(rename = "group.access_revoked")]
-    GroupAccessRevoked(GroupAccess),
-    #[serde(rename = "credential.issued")]
-    CredentialIssued(Credential),
-    #[serde(rename = "credential.rotated")]
-    CredentialRotated(Credential),
-    #[serde(rename = "credential.revoked")]
-    CredentialRevoked(Credential),
-    #[serde(rename = "event.retracted")]
-    EventRetracted(Retracted),
+/// The event registry: every type of the log, one line each, as
+/// `code => "json.name", Variant(Body);`. The code is the type's code on disk (schema
+/// version 2, `docs/format.md`: never to be reused or reordered). Everything that lists
+/// the types is made from this one table, by handing a macro to it: the [`EventData`]
+/// enum and its serde names, [`EVENT_TYPES`], [`EventData::type_code`], the JSON parse
+/// dispatch (`crate::json`) and the decode dispatch (`crate::format`). Adding a type is
+/// one line here, its body struct, its fields on disk (`crate::format`, which the compiler
+/// then asks for), its fold rule, and its docs (ARCHITECTURE.md walks through it).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! for_each_event_type {
+    ($m:path) => {
+        $m! {
+            0 => "identity.joined", IdentityJoined(Joined);
+            1 => "identity.moved", IdentityMoved(Moved);
+            2 => "identity.suspended", IdentitySuspended(StatusChange);
+            3 => "identity.reactivated", IdentityReactivated(StatusChange);
+            4 => "identity.left", IdentityLeft(StatusChange);
+            5 => "identity.rejoined", IdentityRejoined(Rejoined);
+            6 => "identity.owner_changed", IdentityOwnerChanged(OwnerChanged);
+            7 => "access.granted", AccessGranted(Granted);
+            8 => "access.revoked", AccessRevoked(Revoked);
+            9 => "group.created", GroupCreated(GroupLifecycle);
+            10 => "group.deleted", GroupDeleted(GroupLifecycle);
+            11 => "group.member_added", GroupMemberAdded(Membership);
+            12 => "group.member_removed", GroupMemberRemoved(Membership);
+            13 => "group.access_granted", GroupAccessGranted(GroupAccess);
+            14 => "group.access_revoked", GroupAccessRevoked(GroupAccess);
+            15 => "credential.issued", CredentialIssued(Credential);
+            16 => "credential.rotated", CredentialRotated(Credential);
+            17 => "credential.revoked", CredentialRevoked(Credential);
+            18 => "event.retracted", EventRetracted(Retracted);
+        }
+    };
 }
 
-/// Every `type` the log accepts, in DESIGN.md's order; the index of each is its type code
-/// on disk ([`EventData::type_code`]).
-pub const EVENT_TYPES: [&str; 19] = [
-    "identity.joined",
-    "identity.moved",
-    "identity.suspended",
-    "identity.reactivated",
-    "identity.left",
-    "identity.rejoined",
-    "identity.owner_changed",
-    "access.granted",
-    "access.revoked",
-    "group.created",
-    "group.deleted",
-    "group.member_added",
-    "group.member_removed",
-    "group.access_granted",
-    "group.access_revoked",
-    "credential.issued",
-    "credential.rotated",
-    "credential.revoked",
-    "event.retracted",
-];
+macro_rules! define_event_data {
+    ($($code:literal => $name:literal, $variant:ident($body:ty);)*) => {
+        /// The body of an event: its `type` and `data` (one variant per entry of
+        /// [`for_each_event_type!`]).
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data")]
+        pub enum EventData {
+            $(
+                #[serde(rename = $name)]
+                $variant($body),
+            )*
+        }
+
+        /// Every `type` the log accepts, in the registry's order; the index of each is its
+        /// type code on disk ([`EventData::type_code`]).
+        pub const EVENT_TYPES: &[&str] = &[$($name),*];
+
+        impl EventData {
+            /// The type code of the on-disk record (schema version 2, `docs/format.md`).
+            pub fn type_code(&self) -> u8 {
+                match self {
+                    $(EventData::$variant(_) => $code,)*
+                }
+            }
+        }
+
+        #[cfg(test)]
+        #[test]
+        fn type_codes_are_the_indices_of_the_names() {
+            $(assert_eq!(EVENT_TYPES[$code], $name);)*
+            assert_eq!(EVENT_TYPES.len(), [$($code),*].len());
+        }
+    };
+}
+
+for_each_event_type!(define_event_data);
 
 impl EventData {
     /// The `type` string of the interchange form.
     pub fn type_name(&self) -> &'static str {
         EVENT_TYPES[usize::from(self.type_code())]
-    }
-
-    /// The index of the type in [`EVENT_TYPES`]: the type code of the on-disk record
-    /// (schema version 2, `docs/format.md`), so never to be reordered.
-    pub fn type_code(&self) -> u8 {
-        use EventData::*;
-        match self {
-            IdentityJoined(_) => 0,
-            IdentityMoved(_) => 1,
-            IdentitySuspended(_) => 2,
-            IdentityReactivated(_) => 3,
-            IdentityLeft(_) => 4,
-            IdentityRejoined(_) => 5,
-            IdentityOwnerChanged(_) => 6,
-            AccessGranted(_) => 7,
-            AccessRevoked(_) => 8,
-            GroupCreated(_) => 9,
-            GroupDeleted(_) => 10,
-            GroupMemberAdded(_) => 11,
-            GroupMemberRemoved(_) => 12,
-            GroupAccessGranted(_) => 13,
-            GroupAccessRevoked(_) => 14,
-            CredentialIssued(_) => 15,
-            CredentialRotated(_) => 16,
-            CredentialRevoked(_) => 17,
-            EventRetracted(_) => 18,
-        }
     }
 
     /// The identity this event is about, if any (for `membership` events, the member).
@@ -335,18 +313,6 @@ impl NewEvent {
     /// The idempotency key, when the event has both parts of it.
     pub fn idempotency_key(&self) -> Option<(&str, &str)> {
         Some((self.source.as_deref()?, self.source_event_id.as_deref()?))
-    }
-
-    /// Parses one line of the JSONL interchange form. Unknown fields, unknown types and
-    /// bad times are rejected with the name of the field at fault.
-    pub fn from_json(line: &str) -> Result<NewEvent, FieldError> {
-        crate::json::parse_event(line)
-    }
-
-    /// The JSONL interchange form, one line.
-    pub fn to_json(&self) -> String {
-        // A map of strings and numbers always serializes.
-        serde_json::to_string(self).expect("NewEvent is plain data")
     }
 }
 

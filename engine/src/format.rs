@@ -440,10 +440,11 @@ fn decode_v2(payload: &[u8]) -> Result<Event, String> {
         15 => CredentialIssued(credential(&mut r)?),
         16 => CredentialRotated(credential(&mut r)?),
         17 => CredentialRevoked(credential(&mut r)?),
-        _ => EventRetracted(Retracted {
+        18 => EventRetracted(Retracted {
             position: Position(r.q.ok_or_else(|| missing("q"))?),
             reason: r.w.take().ok_or_else(|| missing("w"))?,
         }),
+        code => return Err(format!("unknown type code {code}")),
     };
     Ok(Event {
         position: Position(r.p),

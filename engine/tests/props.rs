@@ -2,6 +2,7 @@
 //! case; `PROPTEST_CASES` scales the run.
 
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use tenure_engine::event::*;
 use tenure_engine::format::{decode_event, encode_event};
 use tenure_engine::{Event, NewEvent, Outcome, Position, Store, Timestamp};
@@ -22,41 +23,78 @@ fn attrs() -> impl Strategy<Value = Attributes> {
     proptest::collection::btree_map(name(), ".{0,12}", 0..3)
 }
 
-fn data() -> impl Strategy<Value = EventData> {
-    let id = || name().prop_map(tenure_engine::IdentityId);
-    let grp = || name().prop_map(tenure_engine::GroupId);
-    prop_oneof![
-        (id(), attrs(), proptest::option::of(id())).prop_map(|(identity, attributes, owner)| {
+/// The parts an event body is made of, drawn once and shaped by [`body`].
+type Parts = (
+    (String, String, String, Entitlement),
+    (Attributes, Option<String>, Option<Timestamp>, Option<String>),
+    (Option<String>, String, u64, Option<Attributes>),
+);
+
+fn parts() -> impl Strategy<Value = Parts> {
+    use proptest::option::of;
+    (
+        (name(), name(), name(), entitlement()),
+        (attrs(), of(".{0,10}"), of(time()), of(name())),
+        (of(name()), name(), 1u64..1000, of(attrs())),
+    )
+}
+
+/// The body of type `code` (an index of `EVENT_TYPES`) made of `parts`: every type of the
+/// registry, so that the round trips below cover all of them.
+fn body(code: usize, parts: Parts) -> EventData {
+    use tenure_engine::{CredentialId, GroupId, IdentityId};
+    let ((i, o, g, entitlement), (attributes, reason, expires_at, approver), (justification, c, q, maybe_attrs)) =
+        parts;
+    let identity = IdentityId(i);
+    let group = GroupId(g);
+    let status = StatusChange { identity: identity.clone(), reason: reason.clone() };
+    let cred = Credential { identity: identity.clone(), credential: CredentialId(c), expires_at };
+    let lifecycle = GroupLifecycle { group: group.clone(), display_name: reason.clone() };
+    let membership = Membership { group: group.clone(), identity: identity.clone() };
+    let access = GroupAccess { group, entitlement: entitlement.clone() };
+    let data = match code {
+        0 => {
+            let owner = approver.clone().map(IdentityId);
             let kind = if owner.is_some() { IdentityKind::Service } else { IdentityKind::Human };
             EventData::IdentityJoined(Joined { identity, kind, attributes, owner })
-        }),
-        (id(), attrs()).prop_map(|(identity, attributes)| EventData::IdentityMoved(Moved { identity, attributes })),
-        (id(), proptest::option::of(".{0,10}"))
-            .prop_map(|(identity, reason)| EventData::IdentityLeft(StatusChange { identity, reason })),
-        (id(), proptest::option::of(attrs()))
-            .prop_map(|(identity, attributes)| EventData::IdentityRejoined(Rejoined { identity, attributes })),
-        (id(), entitlement(), proptest::option::of(time()), proptest::option::of(name())).prop_map(
-            |(identity, entitlement, expires_at, approver)| EventData::AccessGranted(Granted {
-                identity,
-                entitlement,
-                expires_at,
-                justification: None,
-                approver
-            })
-        ),
-        (grp(), entitlement())
-            .prop_map(|(group, entitlement)| EventData::GroupAccessRevoked(GroupAccess { group, entitlement })),
-        (grp(), id()).prop_map(|(group, identity)| EventData::GroupMemberAdded(Membership { group, identity })),
-        (id(), name(), proptest::option::of(time())).prop_map(|(identity, c, expires_at)| {
-            EventData::CredentialRotated(Credential {
-                identity,
-                credential: tenure_engine::CredentialId(c),
-                expires_at,
-            })
-        }),
-        (1u64..1000, ".{1,10}")
-            .prop_map(|(p, reason)| EventData::EventRetracted(Retracted { position: Position(p), reason })),
-    ]
+        }
+        1 => EventData::IdentityMoved(Moved { identity, attributes }),
+        2 => EventData::IdentitySuspended(status),
+        3 => EventData::IdentityReactivated(status),
+        4 => EventData::IdentityLeft(status),
+        5 => EventData::IdentityRejoined(Rejoined { identity, attributes: maybe_attrs }),
+        6 => EventData::IdentityOwnerChanged(OwnerChanged { identity, owner: IdentityId(o) }),
+        7 => EventData::AccessGranted(Granted { identity, entitlement, expires_at, justification, approver }),
+        8 => EventData::AccessRevoked(Revoked { identity, entitlement, reason }),
+        9 => EventData::GroupCreated(lifecycle),
+        10 => EventData::GroupDeleted(lifecycle),
+        11 => EventData::GroupMemberAdded(membership),
+        12 => EventData::GroupMemberRemoved(membership),
+        13 => EventData::GroupAccessGranted(access),
+        14 => EventData::GroupAccessRevoked(access),
+        15 => EventData::CredentialIssued(cred),
+        16 => EventData::CredentialRotated(cred),
+        17 => EventData::CredentialRevoked(cred),
+        18 => {
+            EventData::EventRetracted(Retracted { position: Position(q), reason: reason.unwrap_or_else(|| "x".into()) })
+        }
+        other => panic!("type code {other} of the registry has no body here: add it"),
+    };
+    assert_eq!(usize::from(data.type_code()), code);
+    data
+}
+
+#[test]
+fn the_generator_covers_every_type_of_the_registry() {
+    let runner = &mut proptest::test_runner::TestRunner::deterministic();
+    for code in 0..EVENT_TYPES.len() {
+        let parts = parts().new_tree(runner).unwrap().current();
+        assert_eq!(body(code, parts).type_name(), EVENT_TYPES[code]);
+    }
+}
+
+fn data() -> impl Strategy<Value = EventData> {
+    (0..EVENT_TYPES.len(), parts()).prop_map(|(code, parts)| body(code, parts))
 }
 
 fn new_event() -> impl Strategy<Value = NewEvent> {
