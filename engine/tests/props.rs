@@ -87,9 +87,9 @@ fn body(code: usize, parts: Parts) -> EventData {
 #[test]
 fn the_generator_covers_every_type_of_the_registry() {
     let runner = &mut proptest::test_runner::TestRunner::deterministic();
-    for code in 0..EVENT_TYPES.len() {
+    for (code, name) in EVENT_TYPES.iter().enumerate() {
         let parts = parts().new_tree(runner).unwrap().current();
-        assert_eq!(body(code, parts).type_name(), EVENT_TYPES[code]);
+        assert_eq!(body(code, parts).type_name(), *name);
     }
 }
 
