@@ -11,16 +11,20 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod error;
 pub mod event;
 pub mod format;
-pub mod hash;
 pub mod ids;
 pub mod json;
 pub mod log;
+pub mod maps;
+/// The store, by its former path (`tenure_engine::store::LOG_FILE`, ...).
+pub use log as store;
 pub mod marker;
+pub mod payload;
+pub mod record;
 pub mod repair;
-pub mod store;
 pub mod subjects;
 pub mod time;
 pub mod varint;

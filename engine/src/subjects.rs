@@ -23,7 +23,7 @@
 
 use crate::event::EventData;
 use crate::format::Hash;
-use crate::hash::Map;
+use crate::maps::Map;
 use crate::varint;
 use std::path::Path;
 
@@ -259,7 +259,7 @@ impl SubjectIndex {
             let bytes = self.snapshot_bytes(base, &chain);
             // A new file renamed into place (readers may be mapping the old one); on
             // read-only media nothing is written, and the next process scans again.
-            if crate::store::write_renamed(&path, &bytes).is_ok() {
+            if crate::log::write_renamed(&path, &bytes).is_ok() {
                 self.snapshot = Snapshot::parse(bytes);
                 self.scanned = Names::default();
             }

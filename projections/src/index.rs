@@ -25,7 +25,7 @@ use tenure_engine::{Entitlement, Event, EventData, IdentityKind};
 pub struct Interner {
     first: u32,
     names: Vec<String>,
-    ids: tenure_engine::hash::Map<String, u32>,
+    ids: tenure_engine::maps::Map<String, u32>,
 }
 
 impl Interner {
@@ -68,7 +68,7 @@ impl Interner {
 pub(crate) struct Tail<T> {
     first: u32,
     dense: Vec<Vec<T>>,
-    sparse: tenure_engine::hash::Map<u32, Vec<T>>,
+    sparse: tenure_engine::maps::Map<u32, Vec<T>>,
 }
 
 impl<T> Default for Tail<T> {
@@ -218,12 +218,12 @@ pub struct AccessIndex {
     pub(crate) identities: Interner,
     pub(crate) groups: Interner,
     pub(crate) ents: Vec<Entitlement>,
-    pub(crate) ent_ids: tenure_engine::hash::Map<Entitlement, u32>,
+    pub(crate) ent_ids: tenure_engine::maps::Map<Entitlement, u32>,
     pub(crate) id_events: Tail<Filed<IdOp>>,
     /// Per group: created / deleted / access granted / access revoked (all of them).
     pub(crate) group_events: Vec<Vec<Filed<GroupOp>>>,
     /// Retracted position → the position of its (first) retraction.
-    pub(crate) retracted: tenure_engine::hash::Map<u64, u64>,
+    pub(crate) retracted: tenure_engine::maps::Map<u64, u64>,
     /// Entitlement → identities with a direct grant event of it (with repeats; see `push_cheap`).
     pub(crate) direct_holders: Tail<u32>,
     /// Entitlement → groups with a group grant event of it (all of them).
@@ -235,7 +235,7 @@ pub struct AccessIndex {
     /// Owner → services that named it as owner at some point.
     pub(crate) owned: Tail<u32>,
     /// Resource → its entitlements.
-    pub(crate) by_resource: tenure_engine::hash::Map<String, Vec<u32>>,
+    pub(crate) by_resource: tenure_engine::maps::Map<String, Vec<u32>>,
 }
 
 impl AccessIndex {
@@ -553,7 +553,7 @@ impl AccessIndex {
 
     fn from_frozen(frozen: Frozen) -> Result<Self, CorruptIndex> {
         let small = frozen.small()?;
-        let mut by_resource: tenure_engine::hash::Map<String, Vec<u32>> = Default::default();
+        let mut by_resource: tenure_engine::maps::Map<String, Vec<u32>> = Default::default();
         for (i, e) in small.ents.iter().enumerate() {
             by_resource.entry(e.resource.clone()).or_default().push(i as u32);
         }

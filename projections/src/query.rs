@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use tenure_engine::event::Attributes;
-use tenure_engine::hash::Map;
+use tenure_engine::maps::Map;
 use tenure_engine::{Entitlement, IdentityKind, Timestamp};
 
 /// The knowledge point of a query.
@@ -346,12 +346,12 @@ impl AccessIndex {
     /// As known at the head, with an index file and no retraction after it: the frozen
     /// identities whose access the tail may have changed (their own events, or events of
     /// groups they had memberships in). `None` when the runs cannot be used.
-    fn untouched_by_tail(&self, r: u64) -> Option<tenure_engine::hash::Set<u32>> {
+    fn untouched_by_tail(&self, r: u64) -> Option<tenure_engine::maps::Set<u32>> {
         let f = self.frozen.as_ref()?;
         if r != self.head || self.retracted.values().any(|&by| by > f.head) {
             return None;
         }
-        let mut touched: tenure_engine::hash::Set<u32> = self.id_events.touched_frozen_ids().collect();
+        let mut touched: tenure_engine::maps::Set<u32> = self.id_events.touched_frozen_ids().collect();
         for (g, events) in self.group_events.iter().enumerate() {
             if events.iter().any(|e| e.pos > f.head) {
                 touched.extend(self.members(g as u32).ok()?.iter().copied().filter(|&id| id < f.identities));

@@ -1,20 +1,58 @@
-//! [`EventLog`]: what the rest of Tenure needs of a log, whatever keeps it.
+//! The durable append-only log, by concept: the store facade (`store`), recovery (`recovery`,
+//! the one owner of the `events.idx` layout), the writer and syncer threads (`writer`,
+//! `syncer`), reads and subscriptions (`read`), what they share (`shared`), and `verify`.
+//! [`EventLog`] is what the rest of Tenure needs of a log, whatever keeps it.
 //!
-//! The projections (the runner, index builds, reopen) and the reports read the log only
-//! through this trait, so a second backend (PostgreSQL, for deployments that outgrow one
-//! machine) can be added without touching them. [`crate::Store`], the embedded log (a
-//! file of our own on this machine's disk), is the implementation today. A backend must
-//! keep the contract of `ARCHITECTURE.md`: positions dense from 1 in recording order,
-//! `recorded_at` never decreasing, an append acknowledged only once durable, idempotency
-//! on `(source, source_event_id)`, a rejected batch storing nothing, and a subscription
-//! with no gap and no duplicate.
+//! One writer thread owns the file and the validation state; appenders hand it requests
+//! through a channel and wait for its answer. The writer takes every request waiting at
+//! once (group commit): it validates each, frames its records, writes them all, and hands
+//! the group to the syncer, which calls `fdatasync` once for every group written so far,
+//! writes the head marker, and only then publishes the new head and answers. Readers use
+//! their own file handle and never see a position past the acknowledged head.
+//!
+//! Recovery (in [`Store::open`]): take the whole batches of the file; damage at or before
+//! the acknowledged head (`crate::marker`) is refused, naming the position; a torn tail
+//! past it is moved to the quarantine and cut by the writer's open, ignored by a reader's.
 
-use crate::{Event, NewEvent, Outcome, Result, Subject, Timestamp};
-use std::ops::ControlFlow;
-use std::pin::Pin;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventData, FieldError, NewEvent};
+use crate::format::{self, Hash, ScanStop, Scanner, GENESIS, HEADER_LEN};
+use crate::ids::Position;
+use crate::maps::{Map, Set};
+use crate::marker::{self, Marker};
+use crate::subjects::{Subject, SubjectIndex};
+use crate::time::Timestamp;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+/// The most events one append may carry.
+mod read;
+mod recovery;
+mod shared;
+mod store;
+mod syncer;
+mod verify;
+mod writer;
+
+pub(crate) use self::read::*;
+pub(crate) use self::recovery::*;
+pub(crate) use self::shared::*;
+pub use self::store::*;
+pub(crate) use self::syncer::*;
+pub use self::verify::*;
+pub use self::writer::CheckSession;
+pub(crate) use self::writer::*;
 
 /// A stream of recorded events, as [`EventLog::subscribe`] returns it.
-pub type EventStream = Pin<Box<dyn futures_util::Stream<Item = Result<Event>> + Send + 'static>>;
+pub type EventStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Event>> + Send + 'static>>;
 
 /// An append-only, hash-chained event log.
 pub trait EventLog: Send + Sync {
@@ -29,7 +67,7 @@ pub trait EventLog: Send + Sync {
     /// Validates a batch as an append would, storing nothing.
     fn check(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>>;
     /// Visits positions `from..=to` (clamped to the head) in order.
-    fn scan_events(&self, from: u64, to: u64, visit: &mut dyn FnMut(Event) -> ControlFlow<()>) -> Result<()>;
+    fn scan_events(&self, from: u64, to: u64, visit: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>) -> Result<()>;
     /// Positions of the events that name `subject`, ascending.
     fn positions_of(&self, subject: &Subject) -> Result<Vec<u64>>;
     /// The last position recorded at or before `t`.
@@ -61,7 +99,7 @@ impl EventLog for crate::Store {
     fn check(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
         crate::Store::check(self, events)
     }
-    fn scan_events(&self, from: u64, to: u64, visit: &mut dyn FnMut(Event) -> ControlFlow<()>) -> Result<()> {
+    fn scan_events(&self, from: u64, to: u64, visit: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>) -> Result<()> {
         crate::Store::scan(self, from, to, visit)
     }
     fn positions_of(&self, subject: &Subject) -> Result<Vec<u64>> {

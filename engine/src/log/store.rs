@@ -1,0 +1,491 @@
+//! The store facade: open (the writer's, with recovery, and a reader's), append, check,
+//! reads, subscriptions, close. The work is done by the modules beside it.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// The most events one append may carry.
+pub const MAX_BATCH_EVENTS: usize = 1 << 20;
+
+/// The most events the writer gathers into one sync (group commit). A single batch larger
+/// than this is still written whole.
+pub const MAX_GROUP_EVENTS: usize = 1 << 16;
+
+pub const LOG_FILE: &str = "events.log";
+
+pub const LOCK_FILE: &str = "LOCK";
+
+/// End offset of every record, 8 bytes each: lets `open` skip scanning the log.
+pub const INDEX_FILE: &str = "events.idx";
+
+/// The answer for one event of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded at this position.
+    Stored(Position),
+    /// Its `(source, source_event_id)` was already recorded, at this position.
+    Duplicate(Position),
+}
+
+impl Outcome {
+    pub fn position(self) -> Position {
+        match self {
+            Outcome::Stored(p) | Outcome::Duplicate(p) => p,
+        }
+    }
+}
+
+/// Options of [`Store::open_with`].
+pub struct StoreOptions {
+    /// The engine clock, which stamps `recorded_at`. Replaceable for tests.
+    pub clock: Box<dyn Fn() -> Timestamp + Send>,
+    /// Call `fdatasync` before acknowledging. Only benchmarks that measure the cost of
+    /// syncing turn this off; a store opened without it makes no durability promise.
+    pub sync: bool,
+    /// Failures to inject into the log's writes and syncs (tests of the failure paths:
+    /// a failed, short or ENOSPC write, a failed sync). `None` in every real use.
+    pub faults: Option<Arc<dyn Faults>>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { clock: Box::new(Timestamp::now), sync: true, faults: None }
+    }
+}
+
+/// A fault-injecting file layer under the writer: each method is asked before the real
+/// operation and may make it fail.
+pub trait Faults: Send + Sync {
+    /// Before writing a group of `len` bytes: `Some((n, e))` writes only the first `n`
+    /// bytes, then fails with `e` (a short write, ENOSPC part way, an EIO).
+    fn write(&self, len: usize) -> Option<(usize, std::io::Error)>;
+    /// Before a sync: `Some(e)` fails it (the data may or may not be on the device).
+    fn sync(&self) -> Option<std::io::Error>;
+}
+
+/// The append-only event log of one data directory.
+pub struct Store {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Held (an exclusive advisory lock on `LOCK`) while a writing store is open; `None`
+    /// for a read-only handle, which takes no lock.
+    lock: Option<File>,
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it when absent, and recovers from a crash.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        // One writer per store: a second process would interleave records. Readers take
+        // no lock (see `open_read_only`).
+        let lock = take_writer_lock(&dir)?;
+        remove_stale_temporaries(&dir);
+        let (file, path) = open_log_file(&dir)?;
+        let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let marker = marker::read(&dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))?;
+        let recovered = recover(&dir, &file, &path, file_len, marker, Mode::Write)?;
+        let mut offsets = recovered.offsets;
+        let acked = recovered.acknowledged;
+        if let Some(damage) = recovered.damage {
+            // Past the acknowledged head (`recover` refused anything else): written, never
+            // acknowledged. Its bytes go to the quarantine before the log is cut.
+            crate::repair::quarantine(
+                &dir,
+                &file,
+                damage.cut_at,
+                file_len,
+                damage.position,
+                &format!("unacknowledged torn tail cut at open: {}", damage.reason),
+            )?;
+            file.set_len(damage.cut_at).map_err(|e| Error::io(&path, e))?;
+            offsets.truncate(offsets.partition_point(|&o| o <= damage.cut_at));
+        }
+        let head = offsets.len() as u64 - 1;
+        let end = *offsets.last().unwrap_or(&HEADER_LEN);
+        let chain = match head {
+            0 => GENESIS,
+            _ => chain_ending_at(&file, &path, end)?,
+        };
+        // Whole batches found past the marker (written, not acknowledged when the last
+        // process stopped) are kept: synced now, then named by a new marker, so that
+        // they count as acknowledged from here on.
+        let marker_path = dir.join(marker::MARKER_FILE);
+        let marker_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&marker_path)
+            .map_err(|e| Error::io(&marker_path, e))?;
+        let seq = acked.map_or(0, |m| m.seq + 1);
+        let current = Marker { seq, head, end, chain };
+        if acked.map(|m| (m.head, m.end, m.chain)) != Some((head, end, chain)) {
+            file.sync_all().map_err(|e| Error::io(&path, e))?;
+            current.write(&marker_file).map_err(|e| Error::io(&marker_path, e))?;
+            marker_file.sync_all().map_err(|e| Error::io(&marker_path, e))?;
+            sync_dir(&dir)?;
+        }
+        // Bring the offsets file in line with the log (it is derived; not synced). A new
+        // file renamed into place: readers may be reading the old one.
+        let idx_path = dir.join(INDEX_FILE);
+        let idx_len = std::fs::metadata(&idx_path).map(|m| m.len()).unwrap_or(u64::MAX);
+        if idx_len != head * 8 {
+            let mut bytes = Vec::with_capacity(offsets.len() * 8);
+            for o in &offsets[1..] {
+                bytes.extend_from_slice(&o.to_le_bytes());
+            }
+            write_renamed(&idx_path, &bytes)?;
+        }
+        let idx_file =
+            OpenOptions::new().read(true).write(true).open(&idx_path).map_err(|e| Error::io(&idx_path, e))?;
+
+        let shared = Shared::new(&dir, &path, offsets, chain)?;
+        let mut state = State::new();
+        state.head = head;
+        state.chain = chain;
+        let (tx, rx) = mpsc::channel::<Request>();
+        let syncer = Syncer {
+            shared: shared.clone(),
+            file: file.try_clone().map_err(|e| Error::io(&path, e))?,
+            idx_file,
+            marker_file,
+            marker_seq: seq,
+            sync: options.sync,
+            faults: options.faults.clone(),
+            last_cohort: 0,
+            last_sync: Duration::ZERO,
+        };
+        // 64 of the random bits of a UUIDv7 from the OS seed the id generator.
+        let seed = Uuid::now_v7().as_u128() as u64;
+        let mut writer = Writer {
+            shared: shared.clone(),
+            file,
+            id_rng: seed,
+            syncer: Some(syncer),
+            end,
+            state,
+            built: false,
+            options,
+        };
+        let handle = std::thread::Builder::new()
+            .name("tenure-log-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Store { shared, sender: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), lock: Some(lock) })
+    }
+
+    /// Opens the store in `dir` to read only: takes no lock, writes nothing to the log,
+    /// its offsets or its marker (it works on read-only media), and sees exactly the
+    /// acknowledged prefix, the head that the writer published after its last sync
+    /// (`events.head`). Damage to acknowledged records is refused with
+    /// [`Error::Corrupt`]; bytes past the acknowledged head (a writer's work in
+    /// flight, or a torn tail) are not looked at. [`Store::refresh`] moves the head on.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        let path = dir.join(LOG_FILE);
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        check_log_header(&file, &path, file_len)?;
+        let marker = marker::read(&dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))?;
+        let recovered = recover(&dir, &file, &path, file_len, marker, Mode::Read)?;
+        let offsets = recovered.offsets;
+        let end = *offsets.last().unwrap_or(&HEADER_LEN);
+        let chain = match offsets.len() {
+            1 => GENESIS,
+            _ => chain_ending_at(&file, &path, end)?,
+        };
+        let shared = Shared::new(&dir, &path, offsets, chain)?;
+        Ok(Store { shared, sender: Mutex::new(None), writer: Mutex::new(None), lock: None })
+    }
+
+    /// What this handle found and mended on the way that a user should hear of (a
+    /// damaged derived file, rebuilt), since the last call.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.shared.notices.lock().map(|mut n| std::mem::take(&mut *n)).unwrap_or_default()
+    }
+
+    /// True when this handle was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.lock.is_none()
+    }
+
+    /// For a read-only handle: moves the head on to what the writer has acknowledged
+    /// since (checking the new records' framing and their chain against the marker).
+    /// Returns the head. A writing handle's head is always current.
+    pub fn refresh(&self) -> Result<u64> {
+        if !self.is_read_only() {
+            return Ok(self.head());
+        }
+        let shared = &self.shared;
+        let Ok(marker::Read::Found(m)) = marker::read(&shared.dir) else { return Ok(self.head()) };
+        let (head, start) = {
+            let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
+            (offsets.len() as u64 - 1, *offsets.last().unwrap_or(&HEADER_LEN))
+        };
+        if m.head <= head {
+            return Ok(head);
+        }
+        let file_len = shared.reader.metadata().map_err(|e| Error::io(&shared.log_path, e))?.len();
+        let mut scanned = scan_log(&shared.reader, start, m.end.min(file_len), head + 1);
+        if let Some(e) = scanned.io_error.take() {
+            return Err(Error::io(&shared.log_path, e));
+        }
+        let reached = head + scanned.ends.len() as u64;
+        if reached != m.head || scanned.ends.last() != Some(&m.end) {
+            let d = scanned.damage.unwrap_or(Damage {
+                cut_at: start,
+                position: reached + 1,
+                reason: "acknowledged record missing".into(),
+            });
+            return Err(Error::Corrupt { position: d.position, reason: acknowledged_damage(&d, &m, file_len) });
+        }
+        if chain_at_end(&shared.reader, &shared.log_path, m.head, m.end)? != m.chain {
+            return Err(Error::Corrupt {
+                position: m.head,
+                reason: "the record does not match the acknowledged head (events.head)".into(),
+            });
+        }
+        // The subject index files the new positions, as the writer does for its own.
+        {
+            let mut subjects = shared.subjects.write().map_err(|_| Error::Closed)?;
+            let mut scanner = Scanner::new(&shared.reader, start, m.end);
+            let mut position = head;
+            while let Ok(Some(rec)) = scanner.next_record() {
+                position += 1;
+                let event = format::decode_event(rec.payload)
+                    .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
+                subjects.add_live(&event.data, position);
+            }
+        }
+        if let Ok(mut offsets) = shared.offsets.write() {
+            offsets.extend_from_slice(&scanned.ends);
+        }
+        if let Ok(mut h) = shared.head_hash.lock() {
+            *h = m.chain;
+        }
+        shared.head.store(m.head, Ordering::Release);
+        shared.head_tx.send_replace(m.head);
+        Ok(m.head)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The last acknowledged position (0 for an empty log).
+    pub fn head(&self) -> u64 {
+        self.shared.head.load(Ordering::Acquire)
+    }
+
+    /// The chain hash of the head, hex.
+    pub fn head_hash(&self) -> String {
+        match self.shared.head_hash.lock() {
+            Ok(h) => format::hex(&h),
+            Err(p) => format::hex(&p.into_inner()),
+        }
+    }
+
+    pub(crate) fn submit(
+        &self,
+        events: Vec<NewEvent>,
+        expected_head: Option<u64>,
+        dry_run: bool,
+        reply: Reply,
+    ) -> Result<()> {
+        self.submit_in(events, expected_head, dry_run, None, reply)
+    }
+
+    pub(crate) fn submit_in(
+        &self,
+        events: Vec<NewEvent>,
+        expected_head: Option<u64>,
+        dry_run: bool,
+        session: Option<Arc<Mutex<CheckSession>>>,
+        reply: Reply,
+    ) -> Result<()> {
+        if events.len() > MAX_BATCH_EVENTS {
+            return Err(Error::BatchTooLarge { len: events.len(), limit: MAX_BATCH_EVENTS });
+        }
+        if self.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
+        let guard = self.sender.lock().map_err(|_| Error::Closed)?;
+        let sender = guard.as_ref().ok_or(Error::Closed)?;
+        sender.send(Request { events, expected_head, dry_run, session, reply }).map_err(|_| Error::Closed)
+    }
+
+    /// Appends a batch atomically and returns, for each event, where it is stored. Returns
+    /// after the batch is synced to the device. A rejected batch stores nothing.
+    pub fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
+        self.append_inner(events, None)
+    }
+
+    /// As [`Store::append`], but fails with [`Error::Conflict`] unless the head is
+    /// `expected_head` when the batch is written (optimistic concurrency).
+    pub fn append_expecting(&self, events: Vec<NewEvent>, expected_head: u64) -> Result<Vec<Outcome>> {
+        self.append_inner(events, Some(expected_head))
+    }
+
+    pub(crate) fn append_inner(&self, events: Vec<NewEvent>, expected_head: Option<u64>) -> Result<Vec<Outcome>> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(events, expected_head, false, Reply::Blocking(tx))?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Validates a batch as [`Store::append`] would, without storing it: the same errors,
+    /// and the positions it would get if appended now. Lets a caller check a whole file
+    /// before appending it in several batches.
+    pub fn check(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(events, None, true, Reply::Blocking(tx))?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Validates a batch as [`Store::check`] does, but after the batches checked before it
+    /// in `session`, as if they had been stored; when it passes, it joins the session.
+    /// Lets a caller validate a file too large for one batch, part by part, before
+    /// storing any of it. The session keeps, per event checked, the names it creates and
+    /// its idempotency fingerprint (16 bytes), nothing else.
+    pub fn check_in(&self, session: &Arc<Mutex<CheckSession>>, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit_in(events, None, true, Some(session.clone()), Reply::Blocking(tx))?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// The async form of [`Store::append`], for tokio tasks: many of them appending at
+    /// once share syncs.
+    pub async fn append_async(&self, events: Vec<NewEvent>, expected_head: Option<u64>) -> Result<Vec<Outcome>> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(events, expected_head, false, Reply::Async(tx))?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Reads one event.
+    pub fn read(&self, position: u64) -> Result<Event> {
+        let mut out = self.read_range(position, position)?;
+        out.pop().ok_or(Error::NoSuchPosition(position))
+    }
+
+    /// Reads positions `from..=to`, clamped to the head.
+    pub fn read_range(&self, from: u64, to: u64) -> Result<Vec<Event>> {
+        let mut out = Vec::new();
+        self.scan(from, to, |e| {
+            out.push(e);
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    /// Visits positions `from..=to` (clamped to the head) in order, reading the file in
+    /// large sequential chunks.
+    pub fn scan(&self, from: u64, to: u64, mut visit: impl FnMut(Event) -> std::ops::ControlFlow<()>) -> Result<()> {
+        self.scan_raw(from, to, |position, payload| {
+            let event = format::decode_event(payload)
+                .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
+            Ok(visit(event))
+        })
+    }
+
+    /// Visits the raw payloads of positions `from..=to`.
+    pub fn scan_raw(
+        &self,
+        from: u64,
+        to: u64,
+        visit: impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
+    ) -> Result<()> {
+        scan_shared(&self.shared, from, to, visit)
+    }
+
+    /// Positions of the events that name `subject` (as identity, member, owner or group),
+    /// ascending, up to the head. A secondary index: the first call in a process loads its
+    /// snapshot and reads only the log after it (`crate::subjects`).
+    pub fn positions_of(&self, subject: &Subject) -> Result<Vec<u64>> {
+        let head = self.head();
+        {
+            let index = self.shared.subjects.read().map_err(|_| Error::Closed)?;
+            if index.is_loaded() {
+                return Ok(index.positions(subject, head));
+            }
+        }
+        let mut index = self.shared.subjects.write().map_err(|_| Error::Closed)?;
+        if !index.is_loaded() {
+            let shared = &self.shared;
+            let chain_at = |position: u64| chain_at(shared, position).ok();
+            index.load(&shared.dir, shared.open_head, &chain_at, |from, to, visit| {
+                scan_shared(shared, from, to, |position, payload| {
+                    let event = format::decode_event(payload).map_err(|reason| Error::Corrupt {
+                        position,
+                        reason: format!("undecodable record: {reason}"),
+                    })?;
+                    visit(position, &event.data);
+                    Ok(std::ops::ControlFlow::Continue(()))
+                })
+            })?;
+        }
+        Ok(index.positions(subject, head))
+    }
+
+    /// The events that name `subject`, from position `from` on.
+    pub fn read_subject(&self, subject: &Subject, from: u64) -> Result<Vec<Event>> {
+        let positions = self.positions_of(subject)?;
+        let start = positions.partition_point(|&p| p < from);
+        positions[start..].iter().map(|&p| self.read(p)).collect()
+    }
+
+    /// The greatest position recorded at or before `t` (0 if none): turns "as known at a
+    /// recorded time" into "as known at a position". `recorded_at` never decreases along
+    /// the log, so this is a binary search.
+    pub fn position_at_recorded(&self, t: Timestamp) -> Result<u64> {
+        let (mut lo, mut hi) = (0u64, self.head());
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if self.read(mid)?.recorded_at <= t {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// A stream of every event after `after`, then of new events as they are appended:
+    /// no gap and no duplicate across the switch, since both come from the log by position.
+    pub fn subscribe(&self, after: u64) -> impl futures_util::Stream<Item = Result<Event>> + Send + 'static {
+        let shared = self.shared.clone();
+        let rx = shared.head_tx.subscribe();
+        let sub = Subscription { shared, rx, cursor: after, buffer: std::collections::VecDeque::new() };
+        futures_util::stream::unfold(sub, |mut sub| async move {
+            let item = sub.next().await?;
+            Some((item, sub))
+        })
+    }
+
+    /// Bytes the log occupies on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        std::fs::metadata(&self.shared.log_path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Stops the writer after the requests already sent. Called by `Drop` too.
+    pub fn close(&self) {
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        if let Ok(mut w) = self.writer.lock() {
+            if let Some(handle) = w.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

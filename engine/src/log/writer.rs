@@ -1,0 +1,463 @@
+//! The writer thread: gathers requests into groups, validates them against the state
+//! (references, retractions, idempotency fingerprints; check sessions across parts),
+//! frames and writes them, and hands each group to the syncer.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Validation state, owned by the writer thread.
+pub(crate) struct State {
+    pub(crate) head: u64,
+    pub(crate) chain: Hash,
+    pub(crate) last_recorded: Timestamp,
+    /// Idempotency keys, by their [`Fingerprints`], and the first position of each.
+    pub(crate) dedup: Map<u128, u64>,
+    pub(crate) fingerprints: Fingerprints,
+    pub(crate) identities: Set<Box<str>>,
+    pub(crate) groups: Set<Box<str>>,
+    pub(crate) retractions: Set<u64>,
+}
+
+impl State {
+    pub(crate) fn new() -> Self {
+        State {
+            head: 0,
+            chain: GENESIS,
+            last_recorded: Timestamp::MIN,
+            dedup: Map::default(),
+            fingerprints: Fingerprints::new(),
+            identities: Set::default(),
+            groups: Set::default(),
+            retractions: Set::default(),
+        }
+    }
+
+    /// Takes a recorded event into the validation state.
+    pub(crate) fn apply(&mut self, event: &Event) {
+        let key = event.idempotency_key().map(|(s, k)| self.fingerprints.of(s, k));
+        self.take(event.position.get(), event.recorded_at, key, &event.data);
+    }
+
+    /// Takes an event, given by its parts (its idempotency key as [`Fingerprints::of`]
+    /// made it), into the validation state.
+    pub(crate) fn take(&mut self, position: u64, recorded_at: Timestamp, key: Option<u128>, data: &EventData) {
+        if let Some(key) = key {
+            self.dedup.entry(key).or_insert(position);
+        }
+        match data {
+            EventData::IdentityJoined(j) => {
+                self.identities.insert(j.identity.as_str().into());
+            }
+            EventData::GroupCreated(g) => {
+                self.groups.insert(g.group.as_str().into());
+            }
+            EventData::EventRetracted(_) => {
+                self.retractions.insert(position);
+            }
+            _ => {}
+        }
+        self.head = position;
+        self.last_recorded = self.last_recorded.max(recorded_at);
+    }
+}
+
+/// The events of a file checked part by part with [`Store::check_in`], as the validation
+/// of the next part must see them: as if stored after the log's head.
+#[derive(Default)]
+pub struct CheckSession {
+    /// How many of them would be stored.
+    stored: u64,
+    keys: Map<u128, u64>,
+    identities: Set<Box<str>>,
+    groups: Set<Box<str>>,
+    retractions: Set<u64>,
+}
+
+impl CheckSession {
+    /// A new session, shared with the writer thread while a part is checked.
+    pub fn new() -> Arc<Mutex<CheckSession>> {
+        Arc::new(Mutex::new(CheckSession::default()))
+    }
+
+    /// How many events of the session's parts would be stored (the rest are duplicates).
+    pub fn stored(&self) -> u64 {
+        self.stored
+    }
+
+    /// Takes a part that passed validation into the session.
+    pub(crate) fn take(&mut self, events: &[NewEvent], v: &Validated) {
+        for ((event, outcome), key) in events.iter().zip(&v.outcomes).zip(&v.keys) {
+            let Outcome::Stored(position) = *outcome else { continue };
+            if let Some(key) = key {
+                self.keys.entry(*key).or_insert(position.get());
+            }
+            match &event.data {
+                EventData::IdentityJoined(j) => {
+                    self.identities.insert(j.identity.as_str().into());
+                }
+                EventData::GroupCreated(g) => {
+                    self.groups.insert(g.group.as_str().into());
+                }
+                EventData::EventRetracted(_) => {
+                    self.retractions.insert(position.get());
+                }
+                _ => {}
+            }
+            self.stored += 1;
+        }
+    }
+}
+
+/// Idempotency keys `(source, source_event_id)` as 128-bit fingerprints: two SipHash-1-3
+/// with independent random keys (std's `RandomState`), over the length of the source, the
+/// source and the event id. The validation state keeps 16 bytes per key instead of a
+/// string (a heap allocation and a pointer to follow on every lookup of 10M keys), and a
+/// key is hashed once per event. With secret keys drawn per process, a source cannot aim
+/// at a collision, and the chance of one by accident among 10M keys is about 10^-25:
+/// far below that of an undetected disk error (docs/decisions.md).
+pub(crate) struct Fingerprints(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
+
+impl Fingerprints {
+    pub(crate) fn new() -> Self {
+        Fingerprints(Default::default(), Default::default())
+    }
+
+    pub(crate) fn of(&self, source: &str, source_event_id: &str) -> u128 {
+        use std::hash::{BuildHasher, Hasher};
+        let half = |state: &std::collections::hash_map::RandomState| {
+            let mut h = state.build_hasher();
+            h.write_usize(source.len());
+            h.write(source.as_bytes());
+            h.write(source_event_id.as_bytes());
+            h.finish()
+        };
+        (u128::from(half(&self.0)) << 64) | u128::from(half(&self.1))
+    }
+}
+
+pub(crate) struct Writer {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) file: File,
+    /// State of the generator of event ids (see [`Writer::new_id`]).
+    pub(crate) id_rng: u64,
+    /// The second stage, moved to its own thread by [`Writer::run`].
+    pub(crate) syncer: Option<Syncer>,
+    pub(crate) end: u64,
+    pub(crate) state: State,
+    /// Whether `state` (and the subject index) reflects the whole log yet. A store
+    /// opened only to read never builds it.
+    pub(crate) built: bool,
+    pub(crate) options: StoreOptions,
+}
+
+/// What validation found of a batch: per event, its outcome and its idempotency key's
+/// fingerprint (computed once, for the lookup and then for the state).
+pub(crate) struct Validated {
+    pub(crate) outcomes: Vec<Outcome>,
+    pub(crate) keys: Vec<Option<u128>>,
+}
+
+/// A request that passed validation, waiting for the group's sync.
+pub(crate) struct Staged {
+    pub(crate) reply: Reply,
+    pub(crate) outcomes: Vec<Outcome>,
+}
+
+impl Writer {
+    /// Takes the waiting requests as one group, validates and writes it, and hands it to
+    /// the syncer; meanwhile the next group gathers and is written while the previous one
+    /// syncs (a two-stage pipeline: the CPU work of a group overlaps the sync of the one
+    /// before, and one sync can cover several written groups).
+    pub(crate) fn run(&mut self, rx: mpsc::Receiver<Request>) {
+        let Some(mut syncer) = self.syncer.take() else { return };
+        let (to_syncer, pending) = mpsc::sync_channel::<Pending>(4);
+        std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                .name("tenure-log-syncer".into())
+                .spawn_scoped(scope, move || syncer.run(pending));
+            if let Err(e) = spawned {
+                self.shared.poison(format!("cannot start the syncer thread: {e}"));
+            }
+            while let Ok(first) = rx.recv() {
+                let mut group = vec![first];
+                let mut events = group[0].events.len();
+                while events < MAX_GROUP_EVENTS {
+                    match rx.try_recv() {
+                        Ok(req) => {
+                            events += req.events.len();
+                            group.push(req);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.commit_group(group, &to_syncer);
+            }
+            drop(to_syncer);
+        });
+    }
+
+    /// Builds the validation state from the log, once.
+    pub(crate) fn ensure_state(&mut self) -> Result<()> {
+        if self.built {
+            return Ok(());
+        }
+        let (head, chain) = (self.state.head, self.state.chain);
+        let mut state = State::new();
+        let (start, end) = {
+            let offsets = self.shared.offsets.read().map_err(|_| Error::Closed)?;
+            (offsets[0], *offsets.last().unwrap_or(&HEADER_LEN))
+        };
+        let mut scanner = Scanner::new(&self.shared.reader, start, end);
+        let mut position = 0u64;
+        while position < head {
+            position += 1;
+            let rec = match scanner.next_record() {
+                Ok(Some(rec)) if rec.crc_ok => rec,
+                Err(ScanStop::Io(e)) => return Err(Error::io(&self.shared.log_path, e)),
+                _ => return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() }),
+            };
+            let event = format::decode_event(rec.payload)
+                .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
+            if event.position.get() != position {
+                return Err(Error::Corrupt { position, reason: format!("record claims position {}", event.position) });
+            }
+            state.apply(&event);
+        }
+        state.head = head;
+        state.chain = chain;
+        self.state = state;
+        self.built = true;
+        Ok(())
+    }
+
+    pub(crate) fn commit_group(&mut self, group: Vec<Request>, to_syncer: &mpsc::SyncSender<Pending>) {
+        if let Err(e) = self.ensure_state() {
+            return refuse(group.into_iter().map(|r| r.reply), &e.to_string());
+        }
+        if let Some(reason) = self.shared.failure() {
+            return refuse(group.into_iter().map(|r| r.reply), &reason);
+        }
+        let mut buf = Vec::new();
+        let mut new_offsets = Vec::new();
+        let mut staged = Vec::with_capacity(group.len());
+        let now = (self.options.clock)().max(self.state.last_recorded);
+        for req in group {
+            if let Some(expected) = req.expected_head {
+                if expected != self.state.head {
+                    req.reply.send(Err(Error::Conflict { expected, actual: self.state.head }));
+                    continue;
+                }
+            }
+            if req.dry_run {
+                // Validated against the state as it stands after the requests before it
+                // (and after the earlier parts of its session).
+                let answer = match &req.session {
+                    None => self.validate(&req.events, None).map(|v| v.outcomes),
+                    Some(session) => match session.lock() {
+                        Ok(mut session) => self.validate(&req.events, Some(&session)).map(|v| {
+                            session.take(&req.events, &v);
+                            v.outcomes
+                        }),
+                        Err(_) => Err(Error::Closed),
+                    },
+                };
+                req.reply.send(answer);
+                continue;
+            }
+            match self.stage(&req.events, now, &mut buf, &mut new_offsets) {
+                Ok(outcomes) => staged.push(Staged { reply: req.reply, outcomes }),
+                Err(e) => req.reply.send(Err(e)),
+            }
+        }
+        if staged.is_empty() {
+            return;
+        }
+        // A group of duplicates only writes nothing, but still goes through the syncer:
+        // the positions it answers with may belong to a group whose sync is under way.
+        let written = match self.options.faults.as_ref().and_then(|f| f.write(buf.len())) {
+            Some((n, e)) => {
+                let _ = self.file.write_all(&buf[..n.min(buf.len())]);
+                Err(e)
+            }
+            None => self.file.write_all(&buf),
+        };
+        if let Err(e) = written {
+            let reason = format!("{}: {e}", self.shared.log_path.display());
+            self.shared.poison(reason.clone());
+            return refuse(staged.into_iter().map(|s| s.reply), &reason);
+        }
+        self.end += buf.len() as u64;
+        let pending = Pending { head: self.state.head, chain: self.state.chain, end: self.end, new_offsets, staged };
+        if let Err(mpsc::SendError(pending)) = to_syncer.send(pending) {
+            let reason = "the syncer thread stopped";
+            self.shared.poison(reason.to_string());
+            refuse(pending.staged.into_iter().map(|s| s.reply), reason);
+        }
+    }
+
+    /// Validates a batch against the state; when all of it passes, takes it into the state
+    /// and frames its records into `buf`. A rejected batch changes nothing.
+    pub(crate) fn stage(
+        &mut self,
+        events: &[NewEvent],
+        now: Timestamp,
+        buf: &mut Vec<u8>,
+        new_offsets: &mut Vec<u64>,
+    ) -> Result<Vec<Outcome>> {
+        let Validated { outcomes, keys } = self.validate(events, None)?;
+        // Pass 2: encode (from the delivered event, copying nothing), and refuse the batch
+        // if a record would be too large.
+        let mut payloads = Vec::new();
+        let mut records: Vec<(usize, u64, std::ops::Range<usize>)> = Vec::with_capacity(outcomes.len());
+        for (index, (event, outcome)) in events.iter().zip(&outcomes).enumerate() {
+            let Outcome::Stored(position) = *outcome else { continue };
+            let id = match event.id {
+                Some(id) => id,
+                None => self.new_id(now),
+            };
+            let start = payloads.len();
+            let parts = format::EventParts {
+                position: position.get(),
+                id: &id,
+                recorded_at: now,
+                effective_at: event.effective_at,
+                source: event.source.as_deref(),
+                source_event_id: event.source_event_id.as_deref(),
+                actor: event.actor.as_deref(),
+                data: &event.data,
+            };
+            format::encode_parts(&parts, &mut payloads);
+            if payloads.len() - start > format::MAX_PAYLOAD_BYTES {
+                let reason = format!("event larger than {} bytes", format::MAX_PAYLOAD_BYTES);
+                return Err(Error::Rejected { index, error: FieldError::new("-", reason) });
+            }
+            records.push((index, position.get(), start..payloads.len()));
+        }
+
+        // Pass 3: frame and take into the state. Nothing can fail from here on.
+        let count = records.len();
+        for (i, (index, position, range)) in records.into_iter().enumerate() {
+            debug_assert_eq!(position, self.state.head + 1, "positions are dense");
+            let event = &events[index];
+            let continues = i + 1 < count;
+            self.state.chain = format::frame_record(buf, &payloads[range], &self.state.chain, continues);
+            new_offsets.push(self.end + buf.len() as u64);
+            self.state.take(position, now, keys[index], &event.data);
+        }
+        // The subject index takes the positions now (readers see them once the head
+        // passes them), under its lock for this loop only.
+        let mut subjects = self.shared.subjects.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (event, outcome) in events.iter().zip(&outcomes) {
+            if let Outcome::Stored(position) = *outcome {
+                subjects.add_live(&event.data, position.get());
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// A UUIDv7 for an event delivered without an id (RFC 9562 §5.7): the recording time in
+    /// milliseconds and 74 bits from a SplitMix64 generator seeded from the operating
+    /// system once (`Uuid::now_v7` asks the OS for random bytes at every call, a system
+    /// call per event).
+    pub(crate) fn new_id(&mut self, now: Timestamp) -> Uuid {
+        let mut next = || {
+            self.id_rng = self.id_rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.id_rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let (a, b) = (next(), next());
+        let mut bytes = [0u8; 10];
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes()[..2]);
+        let millis = u64::try_from(now.as_micros() / 1000).unwrap_or(0);
+        uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+    }
+
+    /// Pass 1: validates a batch against the state plus what the batch itself creates
+    /// before each event. Changes nothing.
+    pub(crate) fn validate(&self, events: &[NewEvent], session: Option<&CheckSession>) -> Result<Validated> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut keys = Vec::with_capacity(events.len());
+        let mut batch_keys: Map<u128, u64> = Map::default();
+        let mut batch_identities: Set<&str> = Set::default();
+        let mut batch_groups: Set<&str> = Set::default();
+        let mut batch_retractions: Set<u64> = Set::default();
+        let empty = CheckSession::default();
+        let session = session.unwrap_or(&empty);
+        let mut next = self.state.head + 1 + session.stored;
+        for (index, event) in events.iter().enumerate() {
+            let reject = |field: &str, reason: String| Error::Rejected { index, error: FieldError::new(field, reason) };
+            crate::json::validate_data(&event.data).map_err(|error| Error::Rejected { index, error })?;
+            let key = event.idempotency_key().map(|(s, k)| self.state.fingerprints.of(s, k));
+            keys.push(key);
+            if let Some(key) = key {
+                let earlier = self.state.dedup.get(&key).or_else(|| session.keys.get(&key));
+                if let Some(&p) = earlier.or_else(|| batch_keys.get(&key)) {
+                    outcomes.push(Outcome::Duplicate(Position(p)));
+                    continue;
+                }
+            }
+            let known_identity = |id: &str| {
+                self.state.identities.contains(id) || session.identities.contains(id) || batch_identities.contains(id)
+            };
+            match &event.data {
+                EventData::IdentityJoined(_) => {}
+                data => {
+                    if let Some(id) = data.identity() {
+                        if !known_identity(id.as_str()) {
+                            return Err(reject(
+                                "data.identity",
+                                format!("unknown identity '{id}': no earlier event joined it"),
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(owner) = event.data.referenced_owner() {
+                if !known_identity(owner.as_str()) {
+                    return Err(reject(
+                        "data.owner",
+                        format!("unknown identity '{owner}': no earlier event joined it"),
+                    ));
+                }
+            }
+            if let Some(group) = event.data.group() {
+                let created = matches!(event.data, EventData::GroupCreated(_));
+                let known = self.state.groups.contains(group.as_str())
+                    || session.groups.contains(group.as_str())
+                    || batch_groups.contains(group.as_str());
+                if !created && !known {
+                    return Err(reject("data.group", format!("unknown group '{group}': no earlier event created it")));
+                }
+            }
+            if let EventData::EventRetracted(r) = &event.data {
+                let target = r.position.get();
+                if target >= next {
+                    return Err(reject("data.position", format!("position {target} does not exist")));
+                }
+                if self.state.retractions.contains(&target)
+                    || session.retractions.contains(&target)
+                    || batch_retractions.contains(&target)
+                {
+                    return Err(reject("data.position", format!("position {target} is itself a retraction")));
+                }
+                batch_retractions.insert(next);
+            }
+            if let EventData::IdentityJoined(j) = &event.data {
+                batch_identities.insert(j.identity.as_str());
+            }
+            if let EventData::GroupCreated(g) = &event.data {
+                batch_groups.insert(g.group.as_str());
+            }
+            if let Some(key) = key {
+                batch_keys.insert(key, next);
+            }
+            outcomes.push(Outcome::Stored(Position(next)));
+            next += 1;
+        }
+
+        Ok(Validated { outcomes, keys })
+    }
+}
