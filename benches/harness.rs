@@ -28,30 +28,47 @@ use std::time::{Duration, Instant};
 use tenure::engine::{Event, NewEvent, Store, Subject, Timestamp};
 use tenure::projections::{AccessIndex, AsOf, Target};
 
+/// The harness's flags (`cargo bench --bench harness -- --help`).
+#[derive(clap::Parser)]
+#[command(
+    name = "harness",
+    about = "Tenure's benchmark harness: each figure beside its baseline, measured in the same run"
+)]
 struct Args {
+    /// One scale: the number of events of the synthetic store.
+    #[arg(long, value_name = "N", conflicts_with = "scales")]
+    events: Option<usize>,
+    /// Several scales, comma-separated (default: 100000).
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',')]
     scales: Vec<usize>,
+    /// Add a run at 100M events.
+    #[arg(long)]
+    large: bool,
+    /// The CI smoke run: fewer samples and shorter budgets.
+    #[arg(long)]
     quick: bool,
+    /// Where to put the stores (default: a temporary directory).
+    #[arg(long, value_name = "DIR")]
     dir: Option<String>,
+    /// Keep the stores afterwards.
+    #[arg(long)]
     keep: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { scales: vec![100_000], quick: false, dir: None, keep: false };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--events" => args.scales = vec![it.next().and_then(|v| v.parse().ok()).unwrap_or(100_000)],
-            "--scales" => {
-                args.scales =
-                    it.next().map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default()
-            }
-            "--large" => args.scales.push(100_000_000),
-            "--quick" => args.quick = true,
-            "--dir" => args.dir = it.next(),
-            "--keep" => args.keep = true,
-            "--bench" => {}
-            other => eprintln!("harness: ignoring argument {other}"),
-        }
+    use clap::Parser;
+    let mut args = Args::parse();
+    if let Some(n) = args.events {
+        args.scales = vec![n];
+    }
+    if args.scales.is_empty() {
+        args.scales = vec![100_000];
+    }
+    if args.large {
+        args.scales.push(100_000_000);
     }
     args
 }

@@ -17,9 +17,20 @@ fn every_example_in_events_md_parses_and_appends() {
         }
     }
     assert_eq!(examples.len(), 20, "one example per type, two for joined");
+    // Every type of the registry has its example.
+    let types: std::collections::BTreeSet<&str> = examples.iter().map(|e| e.data.type_name()).collect();
+    assert_eq!(types.len(), tenure::engine::event::EVENT_TYPES.len(), "{types:?}");
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    // In document order, except that the retraction refers to position 6.
+    // In document order (the retraction refers to position 6): every one is stored, none
+    // is taken for a duplicate of another.
     let outcomes = store.append(examples).unwrap();
-    assert_eq!(outcomes.len(), 20);
+    let stored: Vec<u64> = outcomes
+        .iter()
+        .map(|o| match o {
+            tenure::engine::Outcome::Stored(p) => p.get(),
+            tenure::engine::Outcome::Duplicate(p) => panic!("an example is a duplicate of position {p}"),
+        })
+        .collect();
+    assert_eq!(stored, (1..=20).collect::<Vec<_>>());
 }

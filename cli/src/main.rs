@@ -319,7 +319,8 @@ impl From<tenure_projections::QueryError> for CliError {
     fn from(e: tenure_projections::QueryError) -> Self {
         match e {
             // Met again after a rebuild from the log: something keeps damaging it.
-            tenure_projections::QueryError::Corrupt(_) => CliError::failure(e.to_string()),
+            // An integrity failure, like the log's: exit 3.
+            tenure_projections::QueryError::Corrupt(_) => CliError { message: e.to_string(), code: 3 },
             _ => CliError::input(e.to_string()),
         }
     }
@@ -327,7 +328,20 @@ impl From<tenure_projections::QueryError> for CliError {
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        CliError::failure(e.to_string())
+        match e.kind() {
+            // A closed pipe (`tenure log | head`) is where the reader stopped: not an error.
+            std::io::ErrorKind::BrokenPipe => CliError { message: String::new(), code: 0 },
+            _ => CliError::failure(e.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for CliError {
+    fn from(e: serde_json::Error) -> Self {
+        match e.io_error_kind() {
+            Some(kind) => std::io::Error::new(kind, e.to_string()).into(),
+            None => CliError::failure(e.to_string()),
+        }
     }
 }
 

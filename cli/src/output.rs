@@ -119,20 +119,15 @@ impl Table {
         Ok(())
     }
 
-    /// RFC 4180 CSV.
+    /// RFC 4180 CSV, written by the `csv` crate (fields holding `,`, `"`, `\n` or `\r`
+    /// quoted).
     pub fn print_csv(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let esc = |c: &str| {
-            if c.contains([',', '"', '\n']) {
-                format!("\"{}\"", c.replace('"', "\"\""))
-            } else {
-                c.to_string()
-            }
-        };
-        writeln!(out, "{}", self.headers.iter().map(|h| esc(h)).collect::<Vec<_>>().join(","))?;
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(&self.headers)?;
         for row in &self.rows {
-            writeln!(out, "{}", row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(","))?;
+            w.write_record(row)?;
         }
-        Ok(())
+        w.flush()
     }
 }
 
@@ -160,6 +155,11 @@ mod tests {
         let mut out = vec![];
         t.print_csv(&mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a,bb\nxxx,\"y,z\"\n");
+        let mut t = Table::new(vec!["a"]);
+        t.row(vec!["carriage\rreturn".into()]);
+        let mut out = vec![];
+        t.print_csv(&mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a\n\"carriage\rreturn\"\n");
     }
 
     #[test]
