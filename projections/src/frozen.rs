@@ -654,6 +654,54 @@ mod tests {
         }
     }
 
+    /// The index file's bytes, pinned: the same log gives the same file, byte for byte.
+    /// A change here is a change of format: bump `VERSION` (older files are then rebuilt
+    /// from the log), update `docs/format.md`, then this length and CRC.
+    #[test]
+    fn the_file_format_is_pinned() {
+        let ent = Entitlement::new("db", "read");
+        let mut index = AccessIndex::new();
+        let events = [
+            EventData::IdentityJoined(Joined {
+                identity: "alice".into(),
+                kind: IdentityKind::Human,
+                attributes: [("team".to_string(), "a".to_string())].into(),
+                owner: None,
+            }),
+            EventData::IdentityJoined(Joined {
+                identity: "bot".into(),
+                kind: IdentityKind::Service,
+                attributes: Default::default(),
+                owner: Some("alice".into()),
+            }),
+            EventData::GroupCreated(GroupLifecycle { group: "eng".into(), display_name: Some("Engineering".into()) }),
+            EventData::GroupMemberAdded(Membership { group: "eng".into(), identity: "bot".into() }),
+            EventData::GroupAccessGranted(GroupAccess { group: "eng".into(), entitlement: ent.clone() }),
+            EventData::AccessGranted(Granted {
+                identity: "alice".into(),
+                entitlement: ent.clone(),
+                expires_at: Some(Timestamp::from_micros(1_800_000_000_000_000)),
+                justification: Some("on call".into()),
+                approver: Some("carol".into()),
+            }),
+            EventData::IdentitySuspended(StatusChange { identity: "alice".into(), reason: None }),
+            EventData::IdentityReactivated(StatusChange { identity: "alice".into(), reason: None }),
+            EventData::CredentialIssued(Credential {
+                identity: "bot".into(),
+                credential: "key-1".into(),
+                expires_at: None,
+            }),
+            EventData::AccessRevoked(Revoked { identity: "alice".into(), entitlement: ent, reason: None }),
+            EventData::EventRetracted(Retracted { position: Position(7), reason: "entered in error".into() }),
+            EventData::IdentityLeft(StatusChange { identity: "alice".into(), reason: None }),
+        ];
+        for (i, data) in events.into_iter().enumerate() {
+            index.apply(&event(i as u64 + 1, data));
+        }
+        let bytes = index.to_bytes();
+        assert_eq!((bytes.len(), crc32fast::hash(&bytes)), (4432, 871888078), "the index file format changed");
+    }
+
     /// A file whose offset tables are `u64` (the form of a list section past 4 GiB) reads
     /// exactly like one with `u32` tables: written again from what it reads, it gives the
     /// same bytes.
