@@ -14,6 +14,7 @@
 pub mod chain;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod format;
 pub mod ids;
 pub mod json;

@@ -45,7 +45,7 @@ pub(crate) fn quarantine(
     let mut buf = vec![0u8; 1 << 20];
     while at < to {
         let n = (to - at).min(buf.len() as u64) as usize;
-        log.read_exact_at(&mut buf[..n], at).map_err(|e| Error::io(dir.join(crate::log::LOG_FILE), e))?;
+        log.read_exact_at(&mut buf[..n], at).map_err(|e| Error::io(dir.join(crate::files::LOG_FILE), e))?;
         sha.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(|e| Error::io(&path, e))?;
         at += n as u64;
@@ -94,11 +94,11 @@ pub struct RepairReport {
 /// so it fails while a writer runs. Without `apply` it changes nothing.
 pub fn repair(dir: impl AsRef<Path>, apply: bool) -> Result<RepairReport> {
     let dir = dir.as_ref();
-    let path = dir.join(crate::log::LOG_FILE);
+    let path = dir.join(crate::files::LOG_FILE);
     let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
-    let _lock = crate::log::take_writer_lock(dir)?;
+    let _lock = crate::files::take_writer_lock(dir)?;
     let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-    crate::log::check_log_header(&file, &path, len)?;
+    crate::files::check_log_header(&file, &path, len)?;
     let acked = match marker::read(dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))? {
         marker::Read::Found(m) => Some(m),
         _ => None,
@@ -161,7 +161,7 @@ pub fn repair(dir: impl AsRef<Path>, apply: bool) -> Result<RepairReport> {
         file.sync_all().map_err(|e| Error::io(&path, e))?;
     }
     // The derived files may describe the cut records: removed, to be rebuilt.
-    for derived in [crate::log::INDEX_FILE, crate::subjects::SUBJECTS_FILE, "access.index"] {
+    for derived in [crate::files::INDEX_FILE, crate::subjects::SUBJECTS_FILE, "access.index"] {
         let p = dir.join(derived);
         match std::fs::remove_file(&p) {
             Ok(()) => {}

@@ -259,7 +259,7 @@ impl SubjectIndex {
             let bytes = self.snapshot_bytes(base, &chain);
             // A new file renamed into place (readers may be mapping the old one); on
             // read-only media nothing is written, and the next process scans again.
-            if crate::log::write_renamed(&path, &bytes).is_ok() {
+            if crate::files::write_renamed(&path, &bytes).is_ok() {
                 self.snapshot = Snapshot::parse(bytes);
                 self.scanned = Names::default();
             }

@@ -50,6 +50,8 @@ pub(crate) use self::syncer::*;
 pub use self::verify::*;
 pub use self::writer::CheckSession;
 pub(crate) use self::writer::*;
+pub(crate) use crate::files::*;
+pub use crate::files::{INDEX_FILE, LOCK_FILE, LOG_FILE};
 
 /// A stream of recorded events, as [`EventLog::subscribe`] returns it.
 pub type EventStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Event>> + Send + 'static>>;

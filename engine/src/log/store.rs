@@ -11,13 +11,6 @@ pub const MAX_BATCH_EVENTS: usize = 1 << 20;
 /// than this is still written whole.
 pub const MAX_GROUP_EVENTS: usize = 1 << 16;
 
-pub const LOG_FILE: &str = "events.log";
-
-pub const LOCK_FILE: &str = "LOCK";
-
-/// End offset of every record, 8 bytes each: lets `open` skip scanning the log.
-pub const INDEX_FILE: &str = "events.idx";
-
 /// The answer for one event of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
