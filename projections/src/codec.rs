@@ -18,8 +18,7 @@
 //! time   varint: 0 NEVER | 2 + 2 zigzag(seconds) when whole seconds | 1, zigzag(µs) varint
 //! ```
 
-use crate::index::{CredentialAction, CredentialOp, Filed, IdOp, JoinedOp, NEVER};
-use tenure_engine::event::Attributes;
+use crate::model::{CredentialAction, CredentialOp, Filed, IdOp, JoinedOp, PackedAttrs, RunVia, NEVER};
 use tenure_engine::varint::put as put_varint;
 use tenure_engine::IdentityKind;
 
@@ -34,60 +33,6 @@ fn unzigzag(x: u64) -> i64 {
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
-}
-
-fn put_attrs(out: &mut Vec<u8>, attrs: &Attributes) {
-    put_varint(out, attrs.len() as u64);
-    for (k, v) in attrs {
-        put_str(out, k);
-        put_str(out, v);
-    }
-}
-
-/// Attributes kept packed in the `attrs` form above (count, then key and value strings):
-/// only profile questions read them, and packed they take a tenth of the memory of a map
-/// and one allocation instead of one per string. Made only by [`PackedAttrs::pack`] or
-/// by [`decode`], which checks the bytes, so they always unpack.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PackedAttrs(Box<[u8]>);
-
-impl PackedAttrs {
-    pub fn pack(attrs: &Attributes) -> Self {
-        if attrs.is_empty() {
-            return PackedAttrs::default();
-        }
-        let mut out = Vec::new();
-        put_attrs(&mut out, attrs);
-        PackedAttrs(out.into_boxed_slice())
-    }
-
-    /// Adds the attributes to `into`, replacing the values of keys it has.
-    pub fn unpack_into(&self, into: &mut Attributes) {
-        let mut r = Reader { b: &self.0, at: 0 };
-        let Ok(n) = r.varint() else { return };
-        for _ in 0..n {
-            match (r.str(), r.str()) {
-                (Ok(k), Ok(v)) => {
-                    into.insert(k.to_string(), v.to_string());
-                }
-                _ => return,
-            }
-        }
-    }
-
-    pub fn unpack(&self) -> Attributes {
-        let mut out = Attributes::new();
-        self.unpack_into(&mut out);
-        out
-    }
-
-    fn put(&self, out: &mut Vec<u8>) {
-        if self.0.is_empty() {
-            put_varint(out, 0);
-        } else {
-            out.extend_from_slice(&self.0);
-        }
-    }
 }
 
 /// Appends a time, or a difference of times, in µs (`docs/format.md`, "times"): 0 for
@@ -237,7 +182,7 @@ impl<'a> Reader<'a> {
         if lite || n == 0 {
             return Ok(PackedAttrs::default());
         }
-        Ok(PackedAttrs(self.b[start..self.at].into()))
+        Ok(PackedAttrs::from_checked(&self.b[start..self.at]))
     }
 }
 
@@ -303,13 +248,6 @@ pub(crate) fn decode(b: &[u8], lite: bool) -> Result<Vec<Filed<IdOp>>, Malformed
         return Err(Malformed);
     }
     Ok(out)
-}
-
-/// A reason in a run of the index file: a direct grant, or (group, membership, grant).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RunVia {
-    Direct { grant: u64 },
-    Group { group: u32, membership: u64, grant: u64 },
 }
 
 /// Appends one run of effective access of identity `id` to an entitlement's list, whose

@@ -7,8 +7,9 @@
 //! does not exist and ends when the group is deleted. The anomalies of group events
 //! themselves are found by the group's fold, so that each is reported once.
 
-use crate::frozen::CorruptIndex;
-use crate::index::{AccessIndex, CredentialAction, GroupOp, IdOp, NEVER};
+use crate::error::CorruptIndex;
+use crate::index::AccessIndex;
+use crate::model::{CredentialAction, GroupOp, IdOp, NEVER};
 use serde::Serialize;
 use std::fmt;
 use tenure_engine::event::Attributes;

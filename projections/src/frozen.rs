@@ -34,7 +34,8 @@
 //! ```
 
 use crate::codec::{RecordedTimes, RecordedWriter};
-use crate::index::{Filed, GroupOp, IdOp};
+use crate::error::{CorruptIndex, WriteError};
+use crate::model::{Filed, GroupOp, IdOp};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -99,14 +100,6 @@ pub(crate) struct Small {
     pub ents: Vec<Entitlement>,
     pub group_holders: Vec<Vec<u32>>,
     pub retracted: Vec<(u64, u64)>,
-}
-
-/// A frozen index file that does not read back as one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("access index file {path}: {reason}")]
-pub struct CorruptIndex {
-    pub path: String,
-    pub reason: String,
 }
 
 enum Bytes {
@@ -390,7 +383,7 @@ impl Frozen {
         &self,
         ent: u32,
         t: i64,
-        found: impl FnMut(u32, &[crate::codec::RunVia]),
+        found: impl FnMut(u32, &[crate::model::RunVia]),
     ) -> Result<(), CorruptIndex> {
         let b = self.item(S::RunsOff, S::Runs, ent)?;
         if b.is_empty() {
@@ -427,18 +420,6 @@ pub(crate) trait Source {
     fn direct_holders(&self, ent: u32) -> Result<Vec<u32>, CorruptIndex>;
     fn members(&self, g: u32) -> Result<Vec<u32>, CorruptIndex>;
     fn small(&self) -> Small;
-    /// Per entitlement, its runs of effective access as of the head, encoded by
-    /// [`crate::codec::encode_run`].
-    fn runs(&self) -> Result<Vec<Vec<u8>>, CorruptIndex>;
-}
-
-/// Why writing an index file failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Corrupt(#[from] CorruptIndex),
 }
 
 /// A writer that knows where it is, and where each section it wrote lies.
@@ -510,12 +491,12 @@ impl<W: Write> Counting<W> {
 }
 
 /// Writes the index of `src` to `out` (a file or a `Cursor<Vec<u8>>`).
-pub(crate) fn write<W: Write + Seek>(src: &impl Source, out: W) -> Result<W, WriteError> {
-    write_with(src, out, false)
+pub(crate) fn write<W: Write + Seek>(src: &impl Source, runs: &[Vec<u8>], out: W) -> Result<W, WriteError> {
+    write_with(src, runs, out, false)
 }
 
 /// [`write`], with `wide` forcing `u64` offset tables (the form of lists past 4 GiB).
-fn write_with<W: Write + Seek>(src: &impl Source, out: W, wide: bool) -> Result<W, WriteError> {
+fn write_with<W: Write + Seek>(src: &impl Source, runs: &[Vec<u8>], out: W, wide: bool) -> Result<W, WriteError> {
     let mut w = Counting {
         inner: out,
         at: 0,
@@ -576,9 +557,7 @@ fn write_with<W: Write + Seek>(src: &impl Source, out: W, wide: bool) -> Result<
         })?;
     }
 
-    let runs = src.runs()?;
     w.table(S::RunsOff, S::Runs, runs.len() as u32, |w, ent| Ok(w.checked(&runs[ent as usize])?))?;
-    drop(runs);
 
     let start = w.at;
     let small = rmp_serde::to_vec(&src.small()).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -609,7 +588,7 @@ fn write_with<W: Write + Seek>(src: &impl Source, out: W, wide: bool) -> Result<
 
 /// Writes the index of `src` to `path` atomically: a temporary file, synced, renamed,
 /// and the directory synced. A crash leaves either the old file or the new one.
-pub(crate) fn write_file(src: &impl Source, path: &Path) -> Result<(), WriteError> {
+pub(crate) fn write_file(src: &impl Source, runs: &[Vec<u8>], path: &Path) -> Result<(), WriteError> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir)?;
     // A name of this process's own: several reader processes may rebuild at once, and
@@ -620,7 +599,7 @@ pub(crate) fn write_file(src: &impl Source, path: &Path) -> Result<(), WriteErro
     let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let result = (|| {
         let file = File::create(&tmp)?;
-        let out = write(src, BufWriter::with_capacity(1 << 20, file))?;
+        let out = write(src, runs, BufWriter::with_capacity(1 << 20, file))?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
@@ -735,7 +714,8 @@ mod tests {
             index.apply(&event(i as u64 + 1, data));
         }
         let narrow = index.to_bytes();
-        let wide = write_with(&index, std::io::Cursor::new(Vec::new()), true).unwrap().into_inner();
+        let runs = crate::runs::build_runs(&index).unwrap();
+        let wide = write_with(&index, &runs, std::io::Cursor::new(Vec::new()), true).unwrap().into_inner();
         assert!(wide.len() > narrow.len());
         let from_wide = AccessIndex::from_bytes(&wide).unwrap();
         assert_eq!(from_wide.to_bytes(), narrow);

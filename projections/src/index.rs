@@ -12,12 +12,12 @@
 //! [`crate::fold`] turns a subject's list into half-open intervals `[from, to)` with the
 //! positions that opened and closed them.
 
-use crate::codec::{PackedAttrs, RunVia};
-use crate::frozen::{self, CorruptIndex, Frozen, Small, WriteError};
-use serde::{Deserialize, Serialize};
+use crate::error::CorruptIndex;
+use crate::frozen::{self, Frozen, Small};
+use crate::model::{CredentialAction, CredentialOp, Filed, GroupOp, IdOp, JoinedOp, PackedAttrs, NEVER};
 use std::borrow::Cow;
 use std::path::Path;
-use tenure_engine::{Entitlement, Event, EventData, IdentityKind};
+use tenure_engine::{Entitlement, Event, EventData};
 
 /// Dense ids for names, so the index stores `u32`s instead of strings. Ids start at
 /// `first`: the names before it live in the frozen file.
@@ -106,64 +106,6 @@ impl<T> Tail<T> {
             self.sparse.entry(id).or_default()
         }
     }
-}
-
-/// No expiry.
-pub const NEVER: i64 = i64::MAX;
-
-/// What an event does to an identity (stored in the index file by `crate::codec`).
-#[derive(Clone, Debug)]
-pub enum IdOp {
-    Joined(Box<JoinedOp>),
-    Moved(PackedAttrs),
-    Suspended,
-    Reactivated,
-    Left,
-    Rejoined(Option<PackedAttrs>),
-    OwnerChanged(u32),
-    Granted { ent: u32, expires: i64 },
-    Revoked(u32),
-    MemberAdded(u32),
-    MemberRemoved(u32),
-    Credential(Box<CredentialOp>),
-}
-
-#[derive(Clone, Debug)]
-pub struct JoinedOp {
-    pub kind: IdentityKind,
-    pub attributes: PackedAttrs,
-    pub owner: Option<u32>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CredentialAction {
-    Issued,
-    Rotated,
-    Revoked,
-}
-
-#[derive(Clone, Debug)]
-pub struct CredentialOp {
-    pub action: CredentialAction,
-    pub credential: String,
-    pub expires: i64,
-}
-
-/// What an event does to a group.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub enum GroupOp {
-    Created,
-    Deleted,
-    Granted(u32),
-    Revoked(u32),
-}
-
-/// An event filed under a subject: position, effective time (µs) and what it does.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Filed<Op> {
-    pub pos: u64,
-    pub eff: i64,
-    pub op: Op,
 }
 
 /// Inserts keeping `(eff, pos)` order. Events usually arrive in order, so this is a push;
@@ -519,16 +461,6 @@ impl AccessIndex {
         self.merged(&self.members, g, |f| f.groups, Frozen::members)
     }
 
-    /// Encodes the index (the frozen file format, in memory) for a snapshot.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        match frozen::write(self, std::io::Cursor::new(Vec::new())) {
-            Ok(cursor) => cursor.into_inner(),
-            // Writing to memory fails only when the frozen part is corrupt; an empty
-            // snapshot then makes the next load rebuild from the log.
-            Err(_) => Vec::new(),
-        }
-    }
-
     /// Decodes a snapshot made by [`AccessIndex::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         let frozen = Frozen::from_vec(bytes.to_vec()).map_err(|e| e.to_string())?;
@@ -543,12 +475,6 @@ impl AccessIndex {
     /// Checks every byte of the index file this index maps (nothing when it maps none).
     pub fn check_file(&self) -> Result<(), CorruptIndex> {
         self.frozen.as_ref().map_or(Ok(()), Frozen::check_all)
-    }
-
-    /// Writes the whole index (frozen part and tail) to `path`, atomically.
-    pub fn write_file(&self, path: &Path) -> Result<(), WriteError> {
-        self.check()?;
-        frozen::write_file(self, path)
     }
 
     fn from_frozen(frozen: Frozen) -> Result<Self, CorruptIndex> {
@@ -623,37 +549,6 @@ impl frozen::Source for AccessIndex {
     fn members(&self, g: u32) -> Result<Vec<u32>, CorruptIndex> {
         AccessIndex::members(self, g).map(|l| union(Vec::new(), &l))
     }
-    fn runs(&self) -> Result<Vec<Vec<u8>>, CorruptIndex> {
-        let mut out = vec![Vec::new(); self.ents.len()];
-        let mut last_id = vec![0u32; self.ents.len()];
-        let r = self.head;
-        let mut groups = crate::query::Groups::new(self, r);
-        let mut via = Vec::new();
-        for id in 0..self.identities.end() {
-            let fold = crate::fold::fold_identity_with(self, id, r, crate::fold::FoldScope::ACCESS)?;
-            for run in self.access_runs(&fold, &mut groups) {
-                via.clear();
-                for v in &run.via {
-                    via.push(match v {
-                        crate::Via::Direct { grant } => RunVia::Direct { grant: *grant },
-                        crate::Via::Group { group, membership, grant } => RunVia::Group {
-                            group: self.groups.get(group).ok_or_else(|| CorruptIndex {
-                                path: String::new(),
-                                reason: format!("group '{group}' has no id"),
-                            })?,
-                            membership: *membership,
-                            grant: *grant,
-                        },
-                    });
-                }
-                let e = run.ent as usize;
-                crate::codec::encode_run(last_id[e], id, run.from, run.to, &via, &mut out[e]);
-                last_id[e] = id;
-            }
-        }
-        Ok(out)
-    }
-
     fn small(&self) -> Small {
         let mut retracted: Vec<(u64, u64)> = self.retracted.iter().map(|(&a, &b)| (a, b)).collect();
         retracted.sort_unstable();

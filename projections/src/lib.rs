@@ -17,17 +17,20 @@
 #![deny(unsafe_code)]
 
 mod codec;
+pub mod error;
 pub mod fold;
 pub mod frozen;
 pub mod index;
+pub mod model;
+mod persist;
 pub mod projection;
 pub mod query;
+mod runs;
 
+pub use error::{CorruptIndex, ProjectionError, QueryError, WriteError};
 pub use fold::{Anomaly, AnomalyKind, FoldScope, IdentityFold, State};
-pub use frozen::{CorruptIndex, WriteError};
 pub use index::AccessIndex;
 pub use projection::{
-    open_access_index, open_access_index_with, replay, Checkpoints, Projection, ProjectionError, Runner,
-    ACCESS_INDEX_FILE,
+    open_access_index, open_access_index_with, replay, Checkpoints, Projection, Runner, ACCESS_INDEX_FILE,
 };
-pub use query::{AsOf, Diff, Held, Holder, Profile, QueryError, Target, Timeline, Via};
+pub use query::{AsOf, Diff, Held, Holder, Profile, Target, Timeline, Via};

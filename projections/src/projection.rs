@@ -5,6 +5,7 @@
 //! replays the log from the checkpoint: no event is applied twice, none is skipped. A
 //! checkpoint only ever names a position read from the log, so it cannot point past it.
 
+use crate::error::ProjectionError;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -20,21 +21,6 @@ pub trait Projection {
     fn save(&self) -> Vec<u8>;
     /// Replaces the state with a saved one.
     fn load(&mut self, bytes: &[u8]) -> Result<(), String>;
-}
-
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProjectionError {
-    #[error(transparent)]
-    Engine(#[from] tenure_engine::Error),
-    #[error("projection store: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("projection '{name}': saved state does not load: {reason}")]
-    BadState { name: String, reason: String },
-    #[error("projection '{name}': checkpoint {checkpoint} is past the log head {head}; was the log replaced?")]
-    CheckpointAhead { name: String, checkpoint: u64, head: u64 },
-    #[error("writing the access index: {0}")]
-    WriteIndex(#[from] crate::frozen::WriteError),
 }
 
 /// Feeds `apply` the events `from..=to` in position order. Long ranges are decoded on a

@@ -1,9 +1,10 @@
 //! The audit queries, each "as known at R". Every answer carries its provenance.
 
-use crate::codec::RunVia;
+use crate::error::CorruptIndex;
+use crate::error::QueryError;
 use crate::fold::{fold_group, fold_identity, fold_identity_with, Anomaly, FoldScope, GroupFold, IdentityFold, State};
-use crate::frozen::CorruptIndex;
-use crate::index::{AccessIndex, NEVER};
+use crate::index::AccessIndex;
+use crate::model::{RunVia, NEVER};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -84,16 +85,6 @@ impl fmt::Display for Target {
             Target::Resource(r) => f.write_str(r),
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueryError {
-    #[error("unknown identity '{0}': no event names it")]
-    UnknownIdentity(String),
-    #[error("empty time window: {from} is not before {to}")]
-    EmptyWindow { from: Timestamp, to: Timestamp },
-    #[error(transparent)]
-    Corrupt(#[from] CorruptIndex),
 }
 
 /// An interval of a timeline, `[from, to)`; `to` is `None` while open.

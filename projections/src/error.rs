@@ -1,0 +1,47 @@
+//! The crate's errors, one per kind of operation: an index file that does not read back
+//! ([`CorruptIndex`], always naming its file), writing one ([`WriteError`]), a query
+//! ([`QueryError`]), feeding or opening a projection ([`ProjectionError`]). A leaf.
+
+use tenure_engine::Timestamp;
+
+/// A frozen index file that does not read back as one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("access index file {path}: {reason}")]
+pub struct CorruptIndex {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Why writing an index file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptIndex),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("unknown identity '{0}': no event names it")]
+    UnknownIdentity(String),
+    #[error("empty time window: {from} is not before {to}")]
+    EmptyWindow { from: Timestamp, to: Timestamp },
+    #[error(transparent)]
+    Corrupt(#[from] CorruptIndex),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Engine(#[from] tenure_engine::Error),
+    #[error("projection store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("projection '{name}': saved state does not load: {reason}")]
+    BadState { name: String, reason: String },
+    #[error("projection '{name}': checkpoint {checkpoint} is past the log head {head}; was the log replaced?")]
+    CheckpointAhead { name: String, checkpoint: u64, head: u64 },
+    #[error("writing the access index: {0}")]
+    WriteIndex(#[from] WriteError),
+}
