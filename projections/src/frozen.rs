@@ -227,7 +227,12 @@ impl Frozen {
         Ok(frozen)
     }
 
-    fn corrupt(&self, reason: &str) -> CorruptIndex {
+    /// Where the file came from (its path, or "(in memory)").
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub(crate) fn corrupt(&self, reason: &str) -> CorruptIndex {
         CorruptIndex { path: self.origin.clone(), reason: reason.to_string() }
     }
 
@@ -357,8 +362,22 @@ impl Frozen {
         if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
             return Err(self.corrupt(&format!("the events of identity #{id} fail their checksum")));
         }
-        crate::codec::decode(&b[4..], lite)
-            .map_err(|_| self.corrupt(&format!("the events of identity #{id} do not decode")))
+        let list = crate::codec::decode(&b[4..], lite)
+            .map_err(|_| self.corrupt(&format!("the events of identity #{id} do not decode")))?;
+        // Every id a list names is within the header's counts: a crafted file whose
+        // checksums hold is an error here, never an index out of range above.
+        let (ids, groups, ents) = (self.identities, self.groups, self.ents);
+        let in_range = |op: &IdOp| match op {
+            IdOp::Granted { ent, .. } | IdOp::Revoked(ent) => *ent < ents,
+            IdOp::MemberAdded(g) | IdOp::MemberRemoved(g) => *g < groups,
+            IdOp::OwnerChanged(o) => *o < ids,
+            IdOp::Joined(j) => j.owner.is_none_or(|o| o < ids),
+            _ => true,
+        };
+        match list.iter().all(|e| in_range(&e.op)) {
+            true => Ok(list),
+            false => Err(self.corrupt(&format!("the events of identity #{id} name an id past the end"))),
+        }
     }
 
     pub fn groups_of(&self, id: u32, out: &mut Vec<u32>) -> Result<(), CorruptIndex> {
@@ -392,8 +411,26 @@ impl Frozen {
         if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
             return Err(self.corrupt(&format!("the access runs of entitlement #{ent} fail their checksum")));
         }
-        crate::codec::runs_at(&b[4..], t, found)
-            .map_err(|_| self.corrupt(&format!("the access runs of entitlement #{ent} do not decode")))
+        // Ids past the header's counts are refused before `found` sees them.
+        let (ids, groups) = (self.identities, self.groups);
+        let mut found = found;
+        let mut past_end = false;
+        crate::codec::runs_at(&b[4..], t, |id, via| {
+            let groups_ok = via.iter().all(|v| match v {
+                crate::model::RunVia::Group { group, .. } => *group < groups,
+                crate::model::RunVia::Direct { .. } => true,
+            });
+            if id < ids && groups_ok && !past_end {
+                found(id, via);
+            } else {
+                past_end = true;
+            }
+        })
+        .map_err(|_| self.corrupt(&format!("the access runs of entitlement #{ent} do not decode")))?;
+        match past_end {
+            false => Ok(()),
+            true => Err(self.corrupt(&format!("the access runs of entitlement #{ent} name an id past the end"))),
+        }
     }
 
     pub fn small(&self) -> Result<Small, CorruptIndex> {

@@ -262,7 +262,14 @@ impl AccessIndex {
     /// order, each exactly once (the runner's checkpoint sees to it).
     pub fn apply(&mut self, event: &Event) {
         let pos = event.position.get();
-        assert_eq!(pos, self.head + 1, "the index takes positions in order, without gaps");
+        if pos != self.head + 1 {
+            // Not the log this index was built from (or a runner's bug): every query says so.
+            self.poisoned.get_or_insert(CorruptIndex {
+                path: self.frozen.as_ref().map_or("(in memory)", Frozen::origin).to_string(),
+                reason: format!("position {pos} applied after position {}: the index is not of this log", self.head),
+            });
+            return;
+        }
         let eff = event.effective_at.as_micros();
         let last = match (self.recorded.last(), &self.frozen) {
             (Some(&r), _) => r,
@@ -483,12 +490,19 @@ impl AccessIndex {
         for (i, e) in small.ents.iter().enumerate() {
             by_resource.entry(e.resource.clone()).or_default().push(i as u32);
         }
+        let (groups, ents) = (small.groups.len() as u32, small.ents.len() as u32);
+        let ops_in_range = small.group_events.iter().flatten().all(|e| match e.op {
+            GroupOp::Granted(ent) | GroupOp::Revoked(ent) => ent < ents,
+            GroupOp::Created | GroupOp::Deleted => true,
+        });
         if small.groups.len() != frozen.groups as usize
             || small.group_events.len() != small.groups.len()
             || small.ents.len() != frozen.ents as usize
             || small.group_holders.len() != small.ents.len()
+            || !ops_in_range
+            || small.group_holders.iter().flatten().any(|&g| g >= groups)
         {
-            return Err(CorruptIndex { path: String::new(), reason: "tables of different lengths".into() });
+            return Err(frozen.corrupt("its group and entitlement tables disagree with its header"));
         }
         Ok(AccessIndex {
             head: frozen.head,

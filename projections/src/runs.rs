@@ -22,7 +22,11 @@ pub(crate) fn build_runs(index: &AccessIndex) -> Result<Vec<Vec<u8>>, CorruptInd
                     crate::query::Via::Direct { grant } => RunVia::Direct { grant: *grant },
                     crate::query::Via::Group { group, membership, grant } => RunVia::Group {
                         group: index.groups.get(group).ok_or_else(|| CorruptIndex {
-                            path: String::new(),
+                            path: index
+                                .frozen
+                                .as_ref()
+                                .map_or("(in memory)", crate::frozen::Frozen::origin)
+                                .to_string(),
                             reason: format!("group '{group}' has no id"),
                         })?,
                         membership: *membership,
