@@ -1,0 +1,156 @@
+//! `holders` and `holders_during`: who held an entitlement (or any permission on a
+//! resource) at T, or at some time in [T1, T2), as known at R; from the stored runs when
+//! they answer, else by folding the candidates.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl AccessIndex {
+    pub(super) fn holders_from(&self, id: u32, set: AccessSet, out: &mut Vec<Holder>) -> Result<(), QueryError> {
+        if set.is_empty() {
+            return Ok(());
+        }
+        let name = self.identity_name(id)?;
+        for h in self.held(set) {
+            out.push(Holder { identity: name.to_string(), resource: h.resource, permission: h.permission, via: h.via });
+        }
+        Ok(())
+    }
+
+    /// Who held `target` at `at`, as known at `as_of`.
+    ///
+    /// As known at the head, the index file's runs of effective access answer for every
+    /// identity that the tail (the events after the file) does not touch; the others, and
+    /// every query as known earlier, fold each candidate up to `at`.
+    pub fn holders(&self, target: &Target, at: Timestamp, as_of: AsOf) -> Result<Vec<Holder>, QueryError> {
+        let ents = self.target_ents(target);
+        let r = self.resolve(as_of);
+        let t = at.as_micros();
+        let mut groups = Groups::new(self, r);
+        let mut out = Vec::new();
+        let (fold_these, from_runs) = match self.untouched_by_tail(r) {
+            Some(touched) => {
+                let frozen = self.frozen.as_ref().map_or(0, |f| f.identities);
+                let fold: Vec<u32> = if touched.is_empty() && self.identities.end() == frozen {
+                    Vec::new() // the tail changed no one's access
+                } else {
+                    self.candidates(&ents)?.into_iter().filter(|id| *id >= frozen || touched.contains(id)).collect()
+                };
+                (fold, Some(touched))
+            }
+            None => (self.candidates(&ents)?, None),
+        };
+        if let (Some(touched), Some(f)) = (&from_runs, &self.frozen) {
+            let mut failed = None;
+            for &ent in ents.iter().filter(|&&e| e < f.ents) {
+                let e = &self.ents[ent as usize];
+                f.runs_at(ent, t, |id, via| {
+                    if touched.contains(&id) || failed.is_some() {
+                        return;
+                    }
+                    match self.holder_from_run(id, e, via) {
+                        Ok(h) => out.push(h),
+                        Err(err) => failed = Some(err),
+                    }
+                })?;
+            }
+            if let Some(err) = failed {
+                return Err(err.into());
+            }
+        }
+        for id in fold_these {
+            let fold = fold_identity_with(self, id, r, FoldScope::access_at(t))?;
+            let set = self.access_of(&fold, t, &mut groups, Some(&ents));
+            self.holders_from(id, set, &mut out)?;
+        }
+        sort_holders(&mut out);
+        Ok(out)
+    }
+
+    /// As known at the head, with an index file and no retraction after it: the frozen
+    /// identities whose access the tail may have changed (their own events, or events of
+    /// groups they had memberships in). `None` when the runs cannot be used.
+    pub(super) fn untouched_by_tail(&self, r: u64) -> Option<tenure_engine::maps::Set<u32>> {
+        let f = self.frozen.as_ref()?;
+        if r != self.head || self.retracted.values().any(|&by| by > f.head) {
+            return None;
+        }
+        let mut touched: tenure_engine::maps::Set<u32> = self.id_events.touched_frozen_ids().collect();
+        for (g, events) in self.group_events.iter().enumerate() {
+            if events.iter().any(|e| e.pos > f.head) {
+                touched.extend(self.members(g as u32).ok()?.iter().copied().filter(|&id| id < f.identities));
+            }
+        }
+        Some(touched)
+    }
+
+    pub(super) fn holder_from_run(&self, id: u32, e: &Entitlement, via: &[RunVia]) -> Result<Holder, CorruptIndex> {
+        let mut via: Vec<Via> = via
+            .iter()
+            .map(|v| match *v {
+                RunVia::Direct { grant } => Via::Direct { grant },
+                RunVia::Group { group, membership, grant } => {
+                    let group = if group < self.group_count() { self.group_name(group) } else { "?" };
+                    Via::Group { group: group.to_string(), membership, grant }
+                }
+            })
+            .collect();
+        via.sort();
+        Ok(Holder {
+            identity: self.identity_name(id)?.to_string(),
+            resource: e.resource.clone(),
+            permission: e.permission.clone(),
+            via,
+        })
+    }
+
+    /// Access at some instant of `[from, to)`: the union over the window, with every
+    /// reason that held at some instant of it.
+    pub(super) fn access_during(
+        &self,
+        fold: &IdentityFold,
+        from: i64,
+        to: i64,
+        groups: &mut Groups<'_>,
+        only: Option<&[u32]>,
+    ) -> AccessSet {
+        let points = self.breakpoints(fold, groups);
+        let mut out = AccessSet::new();
+        let starts = std::iter::once(from).chain(points.into_iter().filter(|&p| from < p && p < to));
+        for t in starts {
+            for (ent, vias) in self.access_of(fold, t, groups, only) {
+                let slot = out.entry(ent).or_default();
+                slot.extend(vias);
+            }
+        }
+        for vias in out.values_mut() {
+            vias.sort();
+            vias.dedup();
+        }
+        out
+    }
+
+    /// Who held `target` at any instant of `[from, to)`, as known at `as_of`.
+    pub fn holders_during(
+        &self,
+        target: &Target,
+        from: Timestamp,
+        to: Timestamp,
+        as_of: AsOf,
+    ) -> Result<Vec<Holder>, QueryError> {
+        if from >= to {
+            return Err(QueryError::EmptyWindow { from, to });
+        }
+        let ents = self.target_ents(target);
+        let r = self.resolve(as_of);
+        let mut groups = Groups::new(self, r);
+        let mut out = Vec::new();
+        for id in self.candidates(&ents)? {
+            let fold = fold_identity_with(self, id, r, FoldScope::ACCESS)?;
+            let set = self.access_during(&fold, from.as_micros(), to.as_micros(), &mut groups, Some(&ents));
+            self.holders_from(id, set, &mut out)?;
+        }
+        sort_holders(&mut out);
+        Ok(out)
+    }
+}
