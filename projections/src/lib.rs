@@ -22,15 +22,17 @@ pub mod fold;
 pub mod frozen;
 pub mod index;
 pub mod model;
+mod open;
 mod persist;
 pub mod projection;
 pub mod query;
+mod runner;
 mod runs;
 
 pub use error::{CorruptIndex, ProjectionError, QueryError, WriteError};
 pub use fold::{Anomaly, AnomalyKind, FoldScope, IdentityFold, State};
 pub use index::AccessIndex;
-pub use projection::{
-    open_access_index, open_access_index_with, replay, Checkpoints, Projection, Runner, ACCESS_INDEX_FILE,
-};
+pub use open::{open_access_index, open_access_index_with, ACCESS_INDEX_FILE, REWRITE_AFTER};
+pub use projection::{Checkpoints, Projection};
 pub use query::{AsOf, Diff, Held, Holder, Profile, Target, Timeline, Via};
+pub use runner::{replay, Runner};
