@@ -236,32 +236,44 @@ pub fn ingest_file(
                  skip_lines: &mut BTreeSet<usize>,
                  dup_lines: &mut BTreeSet<usize>|
      -> Result<(), CliError> {
-        loop {
-            let events = if skipping { part.clone() } else { std::mem::take(part) };
-            match store.check_in(&session, events) {
+        // The part is shared with the writer, not copied. A rejected event (when skipping)
+        // is set aside and the check goes on after it: the events before it passed, so
+        // they are checked again alone and join the session. Each event is checked at
+        // most twice: linear in the part, whatever the number of rejections.
+        let events = std::sync::Arc::new(std::mem::take(part));
+        let mut from = 0;
+        let mut note_duplicates = |outcomes: &[Outcome], start: usize| {
+            for (o, &line) in outcomes.iter().zip(&part_lines[start..]) {
+                if matches!(o, Outcome::Duplicate(_)) {
+                    dup_lines.insert(line);
+                }
+            }
+        };
+        while from < events.len() {
+            match store.check_range_in(&session, &events, from..events.len()) {
                 Ok(outcomes) => {
-                    for (o, &line) in outcomes.iter().zip(part_lines.iter()) {
-                        if matches!(o, Outcome::Duplicate(_)) {
-                            dup_lines.insert(line);
-                        }
-                    }
-                    part.clear();
-                    part_lines.clear();
-                    return Ok(());
+                    note_duplicates(&outcomes, from);
+                    break;
                 }
                 Err(tenure_engine::Error::Rejected { index, error }) => {
-                    let n = part_lines[index];
+                    let at = from + index;
+                    let n = part_lines[at];
                     if !skipping {
                         return Err(CliError::input(format!("{name}:{n}: {error}")));
                     }
-                    bad.push(Reject { line: n, error: error.to_string(), raw: part[index].to_json() });
+                    if at > from {
+                        let outcomes = store.check_range_in(&session, &events, from..at)?;
+                        note_duplicates(&outcomes, from);
+                    }
+                    bad.push(Reject { line: n, error: error.to_string(), raw: events[at].to_json() });
                     skip_lines.insert(n);
-                    part.remove(index);
-                    part_lines.remove(index);
+                    from = at + 1;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+        part_lines.clear();
+        Ok(())
     };
     {
         let mut lines = Lines::new(std::io::BufReader::with_capacity(1 << 20, first_pass));

@@ -23,8 +23,26 @@ impl Reply {
     }
 }
 
+/// The events of a request: a range of a shared list, so that a caller can have parts of
+/// one list checked in turn without copying it.
+pub(crate) struct Batch {
+    pub(crate) events: Arc<Vec<NewEvent>>,
+    pub(crate) range: std::ops::Range<usize>,
+}
+
+impl Batch {
+    pub(crate) fn whole(events: Vec<NewEvent>) -> Self {
+        let range = 0..events.len();
+        Batch { events: Arc::new(events), range }
+    }
+
+    pub(crate) fn get(&self) -> &[NewEvent] {
+        self.events.get(self.range.clone()).unwrap_or(&[])
+    }
+}
+
 pub(crate) struct Request {
-    pub(crate) events: Vec<NewEvent>,
+    pub(crate) events: Batch,
     pub(crate) expected_head: Option<u64>,
     /// Validate only: answer what an append would, store nothing.
     pub(crate) dry_run: bool,

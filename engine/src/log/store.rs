@@ -291,19 +291,20 @@ impl Store {
         dry_run: bool,
         reply: Reply,
     ) -> Result<()> {
-        self.submit_in(events, expected_head, dry_run, None, reply)
+        self.submit_in(Batch::whole(events), expected_head, dry_run, None, reply)
     }
 
     pub(crate) fn submit_in(
         &self,
-        events: Vec<NewEvent>,
+        events: Batch,
         expected_head: Option<u64>,
         dry_run: bool,
         session: Option<Arc<Mutex<CheckSession>>>,
         reply: Reply,
     ) -> Result<()> {
-        if events.len() > MAX_BATCH_EVENTS {
-            return Err(Error::BatchTooLarge { len: events.len(), limit: MAX_BATCH_EVENTS });
+        let len = events.get().len();
+        if len > MAX_BATCH_EVENTS {
+            return Err(Error::BatchTooLarge { len, limit: MAX_BATCH_EVENTS });
         }
         if self.is_read_only() {
             return Err(Error::ReadOnly);
@@ -347,7 +348,22 @@ impl Store {
     /// its idempotency fingerprint (16 bytes), nothing else.
     pub fn check_in(&self, session: &Arc<Mutex<CheckSession>>, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.submit_in(events, None, true, Some(session.clone()), Reply::Blocking(tx))?;
+        self.submit_in(Batch::whole(events), None, true, Some(session.clone()), Reply::Blocking(tx))?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// [`Store::check_in`] of `events[range]`, sharing the list instead of copying it: a
+    /// caller that drops rejected events one by one checks what follows each without a
+    /// copy of the rest (an error's index is relative to `range.start`).
+    pub fn check_range_in(
+        &self,
+        session: &Arc<Mutex<CheckSession>>,
+        events: &Arc<Vec<NewEvent>>,
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<Outcome>> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let batch = Batch { events: events.clone(), range };
+        self.submit_in(batch, None, true, Some(session.clone()), Reply::Blocking(tx))?;
         rx.recv().map_err(|_| Error::Closed)?
     }
 

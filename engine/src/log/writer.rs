@@ -180,11 +180,11 @@ impl Writer {
             }
             while let Ok(first) = rx.recv() {
                 let mut group = vec![first];
-                let mut events = group[0].events.len();
+                let mut events = group[0].events.get().len();
                 while events < MAX_GROUP_EVENTS {
                     match rx.try_recv() {
                         Ok(req) => {
-                            events += req.events.len();
+                            events += req.events.get().len();
                             group.push(req);
                         }
                         Err(_) => break,
@@ -252,10 +252,10 @@ impl Writer {
                 // Validated against the state as it stands after the requests before it
                 // (and after the earlier parts of its session).
                 let answer = match &req.session {
-                    None => self.validate(&req.events, None).map(|v| v.outcomes),
+                    None => self.validate(req.events.get(), None).map(|v| v.outcomes),
                     Some(session) => match session.lock() {
-                        Ok(mut session) => self.validate(&req.events, Some(&session)).map(|v| {
-                            session.take(&req.events, &v);
+                        Ok(mut session) => self.validate(req.events.get(), Some(&session)).map(|v| {
+                            session.take(req.events.get(), &v);
                             v.outcomes
                         }),
                         Err(_) => Err(Error::Closed),
@@ -264,7 +264,7 @@ impl Writer {
                 req.reply.send(answer);
                 continue;
             }
-            match self.stage(&req.events, now, &mut buf, &mut new_offsets) {
+            match self.stage(req.events.get(), now, &mut buf, &mut new_offsets) {
                 Ok(outcomes) => staged.push(Staged { reply: req.reply, outcomes }),
                 Err(e) => req.reply.send(Err(e)),
             }
