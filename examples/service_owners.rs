@@ -38,7 +38,7 @@ impl Projection for ServiceOwners {
     }
 
     // Note: this simple read model follows the log in recording order; it does not apply
-    // DESIGN.md's effective-time fold (the built-in AccessIndex does).
+    // the effective-time fold of docs/semantics.md (the built-in AccessIndex does).
     fn apply(&mut self, event: &Event) {
         self.applied += 1;
         match &event.data {

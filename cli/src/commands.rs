@@ -277,6 +277,9 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Log { identity, group, from, limit } => {
             let store = open_existing(&data("tenure-data"))?;
             let limit = limit.unwrap_or(u64::MAX);
+            if limit == 0 {
+                return Ok(0);
+            }
             let mut written = 0u64;
             let mut write_event = |out: &mut dyn Write, e: &tenure_engine::Event| -> Result<bool, CliError> {
                 serde_json::to_writer(&mut *out, e).map_err(CliError::from)?;

@@ -161,6 +161,12 @@ impl<R: BufRead> Lines<R> {
         let mut bytes = &self.buf[..];
         if self.number == 1 {
             bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+                return Err(CliError::input(format!(
+                    "{name}:1: UTF-16 text (it starts with a UTF-16 byte order mark); Tenure reads UTF-8 JSONL: \
+                     convert it first, e.g. `iconv -f UTF-16 -t UTF-8 {name}`"
+                )));
+            }
         }
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         match std::str::from_utf8(bytes) {

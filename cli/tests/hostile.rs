@@ -237,7 +237,18 @@ fn inputs_that_are_not_files_of_lines_are_refused() {
     assert!(tenure(&data, &["ingest", base.to_str().unwrap()]).status.success());
     let before = snapshot(&data);
     let missing = dir.path().join("missing.jsonl");
+    let utf16 = dir.path().join("utf16.jsonl");
+    std::fs::write(&utf16, [0xFF, 0xFE, b'{', 0, b'}', 0, b'\n', 0]).unwrap();
     let cases: Vec<(&str, String, String)> = vec![
+        (
+            "UTF-16 text",
+            utf16.display().to_string(),
+            format!(
+                "{0}:1: UTF-16 text (it starts with a UTF-16 byte order mark); Tenure reads UTF-8 JSONL: convert it \
+                 first, e.g. `iconv -f UTF-16 -t UTF-8 {0}`",
+                utf16.display()
+            ),
+        ),
         (
             "a missing file",
             missing.display().to_string(),

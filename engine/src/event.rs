@@ -1,6 +1,6 @@
 //! The event model: what a source says happened, and what the log recorded.
 //!
-//! [`NewEvent`] is an event as delivered (the JSONL interchange form of DESIGN.md);
+//! [`NewEvent`] is an event as delivered (the JSONL interchange form of docs/events.md);
 //! [`Event`] is an event as recorded, with its [`Position`], `recorded_at` and id.
 //! The integrity hashes live in the record framing (see `docs/format.md`), not here.
 

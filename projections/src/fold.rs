@@ -1,4 +1,4 @@
-//! DESIGN.md's fold, subject by subject: one identity's (or one group's) filed events, as
+//! The fold of docs/semantics.md, subject by subject: one identity's (or one group's) filed events, as
 //! known at a position `r`, folded in `(effective_at, position)` order into half-open
 //! intervals `[from, to)` that carry the positions that opened and closed them.
 //!
@@ -15,7 +15,7 @@ use std::fmt;
 use tenure_engine::event::Attributes;
 use tenure_engine::IdentityKind;
 
-/// The states of DESIGN.md rule 3 (absent is the lack of a span).
+/// The states of rule 3 of docs/semantics.md (absent is the lack of a span).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {

@@ -469,9 +469,8 @@ impl AccessIndex {
     }
 
     /// Decodes a snapshot made by [`AccessIndex::to_bytes`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let frozen = Frozen::from_vec(bytes.to_vec()).map_err(|e| e.to_string())?;
-        Self::from_frozen(frozen).map_err(|e| e.to_string())
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CorruptIndex> {
+        Self::from_frozen(Frozen::from_vec(bytes.to_vec())?)
     }
 
     /// Opens the index file at `path` (written by [`AccessIndex::write_file`]).

@@ -123,7 +123,7 @@ impl Projection for crate::AccessIndex {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
-        *self = crate::AccessIndex::from_bytes(bytes)?;
+        *self = crate::AccessIndex::from_bytes(bytes).map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! The naive reference fold of DESIGN.md: the oracle the index is compared against.
+//! The naive reference fold of docs/semantics.md: the oracle the index is compared against.
 //!
 //! It shares no code with the index. For every question it takes the whole log as known
 //! at `R`, sorts it by `(effective_at, position)`, and folds everything effective at or
