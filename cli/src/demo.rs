@@ -146,13 +146,35 @@ pub fn run(dir: &Path, identities: usize, out: &mut impl Write) -> Result<(), Cl
 
     writeln!(out, "\nAsk your own questions:")?;
     let d = dir.display();
-    writeln!(out, "  tenure --data {d} access alice --at 2021-03-15")?;
-    writeln!(out, "  tenure --data {d} who payroll-db --during 2021-01-01..2022-12-31")?;
-    writeln!(out, "  tenure --data {d} access bob --at 2022-04-15 --as-of {}", late_leave.saturating_sub(1))?;
-    writeln!(out, "  tenure --data {d} timeline bob")?;
-    writeln!(out, "  tenure --data {d} show ci-bot --at 2022-06-01")?;
-    writeln!(out, "  tenure --data {d} verify")?;
+    let t = command_name();
+    writeln!(out, "  {t} --data {d} access alice --at 2021-03-15")?;
+    writeln!(out, "  {t} --data {d} who payroll-db --during 2021-01-01..2022-12-31")?;
+    writeln!(out, "  {t} --data {d} access bob --at 2022-04-15 --as-of {}", late_leave.saturating_sub(1))?;
+    writeln!(out, "  {t} --data {d} timeline bob")?;
+    writeln!(out, "  {t} --data {d} show ci-bot --at 2022-06-01")?;
+    writeln!(out, "  {t} --data {d} verify")?;
+    if t != "tenure" {
+        writeln!(out, "(`cargo install --path cli` puts `tenure` on your PATH.)")?;
+    }
     Ok(())
+}
+
+/// How to call this binary so that a printed command works as printed: `tenure` when the
+/// `tenure` on the PATH is this very binary, else its path (relative to the current
+/// directory when inside it, as `target/release/tenure` after `cargo run`).
+fn command_name() -> String {
+    let Ok(me) = std::env::current_exe().and_then(|p| p.canonicalize()) else { return "tenure".into() };
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("tenure").canonicalize().is_ok_and(|p| p == me))
+    });
+    if on_path {
+        return "tenure".into();
+    }
+    let cwd = std::env::current_dir().and_then(|c| c.canonicalize()).ok();
+    match cwd.as_ref().and_then(|c| me.strip_prefix(c).ok()) {
+        Some(rel) => rel.display().to_string(),
+        None => me.display().to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -401,3 +401,31 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Every command the demo prints runs as printed (through a shell, from where the demo
+/// ran), exits 0 and answers something.
+#[test]
+fn every_command_the_demo_prints_works_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .current_dir(dir.path())
+        .args(["--data", "demo", "demo", "--identities", "300"])
+        .env_remove("TENURE_DATA")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let printed: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Ask your own questions"))
+        .skip(1)
+        .filter(|l| l.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(printed.len(), 6, "{text}");
+    for line in printed {
+        let o = Command::new("sh").arg("-c").arg(line).current_dir(dir.path()).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "`{line}`: {}", stderr(&o));
+        assert!(!o.stdout.is_empty(), "`{line}` printed nothing");
+    }
+}
