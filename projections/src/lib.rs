@@ -21,11 +21,13 @@ pub mod error;
 pub mod fold;
 pub mod frozen;
 pub mod index;
+mod lists;
 pub mod model;
 mod open;
 mod persist;
 pub mod projection;
 pub mod query;
+mod recorded;
 mod runner;
 mod runs;
 

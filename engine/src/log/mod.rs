@@ -34,11 +34,13 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 /// The most events one append may carry.
+mod open;
 mod read;
 mod recovery;
 mod shared;
 mod store;
 mod syncer;
+mod validate;
 mod verify;
 mod writer;
 
@@ -47,8 +49,9 @@ pub(crate) use self::recovery::*;
 pub(crate) use self::shared::*;
 pub use self::store::*;
 pub(crate) use self::syncer::*;
+pub use self::validate::CheckSession;
+pub(crate) use self::validate::*;
 pub use self::verify::*;
-pub use self::writer::CheckSession;
 pub(crate) use self::writer::*;
 pub(crate) use crate::files::*;
 pub use crate::files::{INDEX_FILE, LOCK_FILE, LOG_FILE};

@@ -33,9 +33,9 @@
 //!          section's length tells)
 //! ```
 
-use crate::codec::{RecordedTimes, RecordedWriter};
 use crate::error::{CorruptIndex, WriteError};
 use crate::model::{Filed, GroupOp, IdOp};
+use crate::recorded::{RecordedTimes, RecordedWriter};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
