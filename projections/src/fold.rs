@@ -8,8 +8,8 @@
 //! themselves are found by the group's fold, so that each is reported once.
 
 use crate::error::CorruptIndex;
-use crate::index::AccessIndex;
 use crate::model::{CredentialAction, GroupOp, IdOp, NEVER};
+use crate::view::IndexView;
 use serde::Serialize;
 use std::fmt;
 use tenure_engine::event::Attributes;
@@ -264,13 +264,13 @@ impl FoldScope {
 }
 
 /// Folds identity `id` as known at position `r`.
-pub fn fold_identity(index: &AccessIndex, id: u32, r: u64) -> Result<IdentityFold, CorruptIndex> {
+pub fn fold_identity(index: &(impl IndexView + ?Sized), id: u32, r: u64) -> Result<IdentityFold, CorruptIndex> {
     fold_identity_with(index, id, r, FoldScope::ALL)
 }
 
 /// As [`fold_identity`], limited to `scope`.
 pub fn fold_identity_with(
-    index: &AccessIndex,
+    index: &(impl IndexView + ?Sized),
     id: u32,
     r: u64,
     scope: FoldScope,
@@ -289,7 +289,7 @@ pub fn fold_identity_with(
     let groups = index.groups_of(id)?;
     let groups = &groups[..];
     for &g in groups {
-        for e in &index.group_events[g as usize] {
+        for e in index.group_events(g) {
             let created = match e.op {
                 GroupOp::Created => true,
                 GroupOp::Deleted => false,
@@ -489,11 +489,11 @@ pub fn fold_identity_with(
 }
 
 /// Folds group `g` as known at position `r`.
-pub fn fold_group(index: &AccessIndex, g: u32, r: u64) -> GroupFold {
+pub fn fold_group(index: &(impl IndexView + ?Sized), g: u32, r: u64) -> GroupFold {
     let mut fold = GroupFold::default();
     let mut exists: Option<(i64, u64)> = None;
     let mut grants = Open { items: Vec::new() };
-    for e in &index.group_events[g as usize] {
+    for e in index.group_events(g) {
         if !index.visible(e.pos, r) {
             continue;
         }

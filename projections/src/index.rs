@@ -487,3 +487,18 @@ impl frozen::Source for AccessIndex {
         }
     }
 }
+
+impl crate::view::IndexView for AccessIndex {
+    fn id_events(&self, id: u32, lite: bool) -> Result<Cow<'_, [Filed<IdOp>]>, CorruptIndex> {
+        AccessIndex::id_events(self, id, lite)
+    }
+    fn groups_of(&self, id: u32) -> Result<Cow<'_, [u32]>, CorruptIndex> {
+        AccessIndex::groups_of(self, id)
+    }
+    fn group_events(&self, g: u32) -> &[Filed<GroupOp>] {
+        self.group_events.get(g as usize).map_or(&[], Vec::as_slice)
+    }
+    fn visible(&self, pos: u64, r: u64) -> bool {
+        AccessIndex::visible(self, pos, r)
+    }
+}

@@ -30,6 +30,7 @@ pub mod query;
 mod recorded;
 mod runner;
 mod runs;
+pub mod view;
 
 pub use error::{CorruptIndex, ProjectionError, QueryError, WriteError};
 pub use fold::{Anomaly, AnomalyKind, FoldScope, IdentityFold, State};
@@ -38,3 +39,4 @@ pub use open::{open_access_index, open_access_index_with, ACCESS_INDEX_FILE, REW
 pub use projection::{Checkpoints, Projection};
 pub use query::{AsOf, Diff, Held, Holder, Profile, Target, Timeline, Via};
 pub use runner::{replay, Runner};
+pub use view::IndexView;
