@@ -11,6 +11,7 @@ use tenure_projections::{open_access_index_with, AccessIndex, AsOf, QueryError, 
 /// Opens an existing store to read it (queries never create one, take no lock, write
 /// nothing to the log, and see the acknowledged prefix: see `Store::open_read_only`).
 pub fn open_existing(data: &Path) -> Result<Store, CliError> {
+    refuse_a_file(data)?;
     if !data.join(tenure_engine::store::LOG_FILE).exists() {
         return Err(CliError::input(format!(
             "{}: no Tenure store here (create one with `tenure ingest` or `tenure demo`, or pass --data)",
@@ -18,6 +19,17 @@ pub fn open_existing(data: &Path) -> Result<Store, CliError> {
         )));
     }
     Ok(Store::open_read_only(data)?)
+}
+
+/// `--data` names a directory; a regular file there is a mistake worth naming.
+pub fn refuse_a_file(data: &Path) -> Result<(), CliError> {
+    if data.is_file() {
+        return Err(CliError::input(format!(
+            "{}: a file, not a store directory (--data names the directory of a store)",
+            data.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Says on stderr what was found and mended on the way (never an error: the answer
@@ -97,6 +109,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
     let data = |default: &str| cli.data.clone().unwrap_or_else(|| PathBuf::from(default));
     let result = match cli.command {
         Command::Ingest { files, skip_invalid, from_line } => {
+            refuse_a_file(&data("tenure-data"))?;
             let store = Store::open(data("tenure-data"))?;
             let mut rejects = match &skip_invalid {
                 Some(p) => {
@@ -294,7 +307,15 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             };
             match subject {
                 Some(s) => {
-                    for p in store.positions_of(&s)?.into_iter().filter(|&p| p >= from) {
+                    let positions = store.positions_of(&s)?;
+                    if positions.is_empty() {
+                        let (what, name) = match &s {
+                            Subject::Identity(n) => ("identity", n),
+                            Subject::Group(n) => ("group", n),
+                        };
+                        return Err(CliError::input(format!("unknown {what} '{name}': no event names it")));
+                    }
+                    for p in positions.into_iter().filter(|&p| p >= from) {
                         if !write_event(&mut out, &store.read(p)?)? {
                             break;
                         }

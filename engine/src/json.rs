@@ -22,6 +22,10 @@ struct RawEnvelope {
     source: Option<Value>,
     source_event_id: Option<Value>,
     actor: Option<Value>,
+    /// What `tenure log` prints besides: accepted so that a log re-ingests into another
+    /// store, checked, and not kept (a store assigns its own positions and record times).
+    position: Option<Value>,
+    recorded_at: Option<Value>,
 }
 
 fn optional_string(field: &str, value: Option<Value>) -> Result<Option<String>, FieldError> {
@@ -81,6 +85,14 @@ pub fn parse_event(line: &str) -> Result<NewEvent, FieldError> {
         None => None,
         Some(text) => Some(Uuid::parse_str(&text).map_err(|_| FieldError::new("id", "not a UUID"))?),
     };
+    match raw.position {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|p| p > 0) => {}
+        Some(_) => return Err(FieldError::new("position", "expected a position (an integer from 1)")),
+    }
+    if let Some(text) = optional_string("recorded_at", raw.recorded_at)? {
+        Timestamp::parse_rfc3339(&text).map_err(|e| FieldError::new("recorded_at", e.to_string()))?;
+    }
     let source = optional_string("source", raw.source)?;
     let source_event_id = optional_string("source_event_id", raw.source_event_id)?;
     let actor = optional_string("actor", raw.actor)?;

@@ -1,0 +1,110 @@
+//! The first hour of a new user: every command of the README's "Using it" runs as written
+//! against the demo store; `log` output re-ingests into another store; the small errors
+//! people meet first say what is wrong.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tenure")
+}
+
+fn run(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = Command::new(bin());
+    c.current_dir(cwd).args(args).env_remove("TENURE_DATA");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("the binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap()
+}
+
+/// The README's "Using it" commands, verbatim, in a directory where `tenure demo` ran.
+#[test]
+fn the_readme_commands_run_as_written_against_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &[], &["demo"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let readme = readme();
+    let block = readme.split("## Using it").nth(1).unwrap().split("```sh").nth(1).unwrap().split("```").next().unwrap();
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut ran = 0;
+    for line in block.lines() {
+        let command = line.split(" # ").next().unwrap().trim();
+        if command.is_empty() || command.starts_with("cargo install") {
+            continue;
+        }
+        if let Some(assign) = command.strip_prefix("export ") {
+            let (k, v) = assign.split_once('=').unwrap();
+            env.push((k.to_string(), v.to_string()));
+            continue;
+        }
+        let args: Vec<&str> =
+            command.strip_prefix("tenure ").unwrap_or_else(|| panic!("{command}")).split_whitespace().collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let o = run(dir.path(), &env, &args);
+        assert_eq!(o.status.code(), Some(0), "`{command}`: {}", text(&o.stderr));
+        assert!(!o.stdout.is_empty() || !o.stderr.is_empty(), "`{command}` said nothing");
+        ran += 1;
+    }
+    assert!(ran >= 12, "only {ran} commands found in the README");
+}
+
+#[test]
+fn log_output_reingests_into_another_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("org.jsonl");
+    assert!(run(dir.path(), &[], &["generate", "--identities", "200", "--years", "2", "--out", "org.jsonl"])
+        .status
+        .success());
+    assert!(run(dir.path(), &[], &["--data", "a", "ingest", file.to_str().unwrap()]).status.success());
+    let log = run(dir.path(), &[], &["--data", "a", "log"]);
+    std::fs::write(dir.path().join("a.jsonl"), &log.stdout).unwrap();
+    let o = run(dir.path(), &[], &["--data", "b", "ingest", "a.jsonl"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let strip = |out: &[u8]| -> Vec<serde_json::Value> {
+        text(out)
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("recorded_at");
+                v
+            })
+            .collect()
+    };
+    let again = run(dir.path(), &[], &["--data", "b", "log"]);
+    let (a, b) = (strip(&log.stdout), strip(&again.stdout));
+    assert!(a.len() > 100);
+    assert_eq!(a, b, "positions, ids, times, sources and data survive the round trip");
+}
+
+#[test]
+fn the_first_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notadir"), "x").unwrap();
+    let o = run(dir.path(), &[], &["--data", "notadir", "access", "a", "--at", "2024-01-01"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        text(&o.stderr),
+        "tenure: notadir: a file, not a store directory (--data names the directory of a store)\n"
+    );
+    let o = run(dir.path(), &[], &["--data", "notadir", "ingest", "/dev/null"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(run(dir.path(), &[], &["--data", "s", "demo", "--identities", "200"]).status.success());
+    let o = run(dir.path(), &[], &["--data", "s", "log", "--identity", "nobody"]);
+    assert_eq!(
+        (o.status.code(), text(&o.stderr)),
+        (Some(2), "tenure: unknown identity 'nobody': no event names it\n".into())
+    );
+    let o = run(dir.path(), &[], &["--data", "s", "log", "--limit", "0"]);
+    assert_eq!((o.status.code(), o.stdout.len()), (Some(0), 0));
+    let o = run(dir.path(), &[], &["--version"]);
+    assert!(text(&o.stdout).starts_with("tenure "), "{}", text(&o.stdout));
+}
