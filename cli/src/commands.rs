@@ -490,6 +490,16 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             }
         }
         Command::Demo { identities } => crate::demo::run(&data("tenure-demo"), identities, &mut out).map(|()| 0),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut crate::Cli::command(), "tenure", &mut out);
+            Ok(0)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(crate::Cli::command()).render(&mut out)?;
+            Ok(0)
+        }
         Command::Generate { identities, years, seed, out: path } => {
             let config = tenure_gen::OrgConfig::new(identities, years, seed);
             let mut sink: Box<dyn Write> = match &path {

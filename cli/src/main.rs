@@ -233,6 +233,15 @@ pub enum Command {
         #[arg(long, default_value_t = 2000)]
         identities: usize,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For bash: `tenure completions bash > ~/.local/share/bash-completion/completions/tenure`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), made from the same help text: `tenure man > tenure.1`.
+    Man,
     /// Write a synthetic organisation's events as JSONL (for `ingest` or other tools).
     ///
     /// Deterministic: the same arguments give the same file on every machine.

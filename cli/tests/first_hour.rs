@@ -108,3 +108,15 @@ fn the_first_mistakes_are_named() {
     let o = run(dir.path(), &[], &["--version"]);
     assert!(text(&o.stdout).starts_with("tenure "), "{}", text(&o.stdout));
 }
+
+#[test]
+fn completions_and_the_man_page_are_generated_from_the_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(dir.path(), &[], &["completions", shell]);
+        assert!(o.status.success() && text(&o.stdout).contains("ingest"), "{shell}");
+    }
+    let o = run(dir.path(), &[], &["man"]);
+    let page = text(&o.stdout);
+    assert!(o.status.success() && page.contains(".TH tenure 1") && page.contains("verify"), "{page}");
+}

@@ -60,6 +60,14 @@ pub fn parse_event(line: &str) -> Result<NewEvent, FieldError> {
     if line.len() > MAX_EVENT_JSON_BYTES {
         return Err(FieldError::new("-", format!("line longer than {MAX_EVENT_JSON_BYTES} bytes")));
     }
+    // An event is a JSON object; saying so beats serde's words about a struct of ours.
+    if !line.trim_start().starts_with('{') {
+        let start: String = line.trim_start().chars().take(12).collect();
+        return Err(FieldError::new(
+            "-",
+            format!("not a JSON event object: a line must start with `{{` (it starts {start:?})"),
+        ));
+    }
     let raw: RawEnvelope = serde_json::from_str(line).map_err(|e| {
         let text = e.to_string();
         if let Some(rest) = text.strip_prefix("unknown field `") {
