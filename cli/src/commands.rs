@@ -121,6 +121,9 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 let w = rejects.as_mut().map(|f| f as &mut dyn Write);
                 let summary = crate::ingest::ingest_file(&store, file, from_line, w)?;
                 writeln!(out, "{}", summary.describe(&file.display().to_string()))?;
+                // Each file's line goes out as it is done, also into a file or a pipe: a
+                // killed ingest leaves the record of what it stored.
+                out.flush()?;
                 if summary.rejected > 0 {
                     if let Some(p) = &skip_invalid {
                         writeln!(out, "rejected lines written to {}", p.display())?;

@@ -120,3 +120,53 @@ fn completions_and_the_man_page_are_generated_from_the_help() {
     let page = text(&o.stdout);
     assert!(o.status.success() && page.contains(".TH tenure 1") && page.contains("verify"), "{page}");
 }
+
+/// Relative dates ("(5 years ago)") and hashes change with the day and the run.
+fn normalize(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find(" (") {
+        let (before, after) = rest.split_at(open);
+        out.push_str(before);
+        match after.find(')') {
+            Some(close)
+                if after[..close].contains(" ago")
+                    || after[..close].contains("(in ")
+                    || after[..close].contains("(today") =>
+            {
+                out.push_str(" (~)");
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push_str(" (");
+                rest = &after[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out.split_whitespace()
+        .map(|w| if w.len() >= 64 && w.chars().all(|c| c.is_ascii_hexdigit()) { "HASH" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The worked session of docs/cli.md: each `$ tenure ...` command runs against the demo
+/// store and prints what the page shows (relative dates and hashes aside).
+#[test]
+fn the_worked_session_in_docs_cli_md_is_what_tenure_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &[], &["demo"]).status.success());
+    let doc = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md")).unwrap();
+    let session = doc.split("## A worked audit session").nth(1).unwrap().split("```text").nth(1).unwrap();
+    let session = session.split("\n```").next().unwrap();
+    let mut checked = 0;
+    for chunk in session.split("$ tenure ").skip(1) {
+        let (command, shown) = chunk.split_once('\n').unwrap();
+        let args: Vec<&str> = command.split_whitespace().collect();
+        let o = run(dir.path(), &[], &args);
+        assert!(o.status.code().is_some_and(|c| c == 0), "`tenure {command}`: {}", text(&o.stderr));
+        assert_eq!(normalize(&text(&o.stdout)), normalize(shown), "`tenure {command}` prints otherwise");
+        checked += 1;
+    }
+    assert!(checked >= 8, "{checked} commands");
+}
