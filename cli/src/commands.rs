@@ -73,6 +73,17 @@ fn ask<T>(
     }
 }
 
+/// `--as-of` a position past the head is a mistake, not the head: say so.
+fn check_known(index: &AccessIndex, known: Known) -> Result<(), CliError> {
+    match known.as_of {
+        Some(AsOf::Position(p)) if p > index.head() => Err(CliError::input(format!(
+            "--as-of {p}: the log has {} positions (as known at a position, it must be one of them)",
+            index.head()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn as_of(known: Known) -> AsOf {
     known.as_of.unwrap_or(AsOf::Head)
 }
@@ -135,6 +146,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Access { identity, at, known, format } => {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
+            check_known(index, known)?;
             let held = ask(&store, &mut index, |i| i.access(&identity, at, as_of(known)))?;
             let mut table = Table::new(vec!["RESOURCE", "PERMISSION", "WHY"]);
             for h in &held {
@@ -161,6 +173,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 .ok_or_else(|| CliError::input(format!("'{target}' is not RESOURCE or RESOURCE#PERMISSION")))?;
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
+            check_known(index, known)?;
             let (holders, when_json, when_text) = match (at, during) {
                 (Some(at), _) => (
                     ask(&store, &mut index, |i| i.holders(&parsed, at, as_of(known)))?,
@@ -195,6 +208,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Timeline { identity, known, format } => {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
+            check_known(index, known)?;
             let timeline = ask(&store, &mut index, |i| i.timeline(&identity, as_of(known)))?;
             let mut table = Table::new(vec!["KIND", "WHAT", "FROM", "TO", "OPENED", "CLOSED", "WHY"]);
             let sections = [
@@ -234,6 +248,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Show { identity, at, known, format } => {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
+            check_known(index, known)?;
             let profile = ask(&store, &mut index, |i| i.profile(&identity, at, as_of(known)))?;
             let mut table = Table::new(vec!["FIELD", "VALUE"]);
             table.row(vec!["state".into(), format!("{} {}", profile.state, position(profile.state_since))]);
@@ -261,6 +276,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Diff { from, to, identity, known, format } => {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
+            check_known(index, known)?;
             let diff = ask(&store, &mut index, |i| i.diff(identity.as_deref(), from, to, as_of(known)))?;
             let mut table = Table::new(vec!["CHANGE", "IDENTITY", "RESOURCE", "PERMISSION", "WHY"]);
             for (change, list) in [("+", &diff.gained), ("-", &diff.lost)] {
@@ -344,6 +360,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Anomalies { known, format } => {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
+            check_known(index, known)?;
             let anomalies = ask(&store, &mut index, |i| i.anomalies(as_of(known)))?;
             let mut table = Table::new(vec!["POSITION", "TYPE", "WHY"]);
             let mut rows = Vec::new();

@@ -105,6 +105,9 @@ fn the_first_mistakes_are_named() {
     );
     let o = run(dir.path(), &[], &["--data", "s", "log", "--limit", "0"]);
     assert_eq!((o.status.code(), o.stdout.len()), (Some(0), 0));
+    let o = run(dir.path(), &[], &["--data", "s", "access", "bob", "--at", "2022-04-15", "--as-of", "99999999"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).starts_with("tenure: --as-of 99999999: the log has "), "{}", text(&o.stderr));
     let o = run(dir.path(), &[], &["--version"]);
     assert!(text(&o.stdout).starts_with("tenure "), "{}", text(&o.stdout));
 }
