@@ -4,18 +4,11 @@
 //!
 //! Randomized: each test prints its seed; `TENURE_SEED=N` replays it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+use common::tenure;
 
-fn tenure(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("TENURE_DATA")
-        .output()
-        .expect("the binary runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 fn seed() -> u64 {
     let seed = std::env::var("TENURE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {

@@ -2,19 +2,11 @@
 //! against a store with history, and must be refused with exactly its error (file, line
 //! and field), exit 2, and the store byte for byte as it was.
 
+mod common;
+use common::tenure;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn tenure(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("TENURE_DATA")
-        .output()
-        .expect("the binary runs")
-}
 
 /// Every file of the store with its bytes (the writer's `LOCK` file is empty).
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {

@@ -89,6 +89,25 @@ impl Marker {
     }
 }
 
+/// Opens (creating) the marker file of the store in `dir`, for writing.
+pub(crate) fn open_file(dir: &Path) -> crate::Result<File> {
+    let path = dir.join(MARKER_FILE);
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| crate::Error::io(&path, e))
+}
+
+impl Marker {
+    /// Writes this marker into its slot of `file` and syncs the file.
+    pub(crate) fn write_synced(&self, file: &File, dir: &Path) -> crate::Result<()> {
+        self.write(file).and_then(|()| file.sync_all()).map_err(|e| crate::Error::io(dir.join(MARKER_FILE), e))
+    }
+}
+
 /// Reads the marker of the store in `dir`. A reader may meet a slot while the writer
 /// rewrites it; the other slot is then whole, and a second try settles the rest.
 pub fn read(dir: &Path) -> std::io::Result<Read> {

@@ -10,7 +10,7 @@
 //! crc32  := CRC-32 (IEEE) of len_flags bytes ++ payload ++ chain
 //! ```
 
-use crate::chain::{chain_hash, leaf_hash, Hash};
+use crate::chain::{chain_hash, leaf_hash, Hash, GENESIS};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -155,4 +155,58 @@ impl<'f> Scanner<'f> {
         self.at += RECORD_OVERHEAD + len;
         Ok(Some(RawRecord { offset, payload, chain, crc_ok, continues }))
     }
+}
+
+/// What [`walk_chain`] found.
+pub struct ChainWalk {
+    /// Records whose framing, chain hash and checksum hold, from position 1.
+    pub verified: u64,
+    /// The chain hash of the last of them.
+    pub chain: Hash,
+    /// The last batch boundary among them: its offset, its position, its chain hash.
+    pub whole_end: u64,
+    pub whole: u64,
+    pub whole_chain: Hash,
+    /// The first record that does not hold, and why (a last batch without its last
+    /// record is not reported here: `whole_end` short of the file's end says it).
+    pub bad: Option<(u64, String)>,
+}
+
+/// Walks the records of a log file of `len` bytes from the start, recomputing the chain:
+/// stops at the first record whose framing, chain hash or checksum does not hold. `visit`
+/// sees each record that holds, with its position. The one chain walk of `verify` and
+/// `repair`.
+pub fn walk_chain(file: &File, len: u64, mut visit: impl FnMut(u64, &RawRecord<'_>)) -> std::io::Result<ChainWalk> {
+    let mut scanner = Scanner::new(file, crate::record::HEADER_LEN, len);
+    let mut walk =
+        ChainWalk { verified: 0, chain: GENESIS, whole_end: HEADER_LEN, whole: 0, whole_chain: GENESIS, bad: None };
+    loop {
+        let position = walk.verified + 1;
+        let rec = match scanner.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break,
+            Err(ScanStop::Io(e)) => return Err(e),
+            Err(_) => {
+                walk.bad = Some((position, "record framing broken".into()));
+                break;
+            }
+        };
+        // The payload is not decoded: the chain covers every byte of it, and a record
+        // moved to another place breaks the chain there.
+        if chain_hash(&walk.chain, &leaf_hash(rec.payload)) != rec.chain {
+            walk.bad = Some((position, "chain hash mismatch".into()));
+            break;
+        }
+        if !rec.crc_ok {
+            walk.bad = Some((position, "record checksum mismatch".into()));
+            break;
+        }
+        walk.chain = rec.chain;
+        walk.verified = position;
+        if !rec.continues {
+            (walk.whole_end, walk.whole, walk.whole_chain) = (rec.end_offset(), position, rec.chain);
+        }
+        visit(position, &rec);
+    }
+    Ok(walk)
 }

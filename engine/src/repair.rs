@@ -12,7 +12,7 @@
 //! Nothing else writes anything but new records to the log.
 
 use crate::error::{Error, Result};
-use crate::format::{self, Hash, ScanStop, Scanner, GENESIS, HEADER_LEN};
+use crate::format;
 use crate::marker::{self, Marker};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
@@ -103,35 +103,8 @@ pub fn repair(dir: impl AsRef<Path>, apply: bool) -> Result<RepairReport> {
         marker::Read::Found(m) => Some(m),
         _ => None,
     };
-    let mut scanner = Scanner::new(&file, HEADER_LEN, len);
-    let (mut chain, mut position) = (GENESIS, 0u64);
-    // The last batch boundary: offset, head and chain there.
-    let (mut keep_end, mut keep_head, mut keep_chain): (u64, u64, Hash) = (HEADER_LEN, 0, GENESIS);
-    let mut first_bad = None;
-    loop {
-        position += 1;
-        let rec = match scanner.next_record() {
-            Ok(Some(rec)) => rec,
-            Ok(None) => break,
-            Err(ScanStop::Io(e)) => return Err(Error::io(&path, e)),
-            Err(_) => {
-                first_bad = Some((position, "record framing broken".to_string()));
-                break;
-            }
-        };
-        if format::chain_hash(&chain, &format::leaf_hash(rec.payload)) != rec.chain {
-            first_bad = Some((position, "chain hash mismatch".to_string()));
-            break;
-        }
-        if !rec.crc_ok {
-            first_bad = Some((position, "record checksum mismatch".to_string()));
-            break;
-        }
-        chain = rec.chain;
-        if !rec.continues {
-            (keep_end, keep_head, keep_chain) = (rec.end_offset(), position, chain);
-        }
-    }
+    let walk = crate::record::walk_chain(&file, len, |_, _| {}).map_err(|e| Error::io(&path, e))?;
+    let (keep_end, keep_head, keep_chain, mut first_bad) = (walk.whole_end, walk.whole, walk.whole_chain, walk.bad);
     if first_bad.is_none() && keep_end < len {
         first_bad = Some((keep_head + 1, "the last batch has lost its last record".to_string()));
     }
@@ -169,19 +142,8 @@ pub fn repair(dir: impl AsRef<Path>, apply: bool) -> Result<RepairReport> {
             Err(e) => return Err(Error::io(&p, e)),
         }
     }
-    let marker_path = dir.join(marker::MARKER_FILE);
-    let mfile = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&marker_path)
-        .map_err(|e| Error::io(&marker_path, e))?;
     let seq = acked.map_or(0, |m| m.seq + 1);
-    Marker { seq, head: keep_head, end: keep_end, chain: keep_chain }
-        .write(&mfile)
-        .and_then(|()| mfile.sync_all())
-        .map_err(|e| Error::io(&marker_path, e))?;
+    Marker { seq, head: keep_head, end: keep_end, chain: keep_chain }.write_synced(&marker::open_file(dir)?, dir)?;
     let line = serde_json::json!({
         "at": crate::Timestamp::now().to_string(),
         "action": "head marker rewritten, derived files removed",

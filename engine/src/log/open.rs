@@ -48,20 +48,12 @@ impl Store {
         // Whole batches found past the marker (written, not acknowledged when the last
         // process stopped) are kept: synced now, then named by a new marker, so that
         // they count as acknowledged from here on.
-        let marker_path = dir.join(marker::MARKER_FILE);
-        let marker_file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&marker_path)
-            .map_err(|e| Error::io(&marker_path, e))?;
+        let marker_file = marker::open_file(&dir)?;
         let seq = acked.map_or(0, |m| m.seq + 1);
         let current = Marker { seq, head, end, chain };
         if acked.map(|m| (m.head, m.end, m.chain)) != Some((head, end, chain)) {
             file.sync_all().map_err(|e| Error::io(&path, e))?;
-            current.write(&marker_file).map_err(|e| Error::io(&marker_path, e))?;
-            marker_file.sync_all().map_err(|e| Error::io(&marker_path, e))?;
+            current.write_synced(&marker_file, &dir)?;
             sync_dir(&dir)?;
         }
         // Bring the offsets file in line with the log (it is derived; not synced). A new

@@ -56,9 +56,6 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
         marker::Read::Found(m) => Some(m),
         _ => None,
     };
-    let mut scanner = Scanner::new(&file, HEADER_LEN, len);
-    let mut chain = GENESIS;
-    let mut position = 0u64;
     // The offsets file, read beside the log: each entry must be where its record ends.
     let mut idx = File::open(dir.join(INDEX_FILE)).ok().map(|f| std::io::BufReader::with_capacity(1 << 20, f));
     let mut idx_entries = 0u64;
@@ -66,36 +63,8 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     // The subject index snapshot: whole, and made beside this log (its chain hash at its head).
     let subjects = crate::subjects::check_snapshot_file(dir);
     let mut subjects_chain_ok = matches!(subjects, Ok(Some((0, c))) if c == GENESIS);
-    // The last batch boundary seen: its offset, position and chain.
-    let (mut whole_end, mut whole) = (HEADER_LEN, 0u64);
-    let mut bad: Option<(u64, String)> = None;
-    loop {
-        position += 1;
-        let rec = match scanner.next_record() {
-            Ok(Some(rec)) => rec,
-            Ok(None) => break,
-            Err(ScanStop::Io(e)) => return Err(Error::io(&path, e)),
-            Err(_) => {
-                bad = Some((position, "record framing broken".into()));
-                break;
-            }
-        };
-        let expected = format::chain_hash(&chain, &format::leaf_hash(rec.payload));
-        if expected != rec.chain {
-            bad = Some((position, "chain hash mismatch".into()));
-            break;
-        }
-        if !rec.crc_ok {
-            bad = Some((position, "record checksum mismatch".into()));
-            break;
-        }
-        // The payload is not decoded: the chain covers every byte of it, and a record
-        // moved to another place breaks the chain there.
-        chain = rec.chain;
-        if !rec.continues {
-            (whole_end, whole) = (rec.end_offset(), position);
-        }
-        if matches!(subjects, Ok(Some((head, c))) if head == position && c == chain) {
+    let walk = crate::record::walk_chain(&file, len, |position, rec| {
+        if matches!(subjects, Ok(Some((head, c))) if head == position && c == rec.chain) {
             subjects_chain_ok = true;
         }
         if let Some(reader) = idx.as_mut() {
@@ -111,7 +80,10 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
                 Err(_) => idx = None,
             }
         }
-    }
+    })
+    .map_err(|e| Error::io(&path, e))?;
+    let (whole_end, whole, chain, mut bad) = (walk.whole_end, walk.whole, walk.chain, walk.bad);
+    let position = walk.verified + 1;
     if bad.is_none() && whole_end < len {
         bad = Some((position, "the last batch has lost its last record".into()));
     }
