@@ -269,7 +269,16 @@ fn schema_version(payload: &[u8]) -> Option<u8> {
 }
 
 /// Decodes a payload; an error when the bytes are not an event of a known schema version.
-pub fn decode_event(payload: &[u8]) -> Result<Event, String> {
+pub fn decode_event(payload: &[u8]) -> Result<Event, DecodeError> {
+    decode_any(payload).map_err(DecodeError)
+}
+
+/// A payload that does not decode as an event, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
+fn decode_any(payload: &[u8]) -> Result<Event, String> {
     match schema_version(payload) {
         Some(2) => decode_v2(payload),
         Some(1) => decode_v1(payload),
@@ -415,9 +424,12 @@ mod tests {
         let e = decode_event(&rmp_serde::to_vec_named(&later).unwrap()).unwrap();
         assert_eq!(e.data, EventData::IdentityLeft(StatusChange { identity: "bob".into(), reason: None }));
         let newer = Later { v: 3, ..later };
-        assert_eq!(decode_event(&rmp_serde::to_vec_named(&newer).unwrap()).unwrap_err(), "unknown schema version 3");
+        assert_eq!(
+            decode_event(&rmp_serde::to_vec_named(&newer).unwrap()).unwrap_err().to_string(),
+            "unknown schema version 3"
+        );
         let bad_type = Later { t: 19, ..later };
-        assert!(decode_event(&rmp_serde::to_vec_named(&bad_type).unwrap()).unwrap_err().contains("type code 19"));
+        assert!(decode_event(&rmp_serde::to_vec_named(&bad_type).unwrap()).unwrap_err().0.contains("type code 19"));
         assert!(decode_event(&[0x91, 0x01]).is_err());
         assert!(decode_event(&[]).is_err());
     }

@@ -111,15 +111,24 @@ impl Names {
 /// A snapshot file, read whole and checked.
 /// Reads the snapshot file of `dir`: `Ok(None)` when there is none, `Err` when it does not
 /// read back, else its head and the chain hash of the log it was made beside (`verify`).
-pub fn check_snapshot_file(dir: &Path) -> Result<Option<(u64, Hash)>, String> {
+pub fn check_snapshot_file(dir: &Path) -> Result<Option<(u64, Hash)>, SnapshotError> {
     match std::fs::read(dir.join(SUBJECTS_FILE)) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(SnapshotError::Unreadable(e.kind())),
         Ok(bytes) => match Snapshot::parse(bytes) {
             Some(s) => Ok(Some((s.head, s.chain))),
-            None => Err("does not read back (checksum, version or tables)".into()),
+            None => Err(SnapshotError::Damaged),
         },
     }
+}
+
+/// Why a subject index snapshot is not believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot be read ({0})")]
+    Unreadable(std::io::ErrorKind),
+    #[error("does not read back (checksum, version or tables)")]
+    Damaged,
 }
 
 struct Snapshot {
