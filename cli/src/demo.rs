@@ -57,9 +57,17 @@ pub fn run(dir: &Path, identities: usize, out: &mut impl Write) -> Result<(), Cl
     let outcomes = store.append(cast)?;
     appended += outcomes.iter().filter(|o| matches!(o, tenure_engine::Outcome::Stored(_))).count();
     let late_leave = outcomes.last().map(|o| o.position().get()).unwrap_or(0);
+    let delivered = generated + CAST.len();
+    let skipped = delivered - appended;
+    let why = if appended == 0 {
+        "all of them were stored by an earlier run (each has a source and an id: nothing is stored twice)"
+    } else {
+        "the directory feed re-delivers some events on purpose, as identity providers do, and those are \
+         recognised by their source and id and skipped"
+    };
     writeln!(
         out,
-        "{generated} generated events and {} story events delivered; {appended} stored now, the rest were already there or duplicates.\n",
+        "{generated} generated events and {} story events delivered; {appended} stored, {skipped} skipped: {why}.\n",
         CAST.len()
     )?;
 
