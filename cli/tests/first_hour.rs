@@ -173,3 +173,61 @@ fn the_worked_session_in_docs_cli_md_is_what_tenure_prints() {
     }
     assert!(checked >= 8, "{checked} commands");
 }
+
+/// The exit codes of docs/cli.md, command by command, on their error paths.
+#[test]
+fn every_command_exits_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &[], &["--data", "s", "demo", "--identities", "200"]).status.success());
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    let cases: Vec<(&[&str], i32)> = vec![
+        // 0: success
+        (&["--data", "s", "access", "alice", "--at", "2021-03-15"], 0),
+        (&["--data", "s", "verify"], 0),
+        (&["--data", "s", "repair"], 0),
+        // 2: usage or input
+        (&["--data", "s", "access", "nobody", "--at", "2021-03-15"], 2),
+        (&["--data", "s", "access", "alice", "--at", "15/03/2021"], 2),
+        (&["--data", "s", "who", "payroll-db", "--during", "2022-01-01..2021-01-01"], 2),
+        (&["--data", "s", "who", "#read", "--at", "2021-03-15"], 2),
+        (&["--data", "s", "timeline", "nobody"], 2),
+        (&["--data", "s", "show", "nobody", "--at", "2021-03-15"], 2),
+        (&["--data", "s", "diff", "--from", "2021-01-01", "--to", "soon"], 2),
+        (&["--data", "s", "log", "--group", "nope"], 2),
+        (&["--data", "s", "anomalies", "--as-of", "999999"], 2),
+        (&["--data", "s", "ingest", "missing.jsonl"], 2),
+        (&["--data", "empty", "access", "alice", "--at", "2021-03-15"], 2),
+        (&["--data", "empty", "verify"], 2),
+        (&["--data", "empty", "repair"], 2),
+        (&["--data", "s", "frobnicate"], 2),
+    ];
+    for (args, code) in cases {
+        let o = run(dir.path(), &[], args);
+        assert_eq!(o.status.code(), Some(code), "tenure {}: {}", args.join(" "), text(&o.stderr));
+        if code != 0 {
+            assert!(
+                text(&o.stderr).starts_with("tenure: ") || text(&o.stderr).starts_with("error: "),
+                "{}",
+                text(&o.stderr)
+            );
+        }
+    }
+    // 3: damaged evidence, for every command that reads the log.
+    let log = dir.path().join("s/events.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 1;
+    std::fs::write(&log, bytes).unwrap();
+    std::fs::remove_file(dir.path().join("s/events.idx")).unwrap();
+    for args in [
+        &["--data", "s", "verify"][..],
+        &["--data", "s", "access", "alice", "--at", "2021-03-15"],
+        &["--data", "s", "log"],
+        &["--data", "s", "anomalies"],
+        &["--data", "s", "repair"],
+        &["--data", "s", "ingest", "/dev/null"],
+    ] {
+        let o = run(dir.path(), &[], args);
+        assert_eq!(o.status.code(), Some(3), "tenure {}: {}", args.join(" "), text(&o.stderr));
+    }
+}
