@@ -428,7 +428,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                             )?,
                             (None, false) => writeln!(
                                 out,
-                                "no head marker (events.head): a store of Tenure 0.3 or before; the next `tenure ingest` \
+                                "no head marker (events.head): a store written before head markers existed; the next `tenure ingest` \
                                  writes one"
                             )?,
                         }
