@@ -242,3 +242,21 @@ fn a_damaged_offsets_entry_is_not_blamed_on_the_log() {
     drop(reader);
     assert_eq!(snapshot(dir.path()), before, "a reader wrote");
 }
+
+#[test]
+fn the_marker_slots_alternate_across_reopens() {
+    use std::os::unix::fs::FileExt;
+    use tenure_engine::marker::{self, Read, SLOT_LEN};
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let store = Store::open(dir.path()).unwrap();
+        store.append(vec![joined(&format!("r{round}"))]).unwrap();
+    }
+    let Read::Found(newest) = marker::read(dir.path()).unwrap() else { panic!("no marker") };
+    assert_eq!(newest.head, 3);
+    // Tear the newest slot: the other one holds the marker before it, whole.
+    let f = std::fs::OpenOptions::new().write(true).open(dir.path().join(marker::MARKER_FILE)).unwrap();
+    f.write_all_at(&[0xAA; 8], (newest.seq % 2) * SLOT_LEN + 16).unwrap();
+    let Read::Found(before) = marker::read(dir.path()).unwrap() else { panic!("both slots torn") };
+    assert_eq!((before.seq + 1, before.head), (newest.seq, 2));
+}

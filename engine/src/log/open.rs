@@ -49,13 +49,19 @@ impl Store {
         // process stopped) are kept: synced now, then named by a new marker, so that
         // they count as acknowledged from here on.
         let marker_file = marker::open_file(&dir)?;
-        let seq = acked.map_or(0, |m| m.seq + 1);
-        let current = Marker { seq, head, end, chain };
-        if acked.map(|m| (m.head, m.end, m.chain)) != Some((head, end, chain)) {
-            file.sync_all().map_err(|e| Error::io(&path, e))?;
-            current.write_synced(&marker_file, &dir)?;
-            sync_dir(&dir)?;
-        }
+        // `seq` is the sequence number of the slot that holds the current marker: the
+        // syncer writes the next one into the other slot, so a torn write never costs
+        // the newest whole marker.
+        let seq = match acked {
+            Some(m) if (m.head, m.end, m.chain) == (head, end, chain) => m.seq,
+            _ => {
+                let seq = acked.map_or(0, |m| m.seq + 1);
+                file.sync_all().map_err(|e| Error::io(&path, e))?;
+                Marker { seq, head, end, chain }.write_synced(&marker_file, &dir)?;
+                sync_dir(&dir)?;
+                seq
+            }
+        };
         // Bring the offsets file in line with the log (it is derived; not synced). A new
         // file renamed into place: readers may be reading the old one.
         let idx_path = dir.join(INDEX_FILE);
