@@ -386,7 +386,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let mut derived = if report.first_bad.is_none() { check_derived(&dir)? } else { Vec::new() };
             if let Some(status) = &report.subjects_file {
                 let mut status = status.clone();
-                if status.contains("replaced by the next read by subject") {
+                if report.subjects_stale {
                     // Rebuild it now: a read by subject loads the index from the log and
                     // writes a new snapshot (renamed into place) when the log is large
                     // enough to want one.

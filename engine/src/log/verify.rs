@@ -28,6 +28,8 @@ pub struct VerifyReport {
     pub offsets_file: Option<String>,
     /// What the check of the subject index snapshot (`subjects.idx`, derived) found.
     pub subjects_file: Option<String>,
+    /// The snapshot exists and is not believed (damaged, or made beside another log).
+    pub subjects_stale: bool,
 }
 
 /// An unacknowledged torn tail, as [`verify`] found it.
@@ -39,6 +41,10 @@ pub struct TornTail {
     pub bytes: u64,
     pub reason: String,
 }
+
+/// What happens to a subject index snapshot that is not believed.
+const NOT_BELIEVED: &str =
+    "ignored: reads by subject read the log instead, and the first one with 50,000 events to read writes a new one";
 
 /// Checks the integrity chain of the log in `dir` without opening it for writing (it
 /// takes no lock and writes nothing), so that it works on a store that no longer opens,
@@ -98,11 +104,11 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             Ok(None) => None,
             Ok(Some((head, _))) if subjects_chain_ok => Some(format!("intact (as of position {head})")),
             Ok(Some((head, _))) => Some(format!(
-                "made beside another log (its chain hash at position {head} is not this log's): ignored, replaced by \
-                 the next read by subject"
+                "made beside another log (its chain hash at position {head} is not this log's): {NOT_BELIEVED}"
             )),
-            Err(e) => Some(format!("damaged ({e}): ignored, replaced by the next read by subject")),
+            Err(e) => Some(format!("damaged ({e}): {NOT_BELIEVED}")),
         },
+        subjects_stale: subjects.is_err() || (matches!(subjects, Ok(Some(_))) && !subjects_chain_ok),
         offsets_file: match (idx_wrong, dir.join(INDEX_FILE).exists()) {
             (_, false) => None,
             (None, true) => Some(format!("consistent with the log ({idx_entries} entries checked)")),
