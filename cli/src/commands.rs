@@ -11,6 +11,13 @@ use tenure_projections::{open_access_index_with, AccessIndex, AsOf, QueryError, 
 /// Opens an existing store to read it (queries never create one, take no lock, write
 /// nothing to the log, and see the acknowledged prefix: see `Store::open_read_only`).
 pub fn open_existing(data: &Path) -> Result<Store, CliError> {
+    require_store(data)?;
+    Ok(Store::open_read_only(data)?)
+}
+
+/// Fails unless `data` is the directory of an existing store (commands other than
+/// `ingest` and `demo` never create one).
+fn require_store(data: &Path) -> Result<(), CliError> {
     refuse_a_file(data)?;
     if !data.join(tenure_engine::store::LOG_FILE).exists() {
         return Err(CliError::input(format!(
@@ -18,7 +25,7 @@ pub fn open_existing(data: &Path) -> Result<Store, CliError> {
             data.display()
         )));
     }
-    Ok(Store::open_read_only(data)?)
+    Ok(())
 }
 
 /// `--data` names a directory; a regular file there is a mistake worth naming.
@@ -377,9 +384,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Verify { json } => {
             let dir = data("tenure-data");
-            if !dir.join(tenure_engine::store::LOG_FILE).exists() {
-                return Err(CliError::input(format!("{}: no Tenure store here", dir.display())));
-            }
+            require_store(&dir)?;
             let report = tenure_engine::verify(&dir)?;
             // The derived files, once the log is whole: each is checked byte for byte, and
             // one that does not read back is rebuilt (as a new file renamed into place).
@@ -459,9 +464,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Repair { apply, json } => {
             let dir = data("tenure-data");
-            if !dir.join(tenure_engine::store::LOG_FILE).exists() {
-                return Err(CliError::input(format!("{}: no Tenure store here", dir.display())));
-            }
+            require_store(&dir)?;
             let r = tenure_engine::repair(&dir, apply)?;
             let to_cut = r.log_len - r.cut_from;
             if json {

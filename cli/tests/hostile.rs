@@ -179,14 +179,20 @@ fn table() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     ]
 }
 
-#[test]
-fn every_hostile_input_is_refused_exactly_and_changes_nothing() {
+/// A store holding `BASE`: its directory, its path, the base file, and every file's bytes.
+fn base_store() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf, BTreeMap<String, Vec<u8>>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
     let base = dir.path().join("base.jsonl");
     std::fs::write(&base, BASE).unwrap();
     assert!(tenure(&data, &["ingest", base.to_str().unwrap()]).status.success());
     let before = snapshot(&data);
+    (dir, data, base, before)
+}
+
+#[test]
+fn every_hostile_input_is_refused_exactly_and_changes_nothing() {
+    let (dir, data, base, before) = base_store();
     let table = table();
     assert!(table.len() >= 100, "{} inputs", table.len());
     let mut wrong = Vec::new();
@@ -222,12 +228,7 @@ fn every_hostile_input_is_refused_exactly_and_changes_nothing() {
 /// as it was, and (for endless input) in bounded time and memory.
 #[test]
 fn inputs_that_are_not_files_of_lines_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("store");
-    let base = dir.path().join("base.jsonl");
-    std::fs::write(&base, BASE).unwrap();
-    assert!(tenure(&data, &["ingest", base.to_str().unwrap()]).status.success());
-    let before = snapshot(&data);
+    let (dir, data, _, before) = base_store();
     let missing = dir.path().join("missing.jsonl");
     let utf16 = dir.path().join("utf16.jsonl");
     std::fs::write(&utf16, [0xFF, 0xFE, b'{', 0, b'}', 0, b'\n', 0]).unwrap();

@@ -75,14 +75,21 @@ pub(crate) fn take_writer_lock(dir: &Path) -> Result<File> {
     }
 }
 
+/// A name of this process's own, beside `path`, to write a new version of it under before
+/// renaming it into place: `.NAME.PID.N.tmp`. Several processes may rebuild the same
+/// derived file at once; [`remove_stale_temporaries`] knows the form.
+pub fn temporary_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("derived");
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
 /// Writes `bytes` to `path` as a new file renamed into place (under a name of this
 /// process's own first), so that a concurrent reader sees the old file or the new one,
 /// whole. Not synced: for derived files, which are checked before they are believed.
 pub(crate) fn write_renamed(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("derived");
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let tmp = temporary_path(path);
     let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -4,23 +4,16 @@
 //!
 //! The child is this same test binary, started with `TENURE_CRASH_CHILD=<dir>`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tenure_engine::event::*;
-use tenure_engine::{verify, NewEvent, Store, Timestamp};
+use tenure_engine::{verify, NewEvent, Store};
 
 fn event(n: u64) -> NewEvent {
-    NewEvent::new(
-        Timestamp::from_micros(1_700_000_000_000_000 + n as i64),
-        EventData::IdentityJoined(Joined {
-            identity: format!("user-{n}").as_str().into(),
-            kind: IdentityKind::Human,
-            attributes: [("n".to_string(), n.to_string())].into(),
-            owner: None,
-        }),
-    )
-    .with_source("crash", &n.to_string())
+    common::numbered_join(n, "crash")
 }
 
 /// The child: appends batches of 1 to 8 events forever, printing the last position of

@@ -3,22 +3,15 @@
 //! is refused, and the store reopens with every acknowledged event (a partial write is
 //! a torn tail, moved to the quarantine).
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tenure_engine::event::*;
-use tenure_engine::{verify, Error, Faults, NewEvent, Store, StoreOptions, Timestamp};
+use tenure_engine::{verify, Error, Faults, NewEvent, Store, StoreOptions};
 
 fn event(n: u64) -> NewEvent {
-    NewEvent::new(
-        Timestamp::from_micros(1_700_000_000_000_000 + n as i64),
-        EventData::IdentityJoined(Joined {
-            identity: format!("user-{n}").as_str().into(),
-            kind: IdentityKind::Human,
-            attributes: Default::default(),
-            owner: None,
-        }),
-    )
-    .with_source("faults", &n.to_string())
+    common::numbered_join(n, "faults")
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -167,21 +167,10 @@ impl Store {
         if let Some(e) = scanned.io_error.take() {
             return Err(Error::io(&shared.log_path, e));
         }
+        // Checked against the marker the same way a reader's open checks the log.
         let reached = head + scanned.ends.len() as u64;
-        if reached != m.head || scanned.ends.last() != Some(&m.end) {
-            let d = scanned.damage.unwrap_or(Damage {
-                cut_at: start,
-                position: reached + 1,
-                reason: "acknowledged record missing".into(),
-            });
-            return Err(Error::Corrupt { position: d.position, reason: acknowledged_damage(&d, &m, file_len) });
-        }
-        if chain_at_end(&shared.reader, &shared.log_path, m.head, m.end)? != m.chain {
-            return Err(Error::Corrupt {
-                position: m.head,
-                reason: "the record does not match the acknowledged head (events.head)".into(),
-            });
-        }
+        let head_end = m.head.checked_sub(head + 1).and_then(|i| scanned.ends.get(i as usize)).copied();
+        check_reaches(&shared.reader, &shared.log_path, &m, (reached, head_end), &scanned.damage, start, file_len)?;
         // The subject index files the new positions, as the writer does for its own.
         {
             let mut subjects = shared.subjects.write().map_err(|_| Error::Closed)?;

@@ -160,7 +160,6 @@ pub(crate) fn recover(
         return Err(Error::io(path, e));
     }
     offsets.append(&mut scanned.ends);
-    let reached = offsets.len() as u64 - 1;
     let Some(m) = acked else {
         if let Some(d) = scanned.damage {
             let why = match marker {
@@ -178,25 +177,45 @@ pub(crate) fn recover(
         }
         return Ok(Recovered { offsets, acknowledged: None, damage: None });
     };
-    if reached < m.head {
-        let d = scanned.damage.unwrap_or(Damage {
-            cut_at: start,
-            position: reached + 1,
-            reason: "acknowledged record missing".into(),
-        });
-        return Err(Error::Corrupt { position: d.position, reason: acknowledged_damage(&d, &m, file_len) });
-    }
-    if offsets[m.head as usize] != m.end || chain_at_end(file, path, m.head, m.end)? != m.chain {
-        return Err(Error::Corrupt {
-            position: m.head,
-            reason: "the record does not match the acknowledged head (events.head)".into(),
-        });
-    }
+    let reached = offsets.len() as u64 - 1;
+    let head_end = offsets.get(m.head as usize).copied();
+    check_reaches(file, path, &m, (reached, head_end), &scanned.damage, start, file_len)?;
     if mode == Mode::Read {
         offsets.truncate(m.head as usize + 1);
         return Ok(Recovered { offsets, acknowledged: acked, damage: None });
     }
     Ok(Recovered { offsets, acknowledged: acked, damage: scanned.damage })
+}
+
+/// Refuses, naming the first position that does not read back, unless the records read
+/// reach the acknowledged head `m`: `reached` is the last position that reads back whole,
+/// `head_end` where position `m.head` ends (when reached), which must be where the marker
+/// says, with the chain hash it names. `damage` is what stopped the scan that began at
+/// byte `start`, if anything did.
+pub(crate) fn check_reaches(
+    file: &File,
+    path: &Path,
+    m: &Marker,
+    (reached, head_end): (u64, Option<u64>),
+    damage: &Option<Damage>,
+    start: u64,
+    file_len: u64,
+) -> Result<()> {
+    if reached < m.head {
+        let d = damage.clone().unwrap_or(Damage {
+            cut_at: start,
+            position: reached + 1,
+            reason: "acknowledged record missing".into(),
+        });
+        return Err(Error::Corrupt { position: d.position, reason: acknowledged_damage(&d, m, file_len) });
+    }
+    if head_end != Some(m.end) || chain_at_end(file, path, m.head, m.end)? != m.chain {
+        return Err(Error::Corrupt {
+            position: m.head,
+            reason: "the record does not match the acknowledged head (events.head)".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The message for damage at or before the acknowledged head.

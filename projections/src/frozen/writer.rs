@@ -180,10 +180,7 @@ pub(crate) fn write_file(src: &impl Source, runs: &[Vec<u8>], path: &Path) -> Re
     std::fs::create_dir_all(&dir)?;
     // A name of this process's own: several reader processes may rebuild at once, and
     // each rename replaces the file whole.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("access.index");
-    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let tmp = tenure_engine::files::temporary_path(path);
     let result = (|| {
         let file = File::create(&tmp)?;
         let out = write(src, runs, BufWriter::with_capacity(1 << 20, file))?;
