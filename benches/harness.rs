@@ -25,7 +25,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tenure::engine::{Event, NewEvent, Store, Subject, Timestamp};
+use tenure::engine::{Event, NewEvent, Position, Store, Subject, Timestamp};
 use tenure::projections::{AccessIndex, AsOf, Target};
 
 /// The harness's flags (`cargo bench --bench harness -- --help`).
@@ -337,7 +337,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         let t = Instant::now();
         let mut count = 0u64;
         store
-            .scan(1, store.head(), |e| {
+            .scan(Position(1), store.head(), |e| {
                 std::hint::black_box(&e);
                 count += 1;
                 ControlFlow::Continue(())
@@ -425,9 +425,9 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     let store = Store::open(&data).expect("reopen store");
     let t = Instant::now();
     let mut index = AccessIndex::new();
-    index.reserve(store.head());
-    tenure::projections::replay(&store, 1, store.head(), |e| index.apply(e)).expect("replay");
-    let build_rate = store.head() as f64 / t.elapsed().as_secs_f64();
+    index.reserve(store.head().get());
+    tenure::projections::replay(&store, Position(1), store.head(), |e| index.apply(e)).expect("replay");
+    let build_rate = store.head().get() as f64 / t.elapsed().as_secs_f64();
     report.add(
         "index_build",
         "index build from the log (events/s)",
@@ -441,7 +441,8 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     let t = Instant::now();
     index.write_file(&index_path).expect("write index");
     let save_secs = t.elapsed().as_secs_f64();
-    let snapshot_bytes = std::fs::metadata(&index_path).map(|m| m.len()).unwrap_or(0) as f64 / store.head() as f64;
+    let snapshot_bytes =
+        std::fs::metadata(&index_path).map(|m| m.len()).unwrap_or(0) as f64 / store.head().get() as f64;
     drop(index);
     let t = Instant::now();
     let index = tenure::projections::open_access_index(&store, &index_path).expect("reopen");
@@ -450,7 +451,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     let t = Instant::now();
     {
         let mut fresh = AccessIndex::new();
-        tenure::projections::replay(&store, 1, store.head(), |e| fresh.apply(e)).expect("replay");
+        tenure::projections::replay(&store, Position(1), store.head(), |e| fresh.apply(e)).expect("replay");
     }
     let reopen_replay = t.elapsed().as_secs_f64();
     report.add(
@@ -468,7 +469,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         let mut rng = Rng(0x5B7);
         (0..200)
             .filter_map(|_| {
-                let e = store.read(1 + rng.below(store.head())).ok()?;
+                let e = store.read(Position(1 + rng.below(store.head().get()))).ok()?;
                 Some(Subject::Identity(e.data.identity()?.as_str().to_string()))
             })
             .collect()
@@ -486,7 +487,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     let mut read = 0usize;
     for s in &subjects {
         let t = Instant::now();
-        read += std::hint::black_box(store.read_subject(s, 0).expect("read subject")).len();
+        read += std::hint::black_box(store.read_subject(s, Position::ZERO).expect("read subject")).len();
         lat.push(t.elapsed());
     }
     let (p50, p99, _) = percentiles(lat);
@@ -499,10 +500,10 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         serde_json::json!({"p50_us": p50, "p99_us": p99, "events_per_read": read as f64 / subjects.len() as f64, "first_from_snapshot_s": first_snapshot, "first_from_scan_s": first_scan}),
     );
     let subjects_bytes =
-        std::fs::metadata(data.join("subjects.idx")).map(|m| m.len()).unwrap_or(0) as f64 / store.head() as f64;
+        std::fs::metadata(data.join("subjects.idx")).map(|m| m.len()).unwrap_or(0) as f64 / store.head().get() as f64;
 
     // Everything in the data directory: the log, its offsets file, the index files.
-    let all_bytes = dir_bytes(&data) as f64 / store.head() as f64;
+    let all_bytes = dir_bytes(&data) as f64 / store.head().get() as f64;
     report.add(
         "bytes_per_event_all",
         "bytes on disk per event, all files (log, offsets, indexes)",
@@ -513,12 +514,15 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     );
 
     // --- Queries: index vs naive fold.
-    let log: Vec<Event> =
-        if args.quick || n <= 1_000_000 { store.read_range(1, store.head()).expect("read") } else { Vec::new() };
+    let log: Vec<Event> = if args.quick || n <= 1_000_000 {
+        store.read_range(Position(1), store.head()).expect("read")
+    } else {
+        Vec::new()
+    };
     let names: Vec<String> = {
         let mut v = vec![];
         store
-            .scan(1, 200_000, |e| {
+            .scan(Position(1), Position(200_000), |e| {
                 if let tenure::EventData::IdentityJoined(j) = &e.data {
                     v.push(j.identity.0.clone());
                 }
@@ -531,7 +535,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
     let span = 4 * 365 * 86_400_000_000i64;
     let mut rng = Rng(0x5EED);
     let samples = if args.quick { 2000 } else { 20_000 };
-    let head = store.head();
+    let head = store.head().get();
     let pick = |rng: &mut Rng| {
         let id = names[rng.below(names.len() as u64) as usize].clone();
         let t = Timestamp::from_micros(t0 + rng.below(span as u64) as i64);

@@ -59,7 +59,7 @@ fn queries(c: &mut Criterion) {
     }
     let mut index = AccessIndex::new();
     store
-        .scan(1, store.head(), |e| {
+        .scan(Position(1), store.head(), |e| {
             index.apply(&e);
             ControlFlow::Continue(())
         })
@@ -70,14 +70,14 @@ fn queries(c: &mut Criterion) {
         b.iter(|| black_box(index.access(black_box("u0000100"), at, AsOf::Head)))
     });
     c.bench_function("access (one identity, as of R)", |b| {
-        b.iter(|| black_box(index.access(black_box("u0000100"), at, AsOf::Position(head / 2))))
+        b.iter(|| black_box(index.access(black_box("u0000100"), at, AsOf::Position(head.get() / 2))))
     });
     let target = Target::parse("app-0010#read").expect("target");
     c.bench_function("holders (uncommon entitlement)", |b| {
         b.iter(|| black_box(index.holders(&target, at, AsOf::Head)))
     });
     c.bench_function("index apply (whole log, 5k identities)", |b| {
-        let log = store.read_range(1, head).expect("read");
+        let log = store.read_range(Position(1), head).expect("read");
         b.iter(|| {
             let mut i = AccessIndex::new();
             for e in &log {
@@ -122,7 +122,7 @@ fn overwrites(c: &mut Criterion) {
         };
         store.append(vec![grant()]).expect("append");
         for _ in 0..rounds {
-            let p = store.head();
+            let p = store.head().get();
             let retract = NewEvent::new(
                 t0,
                 EventData::EventRetracted(Retracted { position: Position(p), reason: "correction".into() }),
@@ -131,13 +131,13 @@ fn overwrites(c: &mut Criterion) {
         }
         let mut index = AccessIndex::new();
         store
-            .scan(1, store.head(), |e| {
+            .scan(Position(1), store.head(), |e| {
                 index.apply(&e);
                 ControlFlow::Continue(())
             })
             .expect("scan");
         let at = Timestamp::parse_lenient("2024-06-01").expect("date");
-        let mid = store.head() / 2;
+        let mid = store.head().get() / 2;
         c.bench_function(&format!("access after {rounds} rounds of overwrites, head"), |b| {
             b.iter(|| black_box(index.access("ann", at, AsOf::Head)))
         });

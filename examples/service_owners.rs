@@ -9,7 +9,7 @@
 //! and the second run applies only what was appended in between.
 
 use std::collections::{BTreeMap, BTreeSet};
-use tenure::engine::{Event, EventData, IdentityKind, Store};
+use tenure::engine::{Event, EventData, IdentityKind, Position, Store};
 use tenure::projections::{Checkpoints, Projection, Runner};
 
 /// Owner → the active services they own; plus each service's owner and whether it is active.
@@ -65,8 +65,10 @@ impl Projection for ServiceOwners {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
-        *self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    type LoadError = serde_json::Error;
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), serde_json::Error> {
+        *self = serde_json::from_slice(bytes)?;
         Ok(())
     }
 }
@@ -74,7 +76,7 @@ impl Projection for ServiceOwners {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "tenure-example".to_string());
     let store = Store::open(&dir)?;
-    if store.head() == 0 {
+    if store.head() == Position::ZERO {
         println!("{dir} is empty: appending a synthetic organisation of 2,000 identities");
         let mut events = vec![];
         tenure_gen::generate(&tenure_gen::OrgConfig::new(2000, 3, 7), |e| events.push(e));
@@ -86,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut runner = Runner::new(&store, &checkpoints, ServiceOwners::default())?;
     let from = runner.position();
     runner.catch_up()?;
-    println!("applied positions {}..{} (checkpoint was {from})", from + 1, runner.position());
+    println!("applied positions {}..{} (checkpoint was {from})", from.next(), runner.position());
     let owners = runner.projection().by_owner();
     let mut top: Vec<_> = owners.iter().collect();
     top.sort_by_key(|(o, s)| (std::cmp::Reverse(s.len()), *o));

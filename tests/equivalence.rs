@@ -167,7 +167,7 @@ fn build(stream: &[(Op, i64, Option<usize>)]) -> (tempfile::TempDir, Vec<Event>)
     }
     store.append(setup).unwrap();
     for (op, d, reuse) in stream {
-        let Some(e) = to_event(op, day(*d), store.head()) else { continue };
+        let Some(e) = to_event(op, day(*d), store.head().get()) else { continue };
         let e = e.with_source("gen", &key(*reuse));
         match store.append(vec![e]) {
             Ok(_) => {}
@@ -175,7 +175,7 @@ fn build(stream: &[(Op, i64, Option<usize>)]) -> (tempfile::TempDir, Vec<Event>)
             Err(e) => panic!("{e}"),
         }
     }
-    let log = store.read_range(1, store.head()).unwrap();
+    let log = store.read_range(Position(1), store.head()).unwrap();
     (dir, log)
 }
 
@@ -292,7 +292,7 @@ fn check(stream: &[(Op, i64, Option<usize>)], probes: &[(i64, u64, i64)]) -> Res
         }
         // As known at a recorded time: the same position either way.
         for idx in all {
-            prop_assert_eq!(idx.position_at_recorded(i64::MAX), head);
+            prop_assert_eq!(idx.position_at_recorded(Timestamp::MAX), Position(head));
         }
     }
     Ok(())

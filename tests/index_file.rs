@@ -20,7 +20,7 @@ fn assert_same(a: &AccessIndex, b: &AccessIndex) {
     let t = tenure::Timestamp::parse_lenient("2021-06-01").unwrap();
     for e in ["app-0000#read", "app-0001#write", "app-0002#admin", "app-0003"] {
         let target = Target::parse(e).unwrap();
-        for as_of in [AsOf::Head, AsOf::Position(a.head() / 2)] {
+        for as_of in [AsOf::Head, AsOf::Position(a.head().get() / 2)] {
             assert_eq!(a.holders(&target, t, as_of), b.holders(&target, t, as_of), "who {e}");
         }
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use tenure::engine::{Event, NewEvent, Store};
+use tenure::engine::{Event, NewEvent, Position, Store};
 use tenure::projections::{AccessIndex, AsOf, Checkpoints, Projection, ProjectionError, Runner, Target};
 
 /// The position at which `Seen` dies (a panic, as a crash mid catch-up): 0 for never.
@@ -27,7 +27,8 @@ impl Projection for Seen {
     fn save(&self) -> Vec<u8> {
         self.0.iter().flat_map(|p| p.to_le_bytes()).collect()
     }
-    fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
+    type LoadError = std::convert::Infallible;
+    fn load(&mut self, bytes: &[u8]) -> Result<(), Self::LoadError> {
         self.0 = bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
         Ok(())
     }
@@ -58,7 +59,7 @@ fn resume_applies_each_event_exactly_once() {
         let mut r = Runner::new(&store, &cps, Seen::default()).unwrap();
         r.save_every = 64;
         r.catch_up().unwrap();
-        assert_eq!(r.position(), 500);
+        assert_eq!(r.position(), Position(500));
     }
     store.append(events(300, 500)).unwrap();
     // A crash: a runner applies 200 of the new events and dies before saving. Its work
@@ -73,10 +74,10 @@ fn resume_applies_each_event_exactly_once() {
         assert_eq!(r.projection().0.len(), 500 + 200, "it had applied up to 700 when it died");
     }
     let mut r = Runner::new(&store, &cps, Seen::default()).unwrap();
-    assert_eq!(r.position(), 500);
+    assert_eq!(r.position(), Position(500));
     r.catch_up().unwrap();
     assert_eq!(r.projection().0, (1..=800).collect::<Vec<_>>());
-    assert_eq!(cps.position("seen").unwrap(), 800);
+    assert_eq!(cps.position("seen").unwrap(), Position(800));
 }
 
 #[test]
@@ -91,7 +92,10 @@ fn a_checkpoint_past_the_head_is_refused() {
     let other = Store::open(dir.path().join("other")).unwrap();
     other.append(events(10, 0)).unwrap();
     let err = Runner::new(&other, &cps, Seen::default()).err().unwrap();
-    assert!(matches!(err, ProjectionError::CheckpointAhead { checkpoint: 50, head: 10, .. }), "{err}");
+    assert!(
+        matches!(err, ProjectionError::CheckpointAhead { checkpoint: Position(50), head: Position(10), .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,9 +113,9 @@ async fn follow_picks_up_live_appends() {
     };
     let cps = Checkpoints::open(dir.path().join("cp")).unwrap();
     let mut r = Runner::new(store.as_ref(), &cps, Seen::default()).unwrap();
-    let end = r.follow(Some(300)).await.unwrap();
+    let end = r.follow(Some(Position(300))).await.unwrap();
     writer.await.unwrap();
-    assert_eq!(end, 300);
+    assert_eq!(end, Position(300));
     assert_eq!(r.projection().0, (1..=300).collect::<Vec<_>>());
 }
 
@@ -135,7 +139,7 @@ fn resuming_the_index_from_a_snapshot_answers_like_a_rebuild() {
     let t = tenure::Timestamp::parse_lenient("2021-06-01").unwrap();
     for e in ["app-0000#read", "app-0001#write", "app-0002#admin"] {
         let target = Target::parse(e).unwrap();
-        for as_of in [AsOf::Head, AsOf::Position(first / 2)] {
+        for as_of in [AsOf::Head, AsOf::Position(first.get() / 2)] {
             assert_eq!(resumed.holders(&target, t, as_of), rebuilt.holders(&target, t, as_of));
         }
     }
@@ -159,8 +163,8 @@ fn resuming_the_index_from_a_snapshot_answers_like_a_rebuild() {
 struct MemoryLog(Vec<Event>);
 
 impl tenure::engine::EventLog for MemoryLog {
-    fn head(&self) -> u64 {
-        self.0.len() as u64
+    fn head(&self) -> Position {
+        Position(self.0.len() as u64)
     }
     fn head_hash(&self) -> String {
         String::new()
@@ -168,7 +172,7 @@ impl tenure::engine::EventLog for MemoryLog {
     fn append(&self, _: Vec<NewEvent>) -> tenure::engine::Result<Vec<tenure::engine::Outcome>> {
         Err(tenure::engine::Error::Closed)
     }
-    fn append_expecting(&self, _: Vec<NewEvent>, _: u64) -> tenure::engine::Result<Vec<tenure::engine::Outcome>> {
+    fn append_expecting(&self, _: Vec<NewEvent>, _: Position) -> tenure::engine::Result<Vec<tenure::engine::Outcome>> {
         Err(tenure::engine::Error::Closed)
     }
     fn check(&self, _: Vec<NewEvent>) -> tenure::engine::Result<Vec<tenure::engine::Outcome>> {
@@ -176,10 +180,11 @@ impl tenure::engine::EventLog for MemoryLog {
     }
     fn scan_events(
         &self,
-        from: u64,
-        to: u64,
+        from: Position,
+        to: Position,
         visit: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>,
     ) -> tenure::engine::Result<()> {
+        let (from, to) = (from.get(), to.get());
         for e in self.0.iter().skip(from.saturating_sub(1) as usize).take((to + 1).saturating_sub(from) as usize) {
             if visit(e.clone()).is_break() {
                 break;
@@ -187,14 +192,14 @@ impl tenure::engine::EventLog for MemoryLog {
         }
         Ok(())
     }
-    fn positions_of(&self, _: &tenure::engine::Subject) -> tenure::engine::Result<Vec<u64>> {
+    fn positions_of(&self, _: &tenure::engine::Subject) -> tenure::engine::Result<Vec<Position>> {
         Ok(Vec::new())
     }
-    fn position_at_recorded(&self, t: tenure::Timestamp) -> tenure::engine::Result<u64> {
-        Ok(self.0.iter().filter(|e| e.recorded_at <= t).count() as u64)
+    fn position_at_recorded(&self, t: tenure::Timestamp) -> tenure::engine::Result<Position> {
+        Ok(Position(self.0.iter().filter(|e| e.recorded_at <= t).count() as u64))
     }
-    fn subscribe_events(&self, after: u64) -> tenure::engine::EventStream {
-        let rest: Vec<_> = self.0.iter().skip(after as usize).cloned().map(Ok).collect();
+    fn subscribe_events(&self, after: Position) -> tenure::engine::EventStream {
+        let rest: Vec<_> = self.0.iter().skip(after.get() as usize).cloned().map(Ok).collect();
         Box::pin(futures_util::stream::iter(rest))
     }
     fn location(&self) -> String {
@@ -207,10 +212,10 @@ fn the_runner_and_the_index_need_only_the_event_log_trait() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("log")).unwrap();
     store.append(events(700, 0)).unwrap();
-    let memory = MemoryLog(store.read_range(1, store.head()).unwrap());
+    let memory = MemoryLog(store.read_range(Position(1), store.head()).unwrap());
     let cps = Checkpoints::open(dir.path().join("cp")).unwrap();
     let mut runner = Runner::new(&memory, &cps, AccessIndex::new()).unwrap();
-    assert_eq!(runner.catch_up().unwrap(), 700);
+    assert_eq!(runner.catch_up().unwrap(), Position(700));
     let from_memory = runner.into_projection();
     let from_store = tenure::projections::open_access_index(&store, &dir.path().join("access.index")).unwrap();
     let t = tenure::Timestamp::parse_lenient("2021-06-01").unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use tenure::engine::{Event, Store, Timestamp};
+use tenure::engine::{Event, Position, Store, Timestamp};
 use tenure::projections::{AsOf, Target};
 
 fn canonical_vias(v: &Value) -> BTreeSet<String> {
@@ -100,7 +100,7 @@ fn run(name: &str) {
     let events = std::fs::read_to_string(format!("{root}{name}.jsonl")).unwrap();
     common::ingest_jsonl(&store, &events);
     let index = common::build_index(&store);
-    let log = store.read_range(1, store.head()).unwrap();
+    let log = store.read_range(Position(1), store.head()).unwrap();
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{root}{name}.expected.json")).unwrap()).unwrap();
     for case in expected.as_array().unwrap() {
@@ -149,7 +149,7 @@ fn scenario_03_flags_the_grant_to_a_leaver_and_stores_the_redelivery_once() {
         &store,
         &std::fs::read_to_string(format!("{root}03-renewal-group-deletion-service.jsonl")).unwrap(),
     );
-    assert_eq!(store.head(), 13, "the re-delivered it/7 is stored once");
+    assert_eq!(store.head(), Position(13), "the re-delivered it/7 is stored once");
     let index = common::build_index(&store);
     let anomalies = index.anomalies(AsOf::Head).unwrap();
     assert!(anomalies.iter().any(|a| a.position == 13 && a.kind == tenure::projections::AnomalyKind::NotJoined));

@@ -5,7 +5,7 @@ use crate::{Cli, CliError, Command, Format, Known};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use tenure_engine::{Store, Subject};
+use tenure_engine::{Position, Store, Subject};
 use tenure_projections::{open_access_index_with, AccessIndex, AsOf, QueryError, Target, ACCESS_INDEX_FILE};
 
 /// Opens an existing store to read it (queries never create one, take no lock, write
@@ -83,7 +83,7 @@ fn ask<T>(
 /// `--as-of` a position past the head is a mistake, not the head: say so.
 fn check_known(index: &AccessIndex, known: Known) -> Result<(), CliError> {
     match known.as_of {
-        Some(AsOf::Position(p)) if p > index.head() => Err(CliError::input(format!(
+        Some(AsOf::Position(p)) if p > index.head().get() => Err(CliError::input(format!(
             "--as-of {p}: the log has {} positions (as known at a position, it must be one of them)",
             index.head()
         ))),
@@ -113,7 +113,7 @@ fn emit(out: &mut impl Write, format: Format, json: serde_json::Value, table: Ta
 
 fn as_of_line(index: &AccessIndex, known: Known) -> String {
     let r = index.resolve(as_of(known));
-    if r == index.head() {
+    if r == index.head().get() {
         format!("as known at position {r} (the head)")
     } else {
         format!("as known at position {r} of {}", index.head())
@@ -315,6 +315,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Log { identity, group, from, limit } => {
             let store = open_existing(&data("tenure-data"))?;
+            let from = Position(from);
             let limit = limit.unwrap_or(u64::MAX);
             if limit == 0 {
                 return Ok(0);
@@ -372,7 +373,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let mut table = Table::new(vec!["POSITION", "TYPE", "WHY"]);
             let mut rows = Vec::new();
             for a in &anomalies {
-                let e = store.read(a.position)?;
+                let e = store.read(Position(a.position))?;
                 table.row(vec![a.position.to_string(), e.data.type_name().to_string(), a.kind.to_string()]);
                 rows.push(json!({"position": a.position, "type": e.data.type_name(), "kind": a.kind, "reason": a.kind.to_string()}));
             }

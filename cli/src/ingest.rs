@@ -373,7 +373,7 @@ pub fn ingest_file(
         summary.count(&outcomes);
         for (i, n, event) in redelivered {
             let Some(Outcome::Duplicate(p)) = outcomes.get(i) else { continue };
-            if !event.same_content(&store.read(p.get())?) {
+            if !event.same_content(&store.read(*p)?) {
                 summary.conflicts += 1;
                 if conflicts.len() < CONFLICTS_SHOWN {
                     conflicts.push(format!(

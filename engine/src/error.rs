@@ -1,6 +1,7 @@
 //! The engine's one error type. Each variant names the position, field or file at fault.
 
 use crate::event::FieldError;
+use crate::ids::Position;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +16,7 @@ pub enum Error {
     },
     /// The append stated the head it expected and the log had moved.
     #[error("conflict: expected the log head at position {expected}, it is at {actual}")]
-    Conflict { expected: u64, actual: u64 },
+    Conflict { expected: Position, actual: Position },
     /// A batch larger than the engine's limit.
     #[error("batch of {len} events is larger than the limit of {limit}")]
     BatchTooLarge { len: usize, limit: usize },
@@ -42,7 +43,7 @@ pub enum Error {
     #[error("the store was opened read-only")]
     ReadOnly,
     #[error("position {0} is not in the log")]
-    NoSuchPosition(u64),
+    NoSuchPosition(Position),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

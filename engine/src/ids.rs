@@ -9,8 +9,16 @@ use std::fmt;
 pub struct Position(pub u64);
 
 impl Position {
+    /// Before the first event: the head of an empty log.
+    pub const ZERO: Position = Position(0);
+
     pub const fn get(self) -> u64 {
         self.0
+    }
+
+    /// The position after this one.
+    pub const fn next(self) -> Position {
+        Position(self.0 + 1)
     }
 }
 

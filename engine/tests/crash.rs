@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tenure_engine::event::*;
-use tenure_engine::{verify, NewEvent, Store};
+use tenure_engine::{verify, NewEvent, Position, Store};
 
 fn event(n: u64) -> NewEvent {
     common::numbered_join(n, "crash")
@@ -20,7 +20,7 @@ fn event(n: u64) -> NewEvent {
 /// each acknowledged batch.
 fn child(dir: &str) {
     let store = Store::open(dir).expect("child opens the store");
-    let mut n = store.head();
+    let mut n = store.head().get();
     loop {
         let size = 1 + (n % 8);
         let batch: Vec<_> = (n + 1..=n + size).map(event).collect();
@@ -89,28 +89,31 @@ fn acknowledged_appends_survive_sigkill() {
         // event, whatever the killed writer left past them, and changes nothing.
         let log_len = std::fs::metadata(dir.path().join("events.log")).unwrap().len();
         let reader = Store::open_read_only(dir.path()).unwrap();
-        assert!(reader.head() >= acked, "seed {seed} round {round}: a reader sees {} of {acked}", reader.head());
+        assert!(reader.head().get() >= acked, "seed {seed} round {round}: a reader sees {} of {acked}", reader.head());
         let from = checked + 1;
-        assert_eq!(reader.read_range(from, reader.head()).unwrap().len() as u64, reader.head() + 1 - from);
+        assert_eq!(
+            reader.read_range(Position(from), reader.head()).unwrap().len() as u64,
+            reader.head().get() + 1 - from
+        );
         drop(reader);
         assert_eq!(std::fs::metadata(dir.path().join("events.log")).unwrap().len(), log_len, "a reader cut the log");
         let store = Store::open(dir.path()).unwrap();
         assert!(
-            store.head() >= acked,
+            store.head().get() >= acked,
             "seed {seed} round {round}: acknowledged {acked} but the log holds {}",
             store.head()
         );
         // Each round reads what is new since the last (the chain check below covers all).
-        for e in store.read_range(from, store.head()).unwrap() {
+        for e in store.read_range(Position(from), store.head()).unwrap() {
             let EventData::IdentityJoined(j) = &e.data else { panic!("seed {seed}: wrong event type") };
             assert_eq!(j.identity.as_str(), format!("user-{}", e.position), "seed {seed}: event content");
         }
         println!("round {round}: killed after {wait:?}, {acked} acknowledged, {} recovered", store.head());
         let report = verify(dir.path()).unwrap();
         assert_eq!(report.first_bad, None, "seed {seed} round {round}");
-        assert_eq!(report.intact, store.head());
+        assert_eq!(report.intact, store.head().get());
         acked_total = acked_total.max(acked);
-        checked = store.head();
+        checked = store.head().get();
     }
     assert!(acked_total > 0, "seed {seed}: the child never acknowledged anything");
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use tenure_engine::event::*;
-use tenure_engine::{repair, verify, Error, NewEvent, Store, Timestamp};
+use tenure_engine::{repair, verify, Error, NewEvent, Position, Store, Timestamp};
 
 fn joined(id: &str) -> NewEvent {
     NewEvent::new(
@@ -116,7 +116,7 @@ fn damage_to_acknowledged_records_is_refused_by_every_open_and_nothing_is_cut() 
                 Ok(s) => {
                     // The offsets file let the reader skip the record; reading it fails.
                     assert!(idx_kept, "{name}: a reader without offsets opened over damage");
-                    let err = s.read_range(1, 8).unwrap_err();
+                    let err = s.read_range(Position(1), Position(8)).unwrap_err();
                     assert!(matches!(err, Error::Corrupt { .. }), "{name}: {err}");
                 }
             }
@@ -163,7 +163,7 @@ fn repair_shows_then_moves_the_damage_to_the_quarantine() {
     let report = verify(dir.path()).unwrap();
     assert_eq!((report.intact, report.first_bad, report.acknowledged), (5, None, Some(5)));
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.head(), 5);
+    assert_eq!(store.head(), Position(5));
     assert_eq!(store.append(vec![joined("f")]).unwrap()[0].position().get(), 6);
 }
 
@@ -173,9 +173,9 @@ fn a_reader_writes_nothing_refuses_appends_and_sees_the_acknowledged_prefix() {
     three_batches(dir.path());
     let before = snapshot(dir.path());
     let reader = Store::open_read_only(dir.path()).unwrap();
-    assert_eq!(reader.head(), 8);
+    assert_eq!(reader.head(), Position(8));
     assert!(matches!(reader.append(vec![joined("z")]), Err(Error::ReadOnly)));
-    assert_eq!(reader.read_range(1, 8).unwrap().len(), 8);
+    assert_eq!(reader.read_range(Position(1), Position(8)).unwrap().len(), 8);
     drop(reader);
     assert_eq!(snapshot(dir.path()), before, "a reader changed the store");
 }
@@ -202,8 +202,8 @@ fn readers_beside_a_writer_see_prefixes_and_never_block_it() {
                 for _ in 0..200 {
                     let head = r.refresh().unwrap();
                     assert!(head >= last, "the head went back");
-                    let events = r.read_range(1, head).unwrap();
-                    assert_eq!(events.len() as u64, head);
+                    let events = r.read_range(Position(1), head).unwrap();
+                    assert_eq!(events.len() as u64, head.get());
                     for (i, e) in events.iter().enumerate() {
                         assert_eq!(e.position.get(), i as u64 + 1, "positions dense");
                     }
@@ -212,10 +212,10 @@ fn readers_beside_a_writer_see_prefixes_and_never_block_it() {
             });
         }
     });
-    let total = writer.head();
+    let total = writer.head().get();
     assert_eq!(total, 1 + (0..200).map(|i| i % 5 + 1).sum::<u64>());
     for r in &readers {
-        assert_eq!(r.refresh().unwrap(), total);
+        assert_eq!(r.refresh().unwrap().get(), total);
         assert_eq!(r.head_hash(), writer.head_hash());
     }
 }
@@ -225,7 +225,7 @@ fn a_damaged_offsets_entry_is_not_blamed_on_the_log() {
     use std::os::unix::fs::FileExt;
     let dir = tempfile::tempdir().unwrap();
     three_batches(dir.path());
-    let expected: Vec<_> = Store::open_read_only(dir.path()).unwrap().read_range(1, 8).unwrap();
+    let expected: Vec<_> = Store::open_read_only(dir.path()).unwrap().read_range(Position(1), Position(8)).unwrap();
     // Entry 3 (the end of position 4, the start of 5) made 4 bytes smaller: still
     // ascending, so the file is believed at open.
     let f = std::fs::OpenOptions::new().read(true).write(true).open(dir.path().join("events.idx")).unwrap();
@@ -234,8 +234,8 @@ fn a_damaged_offsets_entry_is_not_blamed_on_the_log() {
     f.write_all_at(&(u64::from_le_bytes(e) - 4).to_le_bytes(), 3 * 8).unwrap();
     let before = snapshot(dir.path());
     let reader = Store::open_read_only(dir.path()).unwrap();
-    assert_eq!(reader.read(5).unwrap(), expected[4]);
-    assert_eq!(reader.read_range(1, 8).unwrap(), expected);
+    assert_eq!(reader.read(Position(5)).unwrap(), expected[4]);
+    assert_eq!(reader.read_range(Position(1), Position(8)).unwrap(), expected);
     let notices = reader.take_notices();
     assert!(notices.len() == 1 && notices[0].contains("offsets file is damaged"), "{notices:?}");
     assert_eq!(verify(dir.path()).unwrap().first_bad, None);

@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tenure_engine::event::*;
-use tenure_engine::{verify, Error, Faults, NewEvent, Store, StoreOptions};
+use tenure_engine::{verify, Error, Faults, NewEvent, Position, Store, StoreOptions};
 
 fn event(n: u64) -> NewEvent {
     common::numbered_join(n, "faults")
@@ -84,17 +84,17 @@ fn no_fault_loses_an_acknowledged_event_or_reports_an_unacknowledged_one() {
                 }
             }
             assert!(failed_batch > 0, "{kind:?} at {at}: the fault never fired");
-            assert_eq!(store.head(), acked, "{kind:?} at {at}: the head passed what was acknowledged");
+            assert_eq!(store.head().get(), acked, "{kind:?} at {at}: the head passed what was acknowledged");
             drop(store);
             // A reader sees exactly the acknowledged events; the writer's open cuts a torn
             // tail into the quarantine, or keeps a whole batch whose sync failed (written,
             // never acknowledged: an ambiguous outcome that a retry with the same keys
             // resolves).
-            assert_eq!(Store::open_read_only(dir.path()).unwrap().head(), acked, "{kind:?} at {at}");
+            assert_eq!(Store::open_read_only(dir.path()).unwrap().head().get(), acked, "{kind:?} at {at}");
             let report = verify(dir.path()).unwrap();
             assert_eq!(report.first_bad, None, "{kind:?} at {at}: {report:?}");
             let store = Store::open(dir.path()).unwrap();
-            let head = store.head();
+            let head = store.head().get();
             match kind {
                 Kind::SyncFails => assert!(head == acked || head == acked + failed_batch, "{kind:?} at {at}: {head}"),
                 Kind::WriteFails => assert_eq!(head, acked, "{kind:?} at {at}"),
@@ -104,14 +104,14 @@ fn no_fault_loses_an_acknowledged_event_or_reports_an_unacknowledged_one() {
                     assert!(std::fs::read_to_string(q).unwrap().contains("torn tail"), "{kind:?} at {at}");
                 }
             }
-            let events = store.read_range(1, head).unwrap();
+            let events = store.read_range(Position(1), Position(head)).unwrap();
             for (i, e) in events.iter().enumerate() {
                 let EventData::IdentityJoined(j) = &e.data else { panic!() };
                 assert_eq!(j.identity.as_str(), format!("user-{}", i + 1));
             }
             // The same batches again: the acknowledged ones are duplicates, the rest go in.
             let out = store.append((1..=n + failed_batch).map(event).collect()).unwrap();
-            assert_eq!(store.head(), n + failed_batch, "{kind:?} at {at}");
+            assert_eq!(store.head().get(), n + failed_batch, "{kind:?} at {at}");
             assert_eq!(out.iter().filter(|o| matches!(o, tenure_engine::Outcome::Duplicate(_))).count() as u64, head);
         }
     }

@@ -43,8 +43,8 @@ fn positions_are_dense_and_duplicates_return_the_first() {
     assert_eq!(out, vec![Outcome::Stored(Position(1)), Outcome::Stored(Position(2)), Outcome::Duplicate(Position(1))]);
     let out = store.append(vec![joined("bob", "2"), left("bob", "3")]).unwrap();
     assert_eq!(out, vec![Outcome::Duplicate(Position(2)), Outcome::Stored(Position(3))]);
-    assert_eq!(store.head(), 3);
-    let events = store.read_range(1, 10).unwrap();
+    assert_eq!(store.head(), Position(3));
+    let events = store.read_range(Position(1), Position(10)).unwrap();
     assert_eq!(events.iter().map(|e| e.position.get()).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert!(events.windows(2).all(|w| w[0].recorded_at <= w[1].recorded_at));
 }
@@ -59,7 +59,7 @@ fn a_rejected_batch_stores_nothing_and_names_the_field() {
         err.to_string(),
         "event 1 of the batch: field data.identity: unknown identity 'bob': no earlier event joined it"
     );
-    assert_eq!(store.head(), 1);
+    assert_eq!(store.head(), Position(1));
     // carol was not stored, so her key is free and a later reference to her fails.
     assert!(matches!(store.append(vec![left("carol", "4")]), Err(Error::Rejected { index: 0, .. })));
     // A reference to an identity joined earlier in the same batch is fine.
@@ -92,10 +92,10 @@ fn retractions_must_name_an_earlier_non_retraction() {
 fn optimistic_concurrency_detects_a_moved_head() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    store.append_expecting(vec![joined("alice", "1")], 0).unwrap();
-    let err = store.append_expecting(vec![joined("bob", "2")], 0).unwrap_err();
+    store.append_expecting(vec![joined("alice", "1")], Position(0)).unwrap();
+    let err = store.append_expecting(vec![joined("bob", "2")], Position(0)).unwrap_err();
     assert_eq!(err.to_string(), "conflict: expected the log head at position 0, it is at 1");
-    store.append_expecting(vec![joined("bob", "2")], 1).unwrap();
+    store.append_expecting(vec![joined("bob", "2")], Position(1)).unwrap();
 }
 
 #[test]
@@ -108,10 +108,10 @@ fn reopen_keeps_everything_and_subject_reads_use_the_index() {
         hash = store.head_hash();
     }
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.head(), 3);
+    assert_eq!(store.head(), Position(3));
     assert_eq!(store.head_hash(), hash);
-    assert_eq!(store.positions_of(&Subject::Identity("alice".into())).unwrap(), vec![1, 3]);
-    let bob = store.read_subject(&Subject::Identity("bob".into()), 0).unwrap();
+    assert_eq!(store.positions_of(&Subject::Identity("alice".into())).unwrap(), vec![Position(1), Position(3)]);
+    let bob = store.read_subject(&Subject::Identity("bob".into()), Position(0)).unwrap();
     assert_eq!(bob.len(), 1);
     // Idempotency survives the reopen.
     assert_eq!(store.append(vec![left("alice", "3")]).unwrap(), vec![Outcome::Duplicate(Position(3))]);
@@ -136,10 +136,10 @@ fn recorded_time_maps_to_positions() {
         clock.store(1000 * (i + 2), std::sync::atomic::Ordering::SeqCst);
         store.append(vec![joined(&format!("u{i}"), &format!("{i}"))]).unwrap();
     }
-    assert_eq!(store.position_at_recorded(Timestamp::from_micros(500)).unwrap(), 0);
-    assert_eq!(store.position_at_recorded(Timestamp::from_micros(2000)).unwrap(), 1);
-    assert_eq!(store.position_at_recorded(Timestamp::from_micros(4500)).unwrap(), 3);
-    assert_eq!(store.position_at_recorded(Timestamp::from_micros(99999)).unwrap(), 5);
+    assert_eq!(store.position_at_recorded(Timestamp::from_micros(500)).unwrap(), Position(0));
+    assert_eq!(store.position_at_recorded(Timestamp::from_micros(2000)).unwrap(), Position(1));
+    assert_eq!(store.position_at_recorded(Timestamp::from_micros(4500)).unwrap(), Position(3));
+    assert_eq!(store.position_at_recorded(Timestamp::from_micros(99999)).unwrap(), Position(5));
 }
 
 fn flip_byte(dir: &std::path::Path, offset: u64) {
@@ -170,7 +170,7 @@ fn verify_names_the_first_altered_position() {
     // Open trusts the offsets file and does not read every record; reading the altered
     // one fails naming it, and so does the first append (which reads the whole log).
     let store = Store::open(dir.path()).unwrap();
-    let err = store.read(7).unwrap_err();
+    let err = store.read(Position(7)).unwrap_err();
     assert_eq!(err.to_string(), "position 7: record checksum mismatch (run `tenure verify`)");
     let err = store.append(vec![joined("zed", "z")]).unwrap_err();
     assert!(err.to_string().ends_with("position 7: record checksum mismatch (run `tenure verify`)"), "{err}");
@@ -230,15 +230,15 @@ fn a_stale_or_missing_offsets_file_is_repaired() {
     let len = std::fs::metadata(&idx).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&idx).unwrap().set_len(len - 12).unwrap();
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.head(), 3);
-    assert_eq!(store.read(3).unwrap().position.get(), 3);
+    assert_eq!(store.head(), Position(3));
+    assert_eq!(store.read(Position(3)).unwrap().position.get(), 3);
     drop(store);
     assert_eq!(std::fs::metadata(&idx).unwrap().len(), 24, "rewritten whole");
     // Garbage in it: ignored.
     std::fs::write(&idx, [0xFFu8; 40]).unwrap();
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.head(), 3);
-    assert_eq!(store.positions_of(&Subject::Identity("carol".into())).unwrap(), vec![3]);
+    assert_eq!(store.head(), Position(3));
+    assert_eq!(store.positions_of(&Subject::Identity("carol".into())).unwrap(), vec![Position(3)]);
 }
 
 /// Appends `first`, keeps the head marker as it was then, appends `second`, closes, and
@@ -273,12 +273,12 @@ fn a_torn_tail_is_cut_on_open_and_kept_in_the_quarantine() {
     assert_eq!(report.torn_tail.as_ref().map(|t| (t.position, t.from_byte, t.bytes)), Some((3, good, torn - good)));
     // A reader sees the acknowledged prefix and cuts nothing.
     let reader = Store::open_read_only(dir.path()).unwrap();
-    assert_eq!(reader.head(), 2);
+    assert_eq!(reader.head(), Position(2));
     drop(reader);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), torn);
     // The writer cuts it, into the quarantine.
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.head(), 2);
+    assert_eq!(store.head(), Position(2));
     assert_eq!(store.disk_bytes(), good);
     let q = dir.path().join("quarantine");
     let saved: Vec<_> = std::fs::read_dir(&q).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
@@ -302,7 +302,7 @@ fn a_batch_missing_its_last_record_is_cut_whole() {
     // Lose the last 10 bytes: the third record of the batch is torn, the first two are whole.
     std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(full - 10).unwrap();
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.head(), 1, "the whole batch is gone, not two thirds of it");
+    assert_eq!(store.head(), Position(1), "the whole batch is gone, not two thirds of it");
     assert_eq!(store.disk_bytes(), before);
 }
 
@@ -328,7 +328,7 @@ async fn concurrent_appenders_lose_nothing_and_share_no_position() {
     }
     all.sort();
     assert_eq!(all, (1..=640).collect::<Vec<_>>());
-    assert_eq!(store.head(), 640);
+    assert_eq!(store.head(), Position(640));
 }
 
 #[tokio::test]
@@ -338,7 +338,7 @@ async fn subscription_has_no_gap_and_no_duplicate_across_the_switch() {
     for i in 0..50 {
         store.append(vec![joined(&format!("a{i}"), &format!("a{i}"))]).unwrap();
     }
-    let mut stream = Box::pin(store.subscribe(10));
+    let mut stream = Box::pin(store.subscribe(Position(10)));
     let writer = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || {
@@ -363,7 +363,7 @@ fn scan_stops_when_asked() {
     store.append((0..100).map(|i| joined(&format!("u{i}"), &format!("{i}"))).collect()).unwrap();
     let mut n = 0;
     store
-        .scan(5, 100, |_| {
+        .scan(Position(5), Position(100), |_| {
             n += 1;
             if n == 10 {
                 ControlFlow::Break(())
@@ -380,7 +380,7 @@ fn check_validates_without_storing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.check(vec![joined("alice", "1"), left("alice", "2")]).unwrap().len(), 2);
-    assert_eq!(store.head(), 0);
+    assert_eq!(store.head(), Position(0));
     let err = store.check(vec![left("bob", "3")]).unwrap_err();
     assert!(matches!(err, Error::Rejected { index: 0, .. }));
 }
@@ -399,7 +399,7 @@ fn assigned_ids_are_distinct_uuid_v7_stamped_with_the_recording_time() {
     let store = Store::open(dir.path()).unwrap();
     let batch: Vec<NewEvent> = (0..2000).map(|i| joined(&format!("id-{i}"), &format!("k{i}"))).collect();
     store.append(batch).unwrap();
-    let events = store.read_range(1, store.head()).unwrap();
+    let events = store.read_range(Position(1), store.head()).unwrap();
     let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), events.len(), "every assigned id is distinct");
     for e in &events {
@@ -431,7 +431,7 @@ fn a_store_written_by_0_1_still_reads_verifies_and_grows() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(expected.len(), 20);
-    assert_eq!(store.read_range(1, 20).unwrap(), expected);
+    assert_eq!(store.read_range(Position(1), Position(20)).unwrap(), expected);
     assert_eq!(store.head_hash(), head_hash);
     // Its validation state came from the old records: a duplicate is known, a reference
     // to an identity it joined is accepted.
@@ -443,8 +443,8 @@ fn a_store_written_by_0_1_still_reads_verifies_and_grows() {
     drop(store);
 
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.read_range(1, 20).unwrap(), expected);
-    assert!(matches!(store.read(21).unwrap().data, EventData::IdentityLeft(_)));
+    assert_eq!(store.read_range(Position(1), Position(20)).unwrap(), expected);
+    assert!(matches!(store.read(Position(21)).unwrap().data, EventData::IdentityLeft(_)));
     let report = verify(dir.path()).unwrap();
     assert_eq!((report.intact, report.first_bad), (21, None));
 }
@@ -484,7 +484,7 @@ fn subject_reads_survive_reopen_through_the_snapshot() {
         }
     }
     store.append(batch).unwrap();
-    let expect_u7: Vec<u64> = vec![15, 30, 32];
+    let expect_u7 = vec![Position(15), Position(30), Position(32)];
     assert_eq!(store.positions_of(&Subject::Identity("u7".into())).unwrap(), expect_u7);
     drop(store);
     let snapshot = dir.path().join("subjects.idx");
@@ -500,9 +500,9 @@ fn subject_reads_survive_reopen_through_the_snapshot() {
     let store = Store::open(dir.path()).unwrap();
     store.append(vec![left("u7", "again")]).unwrap();
     let mut with_new = expect_u7.clone();
-    with_new.push(n + 1);
+    with_new.push(Position(n + 1));
     assert_eq!(store.positions_of(&Subject::Identity("u7".into())).unwrap(), with_new);
-    assert_eq!(store.read_subject(&Subject::Identity("u7".into()), 31).unwrap().len(), 2);
+    assert_eq!(store.read_subject(&Subject::Identity("u7".into()), Position(31)).unwrap().len(), 2);
     drop(store);
 
     let mut bytes = std::fs::read(&snapshot).unwrap();

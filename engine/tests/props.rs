@@ -163,6 +163,6 @@ proptest! {
                 prop_assert_eq!(*o, Outcome::Duplicate(Position(positions[i])));
             }
         }
-        prop_assert_eq!(store.head(), n as u64);
+        prop_assert_eq!(store.head(), Position(n as u64));
     }
 }

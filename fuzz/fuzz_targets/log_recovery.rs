@@ -7,7 +7,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
-use tenure_engine::{repair, verify, Store};
+use tenure_engine::{repair, verify, Position, Store};
 
 fn dir() -> PathBuf {
     let base = if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
@@ -43,8 +43,8 @@ fuzz_target!(|data: &[u8]| {
     write_or_remove("events.idx", idx);
     let report = verify(&d).expect("verify reads any bytes");
     if let Ok(store) = Store::open_read_only(&d) {
-        let head = store.head();
-        if let Ok(events) = store.read_range(1, head) {
+        let head = store.head().get();
+        if let Ok(events) = store.read_range(Position(1), Position(head)) {
             assert_eq!(events.len() as u64, head);
             // Reads check each record's CRC; only `verify` recomputes the chain, so a record
             // whose CRC was forged to match reads back and is caught by `verify` alone.

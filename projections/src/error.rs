@@ -2,7 +2,7 @@
 //! ([`CorruptIndex`], always naming its file), writing one ([`WriteError`]), a query
 //! ([`QueryError`]), feeding or opening a projection ([`ProjectionError`]). A leaf.
 
-use tenure_engine::Timestamp;
+use tenure_engine::{Position, Timestamp};
 
 /// A frozen index file that does not read back as one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,9 +39,9 @@ pub enum ProjectionError {
     #[error("projection store: {0}")]
     Sled(#[from] sled::Error),
     #[error("projection '{name}': saved state does not load: {reason}")]
-    BadState { name: String, reason: String },
+    BadState { name: String, reason: Box<dyn std::error::Error + Send + Sync> },
     #[error("projection '{name}': checkpoint {checkpoint} is past the log head {head}; was the log replaced?")]
-    CheckpointAhead { name: String, checkpoint: u64, head: u64 },
+    CheckpointAhead { name: String, checkpoint: Position, head: Position },
     #[error("writing the access index: {0}")]
     WriteIndex(#[from] WriteError),
 }

@@ -61,8 +61,8 @@ pub fn open_access_index_with(
             head,
         });
     }
-    index.reserve(head - index.head());
-    replay(store, index.head() + 1, head, |event| index.apply(event))?;
+    index.reserve(head.get() - index.head().get());
+    replay(store, index.head().next(), head, |event| index.apply(event))?;
     if rebuilt || index.tail_len() >= REWRITE_AFTER {
         match index.write_file(path) {
             Ok(()) => {
@@ -71,7 +71,7 @@ pub fn open_access_index_with(
                 // file is ahead of this view of the log or does not read back.
                 if let Ok(mut mapped) = crate::AccessIndex::open_file(path) {
                     if mapped.head() <= head {
-                        replay(store, mapped.head() + 1, head, |event| mapped.apply(event))?;
+                        replay(store, mapped.head().next(), head, |event| mapped.apply(event))?;
                         index = mapped;
                     }
                 }

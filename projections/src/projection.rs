@@ -8,7 +8,7 @@
 use crate::error::ProjectionError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use tenure_engine::Event;
+use tenure_engine::{Event, Position};
 
 /// A read model fed by the log, in position order, each event once.
 pub trait Projection {
@@ -18,8 +18,10 @@ pub trait Projection {
     fn apply(&mut self, event: &Event);
     /// The state to persist beside the checkpoint.
     fn save(&self) -> Vec<u8>;
+    /// Why a saved state does not load (a decoding error of the projection's own format).
+    type LoadError: std::error::Error + Send + Sync + 'static;
     /// Replaces the state with a saved one.
-    fn load(&mut self, bytes: &[u8]) -> Result<(), String>;
+    fn load(&mut self, bytes: &[u8]) -> Result<(), Self::LoadError>;
 }
 
 /// Saved states are cut into pieces of this size (sled prefers values well under its
@@ -54,8 +56,8 @@ impl Checkpoints {
     }
 
     /// The checkpoint of `name`, 0 when it has none.
-    pub fn position(&self, name: &str) -> Result<u64, ProjectionError> {
-        Ok(self.meta(name)?.map(|m| m.position).unwrap_or(0))
+    pub fn position(&self, name: &str) -> Result<Position, ProjectionError> {
+        Ok(Position(self.meta(name)?.map(|m| m.position).unwrap_or(0)))
     }
 
     fn meta(&self, name: &str) -> Result<Option<Meta>, ProjectionError> {
@@ -63,31 +65,31 @@ impl Checkpoints {
             None => Ok(None),
             Some(v) => rmp_serde::from_slice(&v)
                 .map(Some)
-                .map_err(|e| ProjectionError::BadState { name: name.to_string(), reason: e.to_string() }),
+                .map_err(|e| ProjectionError::BadState { name: name.to_string(), reason: Box::new(e) }),
         }
     }
 
     /// Loads the saved state into `p` and returns its checkpoint (0: nothing saved).
-    pub fn load<P: Projection>(&self, p: &mut P) -> Result<u64, ProjectionError> {
+    pub fn load<P: Projection>(&self, p: &mut P) -> Result<Position, ProjectionError> {
         let name = p.name().to_string();
-        let Some(meta) = self.meta(&name)? else { return Ok(0) };
+        let Some(meta) = self.meta(&name)? else { return Ok(Position(0)) };
         let mut bytes = Vec::with_capacity(meta.len as usize);
         for i in 0..meta.chunks {
             let chunk = self.db.get(Self::chunk_key(&name, i))?.ok_or_else(|| ProjectionError::BadState {
                 name: name.clone(),
-                reason: format!("chunk {i} missing"),
+                reason: format!("chunk {i} missing").into(),
             })?;
             bytes.extend_from_slice(&chunk);
         }
         if bytes.len() as u64 != meta.len {
             return Err(ProjectionError::BadState { name, reason: "length mismatch".into() });
         }
-        p.load(&bytes).map_err(|reason| ProjectionError::BadState { name, reason })?;
-        Ok(meta.position)
+        p.load(&bytes).map_err(|e| ProjectionError::BadState { name, reason: Box::new(e) })?;
+        Ok(Position(meta.position))
     }
 
     /// Saves the state of `p` as reflecting `position`, atomically, and flushes.
-    pub fn save<P: Projection>(&self, p: &P, position: u64) -> Result<(), ProjectionError> {
+    pub fn save<P: Projection>(&self, p: &P, position: Position) -> Result<(), ProjectionError> {
         let name = p.name();
         let bytes = p.save();
         let old_chunks = self.meta(name)?.map(|m| m.chunks).unwrap_or(0);
@@ -100,7 +102,7 @@ impl Checkpoints {
         for i in chunks..old_chunks {
             batch.remove(Self::chunk_key(name, i));
         }
-        let meta = Meta { position, chunks, len: bytes.len() as u64 };
+        let meta = Meta { position: position.get(), chunks, len: bytes.len() as u64 };
         let meta = rmp_serde::to_vec(&meta).expect("plain data");
         batch.insert(Self::meta_key(name), meta);
         self.db.apply_batch(batch)?;
@@ -122,8 +124,10 @@ impl Projection for crate::AccessIndex {
         self.to_bytes()
     }
 
-    fn load(&mut self, bytes: &[u8]) -> Result<(), String> {
-        *self = crate::AccessIndex::from_bytes(bytes).map_err(|e| e.to_string())?;
+    type LoadError = crate::CorruptIndex;
+
+    fn load(&mut self, bytes: &[u8]) -> Result<(), crate::CorruptIndex> {
+        *self = crate::AccessIndex::from_bytes(bytes)?;
         Ok(())
     }
 }

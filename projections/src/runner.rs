@@ -4,7 +4,7 @@
 use crate::error::ProjectionError;
 use crate::projection::{Checkpoints, Projection};
 use futures_util::StreamExt;
-use tenure_engine::{Event, EventLog};
+use tenure_engine::{Event, EventLog, Position};
 
 /// Feeds `apply` the events `from..=to` in position order. Long ranges are decoded on a
 /// second thread, in batches, so that decoding and applying overlap: an index build runs
@@ -12,8 +12,8 @@ use tenure_engine::{Event, EventLog};
 /// out of each event (the event is dropped afterwards, on the decoding thread).
 pub fn replay(
     store: &dyn EventLog,
-    from: u64,
-    to: u64,
+    from: Position,
+    to: Position,
     mut apply: impl FnMut(&mut Event),
 ) -> Result<(), ProjectionError> {
     use std::ops::ControlFlow::{Break, Continue};
@@ -21,7 +21,7 @@ pub fn replay(
     if to < from {
         return Ok(());
     }
-    if to - from < 4 * BATCH as u64 {
+    if to.get() - from.get() < 4 * BATCH as u64 {
         store.scan_events(from, to, &mut |mut event| {
             apply(&mut event);
             Continue(())
@@ -78,7 +78,7 @@ pub struct Runner<'a, P: Projection> {
     store: &'a dyn EventLog,
     checkpoints: &'a Checkpoints,
     projection: P,
-    position: u64,
+    position: Position,
     /// Save after this many events (and at the end of each catch-up).
     pub save_every: u64,
 }
@@ -103,7 +103,7 @@ impl<'a, P: Projection> Runner<'a, P> {
     }
 
     /// The last position the projection reflects.
-    pub fn position(&self) -> u64 {
+    pub fn position(&self) -> Position {
         self.position
     }
 
@@ -117,17 +117,17 @@ impl<'a, P: Projection> Runner<'a, P> {
 
     /// Applies every event after the checkpoint up to the head, saving as it goes and at
     /// the end (when anything was applied). Returns the new position.
-    pub fn catch_up(&mut self) -> Result<u64, ProjectionError> {
+    pub fn catch_up(&mut self) -> Result<Position, ProjectionError> {
         let head = self.store.head();
         let start = self.position;
         let mut since_save = 0u64;
         let mut failure = None;
         let (projection, position, checkpoints, save_every) =
             (&mut self.projection, &mut self.position, self.checkpoints, self.save_every);
-        self.store.scan_events(start + 1, head, &mut |event| {
-            debug_assert_eq!(event.position.get(), *position + 1);
+        self.store.scan_events(start.next(), head, &mut |event| {
+            debug_assert_eq!(event.position, position.next());
             projection.apply(&event);
-            *position = event.position.get();
+            *position = event.position;
             since_save += 1;
             if since_save >= save_every {
                 since_save = 0;
@@ -149,7 +149,7 @@ impl<'a, P: Projection> Runner<'a, P> {
 
     /// Catches up, then follows the live subscription until the log reaches `until`
     /// (or forever with `None`), saving every `save_every` events and at the end.
-    pub async fn follow(&mut self, until: Option<u64>) -> Result<u64, ProjectionError> {
+    pub async fn follow(&mut self, until: Option<Position>) -> Result<Position, ProjectionError> {
         self.catch_up()?;
         let mut stream = self.store.subscribe_events(self.position);
         let mut since_save = 0;
@@ -157,7 +157,7 @@ impl<'a, P: Projection> Runner<'a, P> {
             let Some(event) = stream.next().await else { break };
             let event = event?;
             self.projection.apply(&event);
-            self.position = event.position.get();
+            self.position = event.position;
             since_save += 1;
             if since_save >= self.save_every {
                 since_save = 0;

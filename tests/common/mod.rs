@@ -2,7 +2,7 @@
 
 pub mod oracle;
 
-use tenure::engine::{NewEvent, Store};
+use tenure::engine::{NewEvent, Position, Store};
 use tenure::projections::AccessIndex;
 
 /// Appends a JSONL file's events, one append per line as a source would deliver them.
@@ -20,7 +20,7 @@ pub fn ingest_jsonl(store: &Store, text: &str) {
 pub fn build_index(store: &Store) -> AccessIndex {
     let mut index = AccessIndex::new();
     store
-        .scan(1, store.head(), |e| {
+        .scan(Position(1), store.head(), |e| {
             index.apply(&e);
             std::ops::ControlFlow::Continue(())
         })

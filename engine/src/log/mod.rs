@@ -62,34 +62,39 @@ pub type EventStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<
 /// An append-only, hash-chained event log.
 pub trait EventLog: Send + Sync {
     /// The last acknowledged position (0 for an empty log).
-    fn head(&self) -> u64;
+    fn head(&self) -> Position;
     /// The chain hash of the head, hex.
     fn head_hash(&self) -> String;
     /// Appends a batch atomically; see [`crate::Store::append`].
     fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>>;
     /// Appends unless the head moved from `expected_head` (optimistic concurrency).
-    fn append_expecting(&self, events: Vec<NewEvent>, expected_head: u64) -> Result<Vec<Outcome>>;
+    fn append_expecting(&self, events: Vec<NewEvent>, expected_head: Position) -> Result<Vec<Outcome>>;
     /// Validates a batch as an append would, storing nothing.
     fn check(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>>;
     /// Visits positions `from..=to` (clamped to the head) in order.
-    fn scan_events(&self, from: u64, to: u64, visit: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>) -> Result<()>;
+    fn scan_events(
+        &self,
+        from: Position,
+        to: Position,
+        visit: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>,
+    ) -> Result<()>;
     /// Positions of the events that name `subject`, ascending.
-    fn positions_of(&self, subject: &Subject) -> Result<Vec<u64>>;
+    fn positions_of(&self, subject: &Subject) -> Result<Vec<Position>>;
     /// The last position recorded at or before `t`.
-    fn position_at_recorded(&self, t: Timestamp) -> Result<u64>;
+    fn position_at_recorded(&self, t: Timestamp) -> Result<Position>;
     /// Every event after `after`, then each new one as it is appended.
-    fn subscribe_events(&self, after: u64) -> EventStream;
+    fn subscribe_events(&self, after: Position) -> EventStream;
     /// Where errors about this log should point a user (a directory, a connection name).
     fn location(&self) -> String;
     /// For a handle that reads what another process writes: moves the head on to what
     /// that writer has acknowledged since, and returns it.
-    fn refresh(&self) -> Result<u64> {
+    fn refresh(&self) -> Result<Position> {
         Ok(self.head())
     }
 }
 
 impl EventLog for crate::Store {
-    fn head(&self) -> u64 {
+    fn head(&self) -> Position {
         crate::Store::head(self)
     }
     fn head_hash(&self) -> String {
@@ -98,28 +103,33 @@ impl EventLog for crate::Store {
     fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
         crate::Store::append(self, events)
     }
-    fn append_expecting(&self, events: Vec<NewEvent>, expected_head: u64) -> Result<Vec<Outcome>> {
+    fn append_expecting(&self, events: Vec<NewEvent>, expected_head: Position) -> Result<Vec<Outcome>> {
         crate::Store::append_expecting(self, events, expected_head)
     }
     fn check(&self, events: Vec<NewEvent>) -> Result<Vec<Outcome>> {
         crate::Store::check(self, events)
     }
-    fn scan_events(&self, from: u64, to: u64, visit: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>) -> Result<()> {
+    fn scan_events(
+        &self,
+        from: Position,
+        to: Position,
+        visit: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>,
+    ) -> Result<()> {
         crate::Store::scan(self, from, to, visit)
     }
-    fn positions_of(&self, subject: &Subject) -> Result<Vec<u64>> {
+    fn positions_of(&self, subject: &Subject) -> Result<Vec<Position>> {
         crate::Store::positions_of(self, subject)
     }
-    fn position_at_recorded(&self, t: Timestamp) -> Result<u64> {
+    fn position_at_recorded(&self, t: Timestamp) -> Result<Position> {
         crate::Store::position_at_recorded(self, t)
     }
-    fn subscribe_events(&self, after: u64) -> EventStream {
+    fn subscribe_events(&self, after: Position) -> EventStream {
         Box::pin(crate::Store::subscribe(self, after))
     }
     fn location(&self) -> String {
         self.dir().display().to_string()
     }
-    fn refresh(&self) -> Result<u64> {
+    fn refresh(&self) -> Result<Position> {
         crate::Store::refresh(self)
     }
 }

@@ -149,7 +149,7 @@ impl Store {
     /// For a read-only handle: moves the head on to what the writer has acknowledged
     /// since (checking the new records' framing and their chain against the marker).
     /// Returns the head. A writing handle's head is always current.
-    pub fn refresh(&self) -> Result<u64> {
+    pub fn refresh(&self) -> Result<Position> {
         if !self.is_read_only() {
             return Ok(self.head());
         }
@@ -160,7 +160,7 @@ impl Store {
             (offsets.len() as u64 - 1, *offsets.last().unwrap_or(&HEADER_LEN))
         };
         if m.head <= head {
-            return Ok(head);
+            return Ok(Position(head));
         }
         let file_len = shared.reader.metadata().map_err(|e| Error::io(&shared.log_path, e))?.len();
         let mut scanned = scan_log(&shared.reader, start, m.end.min(file_len), head + 1);
@@ -191,6 +191,6 @@ impl Store {
         }
         shared.head.store(m.head, Ordering::Release);
         shared.head_tx.send_replace(m.head);
-        Ok(m.head)
+        Ok(Position(m.head))
     }
 }

@@ -72,8 +72,8 @@ impl Store {
     }
 
     /// The last acknowledged position (0 for an empty log).
-    pub fn head(&self) -> u64 {
-        self.shared.head.load(Ordering::Acquire)
+    pub fn head(&self) -> Position {
+        Position(self.shared.head.load(Ordering::Acquire))
     }
 
     /// The chain hash of the head, hex.
@@ -122,8 +122,8 @@ impl Store {
 
     /// As [`Store::append`], but fails with [`Error::Conflict`] unless the head is
     /// `expected_head` when the batch is written (optimistic concurrency).
-    pub fn append_expecting(&self, events: Vec<NewEvent>, expected_head: u64) -> Result<Vec<Outcome>> {
-        self.append_inner(events, Some(expected_head))
+    pub fn append_expecting(&self, events: Vec<NewEvent>, expected_head: Position) -> Result<Vec<Outcome>> {
+        self.append_inner(events, Some(expected_head.get()))
     }
 
     pub(crate) fn append_inner(&self, events: Vec<NewEvent>, expected_head: Option<u64>) -> Result<Vec<Outcome>> {
@@ -169,20 +169,20 @@ impl Store {
 
     /// The async form of [`Store::append`], for tokio tasks: many of them appending at
     /// once share syncs.
-    pub async fn append_async(&self, events: Vec<NewEvent>, expected_head: Option<u64>) -> Result<Vec<Outcome>> {
+    pub async fn append_async(&self, events: Vec<NewEvent>, expected_head: Option<Position>) -> Result<Vec<Outcome>> {
         let (tx, rx) = oneshot::channel();
-        self.submit(events, expected_head, false, Reply::Async(tx))?;
+        self.submit(events, expected_head.map(Position::get), false, Reply::Async(tx))?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
     /// Reads one event.
-    pub fn read(&self, position: u64) -> Result<Event> {
+    pub fn read(&self, position: Position) -> Result<Event> {
         let mut out = self.read_range(position, position)?;
         out.pop().ok_or(Error::NoSuchPosition(position))
     }
 
     /// Reads positions `from..=to`, clamped to the head.
-    pub fn read_range(&self, from: u64, to: u64) -> Result<Vec<Event>> {
+    pub fn read_range(&self, from: Position, to: Position) -> Result<Vec<Event>> {
         let mut out = Vec::new();
         self.scan(from, to, |e| {
             out.push(e);
@@ -193,10 +193,17 @@ impl Store {
 
     /// Visits positions `from..=to` (clamped to the head) in order, reading the file in
     /// large sequential chunks.
-    pub fn scan(&self, from: u64, to: u64, mut visit: impl FnMut(Event) -> std::ops::ControlFlow<()>) -> Result<()> {
+    pub fn scan(
+        &self,
+        from: Position,
+        to: Position,
+        mut visit: impl FnMut(Event) -> std::ops::ControlFlow<()>,
+    ) -> Result<()> {
         self.scan_raw(from, to, |position, payload| {
-            let event = format::decode_event(payload)
-                .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
+            let event = format::decode_event(payload).map_err(|reason| Error::Corrupt {
+                position: position.get(),
+                reason: format!("undecodable record: {reason}"),
+            })?;
             Ok(visit(event))
         })
     }
@@ -204,22 +211,22 @@ impl Store {
     /// Visits the raw payloads of positions `from..=to`.
     pub fn scan_raw(
         &self,
-        from: u64,
-        to: u64,
-        visit: impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
+        from: Position,
+        to: Position,
+        mut visit: impl FnMut(Position, &[u8]) -> Result<std::ops::ControlFlow<()>>,
     ) -> Result<()> {
-        scan_shared(&self.shared, from, to, visit)
+        scan_shared(&self.shared, from.get(), to.get(), |p, payload| visit(Position(p), payload))
     }
 
     /// Positions of the events that name `subject` (as identity, member, owner or group),
     /// ascending, up to the head. A secondary index: the first call in a process loads its
     /// snapshot and reads only the log after it (`crate::subjects`).
-    pub fn positions_of(&self, subject: &Subject) -> Result<Vec<u64>> {
-        let head = self.head();
+    pub fn positions_of(&self, subject: &Subject) -> Result<Vec<Position>> {
+        let head = self.head().get();
         {
             let index = self.shared.subjects.read().map_err(|_| Error::Closed)?;
             if index.is_loaded() {
-                return Ok(index.positions(subject, head));
+                return Ok(index.positions(subject, head).into_iter().map(Position).collect());
             }
         }
         let mut index = self.shared.subjects.write().map_err(|_| Error::Closed)?;
@@ -237,11 +244,11 @@ impl Store {
                 })
             })?;
         }
-        Ok(index.positions(subject, head))
+        Ok(index.positions(subject, head).into_iter().map(Position).collect())
     }
 
     /// The events that name `subject`, from position `from` on.
-    pub fn read_subject(&self, subject: &Subject, from: u64) -> Result<Vec<Event>> {
+    pub fn read_subject(&self, subject: &Subject, from: Position) -> Result<Vec<Event>> {
         let positions = self.positions_of(subject)?;
         let start = positions.partition_point(|&p| p < from);
         positions[start..].iter().map(|&p| self.read(p)).collect()
@@ -250,25 +257,25 @@ impl Store {
     /// The greatest position recorded at or before `t` (0 if none): turns "as known at a
     /// recorded time" into "as known at a position". `recorded_at` never decreases along
     /// the log, so this is a binary search.
-    pub fn position_at_recorded(&self, t: Timestamp) -> Result<u64> {
-        let (mut lo, mut hi) = (0u64, self.head());
+    pub fn position_at_recorded(&self, t: Timestamp) -> Result<Position> {
+        let (mut lo, mut hi) = (0u64, self.head().get());
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
-            if self.read(mid)?.recorded_at <= t {
+            if self.read(Position(mid))?.recorded_at <= t {
                 lo = mid;
             } else {
                 hi = mid - 1;
             }
         }
-        Ok(lo)
+        Ok(Position(lo))
     }
 
     /// A stream of every event after `after`, then of new events as they are appended:
     /// no gap and no duplicate across the switch, since both come from the log by position.
-    pub fn subscribe(&self, after: u64) -> impl futures_util::Stream<Item = Result<Event>> + Send + 'static {
+    pub fn subscribe(&self, after: Position) -> impl futures_util::Stream<Item = Result<Event>> + Send + 'static {
         let shared = self.shared.clone();
         let rx = shared.head_tx.subscribe();
-        let sub = Subscription { shared, rx, cursor: after, buffer: std::collections::VecDeque::new() };
+        let sub = Subscription { shared, rx, cursor: after.get(), buffer: std::collections::VecDeque::new() };
         futures_util::stream::unfold(sub, |mut sub| async move {
             let item = sub.next().await?;
             Some((item, sub))

@@ -107,7 +107,8 @@ impl Writer {
         for req in group {
             if let Some(expected) = req.expected_head {
                 if expected != self.state.head {
-                    req.reply.send(Err(Error::Conflict { expected, actual: self.state.head }));
+                    req.reply
+                        .send(Err(Error::Conflict { expected: Position(expected), actual: Position(self.state.head) }));
                     continue;
                 }
             }

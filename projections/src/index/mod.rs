@@ -21,7 +21,7 @@ mod apply;
 use crate::model::{CredentialAction, CredentialOp, Filed, GroupOp, IdOp, JoinedOp, PackedAttrs, NEVER};
 use std::borrow::Cow;
 use std::path::Path;
-use tenure_engine::{Entitlement, Event, EventData};
+use tenure_engine::{Entitlement, Event, EventData, Position, Timestamp};
 
 /// `frozen` then `tail`, sorted, without repeats.
 fn union(mut frozen: Vec<u32>, tail: &[u32]) -> Vec<u32> {
@@ -77,8 +77,8 @@ impl AccessIndex {
     }
 
     /// The last position applied.
-    pub fn head(&self) -> u64 {
-        self.head
+    pub fn head(&self) -> Position {
+        Position(self.head)
     }
 
     /// Makes room for `events` more events (a build from the log knows how many).
@@ -87,13 +87,13 @@ impl AccessIndex {
     }
 
     /// The position the frozen file reflects (0 without one).
-    pub fn frozen_head(&self) -> u64 {
-        self.frozen.as_ref().map_or(0, |f| f.head)
+    pub fn frozen_head(&self) -> Position {
+        Position(self.frozen.as_ref().map_or(0, |f| f.head))
     }
 
     /// Events applied since the frozen file (all of them without one).
     pub fn tail_len(&self) -> u64 {
-        self.head - self.frozen_head()
+        self.head - self.frozen_head().get()
     }
 
     pub fn identity_count(&self) -> usize {
@@ -157,9 +157,13 @@ impl AccessIndex {
     }
 
     /// The position known at recorded time `t` (µs): the last one recorded at or before it.
-    pub fn position_at_recorded(&self, t: i64) -> u64 {
+    pub fn position_at_recorded(&self, t: Timestamp) -> Position {
+        Position(self.position_at_recorded_micros(t.as_micros()))
+    }
+
+    pub(crate) fn position_at_recorded_micros(&self, t: i64) -> u64 {
         let frozen = self.frozen.as_ref().map_or(0, |f| f.recorded_count(t));
-        if frozen < self.frozen_head() {
+        if frozen < self.frozen_head().get() {
             return frozen;
         }
         frozen + self.recorded.partition_point(|&r| r <= t) as u64

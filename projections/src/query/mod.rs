@@ -198,7 +198,7 @@ impl AccessIndex {
         match as_of {
             AsOf::Head => self.head,
             AsOf::Position(p) => p.min(self.head),
-            AsOf::Recorded(t) => self.position_at_recorded(t.as_micros()),
+            AsOf::Recorded(t) => self.position_at_recorded_micros(t.as_micros()),
         }
     }
 
