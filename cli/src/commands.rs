@@ -126,7 +126,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let data = |default: &str| cli.data.clone().unwrap_or_else(|| PathBuf::from(default));
     let result = match cli.command {
-        Command::Ingest { files, skip_invalid, from_line } => {
+        Command::Ingest { files, skip_invalid, from_line, json } => {
             refuse_a_file(&data("tenure-data"))?;
             let store = Store::open(data("tenure-data"))?;
             let mut rejects = match &skip_invalid {
@@ -138,11 +138,16 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             for file in &files {
                 let w = rejects.as_mut().map(|f| f as &mut dyn Write);
                 let summary = crate::ingest::ingest_file(&store, file, from_line, w)?;
-                writeln!(out, "{}", summary.describe(&file.display().to_string()))?;
+                if json {
+                    serde_json::to_writer(&mut out, &summary.to_json(&file.display().to_string()))?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(out, "{}", summary.describe(&file.display().to_string()))?;
+                }
                 // Each file's line goes out as it is done, also into a file or a pipe: a
                 // killed ingest leaves the record of what it stored.
                 out.flush()?;
-                if summary.rejected > 0 {
+                if summary.rejected > 0 && !json {
                     if let Some(p) = &skip_invalid {
                         writeln!(out, "rejected lines written to {}", p.display())?;
                     }
@@ -313,7 +318,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             }
             emit(&mut out, format, json, table).map(|()| 0)
         }
-        Command::Log { identity, group, from, limit } => {
+        Command::Log { identity, group, from, limit, json: _ } => {
             let store = open_existing(&data("tenure-data"))?;
             let from = Position(from);
             let limit = limit.unwrap_or(u64::MAX);

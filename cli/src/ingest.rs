@@ -57,6 +57,19 @@ impl Summary {
         }
     }
 
+    /// The summary as `ingest --json` prints it.
+    pub fn to_json(self, name: &str) -> serde_json::Value {
+        serde_json::json!({
+            "file": name,
+            "appended": self.appended,
+            "first": self.first,
+            "last": self.last,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+            "rejected": self.rejected,
+        })
+    }
+
     pub fn describe(&self, name: &str) -> String {
         let plural = |n: u64, one: &str, many: &str| if n == 1 { one.to_string() } else { many.to_string() };
         let mut text = format!(

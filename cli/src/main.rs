@@ -93,6 +93,10 @@ pub enum Command {
         /// its error message says).
         #[arg(long, value_name = "LINE", default_value_t = 1)]
         from_line: usize,
+        /// Print each file's summary as a JSON line: {"file", "appended", "first", "last",
+        /// "duplicates", "conflicts", "rejected"}.
+        #[arg(long)]
+        json: bool,
     },
     /// The entitlements of an identity at a time, and why it had each.
     ///
@@ -187,6 +191,10 @@ pub enum Command {
         /// Stop after this many events.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+        /// JSON lines, one event per line (the only form of this stream; accepted so that
+        /// every command takes `--json`). `ingest` reads them back.
+        #[arg(long)]
+        json: bool,
     },
     /// Events the fold found meaningless (a grant to a leaver, a double join, ...).
     Anomalies {
@@ -355,7 +363,25 @@ impl From<serde_json::Error> for CliError {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // `--data` is global (it may stand before or after the command), but these commands
+    // touch no store: a `--data` typed for them is a mistake worth saying. (From
+    // `$TENURE_DATA` it is just the environment, and ignored.)
+    let typed_data = matches.value_source("data") == Some(clap::parser::ValueSource::CommandLine);
+    let storeless = match &cli.command {
+        Command::Generate { .. } => Some("generate writes to --out or standard output"),
+        Command::Completions { .. } | Command::Man => Some("it prints to standard output"),
+        _ => None,
+    };
+    if let (true, Some(why)) = (typed_data, storeless) {
+        eprintln!("tenure: --data is not used here: {why}, and no store is read or written");
+        std::process::exit(2);
+    }
     let result = commands::run(cli);
     match result {
         Ok(code) => std::process::exit(code),

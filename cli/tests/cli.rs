@@ -419,3 +419,47 @@ fn every_command_the_demo_prints_works_as_printed() {
         assert!(!o.stdout.is_empty(), "`{line}` printed nothing");
     }
 }
+
+/// An access run names the event that ended it: the leave that ended a membership's
+/// access, and no event for a grant that expired.
+#[test]
+fn timeline_access_names_the_event_that_ended_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenarios().join("01-group-and-expiry.jsonl");
+    assert!(tenure(dir.path(), &["ingest", file.to_str().unwrap()]).status.success());
+    let o = tenure(dir.path(), &["timeline", "alice", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let access = t["access"].as_array().unwrap();
+    let span = |what: &str| access.iter().find(|a| a["what"] == what).unwrap_or_else(|| panic!("{what}: {t}"));
+    // Position 6 is alice's identity.left; position 5's grant expired on its own.
+    assert_eq!(span("payroll-db#read")["closed_by"], 6, "{t}");
+    assert_eq!(span("vault#admin")["closed_by"], Value::Null, "{t}");
+    assert_eq!(span("vault#admin")["to"], "2024-03-01T00:00:00Z");
+}
+
+/// `--json` on the commands whose output is a summary or a stream: `ingest` prints one
+/// JSON line per file, `log --json` is the same JSON lines as `log`.
+#[test]
+fn ingest_and_log_take_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenarios().join("01-group-and-expiry.jsonl");
+    let o = tenure(dir.path(), &["ingest", "--json", file.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (&lines[0]["appended"], &lines[0]["first"], &lines[0]["last"], &lines[0]["duplicates"]),
+        (&Value::from(6), &Value::from(1), &Value::from(6), &Value::from(0))
+    );
+    assert_eq!(
+        (&lines[1]["appended"], &lines[1]["first"], &lines[1]["duplicates"]),
+        (&Value::from(0), &Value::Null, &Value::from(6))
+    );
+    assert_eq!(lines[1]["file"], file.to_str().unwrap());
+    let plain = tenure(dir.path(), &["log"]);
+    let json = tenure(dir.path(), &["log", "--json"]);
+    assert!(json.status.success());
+    assert_eq!(plain.stdout, json.stdout);
+    assert_eq!(stdout(&json).lines().count(), 6);
+}

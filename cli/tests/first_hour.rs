@@ -200,6 +200,9 @@ fn every_command_exits_as_documented() {
         (&["--data", "empty", "verify"], 2),
         (&["--data", "empty", "repair"], 2),
         (&["--data", "s", "frobnicate"], 2),
+        (&["--data", "s", "generate", "--identities", "5"], 2),
+        (&["man", "--data", "s"], 2),
+        (&["generate", "--identities", "5"], 0),
     ];
     for (args, code) in cases {
         let o = run(dir.path(), &[], args);
@@ -210,6 +213,22 @@ fn every_command_exits_as_documented() {
                 "{}",
                 text(&o.stderr)
             );
+        }
+    }
+    // 1: an I/O or storage failure: here the store held by another writer. Queries still
+    // answer beside it; a second writer is refused, and so is `repair --apply`.
+    {
+        let _writer = tenure_engine::Store::open(dir.path().join("s")).unwrap();
+        for (args, code) in [
+            (&["--data", "s", "ingest", "/dev/null"][..], 1),
+            (&["--data", "s", "repair", "--apply"], 1),
+            (&["--data", "s", "access", "alice", "--at", "2021-03-15"], 0),
+        ] {
+            let o = run(dir.path(), &[], args);
+            assert_eq!(o.status.code(), Some(code), "tenure {}: {}", args.join(" "), text(&o.stderr));
+            if code == 1 {
+                assert!(text(&o.stderr).contains("in use by another process"), "{}", text(&o.stderr));
+            }
         }
     }
     // 3: damaged evidence, for every command that reads the log.

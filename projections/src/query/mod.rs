@@ -3,7 +3,9 @@
 
 use crate::error::CorruptIndex;
 use crate::error::QueryError;
-use crate::fold::{fold_group, fold_identity, fold_identity_with, Anomaly, FoldScope, GroupFold, IdentityFold, State};
+use crate::fold::{
+    fold_group, fold_identity, fold_identity_with, Anomaly, FoldScope, GroupFold, IdentityFold, Span, State,
+};
 use crate::index::AccessIndex;
 use crate::model::{RunVia, NEVER};
 use serde::Serialize;
