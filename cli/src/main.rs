@@ -13,6 +13,7 @@ mod commands;
 mod demo;
 mod ingest;
 mod output;
+mod serve;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -250,6 +251,26 @@ pub enum Command {
     },
     /// Print the manual page (roff), made from the same help text: `tenure man > tenure.1`.
     Man,
+    /// Serve the store as a SCIM 2.0 provisioning target (Okta, Entra ID, ...).
+    ///
+    /// Every provisioning call becomes events of the log, durable before the response
+    /// (docs/scim.md has the mapping). Holds the store's writer lock; queries from other
+    /// processes still answer, and see every acknowledged event. One log line per request
+    /// on stderr; SIGINT or SIGTERM stops it after answering the requests in flight.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Bearer tokens, one per line: `TOKEN`, or `NAME SOURCE TOKEN` (NAME becomes the
+        /// events' actor, SOURCE their source). Several lines let a token be rotated
+        /// without downtime.
+        #[arg(long, value_name = "F")]
+        token_file: Option<PathBuf>,
+        /// The URL clients reach this server by, for `meta.location` (default:
+        /// `http://ADDR/scim/v2`).
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+    },
     /// Write a synthetic organisation's events as JSONL (for `ingest` or other tools).
     ///
     /// Deterministic: the same arguments give the same file on every machine.

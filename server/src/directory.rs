@@ -1,0 +1,108 @@
+//! The SCIM directory: a projection of the log (every identity that has a `userName`
+//! attribute), folded from the events in position order. GETs are answered from it; a
+//! write appends its events, then applies them as the log recorded them, so the
+//! directory is always the fold of the log up to its head.
+
+use crate::model::{Attrs, User};
+use std::collections::{BTreeMap, HashMap};
+use tenure_engine::{Event, EventData};
+
+#[derive(Default)]
+pub struct Directory {
+    /// Current users by id (the identity's name); left identities are not here.
+    pub users: BTreeMap<String, User>,
+    /// Identities that left, by id, with their last attributes (a re-create rejoins them).
+    pub departed: HashMap<String, User>,
+    /// Lower-cased userName → id, for the users present.
+    by_user_name: HashMap<String, String>,
+    /// The last position applied.
+    pub head: u64,
+}
+
+impl Directory {
+    pub fn by_user_name(&self, user_name: &str) -> Option<&User> {
+        self.by_user_name.get(&user_name.to_lowercase()).and_then(|id| self.users.get(id))
+    }
+
+    fn index(&mut self, id: &str) {
+        if let Some(u) = self.users.get(id) {
+            if let Some(name) = u.attrs.get("userName") {
+                self.by_user_name.insert(name.to_lowercase(), id.to_string());
+            }
+        }
+    }
+
+    fn unindex(&mut self, id: &str) {
+        if let Some(name) = self.users.get(id).and_then(|u| u.attrs.get("userName")) {
+            let key = name.to_lowercase();
+            if self.by_user_name.get(&key).is_some_and(|i| i == id) {
+                self.by_user_name.remove(&key);
+            }
+        }
+    }
+
+    fn merge(attrs: &mut Attrs, changes: &Attrs) {
+        for (k, v) in changes {
+            if v.is_empty() {
+                attrs.remove(k);
+            } else {
+                attrs.insert(k.clone(), v.clone());
+            }
+        }
+    }
+
+    /// Folds one event in (events must come in position order).
+    pub fn apply(&mut self, event: &Event) {
+        self.head = event.position.get();
+        let (t, p) = (event.recorded_at, event.position.get());
+        match &event.data {
+            EventData::IdentityJoined(j) => {
+                let mut attrs = Attrs::new();
+                Self::merge(&mut attrs, &j.attributes);
+                if attrs.contains_key("userName") && !self.users.contains_key(j.identity.as_str()) {
+                    let id = j.identity.as_str().to_string();
+                    self.users.insert(
+                        id.clone(),
+                        User { id: id.clone(), attrs, active: true, created: t, modified: t, version: p },
+                    );
+                    self.index(&id);
+                }
+            }
+            EventData::IdentityRejoined(r) => {
+                if let Some(mut u) = self.departed.remove(r.identity.as_str()) {
+                    if let Some(changes) = &r.attributes {
+                        Self::merge(&mut u.attrs, changes);
+                    }
+                    (u.active, u.created, u.modified, u.version) = (true, t, t, p);
+                    let id = u.id.clone();
+                    self.users.insert(id.clone(), u);
+                    self.index(&id);
+                }
+            }
+            EventData::IdentityMoved(m) => {
+                let id = m.identity.as_str().to_string();
+                self.unindex(&id);
+                if let Some(u) = self.users.get_mut(&id) {
+                    Self::merge(&mut u.attrs, &m.attributes);
+                    (u.modified, u.version) = (t, p);
+                }
+                self.index(&id);
+            }
+            EventData::IdentitySuspended(s) | EventData::IdentityReactivated(s) => {
+                let active = matches!(event.data, EventData::IdentityReactivated(_));
+                if let Some(u) = self.users.get_mut(s.identity.as_str()) {
+                    (u.active, u.modified, u.version) = (active, t, p);
+                }
+            }
+            EventData::IdentityLeft(s) => {
+                let id = s.identity.as_str().to_string();
+                self.unindex(&id);
+                if let Some(mut u) = self.users.remove(&id) {
+                    (u.active, u.modified, u.version) = (false, t, p);
+                    self.departed.insert(id, u);
+                }
+            }
+            _ => {}
+        }
+    }
+}

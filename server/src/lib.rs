@@ -1,0 +1,182 @@
+//! `tenure serve`: a SCIM 2.0 provisioning target (RFC 7643 / 7644) whose every write is
+//! an event of the Tenure log, durable before the response. The only crate that knows
+//! HTTP or SCIM; the engine knows neither.
+//!
+//! Map: [`auth`] (bearer tokens), [`error`] (SCIM error bodies), [`filter`] (the filter
+//! grammar), [`model`] (SCIM users as identity attributes), [`directory`] (the projection
+//! GETs read), `users` (the `/Users` handlers), `discovery` (the three discovery
+//! endpoints), and here the router, the middleware and [`serve`].
+
+pub mod auth;
+pub mod directory;
+mod discovery;
+pub mod error;
+pub mod filter;
+pub mod model;
+mod users;
+
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use error::ScimError;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tenure_engine::Store;
+
+pub use auth::{parse_tokens, Token};
+pub use users::MAX_COUNT;
+
+/// Bodies larger than this are refused with 413.
+pub const MAX_BODY: usize = 1 << 20;
+/// A request that takes longer than this is answered 503 (nothing half-done is acknowledged:
+/// an append either completed before the answer or is not acknowledged).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests handled at once; more wait.
+pub const MAX_CONCURRENT: usize = 256;
+
+/// What the handlers share.
+pub struct App {
+    pub store: Store,
+    pub directory: RwLock<directory::Directory>,
+    /// Held by every write from its read of the directory to its fold of the new events.
+    pub write: tokio::sync::Mutex<()>,
+    pub tokens: Vec<Token>,
+    /// `http://HOST:PORT/scim/v2`, for `meta.location`.
+    pub base: String,
+}
+
+impl App {
+    /// Opens the store as its writer and folds the directory from the whole log.
+    pub fn open(store: Store, tokens: Vec<Token>, base: String) -> Result<App, tenure_engine::Error> {
+        let mut dir = directory::Directory::default();
+        store.scan(tenure_engine::Position(1), store.head(), |e| {
+            dir.apply(&e);
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(App { store, directory: RwLock::new(dir), write: tokio::sync::Mutex::new(()), tokens, base })
+    }
+}
+
+/// The token a request came with: its name is the events' `actor`, its source their `source`.
+pub struct Caller {
+    pub name: String,
+    pub source: String,
+}
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        match auth::check(&app.tokens, header) {
+            Some(t) => Ok(Caller { name: t.name.clone(), source: t.source.clone() }),
+            None => Err(ScimError::unauthorized()),
+        }
+    }
+}
+
+/// One log line per request: method, path, status, latency. Never a header or a body.
+async fn log_request(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn not_found() -> ScimError {
+    ScimError::not_found("no such endpoint")
+}
+
+/// Errors of the layers (body too large, timeout, overload) as SCIM error bodies.
+async fn scim_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let detail = match status.as_u16() {
+            413 => format!("the body is larger than {MAX_BODY} bytes"),
+            408 | 503 => "the request took too long or the server is overloaded; nothing was acknowledged".into(),
+            405 => "this method is not supported here".into(),
+            415 => "the body must be application/scim+json or application/json".into(),
+            _ => status.canonical_reason().unwrap_or("error").to_string(),
+        };
+        let mut e = ScimError::internal(detail);
+        e.status = status;
+        return e.into_response();
+    }
+    response
+}
+
+/// The SCIM router, for [`serve`] and for in-process tests.
+pub fn router(app: Arc<App>) -> Router {
+    let scim = Router::new()
+        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{name}", get(discovery::resource_type))
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{id}", get(discovery::schema))
+        .route("/Users", get(users::list).post(users::create))
+        .route("/Users/{id}", get(users::get).put(users::replace).patch(users::patch).delete(users::delete));
+    Router::new()
+        .nest("/scim/v2", scim)
+        .fallback(not_found)
+        .with_state(app)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(scim_errors))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_CONCURRENT))
+        .layer(axum::middleware::from_fn(log_request))
+}
+
+/// Serves until `shutdown` resolves, then answers the requests in flight and returns
+/// (the store is closed when `app` is dropped, after every acknowledged append).
+pub async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, "serving SCIM 2.0 under /scim/v2");
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: answering the requests in flight");
+}

@@ -1,0 +1,491 @@
+//! SCIM users as Tenure identity attributes, and back.
+//!
+//! A user's attributes are kept flat, as an identity's string attributes: `userName`,
+//! `displayName`, `name.givenName`, `emails.work` (one per email type, the primary's type
+//! in `emails.primary`), `phoneNumbers.mobile`, and the enterprise extension's
+//! `department`, `title`, `manager`, `employeeNumber`, `costCenter`, `organization`,
+//! `division` under their own names (the names the rest of Tenure already uses). A value
+//! of `""` in an `identity.moved` clears an attribute. docs/scim.md has the table.
+
+use crate::error::ScimError;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+pub type Attrs = BTreeMap<String, String>;
+
+/// Single-valued string attributes of the core schema.
+const CORE: [&str; 10] = [
+    "userName",
+    "externalId",
+    "displayName",
+    "nickName",
+    "profileUrl",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+];
+const NAME: [&str; 6] = ["formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix"];
+/// The enterprise extension's string attributes (`manager` is complex, handled apart).
+const ENTERPRISE_ATTRS: [&str; 5] = ["employeeNumber", "costCenter", "organization", "division", "department"];
+/// Multi-valued attributes kept one value per `type`.
+const MULTI: [&str; 2] = ["emails", "phoneNumbers"];
+
+/// A user as the directory holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub attrs: Attrs,
+    pub active: bool,
+    pub created: tenure_engine::Timestamp,
+    pub modified: tenure_engine::Timestamp,
+    /// The position of the last event about this user: its `meta.version`.
+    pub version: u64,
+}
+
+fn canonical<'a>(list: &[&'a str], name: &str) -> Option<&'a str> {
+    list.iter().copied().find(|c| c.eq_ignore_ascii_case(name))
+}
+
+fn string_value(path: &str, v: &Value) -> Result<String, ScimError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Null => Ok(String::new()),
+        _ => Err(ScimError::invalid_value(format!("{path}: expected a string"))),
+    }
+}
+
+/// `true`, `false`, or Entra's `"True"` / `"False"`.
+pub fn bool_value(path: &str, v: &Value) -> Result<bool, ScimError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(ScimError::invalid_value(format!("{path}: expected true or false"))),
+    }
+}
+
+/// The working copy a request edits: attributes and `active`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Draft {
+    pub attrs: Attrs,
+    pub active: bool,
+}
+
+/// Where a PATCH path or a resource key points.
+enum Target {
+    Active,
+    /// A flat attribute.
+    Attr(String),
+    /// `name` as a whole.
+    Name,
+    /// `emails` / `phoneNumbers` as a whole, or one type of it.
+    Multi {
+        attr: &'static str,
+        kind: Option<String>,
+    },
+    /// `manager` (its `value`).
+    Manager,
+    /// The enterprise extension as a whole.
+    Enterprise,
+}
+
+/// Resolves a PATCH path (or a key of a path-less value) to what it edits.
+fn target(path: &str) -> Result<Target, ScimError> {
+    let lower = path.to_ascii_lowercase();
+    let enterprise_prefix = format!("{}:", ENTERPRISE.to_ascii_lowercase());
+    let core_prefix = format!("{}:", USER_SCHEMA.to_ascii_lowercase());
+    if lower == ENTERPRISE.to_ascii_lowercase() {
+        return Ok(Target::Enterprise);
+    }
+    if let Some(rest) = lower.strip_prefix(&enterprise_prefix) {
+        let rest = &path[path.len() - rest.len()..];
+        if rest.eq_ignore_ascii_case("manager") || rest.eq_ignore_ascii_case("manager.value") {
+            return Ok(Target::Manager);
+        }
+        return canonical(&ENTERPRISE_ATTRS, rest).map(|a| Target::Attr(a.to_string())).ok_or_else(|| {
+            ScimError::invalid_path(format!("`{path}` is not an attribute of the enterprise extension"))
+        });
+    }
+    let path = match lower.strip_prefix(&core_prefix) {
+        Some(rest) => &path[path.len() - rest.len()..],
+        None => path,
+    };
+    if path.eq_ignore_ascii_case("active") {
+        return Ok(Target::Active);
+    }
+    if path.eq_ignore_ascii_case("name") {
+        return Ok(Target::Name);
+    }
+    if let Some(sub) = path.strip_prefix("name.").or_else(|| path.strip_prefix("Name.")) {
+        return canonical(&NAME, sub)
+            .map(|s| Target::Attr(format!("name.{s}")))
+            .ok_or_else(|| ScimError::invalid_path(format!("`{path}` is not a sub-attribute of name")));
+    }
+    for attr in MULTI {
+        if path.len() >= attr.len() && path[..attr.len()].eq_ignore_ascii_case(attr) {
+            let rest = &path[attr.len()..];
+            if rest.is_empty() {
+                return Ok(Target::Multi { attr, kind: None });
+            }
+            // `emails[type eq "work"]` or `emails[type eq "work"].value`.
+            let Some(inner) = rest.strip_prefix('[') else { break };
+            let Some((filter, after)) = inner.split_once(']') else {
+                return Err(ScimError::invalid_path(format!("`{path}`: `[` is not closed")));
+            };
+            if !(after.is_empty() || after.eq_ignore_ascii_case(".value")) {
+                return Err(ScimError::invalid_path(format!("`{path}`: only `.value` can follow the filter")));
+            }
+            let parsed = crate::filter::parse(filter).map_err(|e| ScimError::invalid_path(e.detail))?;
+            return match parsed {
+                crate::filter::Filter::Compare(p, crate::filter::Op::Eq, Value::String(kind))
+                    if p.name.eq_ignore_ascii_case("type") && p.sub.is_none() =>
+                {
+                    Ok(Target::Multi { attr, kind: Some(kind.to_ascii_lowercase()) })
+                }
+                _ => Err(ScimError::invalid_path(format!(
+                    "`{path}`: only `[type eq \"...\"]` selects a value of {attr}"
+                ))),
+            };
+        }
+    }
+    if path.eq_ignore_ascii_case("id") || path.to_ascii_lowercase().starts_with("meta") {
+        return Err(ScimError::mutability(format!("`{path}` is read-only")));
+    }
+    if path.eq_ignore_ascii_case("groups") {
+        return Err(ScimError::mutability("`groups` is read-only: change membership through the group"));
+    }
+    if path.eq_ignore_ascii_case("password") {
+        // Accepted and never stored (a password is not evidence; it is a secret).
+        return Ok(Target::Attr(String::new()));
+    }
+    if let Some(a) = canonical(&CORE, path) {
+        return Ok(Target::Attr(a.to_string()));
+    }
+    // The enterprise attributes are accepted without their URN too (some clients send them so).
+    if path.eq_ignore_ascii_case("manager") {
+        return Ok(Target::Manager);
+    }
+    canonical(&ENTERPRISE_ATTRS, path).map(|a| Target::Attr(a.to_string())).ok_or_else(|| {
+        ScimError::invalid_path(format!("`{path}` is not an attribute Tenure keeps (see /scim/v2/Schemas)"))
+    })
+}
+
+impl Draft {
+    /// Sets what `path` names to `value` (`add` and `replace` on a singular attribute mean
+    /// the same; on a multi-valued one, `replace` first clears it).
+    pub fn set(&mut self, path: &str, value: &Value, replace: bool) -> Result<(), ScimError> {
+        match target(path)? {
+            Target::Active => self.active = bool_value(path, value)?,
+            Target::Attr(a) if a.is_empty() => {}
+            Target::Attr(a) => {
+                let v = string_value(path, value)?;
+                self.put(&a, v);
+            }
+            Target::Name => {
+                let Value::Object(map) = value else {
+                    return Err(ScimError::invalid_value("name: expected an object"));
+                };
+                for (k, v) in map {
+                    self.set(&format!("name.{k}"), v, replace)?;
+                }
+            }
+            Target::Manager => {
+                let id = match value {
+                    Value::Object(m) => {
+                        m.get("value").map(|v| string_value("manager.value", v)).transpose()?.unwrap_or_default()
+                    }
+                    other => string_value(path, other)?,
+                };
+                self.put("manager", id);
+            }
+            Target::Enterprise => {
+                let Value::Object(map) = value else {
+                    return Err(ScimError::invalid_value("the enterprise extension: expected an object"));
+                };
+                for (k, v) in map {
+                    self.set(&format!("{ENTERPRISE}:{k}"), v, replace)?;
+                }
+            }
+            Target::Multi { attr, kind: Some(kind) } => {
+                let v = match value {
+                    Value::Object(m) => m.get("value").map(|v| string_value(path, v)).transpose()?.unwrap_or_default(),
+                    other => string_value(path, other)?,
+                };
+                self.put(&format!("{attr}.{kind}"), v);
+            }
+            Target::Multi { attr, kind: None } => {
+                let items: Vec<&Value> = match value {
+                    Value::Array(a) => a.iter().collect(),
+                    Value::Object(_) => vec![value],
+                    _ => return Err(ScimError::invalid_value(format!("{attr}: expected a list of objects"))),
+                };
+                if replace {
+                    self.clear_multi(attr);
+                }
+                for item in items {
+                    let Value::Object(m) = item else {
+                        return Err(ScimError::invalid_value(format!("{attr}: expected a list of objects")));
+                    };
+                    let kind = m.get("type").and_then(Value::as_str).unwrap_or("other").to_ascii_lowercase();
+                    let v = m.get("value").map(|v| string_value(attr, v)).transpose()?.unwrap_or_default();
+                    if m.get("primary").is_some_and(|p| bool_value("primary", p).unwrap_or(false)) {
+                        self.put(&format!("{attr}.primary"), kind.clone());
+                    }
+                    self.put(&format!("{attr}.{kind}"), v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Clears what `path` names (`remove`).
+    pub fn remove(&mut self, path: &str) -> Result<(), ScimError> {
+        match target(path)? {
+            Target::Active => return Err(ScimError::mutability("`active` cannot be removed; replace it with false")),
+            Target::Attr(a) if a == "userName" => return Err(ScimError::mutability("`userName` is required")),
+            Target::Attr(a) => {
+                self.attrs.remove(&a);
+            }
+            Target::Name => self.attrs.retain(|k, _| !k.starts_with("name.")),
+            Target::Manager => {
+                self.attrs.remove("manager");
+            }
+            Target::Enterprise => self.attrs.retain(|k, _| k != "manager" && !ENTERPRISE_ATTRS.contains(&k.as_str())),
+            Target::Multi { attr, kind: Some(kind) } => {
+                self.attrs.remove(&format!("{attr}.{kind}"));
+                if self.attrs.get(&format!("{attr}.primary")) == Some(&kind) {
+                    self.attrs.remove(&format!("{attr}.primary"));
+                }
+            }
+            Target::Multi { attr, kind: None } => self.clear_multi(attr),
+        }
+        Ok(())
+    }
+
+    fn clear_multi(&mut self, attr: &str) {
+        let prefix = format!("{attr}.");
+        self.attrs.retain(|k, _| !k.starts_with(&prefix));
+    }
+
+    fn put(&mut self, key: &str, value: String) {
+        if value.is_empty() {
+            self.attrs.remove(key);
+        } else {
+            self.attrs.insert(key.to_string(), value);
+        }
+    }
+
+    /// A whole resource (POST, PUT): every attribute it gives, `active` defaulting to true.
+    pub fn from_resource(body: &Value, active_default: bool) -> Result<Draft, ScimError> {
+        let Value::Object(map) = body else {
+            return Err(ScimError::invalid_syntax("the body must be a JSON object"));
+        };
+        check_schemas(map, USER_SCHEMA)?;
+        let mut draft = Draft { attrs: Attrs::new(), active: active_default };
+        for (k, v) in map {
+            match k.as_str() {
+                "schemas" | "meta" | "groups" => {}
+                k if k.eq_ignore_ascii_case("id") => {}
+                k if k.eq_ignore_ascii_case("password") => {}
+                k if k.eq_ignore_ascii_case("addresses")
+                    || k.eq_ignore_ascii_case("entitlements")
+                    || k.eq_ignore_ascii_case("roles") => {}
+                k => draft.set(k, v, true)?,
+            }
+        }
+        match draft.attrs.get("userName") {
+            Some(u) if !u.trim().is_empty() => Ok(draft),
+            _ => Err(ScimError::invalid_value("userName is required")),
+        }
+    }
+}
+
+/// `schemas` must name `core` (extensions may follow).
+pub fn check_schemas(map: &Map<String, Value>, core: &str) -> Result<(), ScimError> {
+    match map.get("schemas") {
+        None => Ok(()),
+        Some(Value::Array(list)) if list.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(core))) => {
+            let known = |s: &str| s.eq_ignore_ascii_case(core) || s.eq_ignore_ascii_case(ENTERPRISE);
+            match list.iter().find(|s| !s.as_str().is_some_and(known)) {
+                Some(other) => {
+                    Err(ScimError::invalid_value(format!("schemas: {other} is not a schema of this resource")))
+                }
+                None => Ok(()),
+            }
+        }
+        Some(_) => Err(ScimError::invalid_value(format!("schemas must list {core}"))),
+    }
+}
+
+/// The SCIM representation of a user.
+pub fn render(user: &User, base: &str) -> Value {
+    let a = &user.attrs;
+    let mut out = Map::new();
+    let mut schemas = vec![json!(USER_SCHEMA)];
+    out.insert("id".into(), json!(user.id));
+    for c in CORE {
+        if let Some(v) = a.get(c) {
+            out.insert(c.into(), json!(v));
+        }
+    }
+    let mut name = Map::new();
+    for n in NAME {
+        if let Some(v) = a.get(&format!("name.{n}")) {
+            name.insert(n.into(), json!(v));
+        }
+    }
+    if !name.is_empty() {
+        out.insert("name".into(), Value::Object(name));
+    }
+    for attr in MULTI {
+        let prefix = format!("{attr}.");
+        let primary = a.get(&format!("{attr}.primary"));
+        let items: Vec<Value> = a
+            .iter()
+            .filter_map(|(k, v)| {
+                let kind = k.strip_prefix(&prefix)?;
+                (kind != "primary").then(|| {
+                    let mut item = json!({"type": kind, "value": v});
+                    if primary.is_some_and(|p| p == kind) {
+                        item["primary"] = json!(true);
+                    }
+                    item
+                })
+            })
+            .collect();
+        if !items.is_empty() {
+            out.insert(attr.into(), Value::Array(items));
+        }
+    }
+    out.insert("active".into(), json!(user.active));
+    let mut ext = Map::new();
+    for e in ENTERPRISE_ATTRS {
+        if let Some(v) = a.get(e) {
+            ext.insert(e.into(), json!(v));
+        }
+    }
+    if let Some(m) = a.get("manager") {
+        ext.insert("manager".into(), json!({"value": m, "$ref": format!("{base}/Users/{m}")}));
+    }
+    if !ext.is_empty() {
+        schemas.push(json!(ENTERPRISE));
+        out.insert(ENTERPRISE.into(), Value::Object(ext));
+    }
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": "User",
+            "created": user.created.to_rfc3339(),
+            "lastModified": user.modified.to_rfc3339(),
+            "location": format!("{base}/Users/{}", user.id),
+            "version": etag(user.version),
+        }),
+    );
+    Value::Object(out)
+}
+
+pub fn etag(version: u64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Applies `attributes` / `excludedAttributes` to a rendered resource (`id`, `schemas` and
+/// `meta` always stay, as RFC 7643 §7 has them "returned always").
+pub fn project(mut resource: Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
+    let Value::Object(map) = &mut resource else { return resource };
+    let always = |k: &str| matches!(k, "id" | "schemas" | "meta");
+    let names = |list: &str| -> Vec<String> {
+        list.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect()
+    };
+    let top = |n: &str| -> String {
+        let n = n.rsplit_once(':').filter(|_| n.starts_with("urn:")).map_or(n, |(_, last)| last);
+        n.split('.').next().unwrap_or(n).to_string()
+    };
+    if let Some(list) = attributes {
+        let wanted: Vec<String> = names(list).iter().map(|n| top(n)).collect();
+        map.retain(|k, v| {
+            if always(k) {
+                return true;
+            }
+            if k.starts_with("urn:") {
+                if let Value::Object(ext) = v {
+                    ext.retain(|ek, _| wanted.contains(&ek.to_ascii_lowercase()));
+                    return !ext.is_empty();
+                }
+            }
+            wanted.contains(&k.to_ascii_lowercase())
+        });
+    }
+    if let Some(list) = excluded {
+        let unwanted: Vec<String> = names(list).iter().map(|n| top(n)).collect();
+        map.retain(|k, v| {
+            if always(k) {
+                return true;
+            }
+            if let Value::Object(ext) = v {
+                if k.starts_with("urn:") {
+                    ext.retain(|ek, _| !unwanted.contains(&ek.to_ascii_lowercase()));
+                }
+            }
+            !unwanted.contains(&k.to_ascii_lowercase())
+        });
+    }
+    resource
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft() -> Draft {
+        Draft::from_resource(
+            &json!({
+                "schemas": [USER_SCHEMA, ENTERPRISE], "userName": "alice@example.com",
+                "name": {"givenName": "Alice", "familyName": "Ng"},
+                "emails": [{"type": "work", "value": "alice@example.com", "primary": true}],
+                ENTERPRISE: {"department": "Finance", "manager": {"value": "bob"}}
+            }),
+            true,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_resource_flattens_to_attributes() {
+        let d = draft();
+        let keys: Vec<&str> = d.attrs.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["department", "emails.primary", "emails.work", "manager", "name.familyName", "name.givenName", "userName"]
+        );
+        assert!(d.active);
+    }
+
+    #[test]
+    fn entra_and_okta_paths() {
+        let mut d = draft();
+        d.set(r#"emails[type eq "work"].value"#, &json!("a2@example.com"), false).unwrap();
+        d.set("name.givenName", &json!("Al"), false).unwrap();
+        d.set(&format!("{ENTERPRISE}:manager"), &json!("carol"), false).unwrap();
+        d.set(&format!("{ENTERPRISE}:department"), &json!("Audit"), false).unwrap();
+        d.set("active", &json!("False"), false).unwrap();
+        assert_eq!(d.attrs["emails.work"], "a2@example.com");
+        assert_eq!(d.attrs["name.givenName"], "Al");
+        assert_eq!(d.attrs["manager"], "carol");
+        assert_eq!(d.attrs["department"], "Audit");
+        assert!(!d.active);
+        d.remove(&format!("{ENTERPRISE}:manager")).unwrap();
+        assert!(!d.attrs.contains_key("manager"));
+        assert_eq!(d.set("nosuch", &json!("x"), false).unwrap_err().scim_type, Some("invalidPath"));
+        assert_eq!(d.set("id", &json!("x"), false).unwrap_err().scim_type, Some("mutability"));
+        assert_eq!(d.set("active", &json!("maybe"), false).unwrap_err().scim_type, Some("invalidValue"));
+    }
+}

@@ -1,0 +1,408 @@
+//! `/Users`: each write computes the events that take the directory from what it holds to
+//! what the request says, appends them (durable before the answer), and folds them in. A
+//! request that changes nothing appends nothing. Writes are serialised by the app's write
+//! lock, so two creates of one userName give one 201 and one 409, and no update is lost.
+
+use crate::error::ScimError;
+use crate::model::{self, Draft, User, LIST_SCHEMA, PATCH_SCHEMA};
+use crate::{App, Caller};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tenure_engine::event::{Joined, Moved, Rejoined, StatusChange};
+use tenure_engine::{EventData, IdentityId, IdentityKind, NewEvent, Timestamp};
+
+/// The most resources one list answers (`count` above it is lowered to it).
+pub const MAX_COUNT: usize = 1000;
+
+pub fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
+    serde_json::from_slice(body).map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
+}
+
+pub fn respond(status: StatusCode, body: Value, version: Option<u64>) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(crate::error::SCIM_JSON));
+    if let Some(v) = version {
+        if let Ok(value) = header::HeaderValue::from_str(&model::etag(v)) {
+            headers.insert(header::ETAG, value);
+        }
+    }
+    response
+}
+
+/// `If-Match`: a stale version is refused with 412 before anything is written.
+fn check_if_match(headers: &HeaderMap, user: &User) -> Result<(), ScimError> {
+    let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else { return Ok(()) };
+    let current = model::etag(user.version);
+    let matches = wanted
+        .split(',')
+        .map(str::trim)
+        .any(|w| w == "*" || w == current || w.trim_start_matches("W/") == current.trim_start_matches("W/"));
+    if matches {
+        Ok(())
+    } else {
+        Err(ScimError::precondition(format!("the user is at version {current}, not {wanted}")))
+    }
+}
+
+/// The events from `old` (None: no such user) to `new`, with their envelope.
+fn events(
+    caller: &Caller,
+    old: Option<&User>,
+    departed: Option<&User>,
+    id: &str,
+    new: &Draft,
+    key: &str,
+) -> Vec<NewEvent> {
+    let identity = IdentityId::from(id);
+    let mut data = Vec::new();
+    match (old, departed) {
+        (None, None) => {
+            let service = new
+                .attrs
+                .get("userType")
+                .is_some_and(|t| t.eq_ignore_ascii_case("service") || t.eq_ignore_ascii_case("serviceaccount"));
+            let owner = service.then(|| new.attrs.get("manager").map(|m| IdentityId::from(m.as_str()))).flatten();
+            let kind = if service { IdentityKind::Service } else { IdentityKind::Human };
+            data.push(EventData::IdentityJoined(Joined {
+                identity: identity.clone(),
+                kind,
+                attributes: new.attrs.clone(),
+                owner,
+            }));
+            if !new.active {
+                data.push(EventData::IdentitySuspended(StatusChange {
+                    identity,
+                    reason: Some("created inactive".into()),
+                }));
+            }
+        }
+        (None, Some(gone)) => {
+            let mut changes = new.attrs.clone();
+            for k in gone.attrs.keys() {
+                changes.entry(k.clone()).or_default();
+            }
+            data.push(EventData::IdentityRejoined(Rejoined { identity: identity.clone(), attributes: Some(changes) }));
+            if !new.active {
+                data.push(EventData::IdentitySuspended(StatusChange {
+                    identity,
+                    reason: Some("created inactive".into()),
+                }));
+            }
+        }
+        (Some(old), _) => {
+            let mut changes = model::Attrs::new();
+            for (k, v) in &new.attrs {
+                if old.attrs.get(k) != Some(v) {
+                    changes.insert(k.clone(), v.clone());
+                }
+            }
+            for k in old.attrs.keys() {
+                if !new.attrs.contains_key(k) {
+                    changes.insert(k.clone(), String::new());
+                }
+            }
+            if !changes.is_empty() {
+                data.push(EventData::IdentityMoved(Moved { identity: identity.clone(), attributes: changes }));
+            }
+            match (old.active, new.active) {
+                (true, false) => data.push(EventData::IdentitySuspended(StatusChange {
+                    identity,
+                    reason: Some("active: false".into()),
+                })),
+                (false, true) => data.push(EventData::IdentityReactivated(StatusChange {
+                    identity,
+                    reason: Some("active: true".into()),
+                })),
+                _ => {}
+            }
+        }
+    }
+    let now = Timestamp::now();
+    data.into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut e = NewEvent::new(now, d);
+            e.source = Some(caller.source.clone());
+            e.actor = Some(caller.name.clone());
+            e.source_event_id = Some(format!("{key}:{i}"));
+            e
+        })
+        .collect()
+}
+
+/// An idempotency key: the same request against the same version of the same user is
+/// the same change, so a client's retry is stored once.
+fn request_key(method: &str, id: &str, version: u64, body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("scim:{method}:{id}:{version}:{hex}")
+}
+
+/// Appends the events (durable when this returns) and folds them into the directory.
+async fn commit(app: &App, events: Vec<NewEvent>) -> Result<(), ScimError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let outcomes = app.store.append_async(events, None).await?;
+    let Some(last) = outcomes.iter().map(|o| o.position()).max() else { return Ok(()) };
+    // Writes hold the write lock, so the directory's head moves only here. A retried
+    // request's duplicates point at positions already folded.
+    let head = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?.head;
+    if last.get() <= head {
+        return Ok(());
+    }
+    let stored = app.store.read_range(tenure_engine::Position(head + 1), last)?;
+    let mut dir = app.directory.write().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    for e in &stored {
+        dir.apply(e);
+    }
+    Ok(())
+}
+
+fn base(app: &App) -> &str {
+    &app.base
+}
+
+pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
+    let value = parse_body(&body)?;
+    let draft = Draft::from_resource(&value, true)?;
+    let user_name = draft.attrs.get("userName").cloned().unwrap_or_default();
+    let _write = app.write.lock().await;
+    let (events, id) = {
+        let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+        if dir.by_user_name(&user_name).is_some() {
+            return Err(ScimError::uniqueness(format!("userName '{user_name}' is already taken")));
+        }
+        let id = user_name.to_lowercase();
+        if dir.users.contains_key(&id) {
+            return Err(ScimError::uniqueness(format!("the id '{id}' is taken by another user")));
+        }
+        let departed = dir.departed.get(&id);
+        let version = departed.map_or(0, |u| u.version);
+        (events(&caller, None, departed, &id, &draft, &request_key("POST", &id, version, &body)), id)
+    };
+    commit(&app, events).await?;
+    let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    let user = dir.users.get(&id).ok_or_else(|| ScimError::internal("the created user is not in the directory"))?;
+    let mut response = respond(StatusCode::CREATED, model::render(user, base(&app)), Some(user.version));
+    if let Ok(loc) = header::HeaderValue::from_str(&format!("{}/Users/{}", base(&app), user.id)) {
+        response.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(response)
+}
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
+    let body = model::project(
+        model::render(user, base(&app)),
+        q.get("attributes").map(String::as_str),
+        q.get("excludedAttributes").map(String::as_str),
+    );
+    Ok(respond(StatusCode::OK, body, Some(user.version)))
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
+    let start = match q.get("startIndex") {
+        Some(s) => {
+            s.parse::<usize>().map_err(|_| ScimError::invalid_value("startIndex must be a positive integer"))?.max(1)
+        }
+        None => 1,
+    };
+    let count = match q.get("count") {
+        Some(s) => s
+            .parse::<usize>()
+            .map_err(|_| ScimError::invalid_value("count must be a non-negative integer"))?
+            .min(MAX_COUNT),
+        None => MAX_COUNT,
+    };
+    let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    let b = base(&app);
+    let mut found: Vec<(&User, Value)> = match filter.as_ref().and_then(crate::filter::simple_eq) {
+        // The look-up every client makes, from the index.
+        Some((attr, v)) if attr.eq_ignore_ascii_case("userName") => {
+            dir.by_user_name(v).map(|u| (u, model::render(u, b))).into_iter().collect()
+        }
+        _ => dir
+            .users
+            .values()
+            .map(|u| (u, model::render(u, b)))
+            .filter(|(_, r)| filter.as_ref().is_none_or(|f| crate::filter::matches(f, r)))
+            .collect(),
+    };
+    if let Some(sort_by) = q.get("sortBy") {
+        let path = crate::filter::parse_attr_path(sort_by).map_err(|e| ScimError::invalid_value(e.detail))?;
+        let key = |r: &Value| -> String {
+            let f = crate::filter::Filter::Present(path.clone());
+            let _ = f;
+            let top = r
+                .as_object()
+                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(&path.name)).map(|(_, v)| v.clone()));
+            let v = match (&path.sub, top) {
+                (Some(sub), Some(Value::Object(o))) => {
+                    o.iter().find(|(k, _)| k.eq_ignore_ascii_case(sub)).map(|(_, v)| v.clone())
+                }
+                (_, top) => top,
+            };
+            v.map(|v| v.as_str().map(str::to_lowercase).unwrap_or_else(|| v.to_string())).unwrap_or_default()
+        };
+        found.sort_by_cached_key(|(_, r)| key(r));
+        if q.get("sortOrder").is_some_and(|o| o.eq_ignore_ascii_case("descending")) {
+            found.reverse();
+        }
+    }
+    let total = found.len();
+    let page: Vec<Value> = found
+        .into_iter()
+        .skip(start - 1)
+        .take(count)
+        .map(|(_, r)| {
+            model::project(r, q.get("attributes").map(String::as_str), q.get("excludedAttributes").map(String::as_str))
+        })
+        .collect();
+    let body = json!({
+        "schemas": [LIST_SCHEMA],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": page.len(),
+        "Resources": page,
+    });
+    Ok(respond(StatusCode::OK, body, None))
+}
+
+pub async fn replace(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let value = parse_body(&body)?;
+    let _write = app.write.lock().await;
+    let events = {
+        let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+        let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
+        check_if_match(&headers, user)?;
+        let draft = Draft::from_resource(&value, user.active)?;
+        if let Some(other) = draft.attrs.get("userName").and_then(|n| dir.by_user_name(n)).filter(|u| u.id != id) {
+            return Err(ScimError::uniqueness(format!("userName is taken by user '{}'", other.id)));
+        }
+        events(&caller, Some(user), None, &id, &draft, &request_key("PUT", &id, user.version, &body))
+    };
+    commit(&app, events).await?;
+    get_after_write(&app, &id)
+}
+
+pub async fn patch(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let value = parse_body(&body)?;
+    let Value::Object(map) = &value else { return Err(ScimError::invalid_syntax("the body must be a JSON object")) };
+    model::check_schemas(map, PATCH_SCHEMA)?;
+    let Some(Value::Array(ops)) = map.get("Operations").or_else(|| map.get("operations")) else {
+        return Err(ScimError::invalid_value("a PATCH needs an Operations list"));
+    };
+    let _write = app.write.lock().await;
+    let events = {
+        let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+        let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
+        check_if_match(&headers, user)?;
+        let mut draft = Draft { attrs: user.attrs.clone(), active: user.active };
+        // All operations, in order, on a copy: one that fails fails the request, and
+        // nothing of it is stored.
+        for (i, op) in ops.iter().enumerate() {
+            apply_op(&mut draft, op).map_err(|mut e| {
+                e.detail = format!("Operations[{i}]: {}", e.detail);
+                e
+            })?;
+        }
+        if let Some(other) = draft.attrs.get("userName").and_then(|n| dir.by_user_name(n)).filter(|u| u.id != id) {
+            return Err(ScimError::uniqueness(format!("userName is taken by user '{}'", other.id)));
+        }
+        if draft.attrs.get("userName").is_none_or(|u| u.trim().is_empty()) {
+            return Err(ScimError::mutability("userName is required"));
+        }
+        events(&caller, Some(user), None, &id, &draft, &request_key("PATCH", &id, user.version, &body))
+    };
+    commit(&app, events).await?;
+    get_after_write(&app, &id)
+}
+
+fn apply_op(draft: &mut Draft, op: &Value) -> Result<(), ScimError> {
+    let Value::Object(op) = op else { return Err(ScimError::invalid_syntax("an operation must be an object")) };
+    let kind =
+        op.get("op").and_then(Value::as_str).ok_or_else(|| ScimError::invalid_value("an operation needs `op`"))?;
+    let path = op.get("path").and_then(Value::as_str);
+    let value = op.get("value");
+    match (kind.to_ascii_lowercase().as_str(), path, value) {
+        ("add" | "replace", Some(path), Some(v)) => draft.set(path, v, kind.eq_ignore_ascii_case("replace")),
+        // Path-less: the value is an object of attributes (Okta's `{"active": false}`).
+        ("add" | "replace", None, Some(Value::Object(map))) => {
+            for (k, v) in map {
+                draft.set(k, v, kind.eq_ignore_ascii_case("replace"))?;
+            }
+            Ok(())
+        }
+        ("add" | "replace", _, _) => {
+            Err(ScimError::invalid_value(format!("`{kind}` needs a value (an object when there is no path)")))
+        }
+        ("remove", Some(path), _) => draft.remove(path),
+        ("remove", None, _) => Err(ScimError::no_target("`remove` needs a path")),
+        (other, _, _) => Err(ScimError::invalid_value(format!("unknown op `{other}` (add, replace, remove)"))),
+    }
+}
+
+fn get_after_write(app: &App, id: &str) -> Result<Response, ScimError> {
+    let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    let user =
+        dir.users.get(id).ok_or_else(|| ScimError::internal("the user is not in the directory after the write"))?;
+    Ok(respond(StatusCode::OK, model::render(user, base(app)), Some(user.version)))
+}
+
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let _write = app.write.lock().await;
+    let event = {
+        let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+        let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
+        check_if_match(&headers, user)?;
+        let mut e = NewEvent::new(
+            Timestamp::now(),
+            EventData::IdentityLeft(StatusChange {
+                identity: IdentityId::from(id.as_str()),
+                reason: Some("deleted over SCIM".into()),
+            }),
+        );
+        e.source = Some(caller.source.clone());
+        e.actor = Some(caller.name.clone());
+        e.source_event_id = Some(format!("{}:0", request_key("DELETE", &id, user.version, b"")));
+        e
+    };
+    commit(&app, vec![event]).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
