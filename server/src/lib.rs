@@ -137,12 +137,14 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(not_found)
         .with_state(app)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(scim_errors))
+        // Refuses a declared Content-Length over the limit at once, before reading it.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
         .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_CONCURRENT))
+        .layer(axum::middleware::from_fn(scim_errors))
         .layer(axum::middleware::from_fn(log_request))
 }
 

@@ -1,0 +1,350 @@
+//! `tenure serve` over real HTTP on loopback: every endpoint, the shapes Okta and Entra ID
+//! send, and each error path, with its effect (or its lack of one) on the log.
+
+mod common;
+use common::{Server, OTHER_TOKEN, TOKEN};
+use serde_json::{json, Value};
+use tenure_engine::EventData;
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+fn alice() -> Value {
+    json!({
+        "schemas": [USER, ENTERPRISE],
+        "userName": "Alice@Example.com",
+        "externalId": "00u1",
+        "name": {"givenName": "Alice", "familyName": "Ng"},
+        "emails": [{"primary": true, "value": "alice@example.com", "type": "work"}],
+        "title": "Analyst",
+        "active": true,
+        ENTERPRISE: {"department": "Finance", "manager": {"value": "bob@example.com"}}
+    })
+}
+
+fn types(s: &Server) -> Vec<&'static str> {
+    s.log().iter().map(|e| e.data.type_name()).collect()
+}
+
+#[test]
+fn discovery_says_what_is_supported() {
+    let s = Server::start();
+    let spc = s.call("GET", "/ServiceProviderConfig", None);
+    assert_eq!(spc.status, 200);
+    assert_eq!(spc.header("content-type"), Some("application/scim+json"));
+    assert_eq!(spc.json["patch"]["supported"], true);
+    assert_eq!(spc.json["filter"]["supported"], true);
+    assert_eq!(spc.json["etag"]["supported"], true);
+    assert_eq!(spc.json["bulk"]["supported"], false);
+    let rt = s.call("GET", "/ResourceTypes", None);
+    assert_eq!(rt.json["Resources"][0]["schema"], USER);
+    assert_eq!(rt.json["Resources"][0]["schemaExtensions"][0]["schema"], ENTERPRISE);
+    let schemas = s.call("GET", "/Schemas", None);
+    assert_eq!(schemas.json["totalResults"], 2);
+    let one = s.call("GET", &format!("/Schemas/{USER}"), None);
+    assert_eq!(one.json["id"], USER);
+    let names: Vec<&str> =
+        one.json["attributes"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+    assert!(names.contains(&"userName") && names.contains(&"emails") && names.contains(&"active"), "{names:?}");
+    s.call("GET", "/Schemas/urn:nope", None).is_error(404, None);
+    s.call("GET", "/ResourceTypes/Widget", None).is_error(404, None);
+}
+
+#[test]
+fn tokens_are_required_and_name_the_source_and_actor() {
+    let s = Server::start();
+    for auth in [None, Some("Bearer wrong-token-0123456789"), Some("Basic dGVzdDp0ZXN0"), Some(TOKEN)] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        let r = s.call_with("POST", "/Users", Some(alice()), &headers);
+        r.is_error(401, None);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"tenure-scim\""));
+        assert!(!r.text.contains("wrong-token"), "{}", r.text);
+    }
+    assert!(s.log().is_empty(), "an unauthenticated request wrote");
+    let r = s.call_with("POST", "/Users", Some(alice()), &[("Authorization", &format!("Bearer {OTHER_TOKEN}"))]);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let log = s.log();
+    assert_eq!((log[0].source.as_deref(), log[0].actor.as_deref()), (Some("okta"), Some("okta-1")));
+}
+
+#[test]
+fn create_get_and_a_repeated_create() {
+    let s = Server::start();
+    let r = s.call("POST", "/Users", Some(alice()));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    assert_eq!(r.header("location"), Some(format!("{}/Users/{id}", s.base).as_str()));
+    assert_eq!(r.header("etag"), Some("W/\"1\""));
+    assert_eq!(r.json["meta"]["version"], "W/\"1\"");
+    assert_eq!(r.json["userName"], "Alice@Example.com", "the original case is kept");
+    assert_eq!(r.json[ENTERPRISE]["manager"]["value"], "bob@example.com");
+    let log = s.log();
+    assert_eq!(log.len(), 1);
+    let EventData::IdentityJoined(j) = &log[0].data else { panic!("{:?}", log[0].data) };
+    assert_eq!(j.identity.as_str(), id);
+    assert_eq!(j.attributes["department"], "Finance");
+    assert_eq!(j.attributes["emails.work"], "alice@example.com");
+    assert_eq!(j.attributes["manager"], "bob@example.com");
+    let got = s.call("GET", &format!("/Users/{id}"), None);
+    assert_eq!(got.json, r.json, "GET answers what the create answered");
+    // The same userName in another case: 409 uniqueness, and nothing written, nothing wiped.
+    let mut again = alice();
+    again["userName"] = json!("ALICE@example.COM");
+    again["title"] = json!("Intruder");
+    s.call("POST", "/Users", Some(again)).is_error(409, Some("uniqueness"));
+    assert_eq!(s.log().len(), 1);
+    assert_eq!(s.call("GET", &format!("/Users/{id}"), None).json["title"], "Analyst");
+    s.call("GET", "/Users/nobody", None).is_error(404, None);
+}
+
+/// Okta: look up by userName, create, PUT the whole user, PATCH only to deactivate and
+/// reactivate (a path-less replace whose value is an object).
+#[test]
+fn okta_provisioning_cycle() {
+    let s = Server::start();
+    let q = "/Users?filter=userName%20eq%20%22alice%40example.com%22&startIndex=1&count=100";
+    let found = s.call("GET", q, None);
+    assert_eq!((found.status, found.json["totalResults"].clone()), (200, json!(0)));
+    let id = s.call("POST", "/Users", Some(alice())).json["id"].as_str().unwrap().to_string();
+    let found = s.call("GET", q, None);
+    assert_eq!(found.json["totalResults"], 1);
+    assert_eq!(found.json["Resources"][0]["id"], id.as_str());
+    // PUT with one attribute changed: one identity.moved with exactly that attribute.
+    let mut put = alice();
+    put["id"] = json!(id);
+    put["title"] = json!("Senior Analyst");
+    let r = s.call("PUT", &format!("/Users/{id}"), Some(put.clone()));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["title"], "Senior Analyst");
+    let log = s.log();
+    let EventData::IdentityMoved(m) = &log[1].data else { panic!("{:?}", log[1].data) };
+    assert_eq!(m.attributes.len(), 1, "{:?}", m.attributes);
+    assert_eq!(m.attributes["title"], "Senior Analyst");
+    // The same PUT again (Okta re-sends on every sync): nothing appended, version kept.
+    let r = s.call("PUT", &format!("/Users/{id}"), Some(put));
+    assert_eq!((r.status, r.json["meta"]["version"].clone()), (200, json!("W/\"2\"")));
+    assert_eq!(s.log().len(), 2);
+    let deactivate = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let r = s.call("PATCH", &format!("/Users/{id}"), Some(deactivate));
+    assert_eq!((r.status, r.json["active"].clone()), (200, json!(false)), "{}", r.text);
+    let reactivate = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": true}}]});
+    assert_eq!(s.call("PATCH", &format!("/Users/{id}"), Some(reactivate)).json["active"], true);
+    assert_eq!(types(&s), ["identity.joined", "identity.moved", "identity.suspended", "identity.reactivated"]);
+    // Deactivation by PUT works too.
+    let mut put = alice();
+    put["title"] = json!("Senior Analyst");
+    put["active"] = json!(false);
+    assert_eq!(s.call("PUT", &format!("/Users/{id}"), Some(put)).json["active"], false);
+    assert_eq!(types(&s).last(), Some(&"identity.suspended"));
+}
+
+/// Entra ID: capitalised ops, "True"/"False" strings, value-filter and extension paths,
+/// a manager as a string, DELETE after a soft delete.
+#[test]
+fn entra_provisioning_cycle() {
+    let s = Server::start();
+    let found = s.call("GET", "/Users?filter=externalId%20eq%20%22e-42%22", None);
+    assert_eq!(found.json["totalResults"], 0);
+    let mut user = alice();
+    user["externalId"] = json!("e-42");
+    let id = s.call("POST", "/Users", Some(user)).json["id"].as_str().unwrap().to_string();
+    assert_eq!(s.call("GET", "/Users?filter=externalId%20eq%20%22e-42%22", None).json["totalResults"], 1);
+    let patch = json!({"schemas": [PATCH], "Operations": [
+        {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "alice.ng@example.com"},
+        {"op": "Replace", "path": "name.givenName", "value": "Alicia"},
+        {"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": "carol@example.com"},
+        {"op": "Replace", "path": format!("{ENTERPRISE}:department"), "value": "Audit"}
+    ]});
+    let r = s.call("PATCH", &format!("/Users/{id}"), Some(patch.clone()));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["emails"][0]["value"], "alice.ng@example.com");
+    assert_eq!(r.json["name"]["givenName"], "Alicia");
+    assert_eq!(r.json[ENTERPRISE]["manager"]["value"], "carol@example.com", "a string manager comes back as an object");
+    let log = s.log();
+    assert_eq!(log.len(), 2, "four operations, one event");
+    let EventData::IdentityMoved(m) = &log[1].data else { panic!() };
+    assert_eq!(m.attributes.len(), 4);
+    // Entra re-sends the manager every cycle: a PATCH that changes nothing appends nothing.
+    let same = json!({"schemas": [PATCH], "Operations": [{"op": "Add", "path": format!("{ENTERPRISE}:manager"), "value": {"value": "carol@example.com"}}]});
+    let r = s.call("PATCH", &format!("/Users/{id}"), Some(same));
+    assert_eq!(r.json["meta"]["version"], "W/\"2\"");
+    assert_eq!(s.log().len(), 2);
+    let soft = json!({"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    assert_eq!(s.call("PATCH", &format!("/Users/{id}"), Some(soft)).json["active"], false);
+    let r = s.call("DELETE", &format!("/Users/{id}"), None);
+    assert_eq!(r.status, 204, "{}", r.text);
+    s.call("GET", &format!("/Users/{id}"), None).is_error(404, None);
+    assert_eq!(types(&s), ["identity.joined", "identity.moved", "identity.suspended", "identity.left"]);
+    s.call("DELETE", &format!("/Users/{id}"), None).is_error(404, None);
+    // Provisioned again after the delete: the same identity rejoins.
+    let r = s.call("POST", "/Users", Some(alice()));
+    assert_eq!((r.status, r.json["id"].as_str()), (201, Some(id.as_str())), "{}", r.text);
+    assert_eq!(types(&s).last(), Some(&"identity.rejoined"));
+}
+
+#[test]
+fn a_patch_is_applied_whole_or_not_at_all() {
+    let s = Server::start();
+    let id = s.call("POST", "/Users", Some(alice())).json["id"].as_str().unwrap().to_string();
+    let bad = json!({"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": "title", "value": "Boss"},
+        {"op": "replace", "path": "favouriteColour", "value": "blue"}
+    ]});
+    s.call("PATCH", &format!("/Users/{id}"), Some(bad)).is_error(400, Some("invalidPath"));
+    assert_eq!(s.log().len(), 1);
+    assert_eq!(s.call("GET", &format!("/Users/{id}"), None).json["title"], "Analyst");
+}
+
+#[test]
+fn if_match_refuses_a_stale_version() {
+    let s = Server::start();
+    let id = s.call("POST", "/Users", Some(alice())).json["id"].as_str().unwrap().to_string();
+    let patch = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "title", "value": "Lead"}]});
+    let auth = format!("Bearer {TOKEN}");
+    let r = s.call_with(
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(patch.clone()),
+        &[("Authorization", &auth), ("If-Match", "W/\"7\"")],
+    );
+    r.is_error(412, None);
+    assert_eq!(s.log().len(), 1);
+    let r = s.call_with(
+        "PATCH",
+        &format!("/Users/{id}"),
+        Some(patch),
+        &[("Authorization", &auth), ("If-Match", "W/\"1\"")],
+    );
+    assert_eq!((r.status, r.header("etag")), (200, Some("W/\"2\"")));
+}
+
+/// Each hostile request gets its SCIM error and leaves the log as it was.
+#[test]
+fn hostile_requests_change_nothing() {
+    let s = Server::start();
+    let id = s.call("POST", "/Users", Some(alice())).json["id"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {TOKEN}");
+    let h = [("Authorization", auth.as_str())];
+    let user = format!("/Users/{id}");
+    s.raw("POST", "/Users", Some(b"{\"userName\": "), &h).is_error(400, Some("invalidSyntax"));
+    s.raw("POST", "/Users", Some(b"[1,2]"), &h).is_error(400, Some("invalidSyntax"));
+    s.call("POST", "/Users", Some(json!({"schemas": ["urn:example:Widget"], "userName": "w"})))
+        .is_error(400, Some("invalidValue"));
+    s.call("POST", "/Users", Some(json!({"schemas": [USER]}))).is_error(400, Some("invalidValue"));
+    s.call("POST", "/Users", Some(json!({"schemas": [USER], "userName": 7}))).is_error(400, Some("invalidValue"));
+    s.call("GET", "/Users?filter=userName%20zz%20%22a%22", None).is_error(400, Some("invalidFilter"));
+    let deep = format!("{}userName%20eq%20%22a%22{}", "(".repeat(10_000), ")".repeat(10_000));
+    s.call("GET", &format!("/Users?filter={deep}"), None).is_error(400, Some("invalidFilter"));
+    let op = |o: Value| json!({"schemas": [PATCH], "Operations": [o]});
+    s.call("PATCH", &user, Some(op(json!({"op": "replace", "path": "shoeSize", "value": "9"}))))
+        .is_error(400, Some("invalidPath"));
+    s.call("PATCH", &user, Some(op(json!({"op": "replace", "path": "id", "value": "x"}))))
+        .is_error(400, Some("mutability"));
+    s.call("PATCH", &user, Some(op(json!({"op": "remove"})))).is_error(400, Some("noTarget"));
+    s.call("PATCH", &user, Some(op(json!({"op": "replace", "path": "active", "value": "perhaps"}))))
+        .is_error(400, Some("invalidValue"));
+    s.call("PATCH", &user, Some(op(json!({"op": "frobnicate", "path": "title", "value": "x"}))))
+        .is_error(400, Some("invalidValue"));
+    s.call("PATCH", &user, Some(json!({"schemas": ["urn:nope"], "Operations": []})))
+        .is_error(400, Some("invalidValue"));
+    // A 10 MB body: refused from its Content-Length, before the server reads it.
+    {
+        use std::io::{Read, Write};
+        let addr = s.base.trim_start_matches("http://").split('/').next().unwrap().to_string();
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            conn,
+            "POST /scim/v2/Users HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{{",
+            10 << 20
+        )
+        .unwrap();
+        let mut head = [0u8; 256];
+        let n = conn.read(&mut head).unwrap();
+        let head = String::from_utf8_lossy(&head[..n]);
+        assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    }
+    assert_eq!(s.log().len(), 1, "a hostile request wrote");
+    assert_eq!(s.call("GET", &user, None).json["meta"]["version"], "W/\"1\"");
+}
+
+#[test]
+fn lists_page_sort_and_project() {
+    let s = Server::start();
+    for name in ["carol", "alice", "bob", "dave"] {
+        let r = s.call(
+            "POST",
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": format!("{name}@example.com"), "title": name})),
+        );
+        assert_eq!(r.status, 201);
+    }
+    let page = s.call("GET", "/Users?sortBy=userName&startIndex=2&count=2", None);
+    assert_eq!(page.json["totalResults"], 4);
+    assert_eq!((page.json["startIndex"].clone(), page.json["itemsPerPage"].clone()), (json!(2), json!(2)));
+    let names: Vec<&str> =
+        page.json["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bob@example.com", "carol@example.com"]);
+    let r =
+        s.call("GET", "/Users?filter=title%20sw%20%22c%22%20or%20title%20eq%20%22dave%22&attributes=userName", None);
+    assert_eq!(r.json["totalResults"], 2);
+    let first = &r.json["Resources"][0];
+    assert!(first.get("title").is_none() && first.get("userName").is_some() && first.get("id").is_some(), "{first}");
+    let r = s.call("GET", "/Users?count=0", None);
+    assert_eq!((r.json["totalResults"].clone(), r.json["Resources"].as_array().map(Vec::len)), (json!(4), Some(0)));
+}
+
+/// Racing creates of one userName: one 201, the rest 409. Racing PATCHes of one user:
+/// none is lost.
+#[test]
+fn concurrent_writes() {
+    let s = Server::start();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let s = &s;
+                scope.spawn(move || {
+                    let mut u = alice();
+                    u["title"] = json!(format!("racer {i}"));
+                    s.call("POST", "/Users", Some(u)).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|&&c| c == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&c| c == 409).count(), 15, "{statuses:?}");
+    let id = "alice@example.com";
+    std::thread::scope(|scope| {
+        for i in 0..16 {
+            let s = &s;
+            scope.spawn(move || {
+                let op = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": format!("phoneNumbers[type eq \"line{i}\"].value"), "value": format!("+1-555-{i:04}")}]});
+                assert_eq!(s.call("PATCH", &format!("/Users/{id}"), Some(op)).status, 200);
+            });
+        }
+    });
+    let user = s.call("GET", &format!("/Users/{id}"), None);
+    assert_eq!(user.json["phoneNumbers"].as_array().map(Vec::len), Some(16), "{}", user.text);
+    assert_eq!(s.log().len(), 17);
+}
+
+/// The directory is the fold of the log: a restarted server answers as before.
+#[test]
+fn a_restarted_server_answers_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let mut s = Server::start_in(&dir);
+    let id = s.call("POST", "/Users", Some(alice())).json["id"].as_str().unwrap().to_string();
+    let patch = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": false, "title": "Gone fishing"}}]});
+    s.call("PATCH", &format!("/Users/{id}"), Some(patch));
+    let before = s.call("GET", &format!("/Users/{id}"), None).json;
+    let listed = s.call("GET", "/Users", None).json;
+    s.stop();
+    let old_base = s.base.clone();
+    let s = Server::start_in(&dir);
+    // The same answers, but for the address in `location` (a new port).
+    let same = |now: Value, then: Value| assert_eq!(now.to_string(), then.to_string().replace(&old_base, &s.base));
+    same(s.call("GET", &format!("/Users/{id}"), None).json, before);
+    same(s.call("GET", "/Users", None).json, listed);
+}
