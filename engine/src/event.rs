@@ -125,6 +125,15 @@ pub struct GroupLifecycle {
     pub display_name: Option<String>,
 }
 
+/// `group.renamed`: the group keeps its name in the log (`group`); what people call it
+/// changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRenamed {
+    pub group: GroupId,
+    pub display_name: String,
+}
+
 /// `group.member_added` and `group.member_removed`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,6 +199,7 @@ macro_rules! for_each_event_type {
             16 => "credential.rotated", CredentialRotated(Credential);
             17 => "credential.revoked", CredentialRevoked(Credential);
             18 => "event.retracted", EventRetracted(Retracted);
+            19 => "group.renamed", GroupRenamed(GroupRenamed);
         }
     };
 }
@@ -250,7 +260,7 @@ impl EventData {
             AccessRevoked(d) => Some(&d.identity),
             GroupMemberAdded(d) | GroupMemberRemoved(d) => Some(&d.identity),
             CredentialIssued(d) | CredentialRotated(d) | CredentialRevoked(d) => Some(&d.identity),
-            GroupCreated(_) | GroupDeleted(_) | GroupAccessGranted(_) | GroupAccessRevoked(_) => None,
+            GroupCreated(_) | GroupDeleted(_) | GroupRenamed(_) | GroupAccessGranted(_) | GroupAccessRevoked(_) => None,
             EventRetracted(_) => None,
         }
     }
@@ -260,6 +270,7 @@ impl EventData {
         use EventData::*;
         match self {
             GroupCreated(d) | GroupDeleted(d) => Some(&d.group),
+            GroupRenamed(d) => Some(&d.group),
             GroupMemberAdded(d) | GroupMemberRemoved(d) => Some(&d.group),
             GroupAccessGranted(d) | GroupAccessRevoked(d) => Some(&d.group),
             _ => None,

@@ -233,6 +233,10 @@ pub fn encode_parts<'a>(parts: &EventParts<'a>, out: &mut Vec<u8>) {
             r.g = Some(d.group.as_str());
             r.dn = d.display_name.as_deref();
         }
+        GroupRenamed(d) => {
+            r.g = Some(d.group.as_str());
+            r.dn = Some(d.display_name.as_str());
+        }
         GroupMemberAdded(d) | GroupMemberRemoved(d) => {
             (r.g, r.i) = (Some(d.group.as_str()), Some(d.identity.as_str()));
         }
@@ -370,6 +374,10 @@ fn decode_v2(payload: &[u8]) -> Result<Event, String> {
         18 => EventRetracted(Retracted {
             position: Position(r.q.ok_or_else(|| missing("q"))?),
             reason: r.w.take().ok_or_else(|| missing("w"))?,
+        }),
+        19 => GroupRenamed(crate::event::GroupRenamed {
+            group: group(&mut r.g)?,
+            display_name: r.dn.take().ok_or_else(|| missing("dn"))?,
         }),
         code => return Err(format!("unknown type code {code}")),
     };

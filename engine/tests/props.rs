@@ -75,6 +75,10 @@ fn body(code: usize, parts: Parts) -> EventData {
         15 => EventData::CredentialIssued(cred),
         16 => EventData::CredentialRotated(cred),
         17 => EventData::CredentialRevoked(cred),
+        19 => EventData::GroupRenamed(GroupRenamed {
+            group: GroupId(c),
+            display_name: reason.unwrap_or_else(|| "x".into()),
+        }),
         18 => {
             EventData::EventRetracted(Retracted { position: Position(q), reason: reason.unwrap_or_else(|| "x".into()) })
         }

@@ -106,6 +106,8 @@ impl AccessIndex {
                 insert_sorted(&mut self.group_events[group as usize], Filed { pos, eff, op });
                 push_unique(&mut self.group_holders[ent as usize], group);
             }
+            // A new display name: nothing of access changes (the group keeps its name).
+            EventData::GroupRenamed(_) => {}
             EventData::EventRetracted(r) => {
                 self.retracted.entry(r.position.get()).or_insert(pos);
             }
