@@ -351,6 +351,7 @@ fn docs_cli_md_has_the_current_help_text() {
         "anomalies",
         "verify",
         "repair",
+        "serve",
         "demo",
         "generate",
     ] {

@@ -51,6 +51,7 @@ fn body(code: usize, parts: Parts) -> EventData {
     let cred = Credential { identity: identity.clone(), credential: CredentialId(c), expires_at };
     let lifecycle = GroupLifecycle { group: group.clone(), display_name: reason.clone() };
     let membership = Membership { group: group.clone(), identity: identity.clone() };
+    let renamed = GroupRenamed { group: group.clone(), display_name: reason.clone().unwrap_or_else(|| "x".into()) };
     let access = GroupAccess { group, entitlement: entitlement.clone() };
     let data = match code {
         0 => {
@@ -75,13 +76,10 @@ fn body(code: usize, parts: Parts) -> EventData {
         15 => EventData::CredentialIssued(cred),
         16 => EventData::CredentialRotated(cred),
         17 => EventData::CredentialRevoked(cred),
-        19 => EventData::GroupRenamed(GroupRenamed {
-            group: GroupId(c),
-            display_name: reason.unwrap_or_else(|| "x".into()),
-        }),
         18 => {
             EventData::EventRetracted(Retracted { position: Position(q), reason: reason.unwrap_or_else(|| "x".into()) })
         }
+        19 => EventData::GroupRenamed(renamed),
         other => panic!("type code {other} of the registry has no body here: add it"),
     };
     assert_eq!(usize::from(data.type_code()), code);
