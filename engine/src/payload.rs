@@ -436,8 +436,10 @@ mod tests {
             decode_event(&rmp_serde::to_vec_named(&newer).unwrap()).unwrap_err().to_string(),
             "unknown schema version 3"
         );
-        let bad_type = Later { t: 19, ..later };
-        assert!(decode_event(&rmp_serde::to_vec_named(&bad_type).unwrap()).unwrap_err().0.contains("type code 19"));
+        let unknown = crate::event::EVENT_TYPES.len() as u8;
+        let bad_type = Later { t: unknown, ..later };
+        let err = decode_event(&rmp_serde::to_vec_named(&bad_type).unwrap()).unwrap_err().0;
+        assert!(err.contains(&format!("type code {unknown}")), "{err}");
         assert!(decode_event(&[0x91, 0x01]).is_err());
         assert!(decode_event(&[]).is_err());
     }

@@ -55,7 +55,8 @@ fn body(code: usize, parts: Parts) -> EventData {
     let access = GroupAccess { group, entitlement: entitlement.clone() };
     let data = match code {
         0 => {
-            let owner = approver.clone().map(IdentityId);
+            // An identity cannot own itself (refused by the parse): no owner then.
+            let owner = approver.clone().filter(|o| o != identity.as_str()).map(IdentityId);
             let kind = if owner.is_some() { IdentityKind::Service } else { IdentityKind::Human };
             EventData::IdentityJoined(Joined { identity, kind, attributes, owner })
         }
