@@ -3,8 +3,8 @@
 //! write appends its events, then applies them as the log recorded them, so the
 //! directory is always the fold of the log up to its head.
 
-use crate::model::{Attrs, User};
-use std::collections::{BTreeMap, HashMap};
+use crate::model::{Attrs, Group, User};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tenure_engine::{Event, EventData};
 
 #[derive(Default)]
@@ -15,11 +15,21 @@ pub struct Directory {
     pub departed: HashMap<String, User>,
     /// Lower-cased userName → id, for the users present.
     by_user_name: HashMap<String, String>,
+    /// Current groups by id (the group's name in the log).
+    pub groups: BTreeMap<String, Group>,
+    /// Every group name the log has created, present or deleted (a new group takes a
+    /// fresh one).
+    pub group_names: BTreeSet<String>,
     /// The last position applied.
     pub head: u64,
 }
 
 impl Directory {
+    /// The present group with this display name (compared without regard to case).
+    pub fn group_by_name(&self, display_name: &str) -> Option<&Group> {
+        self.groups.values().find(|g| g.display_name.eq_ignore_ascii_case(display_name))
+    }
+
     pub fn by_user_name(&self, user_name: &str) -> Option<&User> {
         self.by_user_name.get(&user_name.to_lowercase()).and_then(|id| self.users.get(id))
     }
@@ -96,10 +106,49 @@ impl Directory {
             }
             EventData::IdentityLeft(s) => {
                 let id = s.identity.as_str().to_string();
+                // Leaving ends every membership (the semantics' rule 4).
+                for g in self.groups.values_mut() {
+                    g.members.remove(&id);
+                }
                 self.unindex(&id);
                 if let Some(mut u) = self.users.remove(&id) {
                     (u.active, u.modified, u.version) = (false, t, p);
                     self.departed.insert(id, u);
+                }
+            }
+            EventData::GroupCreated(g) => {
+                let id = g.group.as_str().to_string();
+                self.group_names.insert(id.clone());
+                let display_name = g.display_name.clone().unwrap_or_else(|| id.clone());
+                let group = Group {
+                    id: id.clone(),
+                    display_name,
+                    members: BTreeSet::new(),
+                    created: t,
+                    modified: t,
+                    version: p,
+                };
+                self.groups.insert(id, group);
+            }
+            EventData::GroupRenamed(r) => {
+                if let Some(g) = self.groups.get_mut(r.group.as_str()) {
+                    (g.display_name, g.modified, g.version) = (r.display_name.clone(), t, p);
+                }
+            }
+            EventData::GroupDeleted(g) => {
+                self.groups.remove(g.group.as_str());
+            }
+            EventData::GroupMemberAdded(m) | EventData::GroupMemberRemoved(m) => {
+                let added = matches!(event.data, EventData::GroupMemberAdded(_));
+                // Only a joined identity becomes a member (rule 6); the log may hold others.
+                let joined = self.users.contains_key(m.identity.as_str());
+                if let Some(g) = self.groups.get_mut(m.group.as_str()) {
+                    if added && joined {
+                        g.members.insert(m.identity.as_str().to_string());
+                    } else if !added {
+                        g.members.remove(m.identity.as_str());
+                    }
+                    (g.modified, g.version) = (t, p);
                 }
             }
             _ => {}

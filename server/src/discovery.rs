@@ -3,7 +3,7 @@
 //! which attributes a user keeps.
 
 use crate::error::ScimError;
-use crate::model::{ENTERPRISE, USER_SCHEMA};
+use crate::model::{ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA};
 use crate::users::respond;
 use crate::{App, Caller};
 use axum::extract::{Path, State};
@@ -60,8 +60,20 @@ fn user_type(base: &str) -> Value {
     })
 }
 
+fn group_type(base: &str) -> Value {
+    json!({
+        "schemas": [RT_SCHEMA],
+        "id": "Group",
+        "name": "Group",
+        "endpoint": "/Groups",
+        "description": "A group; its creation, renames, deletion and member changes are events of the Tenure log",
+        "schema": GROUP_SCHEMA,
+        "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/Group")},
+    })
+}
+
 pub async fn resource_types(State(app): State<Arc<App>>, _c: Caller) -> Response {
-    respond(StatusCode::OK, list(vec![user_type(&app.base)]), None)
+    respond(StatusCode::OK, list(vec![user_type(&app.base), group_type(&app.base)]), None)
 }
 
 pub async fn resource_type(
@@ -71,6 +83,7 @@ pub async fn resource_type(
 ) -> Result<Response, ScimError> {
     match name.as_str() {
         "User" => Ok(respond(StatusCode::OK, user_type(&app.base), None)),
+        "Group" => Ok(respond(StatusCode::OK, group_type(&app.base), None)),
         _ => Err(ScimError::not_found(format!("no resource type '{name}'"))),
     }
 }
@@ -136,6 +149,19 @@ fn schema_list(base: &str) -> Vec<Value> {
             "schemas": [SCHEMA_SCHEMA], "id": USER_SCHEMA, "name": "User", "description": "User Account",
             "attributes": user_attrs,
             "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{USER_SCHEMA}")},
+        }),
+        json!({
+            "schemas": [SCHEMA_SCHEMA], "id": GROUP_SCHEMA, "name": "Group", "description": "Group",
+            "attributes": [
+                attr("displayName", "string", false, true, "readWrite", "none", false),
+                complex("members", true, vec![
+                    attr("value", "string", false, false, "immutable", "none", true),
+                    attr("$ref", "reference", false, false, "immutable", "none", true),
+                    attr("display", "string", false, false, "readOnly", "none", false),
+                    attr("type", "string", false, false, "immutable", "none", false),
+                ]),
+            ],
+            "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{GROUP_SCHEMA}")},
         }),
         json!({
             "schemas": [SCHEMA_SCHEMA], "id": ENTERPRISE, "name": "EnterpriseUser", "description": "Enterprise User",

@@ -12,6 +12,7 @@ pub mod directory;
 mod discovery;
 pub mod error;
 pub mod filter;
+mod groups;
 pub mod model;
 mod users;
 
@@ -131,7 +132,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
         .route("/Users", get(users::list).post(users::create))
-        .route("/Users/{id}", get(users::get).put(users::replace).patch(users::patch).delete(users::delete));
+        .route("/Users/{id}", get(users::get).put(users::replace).patch(users::patch).delete(users::delete))
+        .route("/Groups", get(groups::list).post(groups::create))
+        .route("/Groups/{id}", get(groups::get).put(groups::replace).patch(groups::patch).delete(groups::delete));
     Router::new()
         .nest("/scim/v2", scim)
         .fallback(not_found)

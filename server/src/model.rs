@@ -50,6 +50,46 @@ pub struct User {
     pub version: u64,
 }
 
+/// A group as the directory holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub display_name: String,
+    /// Member user ids.
+    pub members: std::collections::BTreeSet<String>,
+    pub created: tenure_engine::Timestamp,
+    pub modified: tenure_engine::Timestamp,
+    pub version: u64,
+}
+
+/// The SCIM representation of a group.
+pub fn render_group(group: &Group, users: &std::collections::BTreeMap<String, User>, base: &str) -> Value {
+    let members: Vec<Value> = group
+        .members
+        .iter()
+        .map(|m| {
+            let mut item = json!({"value": m, "$ref": format!("{base}/Users/{m}"), "type": "User"});
+            if let Some(name) = users.get(m).and_then(|u| u.attrs.get("userName")) {
+                item["display"] = json!(name);
+            }
+            item
+        })
+        .collect();
+    json!({
+        "schemas": [GROUP_SCHEMA],
+        "id": group.id,
+        "displayName": group.display_name,
+        "members": members,
+        "meta": {
+            "resourceType": "Group",
+            "created": group.created.to_rfc3339(),
+            "lastModified": group.modified.to_rfc3339(),
+            "location": format!("{base}/Groups/{}", group.id),
+            "version": etag(group.version),
+        },
+    })
+}
+
 fn canonical<'a>(list: &[&'a str], name: &str) -> Option<&'a str> {
     list.iter().copied().find(|c| c.eq_ignore_ascii_case(name))
 }

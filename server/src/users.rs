@@ -37,9 +37,9 @@ pub fn respond(status: StatusCode, body: Value, version: Option<u64>) -> Respons
 }
 
 /// `If-Match`: a stale version is refused with 412 before anything is written.
-fn check_if_match(headers: &HeaderMap, user: &User) -> Result<(), ScimError> {
+pub(crate) fn check_if_match(headers: &HeaderMap, version: u64) -> Result<(), ScimError> {
     let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else { return Ok(()) };
-    let current = model::etag(user.version);
+    let current = model::etag(version);
     let matches = wanted
         .split(',')
         .map(str::trim)
@@ -47,7 +47,7 @@ fn check_if_match(headers: &HeaderMap, user: &User) -> Result<(), ScimError> {
     if matches {
         Ok(())
     } else {
-        Err(ScimError::precondition(format!("the user is at version {current}, not {wanted}")))
+        Err(ScimError::precondition(format!("the resource is at version {current}, not {wanted}")))
     }
 }
 
@@ -124,6 +124,12 @@ fn events(
             }
         }
     }
+    envelope(caller, data, key)
+}
+
+/// The events of one request: its time, the caller's source and name, and keys derived
+/// from the request's (see [`request_key`]).
+pub(crate) fn envelope(caller: &Caller, data: Vec<EventData>, key: &str) -> Vec<NewEvent> {
     let now = Timestamp::now();
     data.into_iter()
         .enumerate()
@@ -139,14 +145,14 @@ fn events(
 
 /// An idempotency key: the same request against the same version of the same user is
 /// the same change, so a client's retry is stored once.
-fn request_key(method: &str, id: &str, version: u64, body: &[u8]) -> String {
+pub(crate) fn request_key(method: &str, id: &str, version: u64, body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("scim:{method}:{id}:{version}:{hex}")
 }
 
 /// Appends the events (durable when this returns) and folds them into the directory.
-async fn commit(app: &App, events: Vec<NewEvent>) -> Result<(), ScimError> {
+pub(crate) async fn commit(app: &App, events: Vec<NewEvent>) -> Result<(), ScimError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -166,7 +172,7 @@ async fn commit(app: &App, events: Vec<NewEvent>) -> Result<(), ScimError> {
     Ok(())
 }
 
-fn base(app: &App) -> &str {
+pub(crate) fn base(app: &App) -> &str {
     &app.base
 }
 
@@ -214,12 +220,8 @@ pub async fn get(
     Ok(respond(StatusCode::OK, body, Some(user.version)))
 }
 
-pub async fn list(
-    State(app): State<Arc<App>>,
-    _caller: Caller,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, ScimError> {
-    let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
+/// `startIndex` (from 1) and `count` (at most [`MAX_COUNT`]).
+pub(crate) fn paging(q: &HashMap<String, String>) -> Result<(usize, usize), ScimError> {
     let start = match q.get("startIndex") {
         Some(s) => {
             s.parse::<usize>().map_err(|_| ScimError::invalid_value("startIndex must be a positive integer"))?.max(1)
@@ -233,47 +235,62 @@ pub async fn list(
             .min(MAX_COUNT),
         None => MAX_COUNT,
     };
+    Ok((start, count))
+}
+
+/// `sortBy` (an attribute path; strings compared without regard to case) and `sortOrder`.
+pub(crate) fn sort(found: &mut [Value], q: &HashMap<String, String>) -> Result<(), ScimError> {
+    let Some(sort_by) = q.get("sortBy") else { return Ok(()) };
+    let path = crate::filter::parse_attr_path(sort_by).map_err(|e| ScimError::invalid_value(e.detail))?;
+    let get = |v: &Value, name: &str| -> Option<Value> {
+        v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+    };
+    let key = |r: &Value| -> String {
+        let base = match &path.urn {
+            Some(urn) => get(r, urn).unwrap_or(Value::Null),
+            None => r.clone(),
+        };
+        let v = get(&base, &path.name).and_then(|top| match &path.sub {
+            Some(sub) => get(&top, sub),
+            None => Some(top),
+        });
+        v.map(|v| v.as_str().map(str::to_lowercase).unwrap_or_else(|| v.to_string())).unwrap_or_default()
+    };
+    found.sort_by_cached_key(key);
+    if q.get("sortOrder").is_some_and(|o| o.eq_ignore_ascii_case("descending")) {
+        found.reverse();
+    }
+    Ok(())
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
+    let (start, count) = paging(&q)?;
     let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
     let b = base(&app);
-    let mut found: Vec<(&User, Value)> = match filter.as_ref().and_then(crate::filter::simple_eq) {
+    let mut found: Vec<Value> = match filter.as_ref().and_then(crate::filter::simple_eq) {
         // The look-up every client makes, from the index.
         Some((attr, v)) if attr.eq_ignore_ascii_case("userName") => {
-            dir.by_user_name(v).map(|u| (u, model::render(u, b))).into_iter().collect()
+            dir.by_user_name(v).map(|u| model::render(u, b)).into_iter().collect()
         }
         _ => dir
             .users
             .values()
-            .map(|u| (u, model::render(u, b)))
-            .filter(|(_, r)| filter.as_ref().is_none_or(|f| crate::filter::matches(f, r)))
+            .map(|u| model::render(u, b))
+            .filter(|r| filter.as_ref().is_none_or(|f| crate::filter::matches(f, r)))
             .collect(),
     };
-    if let Some(sort_by) = q.get("sortBy") {
-        let path = crate::filter::parse_attr_path(sort_by).map_err(|e| ScimError::invalid_value(e.detail))?;
-        let key = |r: &Value| -> String {
-            let f = crate::filter::Filter::Present(path.clone());
-            let _ = f;
-            let top = r
-                .as_object()
-                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(&path.name)).map(|(_, v)| v.clone()));
-            let v = match (&path.sub, top) {
-                (Some(sub), Some(Value::Object(o))) => {
-                    o.iter().find(|(k, _)| k.eq_ignore_ascii_case(sub)).map(|(_, v)| v.clone())
-                }
-                (_, top) => top,
-            };
-            v.map(|v| v.as_str().map(str::to_lowercase).unwrap_or_else(|| v.to_string())).unwrap_or_default()
-        };
-        found.sort_by_cached_key(|(_, r)| key(r));
-        if q.get("sortOrder").is_some_and(|o| o.eq_ignore_ascii_case("descending")) {
-            found.reverse();
-        }
-    }
+    sort(&mut found, &q)?;
     let total = found.len();
     let page: Vec<Value> = found
         .into_iter()
         .skip(start - 1)
         .take(count)
-        .map(|(_, r)| {
+        .map(|r| {
             model::project(r, q.get("attributes").map(String::as_str), q.get("excludedAttributes").map(String::as_str))
         })
         .collect();
@@ -299,7 +316,7 @@ pub async fn replace(
     let events = {
         let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
-        check_if_match(&headers, user)?;
+        check_if_match(&headers, user.version)?;
         let draft = Draft::from_resource(&value, user.active)?;
         if let Some(other) = draft.attrs.get("userName").and_then(|n| dir.by_user_name(n)).filter(|u| u.id != id) {
             return Err(ScimError::uniqueness(format!("userName is taken by user '{}'", other.id)));
@@ -327,7 +344,7 @@ pub async fn patch(
     let events = {
         let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
-        check_if_match(&headers, user)?;
+        check_if_match(&headers, user.version)?;
         let mut draft = Draft { attrs: user.attrs.clone(), active: user.active };
         // All operations, in order, on a copy: one that fails fails the request, and
         // nothing of it is stored.
@@ -390,19 +407,13 @@ pub async fn delete(
     let event = {
         let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
-        check_if_match(&headers, user)?;
-        let mut e = NewEvent::new(
-            Timestamp::now(),
-            EventData::IdentityLeft(StatusChange {
-                identity: IdentityId::from(id.as_str()),
-                reason: Some("deleted over SCIM".into()),
-            }),
-        );
-        e.source = Some(caller.source.clone());
-        e.actor = Some(caller.name.clone());
-        e.source_event_id = Some(format!("{}:0", request_key("DELETE", &id, user.version, b"")));
-        e
+        check_if_match(&headers, user.version)?;
+        let left = EventData::IdentityLeft(StatusChange {
+            identity: IdentityId::from(id.as_str()),
+            reason: Some("deleted over SCIM".into()),
+        });
+        envelope(&caller, vec![left], &request_key("DELETE", &id, user.version, b""))
     };
-    commit(&app, vec![event]).await?;
+    commit(&app, event).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

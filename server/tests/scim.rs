@@ -41,7 +41,8 @@ fn discovery_says_what_is_supported() {
     assert_eq!(rt.json["Resources"][0]["schema"], USER);
     assert_eq!(rt.json["Resources"][0]["schemaExtensions"][0]["schema"], ENTERPRISE);
     let schemas = s.call("GET", "/Schemas", None);
-    assert_eq!(schemas.json["totalResults"], 2);
+    assert_eq!(schemas.json["totalResults"], 3);
+    assert_eq!(rt.json["Resources"][1]["endpoint"], "/Groups");
     let one = s.call("GET", &format!("/Schemas/{USER}"), None);
     assert_eq!(one.json["id"], USER);
     let names: Vec<&str> =
@@ -347,4 +348,115 @@ fn a_restarted_server_answers_the_same() {
     let same = |now: Value, then: Value| assert_eq!(now.to_string(), then.to_string().replace(&old_base, &s.base));
     same(s.call("GET", &format!("/Users/{id}"), None).json, before);
     same(s.call("GET", "/Users", None).json, listed);
+}
+
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+fn user(s: &Server, name: &str) -> String {
+    let r = s.call("POST", "/Users", Some(json!({"schemas": [USER], "userName": format!("{name}@example.com")})));
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.json["id"].as_str().unwrap().to_string()
+}
+
+fn members(s: &Server, gid: &str) -> Vec<String> {
+    let g = s.call("GET", &format!("/Groups/{gid}"), None);
+    assert_eq!(g.status, 200, "{}", g.text);
+    g.json["members"].as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap().to_string()).collect()
+}
+
+/// Okta's group push: create with members, a member's remove and another's add in one
+/// PATCH, a rename by a path-less replace carrying the id, then delete.
+#[test]
+fn okta_group_push() {
+    let s = Server::start();
+    let (a, b, c) = (user(&s, "ann"), user(&s, "ben"), user(&s, "cat"));
+    let r = s.call(
+        "POST",
+        "/Groups",
+        Some(json!({"schemas": [GROUP], "displayName": "Finance Team", "members": [{"value": a}, {"value": b}]})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let gid = r.json["id"].as_str().unwrap().to_string();
+    assert_eq!(gid, "finance-team");
+    assert_eq!(r.json["members"].as_array().unwrap().len(), 2);
+    assert_eq!(r.json["members"][0]["display"], "ann@example.com");
+    let found = s.call("GET", "/Groups?filter=displayName%20eq%20%22finance%20team%22", None);
+    assert_eq!(found.json["totalResults"], 1);
+    let patch = json!({"schemas": [PATCH], "Operations": [
+        {"op": "remove", "path": format!("members[value eq \"{a}\"]")},
+        {"op": "add", "path": "members", "value": [{"value": c, "display": "cat@example.com"}]}
+    ]});
+    let r = s.call("PATCH", &format!("/Groups/{gid}"), Some(patch));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(members(&s, &gid), [b.clone(), c.clone()]);
+    let rename = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"id": gid, "displayName": "Finance & Treasury"}}]});
+    let r = s.call("PATCH", &format!("/Groups/{gid}"), Some(rename));
+    assert_eq!((r.status, r.json["displayName"].as_str()), (200, Some("Finance & Treasury")), "{}", r.text);
+    assert_eq!(r.json["id"], gid.as_str(), "a rename keeps the group's name in the log");
+    assert_eq!(s.call("DELETE", &format!("/Groups/{gid}"), None).status, 204);
+    s.call("GET", &format!("/Groups/{gid}"), None).is_error(404, None);
+    let groups: Vec<&str> =
+        s.log().iter().map(|e| e.data.type_name()).filter(|t| t.starts_with("group.")).collect::<Vec<_>>();
+    assert_eq!(
+        groups,
+        [
+            "group.created",
+            "group.member_added",
+            "group.member_added",
+            "group.member_removed",
+            "group.member_added",
+            "group.renamed",
+            "group.deleted"
+        ]
+    );
+    // A new group of the same display name is a new group of the log.
+    let r = s.call("POST", "/Groups", Some(json!({"schemas": [GROUP], "displayName": "Finance Team"})));
+    assert_eq!(r.json["id"], "finance-team-2", "{}", r.text);
+}
+
+/// Entra ID: capitalised ops, `Add` and `Remove` on `members` with a value list,
+/// `excludedAttributes=members`, and a member that leaves.
+#[test]
+fn entra_group_membership() {
+    let s = Server::start();
+    let (a, b) = (user(&s, "ann"), user(&s, "ben"));
+    let gid = s
+        .call("POST", "/Groups", Some(json!({"schemas": [GROUP], "displayName": "Ops", "externalId": "g-1"})))
+        .json["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let add = json!({"schemas": [PATCH], "Operations": [{"op": "Add", "path": "members", "value": [{"value": a}, {"value": b}]}]});
+    assert_eq!(s.call("PATCH", &format!("/Groups/{gid}"), Some(add.clone())).status, 200);
+    assert_eq!(members(&s, &gid), [a.clone(), b.clone()]);
+    // The same add again changes nothing and appends nothing.
+    let n = s.log().len();
+    s.call("PATCH", &format!("/Groups/{gid}"), Some(add));
+    assert_eq!(s.log().len(), n);
+    let lean = s.call("GET", &format!("/Groups/{gid}?excludedAttributes=members"), None);
+    assert!(lean.json.get("members").is_none() && lean.json["displayName"] == "Ops", "{}", lean.text);
+    let check = s.call(
+        "GET",
+        &format!("/Groups?filter=id%20eq%20%22{gid}%22%20and%20members%5Bvalue%20eq%20%22{a}%22%5D"),
+        None,
+    );
+    assert_eq!(check.json["totalResults"], 1, "{}", check.text);
+    let remove =
+        json!({"schemas": [PATCH], "Operations": [{"op": "Remove", "path": "members", "value": [{"value": a}]}]});
+    assert_eq!(s.call("PATCH", &format!("/Groups/{gid}"), Some(remove)).status, 200);
+    assert_eq!(members(&s, &gid), std::slice::from_ref(&b));
+    // Deleting a user ends its memberships, as leaving does in the log.
+    assert_eq!(s.call("DELETE", &format!("/Users/{b}"), None).status, 204);
+    assert!(members(&s, &gid).is_empty());
+    // A member that is no user, an unknown path: refused, nothing written.
+    let n = s.log().len();
+    let bad =
+        json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": "ghost"}]}]});
+    s.call("PATCH", &format!("/Groups/{gid}"), Some(bad)).is_error(400, Some("invalidValue"));
+    let bad = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "owners", "value": "x"}]});
+    s.call("PATCH", &format!("/Groups/{gid}"), Some(bad)).is_error(400, Some("invalidPath"));
+    s.call("POST", "/Groups", Some(json!({"schemas": [GROUP], "displayName": "ops"})))
+        .is_error(409, Some("uniqueness"));
+    s.call("POST", "/Groups", Some(json!({"schemas": [GROUP]}))).is_error(400, Some("invalidValue"));
+    assert_eq!(s.log().len(), n);
 }

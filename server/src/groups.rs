@@ -1,0 +1,370 @@
+//! `/Groups`: a group's creation, rename and deletion, and its member changes, as the
+//! `group.*` events. The group's name in the log is made once, from its first display
+//! name; a rename is `group.renamed`, so the history of a group stays one history.
+
+use crate::error::ScimError;
+use crate::model::{self, Group, GROUP_SCHEMA, LIST_SCHEMA, PATCH_SCHEMA};
+use crate::users::{base, check_if_match, commit, envelope, parse_body, request_key, respond, MAX_COUNT};
+use crate::{App, Caller};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use tenure_engine::event::{GroupLifecycle, GroupRenamed, Membership};
+use tenure_engine::{EventData, GroupId, IdentityId};
+
+/// What a request makes of a group.
+struct Draft {
+    display_name: String,
+    members: BTreeSet<String>,
+}
+
+fn lock_err() -> ScimError {
+    ScimError::internal("directory lock poisoned")
+}
+
+/// A member reference: `{"value": id}` (or, leniently, the id as a string).
+fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
+    let items: Vec<&Value> = match value {
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(_) => vec![value],
+        _ => return Err(ScimError::invalid_value("members: expected a list of {\"value\": id}")),
+    };
+    items
+        .into_iter()
+        .map(|i| match i {
+            Value::Object(m) => m
+                .get("value")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| ScimError::invalid_value("members: each needs a \"value\" (the user's id)")),
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(ScimError::invalid_value("members: expected a list of {\"value\": id}")),
+        })
+        .collect()
+}
+
+/// `members[value eq "id"]`: the id.
+fn member_filter(path: &str) -> Result<Option<String>, ScimError> {
+    let Some(inner) = path.get(..8).filter(|p| p.eq_ignore_ascii_case("members[")).map(|_| &path[8..]) else {
+        return Ok(None);
+    };
+    let Some(filter) = inner.strip_suffix(']') else {
+        return Err(ScimError::invalid_path(format!("`{path}`: `[` is not closed")));
+    };
+    match crate::filter::parse(filter).map_err(|e| ScimError::invalid_path(e.detail))? {
+        crate::filter::Filter::Compare(p, crate::filter::Op::Eq, Value::String(id))
+            if p.name.eq_ignore_ascii_case("value") =>
+        {
+            Ok(Some(id))
+        }
+        _ => Err(ScimError::invalid_path(format!("`{path}`: only `members[value eq \"id\"]` selects a member"))),
+    }
+}
+
+impl Draft {
+    fn set(&mut self, path: &str, value: &Value, replace: bool) -> Result<(), ScimError> {
+        if path.eq_ignore_ascii_case("displayName") {
+            match value {
+                Value::String(s) if !s.trim().is_empty() => self.display_name = s.clone(),
+                _ => return Err(ScimError::invalid_value("displayName: expected a non-empty string")),
+            }
+        } else if path.eq_ignore_ascii_case("members") {
+            if replace {
+                self.members.clear();
+            }
+            self.members.extend(member_ids(value)?);
+        } else if path.eq_ignore_ascii_case("id") || path.to_ascii_lowercase().starts_with("meta") {
+            return Err(ScimError::mutability(format!("`{path}` is read-only")));
+        } else if path.eq_ignore_ascii_case("externalId") {
+            return Err(ScimError::invalid_path("a group's externalId is not kept (see /scim/v2/Schemas)"));
+        } else {
+            return Err(ScimError::invalid_path(format!("`{path}` is not an attribute of a group")));
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &str, value: Option<&Value>) -> Result<(), ScimError> {
+        if let Some(id) = member_filter(path)? {
+            self.members.remove(&id);
+        } else if path.eq_ignore_ascii_case("members") {
+            match value {
+                // Entra ID: `remove` on `members` with the members to remove as its value.
+                Some(v) if !v.is_null() => {
+                    for id in member_ids(v)? {
+                        self.members.remove(&id);
+                    }
+                }
+                _ => self.members.clear(),
+            }
+        } else if path.eq_ignore_ascii_case("displayName") {
+            return Err(ScimError::mutability("displayName is required"));
+        } else {
+            return Err(ScimError::invalid_path(format!("`{path}` is not an attribute of a group")));
+        }
+        Ok(())
+    }
+
+    fn from_resource(value: &Value) -> Result<Draft, ScimError> {
+        let Value::Object(map) = value else { return Err(ScimError::invalid_syntax("the body must be a JSON object")) };
+        model::check_schemas(map, GROUP_SCHEMA)?;
+        let mut draft = Draft { display_name: String::new(), members: BTreeSet::new() };
+        match map.get("displayName") {
+            Some(v) => draft.set("displayName", v, true)?,
+            None => return Err(ScimError::invalid_value("displayName is required")),
+        }
+        if let Some(m) = map.get("members").filter(|m| !m.is_null()) {
+            draft.set("members", m, true)?;
+        }
+        Ok(draft)
+    }
+}
+
+/// The events from `old` to `new`; members must be present users.
+fn events(
+    dir: &crate::directory::Directory,
+    old: Option<&Group>,
+    id: &str,
+    new: &Draft,
+) -> Result<Vec<EventData>, ScimError> {
+    if let Some(unknown) = new.members.iter().find(|m| !dir.users.contains_key(m.as_str())) {
+        return Err(ScimError::invalid_value(format!("members: no user '{unknown}'")));
+    }
+    let group = GroupId::from(id);
+    let mut data = Vec::new();
+    let empty = BTreeSet::new();
+    let before = match old {
+        None => {
+            data.push(EventData::GroupCreated(GroupLifecycle {
+                group: group.clone(),
+                display_name: Some(new.display_name.clone()),
+            }));
+            &empty
+        }
+        Some(old) => {
+            if old.display_name != new.display_name {
+                data.push(EventData::GroupRenamed(GroupRenamed {
+                    group: group.clone(),
+                    display_name: new.display_name.clone(),
+                }));
+            }
+            &old.members
+        }
+    };
+    for gone in before.difference(&new.members) {
+        data.push(EventData::GroupMemberRemoved(Membership {
+            group: group.clone(),
+            identity: IdentityId::from(gone.as_str()),
+        }));
+    }
+    for added in new.members.difference(before) {
+        data.push(EventData::GroupMemberAdded(Membership {
+            group: group.clone(),
+            identity: IdentityId::from(added.as_str()),
+        }));
+    }
+    Ok(data)
+}
+
+/// A fresh name for a new group: its display name, lower-cased, other characters than
+/// letters and digits as `-`; `-2`, `-3`... when a group of the log ever had it.
+fn fresh_name(dir: &crate::directory::Directory, display_name: &str) -> String {
+    let mut slug: String =
+        display_name.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { '-' }).collect();
+    slug = slug.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+    if slug.is_empty() {
+        slug = "group".into();
+    }
+    let mut name = slug.clone();
+    let mut n = 1;
+    while dir.group_names.contains(&name) {
+        n += 1;
+        name = format!("{slug}-{n}");
+    }
+    name
+}
+
+fn answer(app: &App, id: &str, status: StatusCode) -> Result<Response, ScimError> {
+    let dir = app.directory.read().map_err(|_| lock_err())?;
+    let group =
+        dir.groups.get(id).ok_or_else(|| ScimError::internal("the group is not in the directory after the write"))?;
+    let mut response = respond(status, model::render_group(group, &dir.users, base(app)), Some(group.version));
+    if status == StatusCode::CREATED {
+        if let Ok(loc) = header::HeaderValue::from_str(&format!("{}/Groups/{id}", base(app))) {
+            response.headers_mut().insert(header::LOCATION, loc);
+        }
+    }
+    Ok(response)
+}
+
+pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
+    let draft = Draft::from_resource(&parse_body(&body)?)?;
+    let _write = app.write.lock().await;
+    let (events, id) = {
+        let dir = app.directory.read().map_err(|_| lock_err())?;
+        if let Some(other) = dir.group_by_name(&draft.display_name) {
+            return Err(ScimError::uniqueness(format!(
+                "displayName '{}' is taken by group '{}'",
+                draft.display_name, other.id
+            )));
+        }
+        let id = fresh_name(&dir, &draft.display_name);
+        let data = events(&dir, None, &id, &draft)?;
+        (envelope(&caller, data, &request_key("POST", &id, 0, &body)), id)
+    };
+    commit(&app, events).await?;
+    answer(&app, &id, StatusCode::CREATED)
+}
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let dir = app.directory.read().map_err(|_| lock_err())?;
+    let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
+    let body = model::project(
+        model::render_group(group, &dir.users, base(&app)),
+        q.get("attributes").map(String::as_str),
+        q.get("excludedAttributes").map(String::as_str),
+    );
+    Ok(respond(StatusCode::OK, body, Some(group.version)))
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
+    let (start, count) = crate::users::paging(&q)?;
+    let dir = app.directory.read().map_err(|_| lock_err())?;
+    let b = base(&app);
+    let mut found: Vec<Value> = dir
+        .groups
+        .values()
+        .map(|g| model::render_group(g, &dir.users, b))
+        .filter(|r| filter.as_ref().is_none_or(|f| crate::filter::matches(f, r)))
+        .collect();
+    crate::users::sort(&mut found, &q)?;
+    let total = found.len();
+    let page: Vec<Value> = found
+        .into_iter()
+        .skip(start - 1)
+        .take(count.min(MAX_COUNT))
+        .map(|r| {
+            model::project(r, q.get("attributes").map(String::as_str), q.get("excludedAttributes").map(String::as_str))
+        })
+        .collect();
+    let body = json!({"schemas": [LIST_SCHEMA], "totalResults": total, "startIndex": start, "itemsPerPage": page.len(), "Resources": page});
+    Ok(respond(StatusCode::OK, body, None))
+}
+
+pub async fn replace(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let draft = Draft::from_resource(&parse_body(&body)?)?;
+    let _write = app.write.lock().await;
+    let events = {
+        let dir = app.directory.read().map_err(|_| lock_err())?;
+        let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
+        check_if_match(&headers, group.version)?;
+        if let Some(other) = dir.group_by_name(&draft.display_name).filter(|g| g.id != id) {
+            return Err(ScimError::uniqueness(format!("displayName is taken by group '{}'", other.id)));
+        }
+        let data = events(&dir, Some(group), &id, &draft)?;
+        envelope(&caller, data, &request_key("PUT", &id, group.version, &body))
+    };
+    commit(&app, events).await?;
+    answer(&app, &id, StatusCode::OK)
+}
+
+pub async fn patch(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let value = parse_body(&body)?;
+    let Value::Object(map) = &value else { return Err(ScimError::invalid_syntax("the body must be a JSON object")) };
+    model::check_schemas(map, PATCH_SCHEMA)?;
+    let Some(Value::Array(ops)) = map.get("Operations").or_else(|| map.get("operations")) else {
+        return Err(ScimError::invalid_value("a PATCH needs an Operations list"));
+    };
+    let _write = app.write.lock().await;
+    let events = {
+        let dir = app.directory.read().map_err(|_| lock_err())?;
+        let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
+        check_if_match(&headers, group.version)?;
+        let mut draft = Draft { display_name: group.display_name.clone(), members: group.members.clone() };
+        for (i, op) in ops.iter().enumerate() {
+            apply_op(&mut draft, op).map_err(|mut e| {
+                e.detail = format!("Operations[{i}]: {}", e.detail);
+                e
+            })?;
+        }
+        if let Some(other) = dir.group_by_name(&draft.display_name).filter(|g| g.id != id) {
+            return Err(ScimError::uniqueness(format!("displayName is taken by group '{}'", other.id)));
+        }
+        let data = events(&dir, Some(group), &id, &draft)?;
+        envelope(&caller, data, &request_key("PATCH", &id, group.version, &body))
+    };
+    commit(&app, events).await?;
+    // RFC 7644 §3.5.2: 200 with the resource, or 204; the resource, so clients see the result.
+    answer(&app, &id, StatusCode::OK)
+}
+
+fn apply_op(draft: &mut Draft, op: &Value) -> Result<(), ScimError> {
+    let Value::Object(op) = op else { return Err(ScimError::invalid_syntax("an operation must be an object")) };
+    let kind =
+        op.get("op").and_then(Value::as_str).ok_or_else(|| ScimError::invalid_value("an operation needs `op`"))?;
+    let path = op.get("path").and_then(Value::as_str);
+    let value = op.get("value");
+    let replace = kind.eq_ignore_ascii_case("replace");
+    match (kind.to_ascii_lowercase().as_str(), path, value) {
+        ("add" | "replace", Some(path), Some(v)) => draft.set(path, v, replace),
+        ("add" | "replace", None, Some(Value::Object(map))) => {
+            for (k, v) in map {
+                // Okta's path-less replace carries the group's id beside its new name.
+                if k.eq_ignore_ascii_case("id") && v.as_str().is_some() {
+                    continue;
+                }
+                draft.set(k, v, replace)?;
+            }
+            Ok(())
+        }
+        ("add" | "replace", _, _) => {
+            Err(ScimError::invalid_value(format!("`{kind}` needs a value (an object when there is no path)")))
+        }
+        ("remove", Some(path), v) => draft.remove(path, v),
+        ("remove", None, _) => Err(ScimError::no_target("`remove` needs a path")),
+        (other, _, _) => Err(ScimError::invalid_value(format!("unknown op `{other}` (add, replace, remove)"))),
+    }
+}
+
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let _write = app.write.lock().await;
+    let events = {
+        let dir = app.directory.read().map_err(|_| lock_err())?;
+        let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
+        check_if_match(&headers, group.version)?;
+        let deleted = EventData::GroupDeleted(GroupLifecycle { group: GroupId::from(id.as_str()), display_name: None });
+        envelope(&caller, vec![deleted], &request_key("DELETE", &id, group.version, b""))
+    };
+    commit(&app, events).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
