@@ -253,6 +253,7 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
                         source: e.source,
                         source_event_id: e.source_event_id,
                         actor: e.actor,
+                        raw: e.raw,
                         data: e.data,
                     };
                     next += 1;

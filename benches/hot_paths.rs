@@ -26,6 +26,7 @@ fn recorded(e: &NewEvent, p: u64) -> Event {
         source: e.source.clone(),
         source_event_id: e.source_event_id.clone(),
         actor: e.actor.clone(),
+        raw: e.raw.clone(),
         data: e.data.clone(),
     }
 }

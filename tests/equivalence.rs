@@ -119,8 +119,12 @@ fn to_event(op: &Op, eff: Timestamp, head: u64) -> Option<NewEvent> {
         Op::Revoke(i, r, p) => {
             EventData::AccessRevoked(Revoked { identity: id(i), entitlement: ent(r, p), reason: None })
         }
-        Op::Create(g) => EventData::GroupCreated(GroupLifecycle { group: gid(g), display_name: None }),
-        Op::Delete(g) => EventData::GroupDeleted(GroupLifecycle { group: gid(g), display_name: None }),
+        Op::Create(g) => {
+            EventData::GroupCreated(GroupLifecycle { group: gid(g), display_name: None, external_id: None })
+        }
+        Op::Delete(g) => {
+            EventData::GroupDeleted(GroupLifecycle { group: gid(g), display_name: None, external_id: None })
+        }
         Op::Add(g, i) => EventData::GroupMemberAdded(Membership { group: gid(g), identity: id(i) }),
         Op::Remove(g, i) => EventData::GroupMemberRemoved(Membership { group: gid(g), identity: id(i) }),
         Op::GGrant(g, r, p) => EventData::GroupAccessGranted(GroupAccess { group: gid(g), entitlement: ent(r, p) }),

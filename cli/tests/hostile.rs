@@ -124,7 +124,7 @@ fn table() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("source a number", s(env("source", "7")), "field source: expected a string"),
         ("source_event_id an object", s(env("source_event_id", "{}")), "field source_event_id: expected a string"),
         ("actor an array", s(env("actor", "[]")), "field actor: expected a string"),
-        ("raw unknown here", s(env("raw", r#"{"x":1}"#)), "field raw: unknown field"),
+        ("an unknown envelope field", s(env("raw_body", r#"{"x":1}"#)), "field raw_body: unknown field"),
         // The data of each type
         ("joined: no identity", s(ev("identity.joined", r#"{"kind":"human","attributes":{}}"#)), "field data: missing field `identity`"),
         ("joined: empty identity", s(ev("identity.joined", r#"{"identity":"","kind":"human","attributes":{}}"#)), "field data.identity: must not be empty"),

@@ -123,15 +123,22 @@ pub struct GroupLifecycle {
     pub group: GroupId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The group's id in the directory that sent it (SCIM `externalId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
-/// `group.renamed`: the group keeps its name in the log (`group`); what people call it
-/// changes.
+/// `group.updated`: what the directory calls the group changed (its display name, its
+/// id in the directory); the group keeps its name in the log (`group`), its members and
+/// its grants. At least one of the two is given; an empty `external_id` clears it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GroupRenamed {
+pub struct GroupUpdated {
     pub group: GroupId,
-    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// `group.member_added` and `group.member_removed`.
@@ -199,7 +206,7 @@ macro_rules! for_each_event_type {
             16 => "credential.rotated", CredentialRotated(Credential);
             17 => "credential.revoked", CredentialRevoked(Credential);
             18 => "event.retracted", EventRetracted(Retracted);
-            19 => "group.renamed", GroupRenamed(GroupRenamed);
+            19 => "group.updated", GroupUpdated(GroupUpdated);
         }
     };
 }
@@ -260,7 +267,7 @@ impl EventData {
             AccessRevoked(d) => Some(&d.identity),
             GroupMemberAdded(d) | GroupMemberRemoved(d) => Some(&d.identity),
             CredentialIssued(d) | CredentialRotated(d) | CredentialRevoked(d) => Some(&d.identity),
-            GroupCreated(_) | GroupDeleted(_) | GroupRenamed(_) | GroupAccessGranted(_) | GroupAccessRevoked(_) => None,
+            GroupCreated(_) | GroupDeleted(_) | GroupUpdated(_) | GroupAccessGranted(_) | GroupAccessRevoked(_) => None,
             EventRetracted(_) => None,
         }
     }
@@ -270,7 +277,7 @@ impl EventData {
         use EventData::*;
         match self {
             GroupCreated(d) | GroupDeleted(d) => Some(&d.group),
-            GroupRenamed(d) => Some(&d.group),
+            GroupUpdated(d) => Some(&d.group),
             GroupMemberAdded(d) | GroupMemberRemoved(d) => Some(&d.group),
             GroupAccessGranted(d) | GroupAccessRevoked(d) => Some(&d.group),
             _ => None,
@@ -301,11 +308,16 @@ pub struct NewEvent {
     pub source_event_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// What the source sent, as received (a SCIM request, a webhook delivery): evidence
+    /// kept beside the normalised data, any JSON. Not part of the event's content for
+    /// [`NewEvent::same_content`] (a retried delivery differs in its envelope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 impl NewEvent {
     pub fn new(effective_at: Timestamp, data: EventData) -> Self {
-        NewEvent { data, effective_at, id: None, source: None, source_event_id: None, actor: None }
+        NewEvent { data, effective_at, id: None, source: None, source_event_id: None, actor: None, raw: None }
     }
 
     /// Whether `stored` says what this event says (its time, actor and data): a
@@ -340,6 +352,9 @@ pub struct Event {
     pub source_event_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// What the source sent, as received (see [`NewEvent::raw`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
     #[serde(flatten)]
     pub data: EventData,
 }

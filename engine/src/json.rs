@@ -22,6 +22,7 @@ struct RawEnvelope {
     source: Option<Value>,
     source_event_id: Option<Value>,
     actor: Option<Value>,
+    raw: Option<Value>,
     /// What `tenure log` prints besides: accepted so that a log re-ingests into another
     /// store, checked, and not kept (a store assigns its own positions and record times).
     position: Option<Value>,
@@ -104,9 +105,10 @@ pub fn parse_event(line: &str) -> Result<NewEvent, FieldError> {
     let source = optional_string("source", raw.source)?;
     let source_event_id = optional_string("source_event_id", raw.source_event_id)?;
     let actor = optional_string("actor", raw.actor)?;
+    let raw = raw.raw.filter(|v| !v.is_null());
     let data = parse_data(&kind, data)?;
     validate_data(&data)?;
-    Ok(NewEvent { data, effective_at, id, source, source_event_id, actor })
+    Ok(NewEvent { data, effective_at, id, source, source_event_id, actor, raw })
 }
 
 macro_rules! define_parse_data {
@@ -184,6 +186,14 @@ pub fn validate_data(data: &EventData) -> Result<(), FieldError> {
         EventData::GroupAccessGranted(g) | EventData::GroupAccessRevoked(g) => entitlement(&g.entitlement)?,
         EventData::CredentialIssued(c) | EventData::CredentialRotated(c) | EventData::CredentialRevoked(c) => {
             non_empty("data.credential", c.credential.as_str())?;
+        }
+        EventData::GroupUpdated(u) => {
+            if u.display_name.is_none() && u.external_id.is_none() {
+                return Err(FieldError::new("data", "give display_name, external_id or both"));
+            }
+            if let Some(name) = &u.display_name {
+                non_empty("data.display_name", name)?;
+            }
         }
         EventData::EventRetracted(r) if r.position.get() == 0 => {
             return Err(FieldError::new("data.position", "positions start at 1"));

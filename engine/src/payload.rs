@@ -79,6 +79,7 @@ pub struct EventParts<'a> {
     pub source: Option<&'a str>,
     pub source_event_id: Option<&'a str>,
     pub actor: Option<&'a str>,
+    pub raw: Option<&'a serde_json::Value>,
     pub data: &'a EventData,
 }
 
@@ -94,6 +95,7 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
             source: event.source.as_deref(),
             source_event_id: event.source_event_id.as_deref(),
             actor: event.actor.as_deref(),
+            raw: event.raw.as_ref(),
             data: &event.data,
         },
         &mut out,
@@ -150,6 +152,12 @@ struct Record<S, A> {
     cr: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     q: Option<u64>,
+    /// `data.external_id` of the group events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    xi: Option<S>,
+    /// The envelope's `raw`, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rw: Option<S>,
 }
 
 /// A record as decoded.
@@ -192,7 +200,11 @@ pub fn encode_parts<'a>(parts: &EventParts<'a>, out: &mut Vec<u8>) {
         dn: None,
         cr: None,
         q: None,
+        xi: None,
+        rw: None,
     };
+    let raw_text = parts.raw.map(|v| v.to_string());
+    r.rw = raw_text.as_deref();
     let micros = |t: &Option<Timestamp>| t.map(Timestamp::as_micros);
     let names = |e: &'a Entitlement| (Some(e.resource.as_str()), Some(e.permission.as_str()));
     match data {
@@ -232,10 +244,12 @@ pub fn encode_parts<'a>(parts: &EventParts<'a>, out: &mut Vec<u8>) {
         GroupCreated(d) | GroupDeleted(d) => {
             r.g = Some(d.group.as_str());
             r.dn = d.display_name.as_deref();
+            r.xi = d.external_id.as_deref();
         }
-        GroupRenamed(d) => {
+        GroupUpdated(d) => {
             r.g = Some(d.group.as_str());
-            r.dn = Some(d.display_name.as_str());
+            r.dn = d.display_name.as_deref();
+            r.xi = d.external_id.as_deref();
         }
         GroupMemberAdded(d) | GroupMemberRemoved(d) => {
             (r.g, r.i) = (Some(d.group.as_str()), Some(d.identity.as_str()));
@@ -301,6 +315,7 @@ fn decode_v1(payload: &[u8]) -> Result<Event, String> {
         source: disk.s,
         source_event_id: disk.k,
         actor: disk.a,
+        raw: None,
         data: disk.d,
     })
 }
@@ -325,12 +340,17 @@ fn decode_v2(payload: &[u8]) -> Result<Event, String> {
             expires_at: micros(r.x),
         })
     };
-    let lifecycle =
-        |r: &mut Decoded| Ok::<_, String>(GroupLifecycle { group: group(&mut r.g)?, display_name: r.dn.take() });
+    let lifecycle = |r: &mut Decoded| {
+        Ok::<_, String>(GroupLifecycle { group: group(&mut r.g)?, display_name: r.dn.take(), external_id: r.xi.take() })
+    };
     let membership =
         |r: &mut Decoded| Ok::<_, String>(Membership { group: group(&mut r.g)?, identity: identity(&mut r.i)? });
     let access =
         |r: &mut Decoded| Ok::<_, String>(GroupAccess { group: group(&mut r.g)?, entitlement: entitlement(r)? });
+    let raw = match r.rw.take() {
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| format!("raw is not JSON: {e}"))?),
+        None => None,
+    };
     let data = match r.t {
         0 => IdentityJoined(Joined {
             identity: identity(&mut r.i)?,
@@ -375,9 +395,10 @@ fn decode_v2(payload: &[u8]) -> Result<Event, String> {
             position: Position(r.q.ok_or_else(|| missing("q"))?),
             reason: r.w.take().ok_or_else(|| missing("w"))?,
         }),
-        19 => GroupRenamed(crate::event::GroupRenamed {
+        19 => GroupUpdated(crate::event::GroupUpdated {
             group: group(&mut r.g)?,
-            display_name: r.dn.take().ok_or_else(|| missing("dn"))?,
+            display_name: r.dn.take(),
+            external_id: r.xi.take(),
         }),
         code => return Err(format!("unknown type code {code}")),
     };
@@ -389,6 +410,7 @@ fn decode_v2(payload: &[u8]) -> Result<Event, String> {
         source: r.s,
         source_event_id: r.k,
         actor: r.a,
+        raw,
         data,
     })
 }
@@ -408,6 +430,7 @@ mod tests {
             source: Some("hr".into()),
             source_event_id: None,
             actor: None,
+            raw: Some(serde_json::json!({"method": "DELETE", "path": "/Users/bob", "body": null})),
             data: EventData::IdentityLeft(StatusChange { identity: "bob".into(), reason: None }),
         };
         assert_eq!(decode_event(&encode_event(&e)).unwrap(), e);

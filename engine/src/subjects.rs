@@ -383,6 +383,7 @@ mod tests {
             out.push(EventData::GroupCreated(GroupLifecycle {
                 group: format!("g{}", i % 7).as_str().into(),
                 display_name: None,
+                external_id: None,
             }));
             out.push(EventData::GroupMemberAdded(Membership {
                 group: format!("g{}", i % 7).as_str().into(),

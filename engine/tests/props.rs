@@ -49,9 +49,14 @@ fn body(code: usize, parts: Parts) -> EventData {
     let group = GroupId(g);
     let status = StatusChange { identity: identity.clone(), reason: reason.clone() };
     let cred = Credential { identity: identity.clone(), credential: CredentialId(c), expires_at };
-    let lifecycle = GroupLifecycle { group: group.clone(), display_name: reason.clone() };
+    let lifecycle =
+        GroupLifecycle { group: group.clone(), display_name: reason.clone(), external_id: approver.clone() };
     let membership = Membership { group: group.clone(), identity: identity.clone() };
-    let renamed = GroupRenamed { group: group.clone(), display_name: reason.clone().unwrap_or_else(|| "x".into()) };
+    let updated = GroupUpdated {
+        group: group.clone(),
+        display_name: Some(reason.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "x".into())),
+        external_id: justification.clone(),
+    };
     let access = GroupAccess { group, entitlement: entitlement.clone() };
     let data = match code {
         0 => {
@@ -80,7 +85,7 @@ fn body(code: usize, parts: Parts) -> EventData {
         18 => {
             EventData::EventRetracted(Retracted { position: Position(q), reason: reason.unwrap_or_else(|| "x".into()) })
         }
-        19 => EventData::GroupRenamed(renamed),
+        19 => EventData::GroupUpdated(updated),
         other => panic!("type code {other} of the registry has no body here: add it"),
     };
     assert_eq!(usize::from(data.type_code()), code);
@@ -101,13 +106,16 @@ fn data() -> impl Strategy<Value = EventData> {
 }
 
 fn new_event() -> impl Strategy<Value = NewEvent> {
-    (data(), time(), proptest::option::of((name(), name())), proptest::option::of(name())).prop_map(
-        |(data, effective_at, key, actor)| {
+    let raw = proptest::option::of((".{0,20}", any::<i32>(), any::<bool>()));
+    (data(), time(), proptest::option::of((name(), name())), proptest::option::of(name()), raw).prop_map(
+        |(data, effective_at, key, actor, raw)| {
             let mut e = NewEvent::new(effective_at, data);
             if let Some((s, k)) = key {
                 e = e.with_source(&s, &k);
             }
             e.actor = actor;
+            e.raw =
+                raw.map(|(body, n, flag)| serde_json::json!({"body": body, "n": n, "flag": flag, "list": [n, body]}));
             e
         },
     )
@@ -130,6 +138,7 @@ proptest! {
             source: event.source.clone(),
             source_event_id: event.source_event_id.clone(),
             actor: event.actor.clone(),
+            raw: event.raw.clone(),
             data: event.data.clone(),
         };
         prop_assert_eq!(decode_event(&encode_event(&recorded)).unwrap(), recorded);

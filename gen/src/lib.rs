@@ -235,6 +235,7 @@ impl Gen {
             let data = EventData::GroupCreated(GroupLifecycle {
                 group: group.as_str().into(),
                 display_name: Some(format!("Department: {dept_name}")),
+                external_id: None,
             });
             let e = self.event("okta", self.start, data);
             self.send(e, emit);

@@ -123,6 +123,7 @@ impl Directory {
                 let group = Group {
                     id: id.clone(),
                     display_name,
+                    external_id: g.external_id.clone(),
                     members: BTreeSet::new(),
                     created: t,
                     modified: t,
@@ -130,9 +131,15 @@ impl Directory {
                 };
                 self.groups.insert(id, group);
             }
-            EventData::GroupRenamed(r) => {
+            EventData::GroupUpdated(r) => {
                 if let Some(g) = self.groups.get_mut(r.group.as_str()) {
-                    (g.display_name, g.modified, g.version) = (r.display_name.clone(), t, p);
+                    if let Some(name) = &r.display_name {
+                        g.display_name = name.clone();
+                    }
+                    if let Some(x) = &r.external_id {
+                        g.external_id = (!x.is_empty()).then(|| x.clone());
+                    }
+                    (g.modified, g.version) = (t, p);
                 }
             }
             EventData::GroupDeleted(g) => {

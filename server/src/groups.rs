@@ -1,6 +1,7 @@
 //! `/Groups`: a group's creation, rename and deletion, and its member changes, as the
 //! `group.*` events. The group's name in the log is made once, from its first display
-//! name; a rename is `group.renamed`, so the history of a group stays one history.
+//! name; a rename (or a new `externalId`) is `group.updated`, so the history of a group
+//! stays one history.
 
 use crate::error::ScimError;
 use crate::model::{self, Group, GROUP_SCHEMA, LIST_SCHEMA, PATCH_SCHEMA};
@@ -13,12 +14,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use tenure_engine::event::{GroupLifecycle, GroupRenamed, Membership};
+use tenure_engine::event::{GroupLifecycle, GroupUpdated, Membership};
 use tenure_engine::{EventData, GroupId, IdentityId};
 
 /// What a request makes of a group.
 struct Draft {
     display_name: String,
+    external_id: Option<String>,
     members: BTreeSet<String>,
 }
 
@@ -80,7 +82,11 @@ impl Draft {
         } else if path.eq_ignore_ascii_case("id") || path.to_ascii_lowercase().starts_with("meta") {
             return Err(ScimError::mutability(format!("`{path}` is read-only")));
         } else if path.eq_ignore_ascii_case("externalId") {
-            return Err(ScimError::invalid_path("a group's externalId is not kept (see /scim/v2/Schemas)"));
+            match value {
+                Value::String(s) if !s.is_empty() => self.external_id = Some(s.clone()),
+                Value::String(_) | Value::Null => self.external_id = None,
+                _ => return Err(ScimError::invalid_value("externalId: expected a string")),
+            }
         } else {
             return Err(ScimError::invalid_path(format!("`{path}` is not an attribute of a group")));
         }
@@ -100,6 +106,8 @@ impl Draft {
                 }
                 _ => self.members.clear(),
             }
+        } else if path.eq_ignore_ascii_case("externalId") {
+            self.external_id = None;
         } else if path.eq_ignore_ascii_case("displayName") {
             return Err(ScimError::mutability("displayName is required"));
         } else {
@@ -111,13 +119,16 @@ impl Draft {
     fn from_resource(value: &Value) -> Result<Draft, ScimError> {
         let Value::Object(map) = value else { return Err(ScimError::invalid_syntax("the body must be a JSON object")) };
         model::check_schemas(map, GROUP_SCHEMA)?;
-        let mut draft = Draft { display_name: String::new(), members: BTreeSet::new() };
+        let mut draft = Draft { display_name: String::new(), external_id: None, members: BTreeSet::new() };
         match map.get("displayName") {
             Some(v) => draft.set("displayName", v, true)?,
             None => return Err(ScimError::invalid_value("displayName is required")),
         }
         if let Some(m) = map.get("members").filter(|m| !m.is_null()) {
             draft.set("members", m, true)?;
+        }
+        if let Some(x) = map.get("externalId") {
+            draft.set("externalId", x, true)?;
         }
         Ok(draft)
     }
@@ -141,14 +152,18 @@ fn events(
             data.push(EventData::GroupCreated(GroupLifecycle {
                 group: group.clone(),
                 display_name: Some(new.display_name.clone()),
+                external_id: new.external_id.clone(),
             }));
             &empty
         }
         Some(old) => {
-            if old.display_name != new.display_name {
-                data.push(EventData::GroupRenamed(GroupRenamed {
+            let renamed = old.display_name != new.display_name;
+            let external = old.external_id != new.external_id;
+            if renamed || external {
+                data.push(EventData::GroupUpdated(GroupUpdated {
                     group: group.clone(),
-                    display_name: new.display_name.clone(),
+                    display_name: renamed.then(|| new.display_name.clone()),
+                    external_id: external.then(|| new.external_id.clone().unwrap_or_default()),
                 }));
             }
             &old.members
@@ -305,7 +320,11 @@ pub async fn patch(
         let dir = app.directory.read().map_err(|_| lock_err())?;
         let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
         check_if_match(&headers, group.version)?;
-        let mut draft = Draft { display_name: group.display_name.clone(), members: group.members.clone() };
+        let mut draft = Draft {
+            display_name: group.display_name.clone(),
+            external_id: group.external_id.clone(),
+            members: group.members.clone(),
+        };
         for (i, op) in ops.iter().enumerate() {
             apply_op(&mut draft, op).map_err(|mut e| {
                 e.detail = format!("Operations[{i}]: {}", e.detail);
@@ -362,7 +381,11 @@ pub async fn delete(
         let dir = app.directory.read().map_err(|_| lock_err())?;
         let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
         check_if_match(&headers, group.version)?;
-        let deleted = EventData::GroupDeleted(GroupLifecycle { group: GroupId::from(id.as_str()), display_name: None });
+        let deleted = EventData::GroupDeleted(GroupLifecycle {
+            group: GroupId::from(id.as_str()),
+            display_name: None,
+            external_id: None,
+        });
         envelope(&caller, vec![deleted], &request_key("DELETE", &id, group.version, b""))
     };
     commit(&app, events).await?;

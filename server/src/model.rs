@@ -55,6 +55,7 @@ pub struct User {
 pub struct Group {
     pub id: String,
     pub display_name: String,
+    pub external_id: Option<String>,
     /// Member user ids.
     pub members: std::collections::BTreeSet<String>,
     pub created: tenure_engine::Timestamp,
@@ -75,7 +76,7 @@ pub fn render_group(group: &Group, users: &std::collections::BTreeMap<String, Us
             item
         })
         .collect();
-    json!({
+    let mut out = json!({
         "schemas": [GROUP_SCHEMA],
         "id": group.id,
         "displayName": group.display_name,
@@ -87,7 +88,11 @@ pub fn render_group(group: &Group, users: &std::collections::BTreeMap<String, Us
             "location": format!("{base}/Groups/{}", group.id),
             "version": etag(group.version),
         },
-    })
+    });
+    if let Some(x) = &group.external_id {
+        out["externalId"] = json!(x);
+    }
+    out
 }
 
 fn canonical<'a>(list: &[&'a str], name: &str) -> Option<&'a str> {

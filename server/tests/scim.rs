@@ -405,7 +405,7 @@ fn okta_group_push() {
             "group.member_added",
             "group.member_removed",
             "group.member_added",
-            "group.renamed",
+            "group.updated",
             "group.deleted"
         ]
     );

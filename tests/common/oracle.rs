@@ -245,7 +245,7 @@ fn apply(w: &mut World, e: &Event, now: i64) {
         }
         EventData::EventRetracted(_) => {}
         // A display name only: access is untouched.
-        EventData::GroupRenamed(_) => {}
+        EventData::GroupUpdated(_) => {}
     }
 }
 

@@ -188,6 +188,7 @@ impl Writer {
                 source: event.source.as_deref(),
                 source_event_id: event.source_event_id.as_deref(),
                 actor: event.actor.as_deref(),
+                raw: event.raw.as_ref(),
                 data: &event.data,
             };
             format::encode_parts(&parts, &mut payloads);

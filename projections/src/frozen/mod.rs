@@ -151,6 +151,7 @@ mod tests {
             source: None,
             source_event_id: None,
             actor: None,
+            raw: None,
             data,
         }
     }
@@ -175,7 +176,11 @@ mod tests {
                 attributes: Default::default(),
                 owner: Some("alice".into()),
             }),
-            EventData::GroupCreated(GroupLifecycle { group: "eng".into(), display_name: Some("Engineering".into()) }),
+            EventData::GroupCreated(GroupLifecycle {
+                group: "eng".into(),
+                display_name: Some("Engineering".into()),
+                external_id: None,
+            }),
             EventData::GroupMemberAdded(Membership { group: "eng".into(), identity: "bot".into() }),
             EventData::GroupAccessGranted(GroupAccess { group: "eng".into(), entitlement: ent.clone() }),
             EventData::AccessGranted(Granted {
@@ -221,7 +226,7 @@ mod tests {
         let events = [
             joined("alice", IdentityKind::Human, None),
             joined("bot", IdentityKind::Service, Some("alice")),
-            EventData::GroupCreated(GroupLifecycle { group: "eng".into(), display_name: None }),
+            EventData::GroupCreated(GroupLifecycle { group: "eng".into(), display_name: None, external_id: None }),
             EventData::GroupMemberAdded(Membership { group: "eng".into(), identity: "bot".into() }),
             EventData::GroupAccessGranted(GroupAccess { group: "eng".into(), entitlement: ent.clone() }),
             EventData::AccessGranted(Granted {

@@ -107,7 +107,7 @@ impl AccessIndex {
                 push_unique(&mut self.group_holders[ent as usize], group);
             }
             // A new display name: nothing of access changes (the group keeps its name).
-            EventData::GroupRenamed(_) => {}
+            EventData::GroupUpdated(_) => {}
             EventData::EventRetracted(r) => {
                 self.retracted.entry(r.position.get()).or_insert(pos);
             }
