@@ -104,6 +104,12 @@ fn attr(
     })
 }
 
+fn reference(types: &[&str]) -> Value {
+    let mut a = attr("$ref", "reference", false, false, "readWrite", "none", true);
+    a["referenceTypes"] = json!(types);
+    a
+}
+
 fn string(name: &str) -> Value {
     attr(name, "string", false, false, "readWrite", "none", false)
 }
@@ -142,7 +148,11 @@ fn schema_list(base: &str) -> Vec<Value> {
     ent_attrs.push(complex(
         "manager",
         false,
-        vec![string("value"), attr("$ref", "reference", false, false, "readWrite", "none", true)],
+        vec![
+            string("value"),
+            reference(&["User"]),
+            attr("displayName", "string", false, false, "readOnly", "none", false),
+        ],
     ));
     vec![
         json!({
@@ -156,9 +166,12 @@ fn schema_list(base: &str) -> Vec<Value> {
                 attr("displayName", "string", false, true, "readWrite", "none", false),
                 complex("members", true, vec![
                     attr("value", "string", false, false, "immutable", "none", true),
-                    attr("$ref", "reference", false, false, "immutable", "none", true),
-                    attr("display", "string", false, false, "readOnly", "none", false),
-                    attr("type", "string", false, false, "immutable", "none", false),
+                    reference(&["User"]),
+                    {
+                        let mut t = attr("type", "string", false, false, "immutable", "none", false);
+                        t["canonicalValues"] = json!(["User"]);
+                        t
+                    },
                 ]),
             ],
             "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{GROUP_SCHEMA}")},

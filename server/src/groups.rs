@@ -4,14 +4,14 @@
 //! stays one history.
 
 use crate::error::ScimError;
-use crate::model::{self, Group, GROUP_SCHEMA, LIST_SCHEMA, PATCH_SCHEMA};
-use crate::users::{base, check_if_match, commit, envelope, parse_body, request_key, respond, MAX_COUNT};
+use crate::model::{self, Group, GROUP_SCHEMA, PATCH_SCHEMA};
+use crate::users::{base, check_if_match, commit, envelope, parse_body, request_key, respond};
 use crate::{App, Caller};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tenure_engine::event::{GroupLifecycle, GroupUpdated, Membership};
@@ -206,7 +206,7 @@ fn answer(app: &App, id: &str, status: StatusCode) -> Result<Response, ScimError
     let dir = app.directory.read().map_err(|_| lock_err())?;
     let group =
         dir.groups.get(id).ok_or_else(|| ScimError::internal("the group is not in the directory after the write"))?;
-    let mut response = respond(status, model::render_group(group, &dir.users, base(app)), Some(group.version));
+    let mut response = respond(status, model::render_group(group, base(app)), Some(group.version));
     if status == StatusCode::CREATED {
         if let Ok(loc) = header::HeaderValue::from_str(&format!("{}/Groups/{id}", base(app))) {
             response.headers_mut().insert(header::LOCATION, loc);
@@ -216,7 +216,8 @@ fn answer(app: &App, id: &str, status: StatusCode) -> Result<Response, ScimError
 }
 
 pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
-    let draft = Draft::from_resource(&parse_body(&body)?)?;
+    let value = parse_body(&body)?;
+    let draft = Draft::from_resource(&value)?;
     let _write = app.write.lock().await;
     let (events, id) = {
         let dir = app.directory.read().map_err(|_| lock_err())?;
@@ -228,7 +229,7 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
         }
         let id = fresh_name(&dir, &draft.display_name);
         let data = events(&dir, None, &id, &draft)?;
-        (envelope(&caller, data, &request_key("POST", &id, 0, &body)), id)
+        (envelope(&caller, data, &request_key("POST", &id, 0, &body), Some(&value)), id)
     };
     commit(&app, events).await?;
     answer(&app, &id, StatusCode::CREATED)
@@ -243,11 +244,16 @@ pub async fn get(
     let dir = app.directory.read().map_err(|_| lock_err())?;
     let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
     let body = model::project(
-        model::render_group(group, &dir.users, base(&app)),
+        model::render_group(group, base(&app)),
         q.get("attributes").map(String::as_str),
         q.get("excludedAttributes").map(String::as_str),
     );
     Ok(respond(StatusCode::OK, body, Some(group.version)))
+}
+
+pub async fn search(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
+    let q = crate::users::search_query(&body)?;
+    list(State(app), caller, Query(q)).await
 }
 
 pub async fn list(
@@ -256,27 +262,15 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
-    let (start, count) = crate::users::paging(&q)?;
     let dir = app.directory.read().map_err(|_| lock_err())?;
     let b = base(&app);
-    let mut found: Vec<Value> = dir
+    let found: Vec<Value> = dir
         .groups
         .values()
-        .map(|g| model::render_group(g, &dir.users, b))
+        .map(|g| model::render_group(g, b))
         .filter(|r| filter.as_ref().is_none_or(|f| crate::filter::matches(f, r)))
         .collect();
-    crate::users::sort(&mut found, &q)?;
-    let total = found.len();
-    let page: Vec<Value> = found
-        .into_iter()
-        .skip(start - 1)
-        .take(count.min(MAX_COUNT))
-        .map(|r| {
-            model::project(r, q.get("attributes").map(String::as_str), q.get("excludedAttributes").map(String::as_str))
-        })
-        .collect();
-    let body = json!({"schemas": [LIST_SCHEMA], "totalResults": total, "startIndex": start, "itemsPerPage": page.len(), "Resources": page});
-    Ok(respond(StatusCode::OK, body, None))
+    crate::users::answer_list(found, &q)
 }
 
 pub async fn replace(
@@ -286,7 +280,8 @@ pub async fn replace(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    let draft = Draft::from_resource(&parse_body(&body)?)?;
+    let value = parse_body(&body)?;
+    let draft = Draft::from_resource(&value)?;
     let _write = app.write.lock().await;
     let events = {
         let dir = app.directory.read().map_err(|_| lock_err())?;
@@ -296,7 +291,7 @@ pub async fn replace(
             return Err(ScimError::uniqueness(format!("displayName is taken by group '{}'", other.id)));
         }
         let data = events(&dir, Some(group), &id, &draft)?;
-        envelope(&caller, data, &request_key("PUT", &id, group.version, &body))
+        envelope(&caller, data, &request_key("PUT", &id, group.version, &body), Some(&value))
     };
     commit(&app, events).await?;
     answer(&app, &id, StatusCode::OK)
@@ -335,7 +330,7 @@ pub async fn patch(
             return Err(ScimError::uniqueness(format!("displayName is taken by group '{}'", other.id)));
         }
         let data = events(&dir, Some(group), &id, &draft)?;
-        envelope(&caller, data, &request_key("PATCH", &id, group.version, &body))
+        envelope(&caller, data, &request_key("PATCH", &id, group.version, &body), Some(&value))
     };
     commit(&app, events).await?;
     // RFC 7644 §3.5.2: 200 with the resource, or 204; the resource, so clients see the result.
@@ -386,7 +381,7 @@ pub async fn delete(
             display_name: None,
             external_id: None,
         });
-        envelope(&caller, vec![deleted], &request_key("DELETE", &id, group.version, b""))
+        envelope(&caller, vec![deleted], &request_key("DELETE", &id, group.version, b""), None)
     };
     commit(&app, events).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

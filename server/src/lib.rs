@@ -31,8 +31,11 @@ use tenure_engine::Store;
 pub use auth::{parse_tokens, Token};
 pub use users::MAX_COUNT;
 
-/// Bodies larger than this are refused with 413.
-pub const MAX_BODY: usize = 1 << 20;
+/// Bodies larger than this are refused with 413. A request is kept whole as its first
+/// event's `raw`, and an event of the interchange form is at most 64 KiB
+/// (`tenure_engine::json::MAX_EVENT_JSON_BYTES`), so that `tenure log` re-ingests; the
+/// bodies Okta and Entra ID send are a few KiB.
+pub const MAX_BODY: usize = 48 * 1024;
 /// A request that takes longer than this is answered 503 (nothing half-done is acknowledged:
 /// an append either completed before the answer or is not acknowledged).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,6 +69,9 @@ impl App {
 pub struct Caller {
     pub name: String,
     pub source: String,
+    /// The request's method and path with its query, for the events' `raw`.
+    pub method: String,
+    pub target: String,
 }
 
 impl FromRequestParts<Arc<App>> for Caller {
@@ -74,7 +80,16 @@ impl FromRequestParts<Arc<App>> for Caller {
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
         match auth::check(&app.tokens, header) {
-            Some(t) => Ok(Caller { name: t.name.clone(), source: t.source.clone() }),
+            Some(t) => Ok(Caller {
+                name: t.name.clone(),
+                source: t.source.clone(),
+                method: parts.method.to_string(),
+                // The URI as the client sent it (a nested router sees it without its prefix).
+                target: {
+                    let uri = parts.extensions.get::<axum::extract::OriginalUri>().map_or(&parts.uri, |o| &o.0);
+                    uri.path_and_query().map_or_else(|| uri.path().to_string(), |p| p.to_string())
+                },
+            }),
             None => Err(ScimError::unauthorized()),
         }
     }
@@ -134,6 +149,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/Users", get(users::list).post(users::create))
         .route("/Users/{id}", get(users::get).put(users::replace).patch(users::patch).delete(users::delete))
         .route("/Groups", get(groups::list).post(groups::create))
+        .route("/.search", axum::routing::post(users::search_all))
+        .route("/Users/.search", axum::routing::post(users::search))
+        .route("/Groups/.search", axum::routing::post(groups::search))
         .route("/Groups/{id}", get(groups::get).put(groups::replace).patch(groups::patch).delete(groups::delete));
     Router::new()
         .nest("/scim/v2", scim)

@@ -64,17 +64,11 @@ pub struct Group {
 }
 
 /// The SCIM representation of a group.
-pub fn render_group(group: &Group, users: &std::collections::BTreeMap<String, User>, base: &str) -> Value {
+pub fn render_group(group: &Group, base: &str) -> Value {
     let members: Vec<Value> = group
         .members
         .iter()
-        .map(|m| {
-            let mut item = json!({"value": m, "$ref": format!("{base}/Users/{m}"), "type": "User"});
-            if let Some(name) = users.get(m).and_then(|u| u.attrs.get("userName")) {
-                item["display"] = json!(name);
-            }
-            item
-        })
+        .map(|m| json!({"value": m, "$ref": format!("{base}/Users/{m}"), "type": "User"}))
         .collect();
     let mut out = json!({
         "schemas": [GROUP_SCHEMA],
@@ -228,7 +222,10 @@ impl Draft {
     /// the same; on a multi-valued one, `replace` first clears it).
     pub fn set(&mut self, path: &str, value: &Value, replace: bool) -> Result<(), ScimError> {
         match target(path)? {
-            Target::Active => self.active = bool_value(path, value)?,
+            Target::Active => {
+                self.active = bool_value(path, value)?;
+                self.attrs.remove("active");
+            }
             Target::Attr(a) if a.is_empty() => {}
             Target::Attr(a) => {
                 let v = string_value(path, value)?;
@@ -256,6 +253,10 @@ impl Draft {
                     return Err(ScimError::invalid_value("the enterprise extension: expected an object"));
                 };
                 for (k, v) in map {
+                    // The extension object may name its own schema.
+                    if k == "schemas" {
+                        continue;
+                    }
                     self.set(&format!("{ENTERPRISE}:{k}"), v, replace)?;
                 }
             }
@@ -294,7 +295,13 @@ impl Draft {
     /// Clears what `path` names (`remove`).
     pub fn remove(&mut self, path: &str) -> Result<(), ScimError> {
         match target(path)? {
-            Target::Active => return Err(ScimError::mutability("`active` cannot be removed; replace it with false")),
+            // The directory no longer asserts the user active: not active for Tenure (an
+            // unasserted status gives no access), and kept as the attribute
+            // `active` = `unasserted` so that the history says why.
+            Target::Active => {
+                self.active = false;
+                self.attrs.insert("active".into(), "unasserted".into());
+            }
             Target::Attr(a) if a == "userName" => return Err(ScimError::mutability("`userName` is required")),
             Target::Attr(a) => {
                 self.attrs.remove(&a);
@@ -399,9 +406,7 @@ pub fn render(user: &User, base: &str) -> Value {
                 let kind = k.strip_prefix(&prefix)?;
                 (kind != "primary").then(|| {
                     let mut item = json!({"type": kind, "value": v});
-                    if primary.is_some_and(|p| p == kind) {
-                        item["primary"] = json!(true);
-                    }
+                    item["primary"] = json!(primary.is_some_and(|p| p == kind));
                     item
                 })
             })
@@ -410,7 +415,9 @@ pub fn render(user: &User, base: &str) -> Value {
             out.insert(attr.into(), Value::Array(items));
         }
     }
-    out.insert("active".into(), json!(user.active));
+    if !a.contains_key("active") {
+        out.insert("active".into(), json!(user.active));
+    }
     let mut ext = Map::new();
     for e in ENTERPRISE_ATTRS {
         if let Some(v) = a.get(e) {

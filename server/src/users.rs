@@ -5,6 +5,8 @@
 
 use crate::error::ScimError;
 use crate::model::{self, Draft, User, LIST_SCHEMA, PATCH_SCHEMA};
+
+const SEARCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 use crate::{App, Caller};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -52,14 +54,7 @@ pub(crate) fn check_if_match(headers: &HeaderMap, version: u64) -> Result<(), Sc
 }
 
 /// The events from `old` (None: no such user) to `new`, with their envelope.
-fn events(
-    caller: &Caller,
-    old: Option<&User>,
-    departed: Option<&User>,
-    id: &str,
-    new: &Draft,
-    key: &str,
-) -> Vec<NewEvent> {
+fn changes(old: Option<&User>, departed: Option<&User>, id: &str, new: &Draft) -> Vec<EventData> {
     let identity = IdentityId::from(id);
     let mut data = Vec::new();
     match (old, departed) {
@@ -124,12 +119,16 @@ fn events(
             }
         }
     }
-    envelope(caller, data, key)
+    data
 }
 
 /// The events of one request: its time, the caller's source and name, and keys derived
 /// from the request's (see [`request_key`]).
-pub(crate) fn envelope(caller: &Caller, data: Vec<EventData>, key: &str) -> Vec<NewEvent> {
+///
+/// The request as received (method, path and query, the body as JSON) is the first
+/// event's `raw`: kept once per request, and the other events of the request share its
+/// key's prefix (`KEY:0`, `KEY:1`...), so each can be traced to it.
+pub(crate) fn envelope(caller: &Caller, data: Vec<EventData>, key: &str, body: Option<&Value>) -> Vec<NewEvent> {
     let now = Timestamp::now();
     data.into_iter()
         .enumerate()
@@ -138,6 +137,9 @@ pub(crate) fn envelope(caller: &Caller, data: Vec<EventData>, key: &str) -> Vec<
             e.source = Some(caller.source.clone());
             e.actor = Some(caller.name.clone());
             e.source_event_id = Some(format!("{key}:{i}"));
+            if i == 0 {
+                e.raw = Some(json!({"method": caller.method, "path": caller.target, "body": body}));
+            }
             e
         })
         .collect()
@@ -192,7 +194,8 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
         }
         let departed = dir.departed.get(&id);
         let version = departed.map_or(0, |u| u.version);
-        (events(&caller, None, departed, &id, &draft, &request_key("POST", &id, version, &body)), id)
+        let data = changes(None, departed, &id, &draft);
+        (envelope(&caller, data, &request_key("POST", &id, version, &body), Some(&value)), id)
     };
     commit(&app, events).await?;
     let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
@@ -263,16 +266,43 @@ pub(crate) fn sort(found: &mut [Value], q: &HashMap<String, String>) -> Result<(
     Ok(())
 }
 
+/// A `POST .../.search` body (RFC 7644 §3.4.3) as the query parameters of a list.
+pub(crate) fn search_query(body: &Bytes) -> Result<HashMap<String, String>, ScimError> {
+    let value = parse_body(body)?;
+    let Value::Object(map) = value else { return Err(ScimError::invalid_syntax("the body must be a JSON object")) };
+    model::check_schemas(&map, SEARCH_SCHEMA)?;
+    let mut q = HashMap::new();
+    for (k, v) in map {
+        let text = match (k.as_str(), v) {
+            ("schemas", _) => continue,
+            ("attributes" | "excludedAttributes", Value::Array(list)) => {
+                list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+            }
+            ("startIndex" | "count", Value::Number(n)) => n.to_string(),
+            ("filter" | "sortBy" | "sortOrder" | "attributes" | "excludedAttributes", Value::String(s)) => s,
+            (other, _) => {
+                return Err(ScimError::invalid_value(format!("{other}: not a search parameter of this form")))
+            }
+        };
+        q.insert(k, text);
+    }
+    Ok(q)
+}
+
+pub async fn search(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
+    let q = search_query(&body)?;
+    list(State(app), caller, Query(q)).await
+}
+
 pub async fn list(
     State(app): State<Arc<App>>,
     _caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
-    let (start, count) = paging(&q)?;
     let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
     let b = base(&app);
-    let mut found: Vec<Value> = match filter.as_ref().and_then(crate::filter::simple_eq) {
+    let found: Vec<Value> = match filter.as_ref().and_then(crate::filter::simple_eq) {
         // The look-up every client makes, from the index.
         Some((attr, v)) if attr.eq_ignore_ascii_case("userName") => {
             dir.by_user_name(v).map(|u| model::render(u, b)).into_iter().collect()
@@ -284,7 +314,13 @@ pub async fn list(
             .filter(|r| filter.as_ref().is_none_or(|f| crate::filter::matches(f, r)))
             .collect(),
     };
-    sort(&mut found, &q)?;
+    answer_list(found, &q)
+}
+
+/// A list response: `found` (every match, rendered) sorted, paged and projected as `q` asks.
+pub(crate) fn answer_list(mut found: Vec<Value>, q: &HashMap<String, String>) -> Result<Response, ScimError> {
+    let (start, count) = paging(q)?;
+    sort(&mut found, q)?;
     let total = found.len();
     let page: Vec<Value> = found
         .into_iter()
@@ -304,6 +340,18 @@ pub async fn list(
     Ok(respond(StatusCode::OK, body, None))
 }
 
+/// `POST /.search` at the root: users and groups together.
+pub async fn search_all(State(app): State<Arc<App>>, _caller: Caller, body: Bytes) -> Result<Response, ScimError> {
+    let q = search_query(&body)?;
+    let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
+    let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    let b = base(&app);
+    let users = dir.users.values().map(|u| model::render(u, b));
+    let groups = dir.groups.values().map(|g| model::render_group(g, b));
+    let found = users.chain(groups).filter(|r| filter.as_ref().is_none_or(|f| crate::filter::matches(f, r))).collect();
+    answer_list(found, &q)
+}
+
 pub async fn replace(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -321,7 +369,12 @@ pub async fn replace(
         if let Some(other) = draft.attrs.get("userName").and_then(|n| dir.by_user_name(n)).filter(|u| u.id != id) {
             return Err(ScimError::uniqueness(format!("userName is taken by user '{}'", other.id)));
         }
-        events(&caller, Some(user), None, &id, &draft, &request_key("PUT", &id, user.version, &body))
+        envelope(
+            &caller,
+            changes(Some(user), None, &id, &draft),
+            &request_key("PUT", &id, user.version, &body),
+            Some(&value),
+        )
     };
     commit(&app, events).await?;
     get_after_write(&app, &id)
@@ -360,7 +413,12 @@ pub async fn patch(
         if draft.attrs.get("userName").is_none_or(|u| u.trim().is_empty()) {
             return Err(ScimError::mutability("userName is required"));
         }
-        events(&caller, Some(user), None, &id, &draft, &request_key("PATCH", &id, user.version, &body))
+        envelope(
+            &caller,
+            changes(Some(user), None, &id, &draft),
+            &request_key("PATCH", &id, user.version, &body),
+            Some(&value),
+        )
     };
     commit(&app, events).await?;
     get_after_write(&app, &id)
@@ -412,7 +470,7 @@ pub async fn delete(
             identity: IdentityId::from(id.as_str()),
             reason: Some("deleted over SCIM".into()),
         });
-        envelope(&caller, vec![left], &request_key("DELETE", &id, user.version, b""))
+        envelope(&caller, vec![left], &request_key("DELETE", &id, user.version, b""), None)
     };
     commit(&app, event).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

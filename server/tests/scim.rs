@@ -379,7 +379,7 @@ fn okta_group_push() {
     let gid = r.json["id"].as_str().unwrap().to_string();
     assert_eq!(gid, "finance-team");
     assert_eq!(r.json["members"].as_array().unwrap().len(), 2);
-    assert_eq!(r.json["members"][0]["display"], "ann@example.com");
+    assert_eq!(r.json["members"][0]["type"], "User");
     let found = s.call("GET", "/Groups?filter=displayName%20eq%20%22finance%20team%22", None);
     assert_eq!(found.json["totalResults"], 1);
     let patch = json!({"schemas": [PATCH], "Operations": [

@@ -1,0 +1,85 @@
+//! The SCIM compliance checker `scim2-tester` (PyPI, through `scim2-cli`'s `test`
+//! command) against a live `tenure serve`: every check it runs passes. The checker is
+//! installed by this test on its first run into `target/scim-venv` (pinned versions), so
+//! that `cargo test --workspace` needs nothing but Python 3 and the package registry.
+//! Its full output is written to `target/scim-compliance.txt` (docs/scim.md quotes it).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const CHECKER: &[&str] = &["scim2-cli==0.6.0", "scim2-tester==0.5.2", "scim2-client==0.13.2", "scim2-models==0.12.3"];
+const TOKEN: &str = "compliance-token-0123456789";
+
+fn target_dir() -> PathBuf {
+    // CARGO_MANIFEST_DIR is cli/; the workspace's target/ is beside it.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// The `scim2` command, installed into a virtual environment on first use.
+fn checker() -> PathBuf {
+    let venv = target_dir().join("scim-venv");
+    let scim2 = venv.join("bin/scim2");
+    if scim2.exists() {
+        return scim2;
+    }
+    let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success());
+    assert!(ok, "python3 -m venv {} failed: the compliance check needs Python 3 with venv", venv.display());
+    let ok = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(CHECKER)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "installing {CHECKER:?} from PyPI failed");
+    scim2
+}
+
+#[test]
+fn scim2_tester_passes_every_check() {
+    let scim2 = checker();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TENURE_SCIM_TOKEN", TOKEN)
+        .env_remove("TENURE_DATA")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let url = first
+        .split("SCIM base ")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let out = Command::new(&scim2)
+        .args(["--url", &url, "test", "-v"])
+        // The token by the environment, as scim2-cli advises (not on the command line).
+        .env("SCIM_CLI_HEADERS", format!("Authorization: Bearer {TOKEN}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    std::fs::write(target_dir().join("scim-compliance.txt"), &text).unwrap();
+    // SIGTERM: a graceful stop, after which the log the checker wrote must verify.
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    let stopped = server.wait().unwrap();
+    let statuses: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.chars().all(|c| c.is_ascii_uppercase()) && w.len() > 3)
+        .collect();
+    let passed = statuses.iter().filter(|s| **s == "SUCCESS").count();
+    let other: Vec<&str> =
+        text.lines().filter(|l| ["ERROR", "SKIPPED", "WARNING", "CRITICAL"].iter().any(|s| l.starts_with(s))).collect();
+    assert!(out.status.success(), "scim2 test failed ({passed} passed):\n{}", other.join("\n"));
+    assert!(other.is_empty(), "checks not passed:\n{}", other.join("\n"));
+    assert!(passed >= 100, "only {passed} checks ran:\n{text}");
+    assert!(stopped.success(), "the server did not stop cleanly on SIGTERM: {stopped:?}");
+    let verify = Command::new(env!("CARGO_BIN_EXE_tenure")).arg("--data").arg(&data).arg("verify").output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+}
