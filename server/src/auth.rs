@@ -12,8 +12,21 @@ pub struct Token {
     pub name: String,
     /// Written as each event's `source`.
     pub source: String,
+    /// What `active: false` from this token's directory records: a suspension (the
+    /// default) or a leave.
+    pub deactivate: Deactivate,
     /// SHA-256 of the token: what is kept and compared (the same length whatever the token).
     digest: [u8; 32],
+}
+
+/// What a deactivation (`active: false`) is in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deactivate {
+    /// `identity.suspended` (reactivation: `identity.reactivated`).
+    Suspend,
+    /// `identity.left` (reactivation: `identity.rejoined`), for directories whose
+    /// deactivation is the offboarding.
+    Leave,
 }
 
 impl std::fmt::Debug for Token {
@@ -24,7 +37,17 @@ impl std::fmt::Debug for Token {
 
 impl Token {
     pub fn new(name: &str, source: &str, secret: &str) -> Token {
-        Token { name: name.to_string(), source: source.to_string(), digest: Sha256::digest(secret.as_bytes()).into() }
+        Token {
+            name: name.to_string(),
+            source: source.to_string(),
+            deactivate: Deactivate::Suspend,
+            digest: Sha256::digest(secret.as_bytes()).into(),
+        }
+    }
+
+    pub fn deactivating(mut self, deactivate: Deactivate) -> Token {
+        self.deactivate = deactivate;
+        self
     }
 }
 
@@ -33,7 +56,7 @@ impl Token {
 pub enum TokenError {
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("{path}:{line}: expected `TOKEN` or `NAME SOURCE TOKEN` (the token is not shown)")]
+    #[error("{path}:{line}: expected `TOKEN` or `NAME SOURCE TOKEN [suspend|leave]` (the token is not shown)")]
     Malformed { path: String, line: usize },
     #[error("{path}:{line}: a token of fewer than 16 characters is too easy to guess")]
     TooShort { path: String, line: usize },
@@ -42,7 +65,8 @@ pub enum TokenError {
 }
 
 /// Parses a token file: one token per line, either the bare token (actor and source
-/// `scim`) or `NAME SOURCE TOKEN`; blank lines and `#` comments are skipped.
+/// `scim`) or `NAME SOURCE TOKEN`, optionally followed by what a deactivation records
+/// (`suspend`, the default, or `leave`); blank lines and `#` comments are skipped.
 pub fn parse_tokens(path: &str, text: &str) -> Result<Vec<Token>, TokenError> {
     let mut tokens = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -51,15 +75,18 @@ pub fn parse_tokens(path: &str, text: &str) -> Result<Vec<Token>, TokenError> {
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let token = match fields.as_slice() {
-            [secret] => ("scim", "scim", *secret),
-            [name, source, secret] => (*name, *source, *secret),
-            _ => return Err(TokenError::Malformed { path: path.to_string(), line: i + 1 }),
+        let malformed = || TokenError::Malformed { path: path.to_string(), line: i + 1 };
+        let (token, mode) = match fields.as_slice() {
+            [secret] => (("scim", "scim", *secret), Deactivate::Suspend),
+            [name, source, secret] => ((*name, *source, *secret), Deactivate::Suspend),
+            [name, source, secret, "suspend"] => ((*name, *source, *secret), Deactivate::Suspend),
+            [name, source, secret, "leave"] => ((*name, *source, *secret), Deactivate::Leave),
+            _ => return Err(malformed()),
         };
         if token.2.len() < 16 {
             return Err(TokenError::TooShort { path: path.to_string(), line: i + 1 });
         }
-        tokens.push(Token::new(token.0, token.1, token.2));
+        tokens.push(Token::new(token.0, token.1, token.2).deactivating(mode));
     }
     Ok(tokens)
 }
@@ -85,8 +112,14 @@ mod tests {
 
     #[test]
     fn tokens_parse_and_match() {
-        let tokens = parse_tokens("t", "# rotation\nokta-1 okta aaaaaaaaaaaaaaaa1\n\nbbbbbbbbbbbbbbbb2\n").unwrap();
-        assert_eq!(tokens.len(), 2);
+        let tokens = parse_tokens(
+            "t",
+            "# rotation\nokta-1 okta aaaaaaaaaaaaaaaa1\n\nbbbbbbbbbbbbbbbb2\nhr hr cccccccccccccccc3 leave\n",
+        )
+        .unwrap();
+        assert_eq!(tokens.len(), 3);
+        assert_eq!((tokens[0].deactivate, tokens[2].deactivate), (Deactivate::Suspend, Deactivate::Leave));
+        assert!(parse_tokens("t", "a b cccccccccccccccc3 vanish\n").is_err());
         assert_eq!(check(&tokens, Some(b"Bearer aaaaaaaaaaaaaaaa1")).map(|t| t.name.as_str()), Some("okta-1"));
         assert_eq!(check(&tokens, Some(b"Bearer bbbbbbbbbbbbbbbb2")).map(|t| t.source.as_str()), Some("scim"));
         assert!(check(&tokens, Some(b"Bearer aaaaaaaaaaaaaaaa")).is_none());

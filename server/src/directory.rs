@@ -73,17 +73,22 @@ impl Directory {
                     let id = j.identity.as_str().to_string();
                     self.users.insert(
                         id.clone(),
-                        User { id: id.clone(), attrs, active: true, created: t, modified: t, version: p },
+                        User { id: id.clone(), attrs, active: true, left: false, created: t, modified: t, version: p },
                     );
                     self.index(&id);
                 }
             }
             EventData::IdentityRejoined(r) => {
-                if let Some(mut u) = self.departed.remove(r.identity.as_str()) {
+                if let Some(u) = self.users.get_mut(r.identity.as_str()).filter(|u| u.left) {
                     if let Some(changes) = &r.attributes {
                         Self::merge(&mut u.attrs, changes);
                     }
-                    (u.active, u.created, u.modified, u.version) = (true, t, t, p);
+                    (u.active, u.left, u.modified, u.version) = (true, false, t, p);
+                } else if let Some(mut u) = self.departed.remove(r.identity.as_str()) {
+                    if let Some(changes) = &r.attributes {
+                        Self::merge(&mut u.attrs, changes);
+                    }
+                    (u.active, u.left, u.created, u.modified, u.version) = (true, false, t, t, p);
                     let id = u.id.clone();
                     self.users.insert(id.clone(), u);
                     self.index(&id);
@@ -109,6 +114,13 @@ impl Directory {
                 // Leaving ends every membership (the semantics' rule 4).
                 for g in self.groups.values_mut() {
                     g.members.remove(&id);
+                }
+                // A deactivation recorded as a leave keeps the SCIM resource, inactive.
+                if s.reason.as_deref() == Some(crate::users::DEACTIVATED) {
+                    if let Some(u) = self.users.get_mut(&id) {
+                        (u.active, u.left, u.modified, u.version) = (false, true, t, p);
+                    }
+                    return;
                 }
                 self.unindex(&id);
                 if let Some(mut u) = self.users.remove(&id) {

@@ -28,7 +28,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tenure_engine::Store;
 
-pub use auth::{parse_tokens, Token};
+pub use auth::{parse_tokens, Deactivate, Token};
 pub use users::MAX_COUNT;
 
 /// Bodies larger than this are refused with 413. A request is kept whole as its first
@@ -72,6 +72,7 @@ pub struct Caller {
     /// The request's method and path with its query, for the events' `raw`.
     pub method: String,
     pub target: String,
+    pub deactivate: auth::Deactivate,
 }
 
 impl FromRequestParts<Arc<App>> for Caller {
@@ -83,6 +84,7 @@ impl FromRequestParts<Arc<App>> for Caller {
             Some(t) => Ok(Caller {
                 name: t.name.clone(),
                 source: t.source.clone(),
+                deactivate: t.deactivate,
                 method: parts.method.to_string(),
                 // The URI as the client sent it (a nested router sees it without its prefix).
                 target: {
@@ -95,19 +97,39 @@ impl FromRequestParts<Arc<App>> for Caller {
     }
 }
 
-/// One log line per request: method, path, status, latency. Never a header or a body.
+tokio::task_local! {
+    /// The positions a request appended (first, last), for its log line.
+    static APPENDED: std::cell::Cell<Option<(u64, u64)>>;
+}
+
+/// Notes the positions a request appended, for its log line.
+pub(crate) fn note_appended(first: u64, last: u64) {
+    let _ = APPENDED.try_with(|cell| {
+        let (from, _) = cell.get().unwrap_or((first, last));
+        cell.set(Some((from.min(first), last)));
+    });
+}
+
+/// One log line per request: method, path, status, latency, the positions it appended.
+/// Never a header, a query or a body (a filter may name a person).
 async fn log_request(request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let started = Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    response
+    APPENDED
+        .scope(std::cell::Cell::new(None), async move {
+            let response = next.run(request).await;
+            let appended = APPENDED.with(|c| c.get()).map(|(a, b)| format!("{a}..{b}"));
+            tracing::info!(
+                %method,
+                path,
+                status = response.status().as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                appended = appended.as_deref().unwrap_or("-"),
+                "request"
+            );
+            response
+        })
+        .await
 }
 
 async fn not_found() -> ScimError {

@@ -44,6 +44,9 @@ pub struct User {
     pub id: String,
     pub attrs: Attrs,
     pub active: bool,
+    /// Deactivated by a leave (a token whose deactivation is `leave`): the identity has
+    /// left, the SCIM resource stays, inactive, and a reactivation rejoins it.
+    pub left: bool,
     pub created: tenure_engine::Timestamp,
     pub modified: tenure_engine::Timestamp,
     /// The position of the last event about this user: its `meta.version`.

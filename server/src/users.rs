@@ -7,7 +7,7 @@ use crate::error::ScimError;
 use crate::model::{self, Draft, User, LIST_SCHEMA, PATCH_SCHEMA};
 
 const SEARCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
-use crate::{App, Caller};
+use crate::{App, Caller, Deactivate};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -54,7 +54,16 @@ pub(crate) fn check_if_match(headers: &HeaderMap, version: u64) -> Result<(), Sc
 }
 
 /// The events from `old` (None: no such user) to `new`, with their envelope.
-fn changes(old: Option<&User>, departed: Option<&User>, id: &str, new: &Draft) -> Vec<EventData> {
+/// The reason of the events a deactivation writes (a leave with it keeps the resource).
+pub(crate) const DEACTIVATED: &str = "active: false";
+
+fn changes(
+    old: Option<&User>,
+    departed: Option<&User>,
+    id: &str,
+    new: &Draft,
+    deactivate: Deactivate,
+) -> Vec<EventData> {
     let identity = IdentityId::from(id);
     let mut data = Vec::new();
     match (old, departed) {
@@ -107,10 +116,16 @@ fn changes(old: Option<&User>, departed: Option<&User>, id: &str, new: &Draft) -
                 data.push(EventData::IdentityMoved(Moved { identity: identity.clone(), attributes: changes }));
             }
             match (old.active, new.active) {
-                (true, false) => data.push(EventData::IdentitySuspended(StatusChange {
-                    identity,
-                    reason: Some("active: false".into()),
-                })),
+                (true, false) => {
+                    let change = StatusChange { identity, reason: Some(DEACTIVATED.into()) };
+                    data.push(match deactivate {
+                        Deactivate::Suspend => EventData::IdentitySuspended(change),
+                        Deactivate::Leave => EventData::IdentityLeft(change),
+                    });
+                }
+                (false, true) if old.left => {
+                    data.push(EventData::IdentityRejoined(Rejoined { identity, attributes: None }));
+                }
                 (false, true) => data.push(EventData::IdentityReactivated(StatusChange {
                     identity,
                     reason: Some("active: true".into()),
@@ -159,6 +174,13 @@ pub(crate) async fn commit(app: &App, events: Vec<NewEvent>) -> Result<(), ScimE
         return Ok(());
     }
     let outcomes = app.store.append_async(events, None).await?;
+    let stored = outcomes.iter().filter_map(|o| match o {
+        tenure_engine::Outcome::Stored(p) => Some(p.get()),
+        tenure_engine::Outcome::Duplicate(_) => None,
+    });
+    if let (Some(first), Some(last)) = (stored.clone().min(), stored.max()) {
+        crate::note_appended(first, last);
+    }
     let Some(last) = outcomes.iter().map(|o| o.position()).max() else { return Ok(()) };
     // Writes hold the write lock, so the directory's head moves only here. A retried
     // request's duplicates point at positions already folded.
@@ -194,7 +216,7 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
         }
         let departed = dir.departed.get(&id);
         let version = departed.map_or(0, |u| u.version);
-        let data = changes(None, departed, &id, &draft);
+        let data = changes(None, departed, &id, &draft, caller.deactivate);
         (envelope(&caller, data, &request_key("POST", &id, version, &body), Some(&value)), id)
     };
     commit(&app, events).await?;
@@ -371,7 +393,7 @@ pub async fn replace(
         }
         envelope(
             &caller,
-            changes(Some(user), None, &id, &draft),
+            changes(Some(user), None, &id, &draft, caller.deactivate),
             &request_key("PUT", &id, user.version, &body),
             Some(&value),
         )
@@ -415,7 +437,7 @@ pub async fn patch(
         }
         envelope(
             &caller,
-            changes(Some(user), None, &id, &draft),
+            changes(Some(user), None, &id, &draft, caller.deactivate),
             &request_key("PATCH", &id, user.version, &body),
             Some(&value),
         )

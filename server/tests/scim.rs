@@ -87,6 +87,10 @@ fn create_get_and_a_repeated_create() {
     assert_eq!(j.attributes["department"], "Finance");
     assert_eq!(j.attributes["emails.work"], "alice@example.com");
     assert_eq!(j.attributes["manager"], "bob@example.com");
+    // The request as received, kept beside the normalised attributes.
+    let raw = log[0].raw.as_ref().expect("the request is kept as raw");
+    assert_eq!((raw["method"].as_str(), raw["path"].as_str()), (Some("POST"), Some("/scim/v2/Users")));
+    assert_eq!(raw["body"], alice());
     let got = s.call("GET", &format!("/Users/{id}"), None);
     assert_eq!(got.json, r.json, "GET answers what the create answered");
     // The same userName in another case: 409 uniqueness, and nothing written, nothing wiped.
@@ -459,4 +463,30 @@ fn entra_group_membership() {
         .is_error(409, Some("uniqueness"));
     s.call("POST", "/Groups", Some(json!({"schemas": [GROUP]}))).is_error(400, Some("invalidValue"));
     assert_eq!(s.log().len(), n);
+}
+
+/// A token whose deactivation is the offboarding: `active: false` is `identity.left` (its
+/// memberships end), the resource stays, inactive, and `active: true` rejoins.
+#[test]
+fn deactivation_as_a_leave() {
+    let s = Server::start();
+    let auth = format!("Bearer {}", common::LEAVE_TOKEN);
+    let h = [("Authorization", auth.as_str())];
+    let id = s.call_with("POST", "/Users", Some(alice()), &h).json["id"].as_str().unwrap().to_string();
+    let gid = s
+        .call("POST", "/Groups", Some(json!({"schemas": [GROUP], "displayName": "Fin", "members": [{"value": id}]})))
+        .json["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let off = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let r = s.call_with("PATCH", &format!("/Users/{id}"), Some(off), &h);
+    assert_eq!((r.status, r.json["active"].clone()), (200, json!(false)), "{}", r.text);
+    assert_eq!(types(&s).last(), Some(&"identity.left"));
+    assert!(members(&s, &gid).is_empty(), "leaving ended the membership");
+    assert_eq!(s.call("GET", &format!("/Users/{id}"), None).json["active"], false, "the resource stays");
+    let on = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": true}}]});
+    assert_eq!(s.call_with("PATCH", &format!("/Users/{id}"), Some(on), &h).json["active"], true);
+    assert_eq!(types(&s).last(), Some(&"identity.rejoined"));
+    assert!(members(&s, &gid).is_empty(), "a rehire starts with nothing");
 }

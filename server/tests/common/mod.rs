@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 pub const TOKEN: &str = "test-token-0123456789";
 pub const OTHER_TOKEN: &str = "okta-token-0123456789";
+/// A token whose deactivations are leaves.
+pub const LEAVE_TOKEN: &str = "hr-leave-token-0123456789";
 
 /// A server on 127.0.0.1 with a port of its own, over a fresh store; stopped (gracefully)
 /// when dropped.
@@ -31,6 +33,7 @@ impl Server {
         let tokens = vec![
             tenure_server::Token::new("scim", "scim", TOKEN),
             tenure_server::Token::new("okta-1", "okta", OTHER_TOKEN),
+            tenure_server::Token::new("hr-sync", "hr", LEAVE_TOKEN).deactivating(tenure_server::Deactivate::Leave),
         ];
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
