@@ -15,6 +15,8 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// The schema Entra ID names beside the core one in a group it creates.
+pub const ENTRA_GROUP: &str = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
 pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 pub type Attrs = BTreeMap<String, String>;
@@ -368,7 +370,11 @@ pub fn check_schemas(map: &Map<String, Value>, core: &str) -> Result<(), ScimErr
     match map.get("schemas") {
         None => Ok(()),
         Some(Value::Array(list)) if list.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(core))) => {
-            let known = |s: &str| s.eq_ignore_ascii_case(core) || s.eq_ignore_ascii_case(ENTERPRISE);
+            let known = |s: &str| {
+                s.eq_ignore_ascii_case(core)
+                    || s.eq_ignore_ascii_case(ENTERPRISE)
+                    || s.eq_ignore_ascii_case(ENTRA_GROUP)
+            };
             match list.iter().find(|s| !s.as_str().is_some_and(known)) {
                 Some(other) => {
                     Err(ScimError::invalid_value(format!("schemas: {other} is not a schema of this resource")))
