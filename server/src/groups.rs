@@ -186,13 +186,18 @@ fn events(
 
 /// A fresh name for a new group: its display name, lower-cased, other characters than
 /// letters and digits as `-`; `-2`, `-3`... when a group of the log ever had it.
-fn fresh_name(dir: &crate::directory::Directory, display_name: &str) -> String {
-    let mut slug: String =
-        display_name.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { '-' }).collect();
-    slug = slug.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+fn slug(display_name: &str) -> String {
+    let slug: String = display_name.to_lowercase().chars().map(|c| if c.is_alphanumeric() { c } else { '-' }).collect();
+    let slug = slug.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
     if slug.is_empty() {
-        slug = "group".into();
+        "group".into()
+    } else {
+        slug
     }
+}
+
+fn fresh_name(dir: &crate::directory::Directory, display_name: &str) -> String {
+    let slug = slug(display_name);
     let mut name = slug.clone();
     let mut n = 1;
     while dir.group_names.contains(&name) {
@@ -200,6 +205,24 @@ fn fresh_name(dir: &crate::directory::Directory, display_name: &str) -> String {
         name = format!("{slug}-{n}");
     }
     name
+}
+
+/// A new display name (of a PUT or PATCH): reserved for this write, and refused when
+/// another group has it.
+fn take_name<'a>(
+    app: &'a App,
+    dir: &crate::directory::Directory,
+    group: &Group,
+    draft: &Draft,
+) -> Result<Option<crate::Reservation<'a>>, ScimError> {
+    if group.display_name.to_lowercase() == draft.display_name.to_lowercase() {
+        return Ok(None);
+    }
+    let reservation = app.reserve(format!("d:{}", draft.display_name.to_lowercase()))?;
+    if let Some(other) = dir.group_by_name(&draft.display_name).filter(|g| g.id != group.id) {
+        return Err(ScimError::uniqueness(format!("displayName is taken by group '{}'", other.id)));
+    }
+    Ok(Some(reservation))
 }
 
 fn answer(app: &App, id: &str, status: StatusCode) -> Result<Response, ScimError> {
@@ -218,7 +241,9 @@ fn answer(app: &App, id: &str, status: StatusCode) -> Result<Response, ScimError
 pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
     let value = parse_body(&body)?;
     let draft = Draft::from_resource(&value)?;
-    let _write = app.write.lock().await;
+    // Creates whose names would collide take the same lock, so the second sees the first.
+    let _lock = app.lock(&format!("g:{}", slug(&draft.display_name))).await;
+    let _name = app.reserve(format!("d:{}", draft.display_name.to_lowercase()))?;
     let (events, id) = {
         let dir = app.directory.read().map_err(|_| lock_err())?;
         if let Some(other) = dir.group_by_name(&draft.display_name) {
@@ -282,14 +307,13 @@ pub async fn replace(
 ) -> Result<Response, ScimError> {
     let value = parse_body(&body)?;
     let draft = Draft::from_resource(&value)?;
-    let _write = app.write.lock().await;
+    let _lock = app.lock(&format!("g:{id}")).await;
+    let mut _name = None;
     let events = {
         let dir = app.directory.read().map_err(|_| lock_err())?;
         let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
         check_if_match(&headers, group.version)?;
-        if let Some(other) = dir.group_by_name(&draft.display_name).filter(|g| g.id != id) {
-            return Err(ScimError::uniqueness(format!("displayName is taken by group '{}'", other.id)));
-        }
+        _name = take_name(&app, &dir, group, &draft)?;
         let data = events(&dir, Some(group), &id, &draft)?;
         envelope(&caller, data, &request_key("PUT", &id, group.version, &body), Some(&value))
     };
@@ -310,7 +334,8 @@ pub async fn patch(
     let Some(Value::Array(ops)) = map.get("Operations").or_else(|| map.get("operations")) else {
         return Err(ScimError::invalid_value("a PATCH needs an Operations list"));
     };
-    let _write = app.write.lock().await;
+    let _lock = app.lock(&format!("g:{id}")).await;
+    let mut _name = None;
     let events = {
         let dir = app.directory.read().map_err(|_| lock_err())?;
         let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
@@ -326,9 +351,7 @@ pub async fn patch(
                 e
             })?;
         }
-        if let Some(other) = dir.group_by_name(&draft.display_name).filter(|g| g.id != id) {
-            return Err(ScimError::uniqueness(format!("displayName is taken by group '{}'", other.id)));
-        }
+        _name = take_name(&app, &dir, group, &draft)?;
         let data = events(&dir, Some(group), &id, &draft)?;
         envelope(&caller, data, &request_key("PATCH", &id, group.version, &body), Some(&value))
     };
@@ -371,7 +394,7 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    let _write = app.write.lock().await;
+    let _lock = app.lock(&format!("g:{id}")).await;
     let events = {
         let dir = app.directory.read().map_err(|_| lock_err())?;
         let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;

@@ -46,8 +46,14 @@ pub const MAX_CONCURRENT: usize = 256;
 pub struct App {
     pub store: Store,
     pub directory: RwLock<directory::Directory>,
-    /// Held by every write from its read of the directory to its fold of the new events.
-    pub write: tokio::sync::Mutex<()>,
+    /// The writes of one resource are serialised (a write holds its resource's lock from
+    /// its read of the directory to the fold of its events, after they are durable);
+    /// writes of different resources run at once and share the store's syncs. Striped:
+    /// a resource's key picks one of these.
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Names (userNames, group display names) that writes in flight are taking: the
+    /// uniqueness check across resources.
+    reserved: std::sync::Mutex<std::collections::HashSet<String>>,
     pub tokens: Vec<Token>,
     /// `http://HOST:PORT/scim/v2`, for `meta.location`.
     pub base: String,
@@ -61,7 +67,43 @@ impl App {
             dir.apply(&e);
             std::ops::ControlFlow::Continue(())
         })?;
-        Ok(App { store, directory: RwLock::new(dir), write: tokio::sync::Mutex::new(()), tokens, base })
+        let stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
+        Ok(App { store, directory: RwLock::new(dir), stripes, reserved: Default::default(), tokens, base })
+    }
+
+    /// The lock of the resource `key` (`u:ID`, `g:ID`; a create locks the id it will take).
+    pub(crate) async fn lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::Hasher;
+        let mut h = std::hash::DefaultHasher::new();
+        h.write(key.as_bytes());
+        let i = (h.finish() % self.stripes.len() as u64) as usize;
+        self.stripes[i].lock().await
+    }
+
+    /// Reserves `name` (lower-cased by the caller) for a write in flight, until the
+    /// reservation is dropped; a name another write is taking is a 409 `uniqueness`.
+    pub(crate) fn reserve(&self, name: String) -> Result<Reservation<'_>, ScimError> {
+        let mut reserved = self.reserved.lock().map_err(|_| ScimError::internal("reservation lock poisoned"))?;
+        if !reserved.insert(name.clone()) {
+            return Err(ScimError::uniqueness(format!("'{name}' is being taken by another request")));
+        }
+        Ok(Reservation { app: self, name })
+    }
+}
+
+const STRIPES: usize = 4096;
+
+/// A name held by a write in flight (see [`App::reserve`]).
+pub(crate) struct Reservation<'a> {
+    app: &'a App,
+    name: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut reserved) = self.app.reserved.lock() {
+            reserved.remove(&self.name);
+        }
     }
 }
 

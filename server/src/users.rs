@@ -1,7 +1,9 @@
 //! `/Users`: each write computes the events that take the directory from what it holds to
 //! what the request says, appends them (durable before the answer), and folds them in. A
-//! request that changes nothing appends nothing. Writes are serialised by the app's write
-//! lock, so two creates of one userName give one 201 and one 409, and no update is lost.
+//! request that changes nothing appends nothing. The writes of one user are serialised by
+//! its lock (`App::lock`, a create by the id it will take) and a new userName is reserved
+//! while it is being taken (`App::reserve`), so two creates of one userName give one 201
+//! and one 409, and no update is lost; writes of different users share the store's syncs.
 
 use crate::error::ScimError;
 use crate::model::{self, Draft, User, LIST_SCHEMA, PATCH_SCHEMA};
@@ -182,18 +184,25 @@ pub(crate) async fn commit(app: &App, events: Vec<NewEvent>) -> Result<(), ScimE
         crate::note_appended(first, last);
     }
     let Some(last) = outcomes.iter().map(|o| o.position()).max() else { return Ok(()) };
-    // Writes hold the write lock, so the directory's head moves only here. A retried
+    // Fold every event up to this write's last into the directory, in position order.
+    // Writes of other resources finish at once: whichever folds first folds the others'
+    // durable events too, and a fold that finds the head moved reads again. A retried
     // request's duplicates point at positions already folded.
-    let head = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?.head;
-    if last.get() <= head {
+    loop {
+        let head = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?.head;
+        if last.get() <= head {
+            return Ok(());
+        }
+        let stored = app.store.read_range(tenure_engine::Position(head + 1), last)?;
+        let mut dir = app.directory.write().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+        if dir.head != head {
+            continue;
+        }
+        for e in &stored {
+            dir.apply(e);
+        }
         return Ok(());
     }
-    let stored = app.store.read_range(tenure_engine::Position(head + 1), last)?;
-    let mut dir = app.directory.write().map_err(|_| ScimError::internal("directory lock poisoned"))?;
-    for e in &stored {
-        dir.apply(e);
-    }
-    Ok(())
 }
 
 pub(crate) fn base(app: &App) -> &str {
@@ -204,13 +213,14 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
     let value = parse_body(&body)?;
     let draft = Draft::from_resource(&value, true)?;
     let user_name = draft.attrs.get("userName").cloned().unwrap_or_default();
-    let _write = app.write.lock().await;
+    let id = user_name.to_lowercase();
+    let _lock = app.lock(&format!("u:{id}")).await;
+    let _name = app.reserve(format!("n:{id}"))?;
     let (events, id) = {
         let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
         if dir.by_user_name(&user_name).is_some() {
             return Err(ScimError::uniqueness(format!("userName '{user_name}' is already taken")));
         }
-        let id = user_name.to_lowercase();
         if dir.users.contains_key(&id) {
             return Err(ScimError::uniqueness(format!("the id '{id}' is taken by another user")));
         }
@@ -382,15 +392,14 @@ pub async fn replace(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let value = parse_body(&body)?;
-    let _write = app.write.lock().await;
+    let _lock = app.lock(&format!("u:{id}")).await;
+    let mut _name = None;
     let events = {
         let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
         check_if_match(&headers, user.version)?;
         let draft = Draft::from_resource(&value, user.active)?;
-        if let Some(other) = draft.attrs.get("userName").and_then(|n| dir.by_user_name(n)).filter(|u| u.id != id) {
-            return Err(ScimError::uniqueness(format!("userName is taken by user '{}'", other.id)));
-        }
+        _name = take_name(&app, &dir, user, &draft)?;
         envelope(
             &caller,
             changes(Some(user), None, &id, &draft, caller.deactivate),
@@ -415,7 +424,8 @@ pub async fn patch(
     let Some(Value::Array(ops)) = map.get("Operations").or_else(|| map.get("operations")) else {
         return Err(ScimError::invalid_value("a PATCH needs an Operations list"));
     };
-    let _write = app.write.lock().await;
+    let _lock = app.lock(&format!("u:{id}")).await;
+    let mut _name = None;
     let events = {
         let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
@@ -429,9 +439,7 @@ pub async fn patch(
                 e
             })?;
         }
-        if let Some(other) = draft.attrs.get("userName").and_then(|n| dir.by_user_name(n)).filter(|u| u.id != id) {
-            return Err(ScimError::uniqueness(format!("userName is taken by user '{}'", other.id)));
-        }
+        _name = take_name(&app, &dir, user, &draft)?;
         if draft.attrs.get("userName").is_none_or(|u| u.trim().is_empty()) {
             return Err(ScimError::mutability("userName is required"));
         }
@@ -470,6 +478,25 @@ fn apply_op(draft: &mut Draft, op: &Value) -> Result<(), ScimError> {
     }
 }
 
+/// A new userName (of a PUT or PATCH): reserved for this write, and refused when another
+/// user has it.
+fn take_name<'a>(
+    app: &'a App,
+    dir: &crate::directory::Directory,
+    user: &User,
+    draft: &Draft,
+) -> Result<Option<crate::Reservation<'a>>, ScimError> {
+    let Some(new) = draft.attrs.get("userName") else { return Ok(None) };
+    if user.attrs.get("userName").is_some_and(|old| old.to_lowercase() == new.to_lowercase()) {
+        return Ok(None);
+    }
+    let reservation = app.reserve(format!("n:{}", new.to_lowercase()))?;
+    if let Some(other) = dir.by_user_name(new).filter(|u| u.id != user.id) {
+        return Err(ScimError::uniqueness(format!("userName is taken by user '{}'", other.id)));
+    }
+    Ok(Some(reservation))
+}
+
 fn get_after_write(app: &App, id: &str) -> Result<Response, ScimError> {
     let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
     let user =
@@ -483,7 +510,7 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    let _write = app.write.lock().await;
+    let _lock = app.lock(&format!("u:{id}")).await;
     let event = {
         let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;

@@ -1,0 +1,243 @@
+//! SCIM load over loopback: N clients, each on its own keep-alive connection, running the
+//! provisioning mix an identity provider sends (create, PUT update, PATCH deactivate,
+//! group membership, GET by filter). Against `tenure serve` (in this process, over a
+//! fresh store with its real group-committed fsyncs) or any SCIM server by `--url` (the
+//! reference: scim2-server from PyPI, in memory). Afterwards, for Tenure, every
+//! acknowledged write is checked to be in the log and `verify` to pass.
+//!
+//! cargo bench -p tenure-server --bench scim_load -- [--clients 1,16,64] [--seconds 10]
+//!     [--url http://127.0.0.1:8080/scim/v2 --token T]
+
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+struct Args {
+    clients: Vec<usize>,
+    seconds: u64,
+    url: Option<String>,
+    token: String,
+}
+
+fn args() -> Args {
+    let mut a = Args { clients: vec![1, 16, 64], seconds: 10, url: None, token: "load-token-0123456789".into() };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--clients" => {
+                a.clients = it.next().unwrap_or_default().split(',').filter_map(|c| c.parse().ok()).collect()
+            }
+            "--seconds" => a.seconds = it.next().and_then(|s| s.parse().ok()).unwrap_or(10),
+            "--url" => a.url = it.next(),
+            "--token" => a.token = it.next().unwrap_or_default(),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    a
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    host: String,
+    prefix: String,
+    token: String,
+}
+
+impl Conn {
+    async fn open(url: &str, token: &str) -> Conn {
+        let rest = url.trim_start_matches("http://");
+        let (host, prefix) = rest.split_once('/').map_or((rest, String::new()), |(h, p)| (h, format!("/{p}")));
+        let stream = TcpStream::connect(host).await.expect("connect");
+        stream.set_nodelay(true).ok();
+        let (r, w) = stream.into_split();
+        Conn { reader: BufReader::new(r), writer: w, host: host.into(), prefix, token: token.into() }
+    }
+
+    async fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let head = format!(
+            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
+            self.prefix,
+            self.host,
+            self.token,
+            body.len()
+        );
+        self.writer.write_all(head.as_bytes()).await.expect("write");
+        self.writer.write_all(body.as_bytes()).await.expect("write");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await.expect("status line");
+        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).await.expect("header");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut buf = vec![0; length];
+        self.reader.read_exact(&mut buf).await.expect("body");
+        (status, serde_json::from_slice(&buf).unwrap_or(Value::Null))
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    writes: Vec<u32>,
+    reads: Vec<u32>,
+    failed: u64,
+    /// Events the acknowledged writes must have appended.
+    events: u64,
+}
+
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+async fn client(url: String, token: String, id: usize, run: u64, until: Instant) -> Tally {
+    let mut c = Conn::open(&url, &token).await;
+    let mut t = Tally::default();
+    let timed = |t0: Instant| t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
+    let (status, group) = c
+        .call("POST", "/Groups", Some(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("load-{run}-{id}")})))
+        .await;
+    assert_eq!(status, 201, "group: {group}");
+    t.events += 1;
+    let gid = group["id"].as_str().unwrap_or_default().to_string();
+    let mut i = 0u64;
+    while Instant::now() < until {
+        i += 1;
+        let name = format!("u{run}-{id}-{i}@example.com");
+        let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
+            "name": {"givenName": "Load", "familyName": format!("{i}")}, "active": true,
+            "emails": [{"primary": true, "type": "work", "value": name}]});
+        let t0 = Instant::now();
+        let (s, created) = c.call("POST", "/Users", Some(&user)).await;
+        t.writes.push(timed(t0));
+        if s != 201 {
+            t.failed += 1;
+            continue;
+        }
+        t.events += 1;
+        let uid = created["id"].as_str().unwrap_or_default().to_string();
+        let mut put = user.clone();
+        put["title"] = json!("Analyst");
+        let t0 = Instant::now();
+        let (s, _) = c.call("PUT", &format!("/Users/{uid}"), Some(&put)).await;
+        t.writes.push(timed(t0));
+        t.failed += u64::from(s != 200);
+        t.events += u64::from(s == 200);
+        let member =
+            json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]});
+        let t0 = Instant::now();
+        let (s, _) = c.call("PATCH", &format!("/Groups/{gid}"), Some(&member)).await;
+        t.writes.push(timed(t0));
+        t.failed += u64::from(s != 200);
+        t.events += u64::from(s == 200);
+        let t0 = Instant::now();
+        let (s, found) = c.call("GET", &format!("/Users?filter=userName%20eq%20%22{name}%22"), None).await;
+        t.reads.push(timed(t0));
+        t.failed += u64::from(s != 200 || found["totalResults"] != 1);
+        let off = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": false}}]});
+        let t0 = Instant::now();
+        let (s, _) = c.call("PATCH", &format!("/Users/{uid}"), Some(&off)).await;
+        t.writes.push(timed(t0));
+        t.failed += u64::from(s != 200);
+        // Deactivating a group member ends nothing in SCIM; in the log it is one event.
+        t.events += u64::from(s == 200);
+        let t0 = Instant::now();
+        let (s, _) = c.call("GET", &format!("/Users/{uid}"), None).await;
+        t.reads.push(timed(t0));
+        t.failed += u64::from(s != 200);
+    }
+    t
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn main() {
+    let a = args();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("dir");
+    let store_dir = dir.path().join("store");
+    let (url, app) = match &a.url {
+        Some(u) => (u.clone(), None),
+        None => {
+            let tokens = vec![tenure_server::Token::new("load", "load", &a.token)];
+            let (url, app) = rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let store = tenure_engine::Store::open(&store_dir).expect("store");
+                let app =
+                    Arc::new(tenure_server::App::open(store, tokens, format!("http://{addr}/scim/v2")).expect("app"));
+                let serving = app.clone();
+                tokio::spawn(async move { tenure_server::serve(serving, listener, std::future::pending()).await });
+                (format!("http://{addr}/scim/v2"), app)
+            });
+            (url, Some(app))
+        }
+    };
+    let target = if a.url.is_some() { url.clone() } else { "tenure serve (in process, fsync on)".into() };
+    println!("target: {target}; {} s per run; mix per iteration: POST user, PUT user, PATCH group member, GET filter, PATCH deactivate, GET user", a.seconds);
+    println!(
+        "{:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "clients", "req/s", "writes/s", "w p50 ms", "w p99 ms", "r p50 ms", "r p99 ms", "failed"
+    );
+    let total_events = AtomicU64::new(0);
+    for (run, &n) in a.clients.iter().enumerate() {
+        let until = Instant::now() + Duration::from_secs(a.seconds);
+        let started = Instant::now();
+        let tallies: Vec<Tally> = rt.block_on(async {
+            let handles: Vec<_> =
+                (0..n).map(|i| tokio::spawn(client(url.clone(), a.token.clone(), i, run as u64, until))).collect();
+            let mut out = Vec::new();
+            for h in handles {
+                out.push(h.await.expect("client"));
+            }
+            out
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let mut writes: Vec<u32> = tallies.iter().flat_map(|t| t.writes.iter().copied()).collect();
+        let mut reads: Vec<u32> = tallies.iter().flat_map(|t| t.reads.iter().copied()).collect();
+        writes.sort_unstable();
+        reads.sort_unstable();
+        let failed: u64 = tallies.iter().map(|t| t.failed).sum();
+        total_events.fetch_add(tallies.iter().map(|t| t.events).sum(), Ordering::Relaxed);
+        println!(
+            "{n:>7} {:>9.0} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {failed:>7}",
+            (writes.len() + reads.len()) as f64 / secs,
+            writes.len() as f64 / secs,
+            pct(&writes, 0.5),
+            pct(&writes, 0.99),
+            pct(&reads, 0.5),
+            pct(&reads, 0.99),
+        );
+    }
+    if let Some(app) = app {
+        let head = app.store.head().get();
+        let expected = total_events.load(Ordering::Relaxed);
+        drop(rt);
+        app.store.close();
+        let report = tenure_engine::verify(&store_dir).expect("verify");
+        println!(
+            "log: {head} events, {expected} acknowledged writes' events; verify: {} intact, first bad {:?}",
+            report.intact, report.first_bad
+        );
+        assert_eq!(head, expected, "an acknowledged write is missing from the log (or an extra event is there)");
+        assert!(report.first_bad.is_none());
+    }
+}
