@@ -250,3 +250,46 @@ fn every_command_exits_as_documented() {
         assert_eq!(o.status.code(), Some(3), "tenure {}: {}", args.join(" "), text(&o.stderr));
     }
 }
+
+/// The README's "Serving SCIM" commands, verbatim, through a shell (the token comes from
+/// `openssl rand`): the server starts, answers, and stops cleanly on SIGTERM.
+#[test]
+fn the_readme_serve_commands_run_as_written() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let readme = readme();
+    let block =
+        readme.split("## Serving SCIM").nth(1).unwrap().split("```sh").nth(1).unwrap().split("```").next().unwrap();
+    let script: String = block
+        .lines()
+        .map(|l| l.split(" # ").next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(script.contains("tenure --data my-store serve"), "{script}");
+    let bin_dir = Path::new(bin()).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    // `exec` so that the signal reaches the server itself.
+    let script = script.replace("\ntenure ", "\nexec tenure ");
+    let mut child = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env_remove("TENURE_DATA")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on 127.0.0.1:8080, SCIM base http://127.0.0.1:8080/scim/v2"), "{line}");
+    // Unauthenticated: 401, as a client without the token gets.
+    let o = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8080/scim/v2/Users"])
+        .output();
+    if let Ok(o) = o {
+        assert_eq!(text(&o.stdout), "401");
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+    assert!(dir.path().join("my-store/events.log").exists());
+}
