@@ -45,6 +45,51 @@ pub fn note(message: &str) {
     eprintln!("tenure: note: {}", crate::output::clean(message));
 }
 
+/// An identity as an auditor names it: its name in the log, or a `userName` it had (as
+/// a SCIM directory gave it: compared without regard to case, a past one too). Says on
+/// stderr what a userName resolved to; a name that is neither is left for the query to
+/// call unknown.
+fn resolve(store: &Store, name: &str, known: impl Fn(&str) -> Result<bool, CliError>) -> Result<String, CliError> {
+    if known(name)? {
+        return Ok(name.to_string());
+    }
+    let mut found = std::collections::BTreeSet::new();
+    store.scan(Position(1), store.head(), |e| {
+        use tenure_engine::EventData::*;
+        let attributes = match &e.data {
+            IdentityJoined(j) => Some(&j.attributes),
+            IdentityMoved(m) => Some(&m.attributes),
+            IdentityRejoined(r) => r.attributes.as_ref(),
+            _ => None,
+        };
+        if attributes.and_then(|a| a.get("userName")).is_some_and(|u| u.to_lowercase() == name.to_lowercase()) {
+            if let Some(identity) = e.data.identity() {
+                found.insert(identity.to_string());
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    let mut found = found.into_iter();
+    match (found.next(), found.next()) {
+        (None, _) => Ok(name.to_string()),
+        (Some(identity), None) => {
+            note(&format!("'{name}' is a userName of identity '{identity}': answering for '{identity}'"));
+            Ok(identity)
+        }
+        (Some(a), Some(b)) => Err(CliError::input(format!(
+            "'{name}' has been the userName of several identities ('{a}', '{b}'{}): name the identity",
+            if found.next().is_some() { ", ..." } else { "" }
+        ))),
+    }
+}
+
+/// [`resolve`] against the index (a damaged part of it met on the way is rebuilt, as for
+/// any query).
+fn resolve_in(store: &Store, index: &mut &'static AccessIndex, name: &str) -> Result<String, CliError> {
+    let known = ask(store, index, |i| Ok(i.has_identity(name)?))?;
+    resolve(store, name, |_| Ok(known))
+}
+
 /// Loads the access index from its snapshot and brings it up to the head of the log;
 /// `fresh` builds it from the log, believing no file.
 ///
@@ -159,6 +204,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
             check_known(index, known)?;
+            let identity = resolve_in(&store, &mut index, &identity)?;
             let held = ask(&store, &mut index, |i| i.access(&identity, at, as_of(known)))?;
             let mut table = Table::new(vec!["RESOURCE", "PERMISSION", "WHY"]);
             for h in &held {
@@ -221,6 +267,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
             check_known(index, known)?;
+            let identity = resolve_in(&store, &mut index, &identity)?;
             let timeline = ask(&store, &mut index, |i| i.timeline(&identity, as_of(known)))?;
             let mut table = Table::new(vec!["KIND", "WHAT", "FROM", "TO", "OPENED", "CLOSED", "WHY"]);
             let sections = [
@@ -261,6 +308,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
             check_known(index, known)?;
+            let identity = resolve_in(&store, &mut index, &identity)?;
             let profile = ask(&store, &mut index, |i| i.profile(&identity, at, as_of(known)))?;
             let mut table = Table::new(vec!["FIELD", "VALUE"]);
             table.row(vec!["state".into(), format!("{} {}", profile.state, position(profile.state_since))]);
@@ -289,6 +337,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
             check_known(index, known)?;
+            let identity = identity.map(|i| resolve_in(&store, &mut index, &i)).transpose()?;
             let diff = ask(&store, &mut index, |i| i.diff(identity.as_deref(), from, to, as_of(known)))?;
             let mut table = Table::new(vec!["CHANGE", "IDENTITY", "RESOURCE", "PERMISSION", "WHY"]);
             for (change, list) in [("+", &diff.gained), ("-", &diff.lost)] {
@@ -331,6 +380,12 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 writeln!(out)?;
                 written += 1;
                 Ok(written < limit)
+            };
+            let identity = match identity {
+                Some(i) => Some(resolve(&store, &i, |n| {
+                    Ok(!store.positions_of(&Subject::Identity(n.to_string()))?.is_empty())
+                })?),
+                None => None,
             };
             let subject = match (identity, group) {
                 (Some(i), _) => Some(Subject::Identity(i)),

@@ -464,3 +464,42 @@ fn ingest_and_log_take_json() {
     assert_eq!(plain.stdout, json.stdout);
     assert_eq!(stdout(&json).lines().count(), 6);
 }
+
+/// An auditor names a person by the userName the directory gave them, also a past one, in
+/// any case: the queries answer for the identity it belongs to and say so.
+#[test]
+fn queries_accept_a_user_name_also_a_past_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = [
+        r#"{"type":"identity.joined","effective_at":"2024-01-01T00:00:00Z","source":"scim","source_event_id":"1","data":{"identity":"alice.ng@example.com","kind":"human","attributes":{"userName":"Alice.Ng@example.com"}}}"#,
+        r#"{"type":"access.granted","effective_at":"2024-01-02T00:00:00Z","source":"scim","source_event_id":"2","data":{"identity":"alice.ng@example.com","entitlement":{"resource":"vault","permission":"read"}}}"#,
+        r#"{"type":"identity.moved","effective_at":"2024-06-01T00:00:00Z","source":"scim","source_event_id":"3","data":{"identity":"alice.ng@example.com","attributes":{"userName":"alice.smith@example.com"}}}"#,
+        r#"{"type":"identity.joined","effective_at":"2024-01-01T00:00:00Z","source":"hr","source_event_id":"4","data":{"identity":"bob","kind":"human","attributes":{"userName":"shared@example.com"}}}"#,
+        r#"{"type":"identity.joined","effective_at":"2024-01-01T00:00:00Z","source":"hr","source_event_id":"5","data":{"identity":"carol","kind":"human","attributes":{"userName":"Shared@example.com"}}}"#,
+    ];
+    let file = write(dir.path(), "e.jsonl", &(events.join("\n") + "\n"));
+    let data = dir.path().join("store");
+    assert!(tenure(&data, &["ingest", file.to_str().unwrap()]).status.success());
+    for name in ["ALICE.SMITH@example.com", "alice.ng@EXAMPLE.com"] {
+        let o = tenure(&data, &["access", name, "--at", "2024-07-01", "--json"]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["identity"], "alice.ng@example.com", "{name}");
+        assert_eq!(v["entitlements"][0]["resource"], "vault");
+        assert!(stderr(&o).contains("is a userName of identity 'alice.ng@example.com'"), "{}", stderr(&o));
+    }
+    let o = tenure(&data, &["timeline", "alice.smith@example.com"]);
+    assert!(o.status.success() && stdout(&o).contains("timeline of alice.ng@example.com"), "{}", stdout(&o));
+    let o = tenure(&data, &["log", "--identity", "alice.smith@example.com"]);
+    assert_eq!(stdout(&o).lines().count(), 3, "{}", stderr(&o));
+    // The identity's own name needs no resolving, and says nothing about it.
+    let o = tenure(&data, &["access", "alice.ng@example.com", "--at", "2024-07-01"]);
+    assert!(o.status.success() && stderr(&o).is_empty(), "{}", stderr(&o));
+    // A userName two identities had is ambiguous; a name nobody had is unknown.
+    let o = tenure(&data, &["access", "shared@example.com", "--at", "2024-07-01"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("several identities ('bob', 'carol')"), "{}", stderr(&o));
+    let o = tenure(&data, &["access", "nobody@example.com", "--at", "2024-07-01"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown identity 'nobody@example.com'"), "{}", stderr(&o));
+}

@@ -177,6 +177,11 @@ impl AccessIndex {
         }
     }
 
+    /// Whether an event named this identity.
+    pub fn has_identity(&self, name: &str) -> Result<bool, CorruptIndex> {
+        self.identity_id(name).map(|id| id.is_some())
+    }
+
     /// The id of an identity's name.
     pub(crate) fn identity_id(&self, name: &str) -> Result<Option<u32>, CorruptIndex> {
         if let Some(id) = self.identities.get(name) {
