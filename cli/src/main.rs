@@ -104,7 +104,8 @@ pub enum Command {
     /// Each entitlement lists its reasons: a direct grant (the position of the grant
     /// event), or a group (the positions of the membership and of the group's grant).
     Access {
-        /// The identity, as the source names it (`alice`, `ci-bot`).
+        /// The identity, as the source names it (`alice`, `ci-bot`), or a userName it had
+        /// (as a SCIM directory gave it: any case, a past one too).
         identity: String,
         /// The instant asked about: an RFC 3339 time or a date (`2025-03-14` = midnight UTC).
         #[arg(long, value_name = "T", value_parser = parse_time)]
@@ -138,7 +139,7 @@ pub enum Command {
     /// Intervals are half-open [from, to), oldest first, each with the positions of the
     /// events that opened and closed it (`-` when it is still open or ended by expiry).
     Timeline {
-        /// The identity, as the source names it.
+        /// The identity, as the source names it, or a userName it had.
         identity: String,
         #[command(flatten)]
         known: Known,
@@ -149,7 +150,7 @@ pub enum Command {
     ///
     /// State, kind, attributes, owner (for a service), and the services it owned then.
     Show {
-        /// The identity, as the source names it.
+        /// The identity, as the source names it, or a userName it had.
         identity: String,
         /// The instant asked about: an RFC 3339 time or a date.
         #[arg(long, value_name = "T", value_parser = parse_time)]
