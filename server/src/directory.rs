@@ -3,7 +3,7 @@
 //! write appends its events, then applies them as the log recorded them, so the
 //! directory is always the fold of the log up to its head.
 
-use crate::model::{Attrs, Group, User};
+use crate::model::{Attrs, Grants, Group, User};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tenure_engine::{Event, EventData};
 
@@ -73,7 +73,16 @@ impl Directory {
                     let id = j.identity.as_str().to_string();
                     self.users.insert(
                         id.clone(),
-                        User { id: id.clone(), attrs, active: true, left: false, created: t, modified: t, version: p },
+                        User {
+                            id: id.clone(),
+                            attrs,
+                            active: true,
+                            left: false,
+                            grants: Default::default(),
+                            created: t,
+                            modified: t,
+                            version: p,
+                        },
                     );
                     self.index(&id);
                 }
@@ -115,6 +124,10 @@ impl Directory {
                 for g in self.groups.values_mut() {
                     g.members.remove(&id);
                 }
+                // Leaving ends the grants too; a rehire starts with none.
+                if let Some(u) = self.users.get_mut(&id) {
+                    u.grants = Default::default();
+                }
                 // A deactivation recorded as a leave keeps the SCIM resource, inactive.
                 if s.reason.as_deref() == Some(crate::users::DEACTIVATED) {
                     if let Some(u) = self.users.get_mut(&id) {
@@ -126,6 +139,27 @@ impl Directory {
                 if let Some(mut u) = self.users.remove(&id) {
                     (u.active, u.modified, u.version) = (false, t, p);
                     self.departed.insert(id, u);
+                }
+            }
+            EventData::AccessGranted(g) => {
+                let kind = match g.justification.as_deref() {
+                    Some(j) if j == Grants::justification("roles") => "roles",
+                    Some(j) if j == Grants::justification("entitlements") => "entitlements",
+                    _ => return,
+                };
+                if let Some(u) = self.users.get_mut(g.identity.as_str()) {
+                    let list = if kind == "roles" { &mut u.grants.roles } else { &mut u.grants.entitlements };
+                    list.insert(g.entitlement.clone());
+                    (u.modified, u.version) = (t, p);
+                }
+            }
+            EventData::AccessRevoked(r) => {
+                if let Some(u) = self.users.get_mut(r.identity.as_str()) {
+                    let roles = u.grants.roles.remove(&r.entitlement);
+                    let entitlements = u.grants.entitlements.remove(&r.entitlement);
+                    if roles || entitlements {
+                        (u.modified, u.version) = (t, p);
+                    }
                 }
             }
             EventData::GroupCreated(g) => {

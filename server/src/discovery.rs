@@ -143,6 +143,10 @@ fn schema_list(base: &str) -> Vec<Value> {
             vec![string("value"), string("type"), attr("primary", "boolean", false, false, "readWrite", "none", false)],
         ));
     }
+    // Each value a direct grant (`RESOURCE#PERMISSION`, or `RESOURCE`): only `value` is kept.
+    for m in ["entitlements", "roles"] {
+        user_attrs.push(complex(m, true, vec![string("value")]));
+    }
     let mut ent_attrs: Vec<Value> =
         ["employeeNumber", "costCenter", "organization", "division", "department"].map(string).to_vec();
     ent_attrs.push(complex(

@@ -49,6 +49,8 @@ pub struct User {
     /// Deactivated by a leave (a token whose deactivation is `leave`): the identity has
     /// left, the SCIM resource stays, inactive, and a reactivation rejoins it.
     pub left: bool,
+    /// Its `entitlements` and `roles`: the grants the directory made (by `Grants::justification`).
+    pub grants: Grants,
     pub created: tenure_engine::Timestamp,
     pub modified: tenure_engine::Timestamp,
     /// The position of the last event about this user: its `meta.version`.
@@ -121,6 +123,57 @@ pub fn bool_value(path: &str, v: &Value) -> Result<bool, ScimError> {
 pub struct Draft {
     pub attrs: Attrs,
     pub active: bool,
+    /// The user's `entitlements` and `roles`, as entitlements (see [`Grants`]).
+    pub grants: Grants,
+}
+
+/// A user's SCIM `entitlements` and `roles`: each value is a direct grant of the
+/// entitlement it names, `RESOURCE#PERMISSION`, or `RESOURCE` alone for the permission
+/// [`DEFAULT_PERMISSION`]. Only `value` is kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub entitlements: std::collections::BTreeSet<tenure_engine::Entitlement>,
+    pub roles: std::collections::BTreeSet<tenure_engine::Entitlement>,
+}
+
+/// The permission of an entitlement or role value without `#`.
+pub const DEFAULT_PERMISSION: &str = "assigned";
+
+/// The grant a value names.
+pub fn entitlement_of(kind: &str, value: &str) -> Result<tenure_engine::Entitlement, ScimError> {
+    let e = match value.rsplit_once('#') {
+        Some(_) => tenure_engine::Entitlement::parse_short(value),
+        None if !value.trim().is_empty() => Some(tenure_engine::Entitlement::new(value, DEFAULT_PERMISSION)),
+        None => None,
+    };
+    match e {
+        Some(e) if !e.resource.contains('#') => Ok(e),
+        _ => Err(ScimError::invalid_value(format!("{kind}: '{value}' is not RESOURCE or RESOURCE#PERMISSION"))),
+    }
+}
+
+/// The value a grant is shown as (the inverse of [`entitlement_of`]).
+pub fn value_of(e: &tenure_engine::Entitlement) -> String {
+    if e.permission == DEFAULT_PERMISSION {
+        e.resource.clone()
+    } else {
+        e.to_string()
+    }
+}
+
+impl Grants {
+    fn list(&mut self, kind: &str) -> &mut std::collections::BTreeSet<tenure_engine::Entitlement> {
+        if kind == "roles" {
+            &mut self.roles
+        } else {
+            &mut self.entitlements
+        }
+    }
+
+    /// The grants these justify (the marker the log keeps on each grant event).
+    pub fn justification(kind: &str) -> String {
+        format!("SCIM {kind}")
+    }
 }
 
 /// Where a PATCH path or a resource key points.
@@ -139,6 +192,11 @@ enum Target {
     Manager,
     /// The enterprise extension as a whole.
     Enterprise,
+    /// `entitlements` / `roles` as a whole, or one value of it (`roles[value eq "x"]`).
+    Grants {
+        kind: &'static str,
+        value: Option<String>,
+    },
 }
 
 /// Resolves a PATCH path (or a key of a path-less value) to what it edits.
@@ -167,6 +225,24 @@ fn target(path: &str) -> Result<Target, ScimError> {
     }
     if path.eq_ignore_ascii_case("name") {
         return Ok(Target::Name);
+    }
+    for kind in ["entitlements", "roles"] {
+        if path.len() >= kind.len() && path[..kind.len()].eq_ignore_ascii_case(kind) {
+            let rest = &path[kind.len()..];
+            if rest.is_empty() {
+                return Ok(Target::Grants { kind, value: None });
+            }
+            let filter = rest.strip_prefix('[').and_then(|r| r.strip_suffix(']'));
+            let parsed = filter.map(crate::filter::parse).transpose().map_err(|e| ScimError::invalid_path(e.detail))?;
+            return match parsed {
+                Some(crate::filter::Filter::Compare(p, crate::filter::Op::Eq, Value::String(v)))
+                    if p.name.eq_ignore_ascii_case("value") && p.sub.is_none() =>
+                {
+                    Ok(Target::Grants { kind, value: Some(v) })
+                }
+                _ => Err(ScimError::invalid_path(format!("`{path}`: only `{kind}[value eq \"...\"]` selects a value"))),
+            };
+        }
     }
     if let Some(sub) = path.strip_prefix("name.").or_else(|| path.strip_prefix("Name.")) {
         return canonical(&NAME, sub)
@@ -265,6 +341,31 @@ impl Draft {
                     self.set(&format!("{ENTERPRISE}:{k}"), v, replace)?;
                 }
             }
+            Target::Grants { kind, value: Some(_) } => {
+                return Err(ScimError::invalid_path(format!("`{path}`: add or replace the whole {kind} list")));
+            }
+            Target::Grants { kind, value: None } => {
+                let items: Vec<&Value> = match value {
+                    Value::Array(a) => a.iter().collect(),
+                    Value::Null => Vec::new(),
+                    other => vec![other],
+                };
+                let mut list = std::collections::BTreeSet::new();
+                for item in items {
+                    let v = match item {
+                        Value::Object(m) => m.get("value").and_then(Value::as_str),
+                        Value::String(s) => Some(s.as_str()),
+                        _ => None,
+                    };
+                    let v =
+                        v.ok_or_else(|| ScimError::invalid_value(format!("{kind}: each needs a string \"value\"")))?;
+                    list.insert(entitlement_of(kind, v)?);
+                }
+                if replace {
+                    self.grants.list(kind).clear();
+                }
+                self.grants.list(kind).extend(list);
+            }
             Target::Multi { attr, kind: Some(kind) } => {
                 let v = match value {
                     Value::Object(m) => m.get("value").map(|v| string_value(path, v)).transpose()?.unwrap_or_default(),
@@ -323,6 +424,11 @@ impl Draft {
                 }
             }
             Target::Multi { attr, kind: None } => self.clear_multi(attr),
+            Target::Grants { kind, value: None } => self.grants.list(kind).clear(),
+            Target::Grants { kind, value: Some(v) } => {
+                let e = entitlement_of(kind, &v)?;
+                self.grants.list(kind).remove(&e);
+            }
         }
         Ok(())
     }
@@ -340,21 +446,28 @@ impl Draft {
         }
     }
 
+    /// What no single attribute can say: one entitlement is either a role or an
+    /// entitlement of the user (one grant in the log cannot be both).
+    pub fn check(&self) -> Result<(), ScimError> {
+        match self.grants.roles.intersection(&self.grants.entitlements).next() {
+            Some(e) => Err(ScimError::invalid_value(format!("'{}' is both a role and an entitlement", value_of(e)))),
+            None => Ok(()),
+        }
+    }
+
     /// A whole resource (POST, PUT): every attribute it gives, `active` defaulting to true.
     pub fn from_resource(body: &Value, active_default: bool) -> Result<Draft, ScimError> {
         let Value::Object(map) = body else {
             return Err(ScimError::invalid_syntax("the body must be a JSON object"));
         };
         check_schemas(map, USER_SCHEMA)?;
-        let mut draft = Draft { attrs: Attrs::new(), active: active_default };
+        let mut draft = Draft { attrs: Attrs::new(), active: active_default, grants: Grants::default() };
         for (k, v) in map {
             match k.as_str() {
                 "schemas" | "meta" | "groups" => {}
                 k if k.eq_ignore_ascii_case("id") => {}
                 k if k.eq_ignore_ascii_case("password") => {}
-                k if k.eq_ignore_ascii_case("addresses")
-                    || k.eq_ignore_ascii_case("entitlements")
-                    || k.eq_ignore_ascii_case("roles") => {}
+                k if k.eq_ignore_ascii_case("addresses") => {}
                 k => draft.set(k, v, true)?,
             }
         }
@@ -426,6 +539,11 @@ pub fn render(user: &User, base: &str) -> Value {
     }
     if !a.contains_key("active") {
         out.insert("active".into(), json!(user.active));
+    }
+    for (kind, list) in [("entitlements", &user.grants.entitlements), ("roles", &user.grants.roles)] {
+        if !list.is_empty() {
+            out.insert(kind.into(), Value::Array(list.iter().map(|e| json!({"value": value_of(e)})).collect()));
+        }
     }
     let mut ext = Map::new();
     for e in ENTERPRISE_ATTRS {

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tenure_engine::event::{Joined, Moved, Rejoined, StatusChange};
+use tenure_engine::event::{Granted, Joined, Moved, Rejoined, Revoked, StatusChange};
 use tenure_engine::{EventData, IdentityId, IdentityKind, NewEvent, Timestamp};
 
 /// The most resources one list answers (`count` above it is lowered to it).
@@ -82,6 +82,7 @@ fn changes(
                 attributes: new.attrs.clone(),
                 owner,
             }));
+            data.extend(grant_changes(&identity, &model::Grants::default(), &new.grants));
             if !new.active {
                 data.push(EventData::IdentitySuspended(StatusChange {
                     identity,
@@ -95,6 +96,7 @@ fn changes(
                 changes.entry(k.clone()).or_default();
             }
             data.push(EventData::IdentityRejoined(Rejoined { identity: identity.clone(), attributes: Some(changes) }));
+            data.extend(grant_changes(&identity, &model::Grants::default(), &new.grants));
             if !new.active {
                 data.push(EventData::IdentitySuspended(StatusChange {
                     identity,
@@ -117,6 +119,12 @@ fn changes(
             if !changes.is_empty() {
                 data.push(EventData::IdentityMoved(Moved { identity: identity.clone(), attributes: changes }));
             }
+            // Grants change while the identity is joined: before a deactivation, after a
+            // reactivation.
+            let grants = grant_changes(&identity, &old.grants, &new.grants);
+            if old.active || !new.active {
+                data.extend(grants.iter().cloned());
+            }
             match (old.active, new.active) {
                 (true, false) => {
                     let change = StatusChange { identity, reason: Some(DEACTIVATED.into()) };
@@ -127,13 +135,45 @@ fn changes(
                 }
                 (false, true) if old.left => {
                     data.push(EventData::IdentityRejoined(Rejoined { identity, attributes: None }));
+                    // A rehire starts with nothing: every grant the request names is new.
+                    data.extend(grant_changes(&IdentityId::from(id), &model::Grants::default(), &new.grants));
                 }
-                (false, true) => data.push(EventData::IdentityReactivated(StatusChange {
-                    identity,
-                    reason: Some("active: true".into()),
-                })),
+                (false, true) => {
+                    data.push(EventData::IdentityReactivated(StatusChange {
+                        identity,
+                        reason: Some("active: true".into()),
+                    }));
+                    data.extend(grants);
+                }
                 _ => {}
             }
+        }
+    }
+    data
+}
+
+/// `access.revoked` for each entitlement or role the user no longer has, `access.granted`
+/// (justified by the list it came from) for each new one.
+fn grant_changes(identity: &IdentityId, old: &model::Grants, new: &model::Grants) -> Vec<EventData> {
+    let mut data = Vec::new();
+    for (kind, before, after) in
+        [("entitlements", &old.entitlements, &new.entitlements), ("roles", &old.roles, &new.roles)]
+    {
+        for gone in before.difference(after) {
+            data.push(EventData::AccessRevoked(Revoked {
+                identity: identity.clone(),
+                entitlement: gone.clone(),
+                reason: Some(model::Grants::justification(kind)),
+            }));
+        }
+        for added in after.difference(before) {
+            data.push(EventData::AccessGranted(Granted {
+                identity: identity.clone(),
+                entitlement: added.clone(),
+                expires_at: None,
+                justification: Some(model::Grants::justification(kind)),
+                approver: None,
+            }));
         }
     }
     data
@@ -212,6 +252,7 @@ pub(crate) fn base(app: &App) -> &str {
 pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
     let value = parse_body(&body)?;
     let draft = Draft::from_resource(&value, true)?;
+    draft.check()?;
     let user_name = draft.attrs.get("userName").cloned().unwrap_or_default();
     let id = user_name.to_lowercase();
     let _lock = app.lock(&format!("u:{id}")).await;
@@ -399,6 +440,7 @@ pub async fn replace(
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
         check_if_match(&headers, user.version)?;
         let draft = Draft::from_resource(&value, user.active)?;
+        draft.check()?;
         _name = take_name(&app, &dir, user, &draft)?;
         envelope(
             &caller,
@@ -430,7 +472,7 @@ pub async fn patch(
         let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
         check_if_match(&headers, user.version)?;
-        let mut draft = Draft { attrs: user.attrs.clone(), active: user.active };
+        let mut draft = Draft { attrs: user.attrs.clone(), active: user.active, grants: user.grants.clone() };
         // All operations, in order, on a copy: one that fails fails the request, and
         // nothing of it is stored.
         for (i, op) in ops.iter().enumerate() {
@@ -440,6 +482,7 @@ pub async fn patch(
             })?;
         }
         _name = take_name(&app, &dir, user, &draft)?;
+        draft.check()?;
         if draft.attrs.get("userName").is_none_or(|u| u.trim().is_empty()) {
             return Err(ScimError::mutability("userName is required"));
         }

@@ -490,3 +490,75 @@ fn deactivation_as_a_leave() {
     assert_eq!(types(&s).last(), Some(&"identity.rejoined"));
     assert!(members(&s, &gid).is_empty(), "a rehire starts with nothing");
 }
+
+/// A user's `entitlements` and `roles` are direct grants in the log, justified by the list
+/// they came from; removing one revokes it; the audit index sees them as access.
+#[test]
+fn entitlements_and_roles_are_grants() {
+    let s = Server::start();
+    let mut u = alice();
+    u["entitlements"] = json!([{"value": "payroll-db#read"}, {"value": "vault#admin", "display": "Vault admin"}]);
+    u["roles"] = json!([{"value": "approver", "primary": true}]);
+    let r = s.call("POST", "/Users", Some(u));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    assert_eq!(r.json["entitlements"], json!([{"value": "payroll-db#read"}, {"value": "vault#admin"}]));
+    assert_eq!(r.json["roles"], json!([{"value": "approver"}]));
+    let log = s.log();
+    let grants: Vec<(String, Option<String>)> = log
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::AccessGranted(g) => Some((g.entitlement.to_string(), g.justification.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            ("payroll-db#read".to_string(), Some("SCIM entitlements".to_string())),
+            ("vault#admin".to_string(), Some("SCIM entitlements".to_string())),
+            ("approver#assigned".to_string(), Some("SCIM roles".to_string())),
+        ]
+    );
+    // Entra's way: remove one value by a filter; Okta's: replace the whole list.
+    let patch =
+        json!({"schemas": [PATCH], "Operations": [{"op": "Remove", "path": "entitlements[value eq \"vault#admin\"]"}]});
+    assert_eq!(s.call("PATCH", &format!("/Users/{id}"), Some(patch)).status, 200);
+    let patch = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "roles", "value": [{"value": "auditor"}]}]});
+    let r = s.call("PATCH", &format!("/Users/{id}"), Some(patch));
+    assert_eq!(r.json["roles"], json!([{"value": "auditor"}]), "{}", r.text);
+    let tail: Vec<&str> = s.log()[log.len()..].iter().map(|e| e.data.type_name()).collect();
+    assert_eq!(tail, ["access.revoked", "access.revoked", "access.granted"]);
+    // What the audit queries see.
+    let store = tenure_engine::Store::open_read_only(&s.dir).unwrap();
+    let index = tenure_projections_for_tests::index(&store);
+    let now = tenure_engine::Timestamp::now();
+    let held: Vec<String> = index
+        .access(&id, now, tenure_projections::AsOf::Head)
+        .unwrap()
+        .iter()
+        .map(|h| format!("{}#{}", h.resource, h.permission))
+        .collect();
+    assert_eq!(held, ["auditor#assigned", "payroll-db#read"]);
+    // One entitlement cannot be both a role and an entitlement; a bad value is refused.
+    let n = s.log().len();
+    let both = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "entitlements", "value": [{"value": "auditor"}]}]});
+    s.call("PATCH", &format!("/Users/{id}"), Some(both)).is_error(400, Some("invalidValue"));
+    let bad =
+        json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "roles", "value": [{"value": "#read"}]}]});
+    s.call("PATCH", &format!("/Users/{id}"), Some(bad)).is_error(400, Some("invalidValue"));
+    assert_eq!(s.log().len(), n);
+}
+
+mod tenure_projections_for_tests {
+    pub fn index(store: &tenure_engine::Store) -> tenure_projections::AccessIndex {
+        let mut index = tenure_projections::AccessIndex::new();
+        store
+            .scan(tenure_engine::Position(1), store.head(), |e| {
+                index.apply(&e);
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        index
+    }
+}
