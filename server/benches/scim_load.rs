@@ -9,6 +9,10 @@
 //!     [--url http://127.0.0.1:8080/scim/v2 --token T]
 
 use serde_json::{json, Value};
+
+/// As the `tenure` binary, which serves with mimalloc (docs/decisions.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

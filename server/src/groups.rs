@@ -325,6 +325,7 @@ pub async fn patch(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
@@ -356,8 +357,25 @@ pub async fn patch(
         envelope(&caller, data, &request_key("PATCH", &id, group.version, &body), Some(&value))
     };
     commit(&app, events).await?;
-    // RFC 7644 §3.5.2: 200 with the resource, or 204; the resource, so clients see the result.
-    answer(&app, &id, StatusCode::OK)
+    // RFC 7644 §3.5.2: 200 with the resource, or 204. A group's resource lists every
+    // member, so a member change answers 204 with the new version (what Okta expects), and
+    // the resource only when `attributes` or `excludedAttributes` asks for it.
+    let dir = app.directory.read().map_err(|_| lock_err())?;
+    let group =
+        dir.groups.get(&id).ok_or_else(|| ScimError::internal("the group is not in the directory after the write"))?;
+    if q.contains_key("attributes") || q.contains_key("excludedAttributes") {
+        let body = model::project(
+            model::render_group(group, base(&app)),
+            q.get("attributes").map(String::as_str),
+            q.get("excludedAttributes").map(String::as_str),
+        );
+        return Ok(respond(StatusCode::OK, body, Some(group.version)));
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(tag) = header::HeaderValue::from_str(&model::etag(group.version)) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(response)
 }
 
 fn apply_op(draft: &mut Draft, op: &Value) -> Result<(), ScimError> {
