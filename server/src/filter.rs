@@ -2,6 +2,14 @@
 //! `and or not`, parentheses, value paths such as `emails[type eq "work"]`), parsed into
 //! a tree and evaluated against a resource as its JSON. Nesting is bounded, so a filter of
 //! 10,000 parentheses is an `invalidFilter`, not a stack overflow.
+//!
+//! Why not a crate: the evaluation against a resource (case rules per attribute, value
+//! paths over multi-valued attributes, the enterprise extension by URN) is needed whatever
+//! parses. scim-filter 0.2.3 evaluates only through its own matcher, over a collection
+//! it serialises itself. scim_v2 0.4.2 parses the grammar and
+//! PATCH paths with a depth bound (an LALR parser), but evaluates nothing and brings
+//! lalrpop-util's lexer (regex-automata, new to this build). This parser is about 200
+//! lines; moving the parsing onto scim_v2's AST is open (issue 16's note).
 
 use crate::error::ScimError;
 use serde_json::Value;
