@@ -34,14 +34,12 @@ fn checker() -> PathBuf {
     scim2
 }
 
-#[test]
-fn scim2_tester_passes_every_check() {
-    let scim2 = checker();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("store");
+/// `tenure serve` on a free loopback port over `data`, and the line it prints first
+/// (`listening on ADDR, SCIM base URL`).
+fn serve(data: &Path) -> (std::process::Child, String) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_tenure"))
         .arg("--data")
-        .arg(&data)
+        .arg(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("TENURE_SCIM_TOKEN", TOKEN)
         .env_remove("TENURE_DATA")
@@ -51,6 +49,15 @@ fn scim2_tester_passes_every_check() {
         .unwrap();
     let mut first = String::new();
     BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    (server, first)
+}
+
+#[test]
+fn scim2_tester_passes_every_check() {
+    let scim2 = checker();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let (mut server, first) = serve(&data);
     let url = first
         .split("SCIM base ")
         .nth(1)
@@ -92,18 +99,7 @@ fn a_stop_under_load_loses_no_acknowledged_write() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("TENURE_SCIM_TOKEN", TOKEN)
-        .env_remove("TENURE_DATA")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let (mut server, first) = serve(&data);
     let addr = first.split_whitespace().nth(2).unwrap().trim_end_matches(',').to_string();
     // One create per request, on fresh connections, from 8 threads, until the server stops.
     let post = |name: &str| -> Option<u16> {

@@ -4,7 +4,7 @@
 //! stays one history.
 
 use crate::error::ScimError;
-use crate::model::{self, Group, GROUP_SCHEMA, PATCH_SCHEMA};
+use crate::model::{self, Group, GROUP_SCHEMA};
 use crate::users::{base, check_if_match, commit, envelope, parse_body, request_key, respond};
 use crate::{App, Caller};
 use axum::body::Bytes;
@@ -67,7 +67,7 @@ fn member_filter(path: &str) -> Result<Option<String>, ScimError> {
     }
 }
 
-impl Draft {
+impl crate::patch::Patch for Draft {
     fn set(&mut self, path: &str, value: &Value, replace: bool) -> Result<(), ScimError> {
         if path.eq_ignore_ascii_case("displayName") {
             match value {
@@ -115,8 +115,11 @@ impl Draft {
         }
         Ok(())
     }
+}
 
+impl Draft {
     fn from_resource(value: &Value) -> Result<Draft, ScimError> {
+        use crate::patch::Patch;
         let Value::Object(map) = value else { return Err(ScimError::invalid_syntax("the body must be a JSON object")) };
         model::check_schemas(map, GROUP_SCHEMA)?;
         let mut draft = Draft { display_name: String::new(), external_id: None, members: BTreeSet::new() };
@@ -330,11 +333,7 @@ pub async fn patch(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let value = parse_body(&body)?;
-    let Value::Object(map) = &value else { return Err(ScimError::invalid_syntax("the body must be a JSON object")) };
-    model::check_schemas(map, PATCH_SCHEMA)?;
-    let Some(Value::Array(ops)) = map.get("Operations").or_else(|| map.get("operations")) else {
-        return Err(ScimError::invalid_value("a PATCH needs an Operations list"));
-    };
+    let ops = crate::patch::operations(&value)?;
     let _lock = app.lock(&format!("g:{id}")).await;
     let mut _name = None;
     let events = {
@@ -346,12 +345,7 @@ pub async fn patch(
             external_id: group.external_id.clone(),
             members: group.members.clone(),
         };
-        for (i, op) in ops.iter().enumerate() {
-            apply_op(&mut draft, op).map_err(|mut e| {
-                e.detail = format!("Operations[{i}]: {}", e.detail);
-                e
-            })?;
-        }
+        crate::patch::apply(&mut draft, &id, ops)?;
         _name = take_name(&app, &dir, group, &draft)?;
         let data = events(&dir, Some(group), &id, &draft)?;
         envelope(&caller, data, &request_key("PATCH", &id, group.version, &body), Some(&value))
@@ -376,34 +370,6 @@ pub async fn patch(
         response.headers_mut().insert(header::ETAG, tag);
     }
     Ok(response)
-}
-
-fn apply_op(draft: &mut Draft, op: &Value) -> Result<(), ScimError> {
-    let Value::Object(op) = op else { return Err(ScimError::invalid_syntax("an operation must be an object")) };
-    let kind =
-        op.get("op").and_then(Value::as_str).ok_or_else(|| ScimError::invalid_value("an operation needs `op`"))?;
-    let path = op.get("path").and_then(Value::as_str);
-    let value = op.get("value");
-    let replace = kind.eq_ignore_ascii_case("replace");
-    match (kind.to_ascii_lowercase().as_str(), path, value) {
-        ("add" | "replace", Some(path), Some(v)) => draft.set(path, v, replace),
-        ("add" | "replace", None, Some(Value::Object(map))) => {
-            for (k, v) in map {
-                // Okta's path-less replace carries the group's id beside its new name.
-                if k.eq_ignore_ascii_case("id") && v.as_str().is_some() {
-                    continue;
-                }
-                draft.set(k, v, replace)?;
-            }
-            Ok(())
-        }
-        ("add" | "replace", _, _) => {
-            Err(ScimError::invalid_value(format!("`{kind}` needs a value (an object when there is no path)")))
-        }
-        ("remove", Some(path), v) => draft.remove(path, v),
-        ("remove", None, _) => Err(ScimError::no_target("`remove` needs a path")),
-        (other, _, _) => Err(ScimError::invalid_value(format!("unknown op `{other}` (add, replace, remove)"))),
-    }
 }
 
 pub async fn delete(

@@ -14,6 +14,7 @@ pub mod error;
 pub mod filter;
 mod groups;
 pub mod model;
+mod patch;
 mod users;
 
 use axum::extract::{FromRequestParts, Request};

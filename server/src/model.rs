@@ -478,6 +478,15 @@ impl Draft {
     }
 }
 
+impl crate::patch::Patch for Draft {
+    fn set(&mut self, path: &str, value: &Value, replace: bool) -> Result<(), ScimError> {
+        Draft::set(self, path, value, replace)
+    }
+    fn remove(&mut self, path: &str, _value: Option<&Value>) -> Result<(), ScimError> {
+        Draft::remove(self, path)
+    }
+}
+
 /// `schemas` must name `core` (extensions may follow).
 pub fn check_schemas(map: &Map<String, Value>, core: &str) -> Result<(), ScimError> {
     match map.get("schemas") {

@@ -6,7 +6,7 @@
 //! and one 409, and no update is lost; writes of different users share the store's syncs.
 
 use crate::error::ScimError;
-use crate::model::{self, Draft, User, LIST_SCHEMA, PATCH_SCHEMA};
+use crate::model::{self, Draft, User, LIST_SCHEMA};
 
 const SEARCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 use crate::{App, Caller, Deactivate};
@@ -461,11 +461,7 @@ pub async fn patch(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let value = parse_body(&body)?;
-    let Value::Object(map) = &value else { return Err(ScimError::invalid_syntax("the body must be a JSON object")) };
-    model::check_schemas(map, PATCH_SCHEMA)?;
-    let Some(Value::Array(ops)) = map.get("Operations").or_else(|| map.get("operations")) else {
-        return Err(ScimError::invalid_value("a PATCH needs an Operations list"));
-    };
+    let ops = crate::patch::operations(&value)?;
     let _lock = app.lock(&format!("u:{id}")).await;
     let mut _name = None;
     let events = {
@@ -475,12 +471,7 @@ pub async fn patch(
         let mut draft = Draft { attrs: user.attrs.clone(), active: user.active, grants: user.grants.clone() };
         // All operations, in order, on a copy: one that fails fails the request, and
         // nothing of it is stored.
-        for (i, op) in ops.iter().enumerate() {
-            apply_op(&mut draft, op).map_err(|mut e| {
-                e.detail = format!("Operations[{i}]: {}", e.detail);
-                e
-            })?;
-        }
+        crate::patch::apply(&mut draft, &id, ops)?;
         _name = take_name(&app, &dir, user, &draft)?;
         draft.check()?;
         if draft.attrs.get("userName").is_none_or(|u| u.trim().is_empty()) {
@@ -495,30 +486,6 @@ pub async fn patch(
     };
     commit(&app, events).await?;
     get_after_write(&app, &id)
-}
-
-fn apply_op(draft: &mut Draft, op: &Value) -> Result<(), ScimError> {
-    let Value::Object(op) = op else { return Err(ScimError::invalid_syntax("an operation must be an object")) };
-    let kind =
-        op.get("op").and_then(Value::as_str).ok_or_else(|| ScimError::invalid_value("an operation needs `op`"))?;
-    let path = op.get("path").and_then(Value::as_str);
-    let value = op.get("value");
-    match (kind.to_ascii_lowercase().as_str(), path, value) {
-        ("add" | "replace", Some(path), Some(v)) => draft.set(path, v, kind.eq_ignore_ascii_case("replace")),
-        // Path-less: the value is an object of attributes (Okta's `{"active": false}`).
-        ("add" | "replace", None, Some(Value::Object(map))) => {
-            for (k, v) in map {
-                draft.set(k, v, kind.eq_ignore_ascii_case("replace"))?;
-            }
-            Ok(())
-        }
-        ("add" | "replace", _, _) => {
-            Err(ScimError::invalid_value(format!("`{kind}` needs a value (an object when there is no path)")))
-        }
-        ("remove", Some(path), _) => draft.remove(path),
-        ("remove", None, _) => Err(ScimError::no_target("`remove` needs a path")),
-        (other, _, _) => Err(ScimError::invalid_value(format!("unknown op `{other}` (add, replace, remove)"))),
-    }
 }
 
 /// A new userName (of a PUT or PATCH): reserved for this write, and refused when another
