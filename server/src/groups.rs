@@ -257,7 +257,7 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
         }
         let id = fresh_name(&dir, &draft.display_name);
         let data = events(&dir, None, &id, &draft)?;
-        (envelope(&caller, data, &request_key("POST", &id, 0, &body), Some(&value)), id)
+        (envelope(&caller, data, &request_key("POST", &id, 0, Some(&value)), Some(&value)), id)
     };
     commit(&app, events).await?;
     answer(&app, &id, StatusCode::CREATED)
@@ -318,7 +318,7 @@ pub async fn replace(
         check_if_match(&headers, group.version)?;
         _name = take_name(&app, &dir, group, &draft)?;
         let data = events(&dir, Some(group), &id, &draft)?;
-        envelope(&caller, data, &request_key("PUT", &id, group.version, &body), Some(&value))
+        envelope(&caller, data, &request_key("PUT", &id, group.version, Some(&value)), Some(&value))
     };
     commit(&app, events).await?;
     answer(&app, &id, StatusCode::OK)
@@ -348,7 +348,7 @@ pub async fn patch(
         crate::patch::apply(&mut draft, &id, ops)?;
         _name = take_name(&app, &dir, group, &draft)?;
         let data = events(&dir, Some(group), &id, &draft)?;
-        envelope(&caller, data, &request_key("PATCH", &id, group.version, &body), Some(&value))
+        envelope(&caller, data, &request_key("PATCH", &id, group.version, Some(&value)), Some(&value))
     };
     commit(&app, events).await?;
     // RFC 7644 §3.5.2: 200 with the resource, or 204. A group's resource lists every
@@ -388,7 +388,7 @@ pub async fn delete(
             display_name: None,
             external_id: None,
         });
-        envelope(&caller, vec![deleted], &request_key("DELETE", &id, group.version, b""), None)
+        envelope(&caller, vec![deleted], &request_key("DELETE", &id, group.version, None), None)
     };
     commit(&app, events).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

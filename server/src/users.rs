@@ -195,6 +195,7 @@ pub(crate) fn envelope(caller: &Caller, data: Vec<EventData>, key: &str, body: O
             e.actor = Some(caller.name.clone());
             e.source_event_id = Some(format!("{key}:{i}"));
             if i == 0 {
+                let body = body.map(redacted);
                 e.raw = Some(json!({"method": caller.method, "path": caller.target, "body": body}));
             }
             e
@@ -202,10 +203,47 @@ pub(crate) fn envelope(caller: &Caller, data: Vec<EventData>, key: &str, body: O
         .collect()
 }
 
+/// What a request said, as kept in the log: all of it but a password (a secret, never
+/// evidence), whose value becomes `"(redacted)"`: at the top of a resource, in a PATCH
+/// operation whose path is `password`, or in a path-less operation's value.
+pub(crate) fn redacted(body: &Value) -> Value {
+    const REDACTED: &str = "(redacted)";
+    let mut body = body.clone();
+    let is_password = |k: &str| k.eq_ignore_ascii_case("password");
+    if let Value::Object(map) = &mut body {
+        for (k, v) in map.iter_mut() {
+            if is_password(k) {
+                *v = json!(REDACTED);
+            }
+        }
+        for key in ["Operations", "operations"] {
+            let Some(Value::Array(ops)) = map.get_mut(key) else { continue };
+            for op in ops.iter_mut().filter_map(Value::as_object_mut) {
+                let by_path = op.get("path").and_then(Value::as_str).is_some_and(is_password);
+                match op.get_mut("value") {
+                    Some(v) if by_path => *v = json!(REDACTED),
+                    Some(Value::Object(value)) => {
+                        for (k, v) in value.iter_mut() {
+                            if is_password(k) {
+                                *v = json!(REDACTED);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    body
+}
+
 /// An idempotency key: the same request against the same version of the same user is
 /// the same change, so a client's retry is stored once.
-pub(crate) fn request_key(method: &str, id: &str, version: u64, body: &[u8]) -> String {
-    let digest = Sha256::digest(body);
+pub(crate) fn request_key(method: &str, id: &str, version: u64, body: Option<&Value>) -> String {
+    // Of the body as kept: a hash of one with a password in it would let the password be
+    // guessed offline from the rest of the body, which the log keeps.
+    let kept = body.map(redacted).map(|b| b.to_string()).unwrap_or_default();
+    let digest = Sha256::digest(kept.as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("scim:{method}:{id}:{version}:{hex}")
 }
@@ -268,7 +306,7 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
         let departed = dir.departed.get(&id);
         let version = departed.map_or(0, |u| u.version);
         let data = changes(None, departed, &id, &draft, caller.deactivate);
-        (envelope(&caller, data, &request_key("POST", &id, version, &body), Some(&value)), id)
+        (envelope(&caller, data, &request_key("POST", &id, version, Some(&value)), Some(&value)), id)
     };
     commit(&app, events).await?;
     let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
@@ -445,7 +483,7 @@ pub async fn replace(
         envelope(
             &caller,
             changes(Some(user), None, &id, &draft, caller.deactivate),
-            &request_key("PUT", &id, user.version, &body),
+            &request_key("PUT", &id, user.version, Some(&value)),
             Some(&value),
         )
     };
@@ -480,7 +518,7 @@ pub async fn patch(
         envelope(
             &caller,
             changes(Some(user), None, &id, &draft, caller.deactivate),
-            &request_key("PATCH", &id, user.version, &body),
+            &request_key("PATCH", &id, user.version, Some(&value)),
             Some(&value),
         )
     };
@@ -529,7 +567,7 @@ pub async fn delete(
             identity: IdentityId::from(id.as_str()),
             reason: Some("deleted over SCIM".into()),
         });
-        envelope(&caller, vec![left], &request_key("DELETE", &id, user.version, b""), None)
+        envelope(&caller, vec![left], &request_key("DELETE", &id, user.version, None), None)
     };
     commit(&app, event).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -121,9 +121,13 @@ impl Store {
         let dir = dir.as_ref().to_path_buf();
         let path = dir.join(LOG_FILE);
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        // The marker first, then the length: a writer writes a marker only after the data
+        // it names, so the length read after it covers it. (The other way round, a length
+        // read in the middle of a writer's write and a marker written just after it would
+        // look like acknowledged bytes missing.)
+        let marker = marker::read(&dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))?;
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
         check_log_header(&file, &path, file_len)?;
-        let marker = marker::read(&dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))?;
         let recovered = recover(&dir, &file, &path, file_len, marker, Mode::Read)?;
         let offsets = recovered.offsets;
         let end = *offsets.last().unwrap_or(&HEADER_LEN);

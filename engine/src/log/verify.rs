@@ -55,9 +55,10 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let dir = dir.as_ref();
     let path = dir.join(LOG_FILE);
     let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    // The marker before the length, as a reader's open does (`Store::open_read_only`).
+    let marker = marker::read(dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))?;
     let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
     check_log_header(&file, &path, len)?;
-    let marker = marker::read(dir).map_err(|e| Error::io(dir.join(marker::MARKER_FILE), e))?;
     let acked = match marker {
         marker::Read::Found(m) => Some(m),
         _ => None,
