@@ -143,6 +143,10 @@ fn schema_list(base: &str) -> Vec<Value> {
             vec![string("value"), string("type"), attr("primary", "boolean", false, false, "readWrite", "none", false)],
         ));
     }
+    let mut address: Vec<Value> =
+        ["formatted", "streetAddress", "locality", "region", "postalCode", "country", "type"].map(string).to_vec();
+    address.push(attr("primary", "boolean", false, false, "readWrite", "none", false));
+    user_attrs.push(complex("addresses", true, address));
     // Each value a direct grant (`RESOURCE#PERMISSION`, or `RESOURCE`): only `value` is kept.
     for m in ["entitlements", "roles"] {
         user_attrs.push(complex(m, true, vec![string("value")]));

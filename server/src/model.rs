@@ -39,6 +39,8 @@ const NAME: [&str; 6] = ["formatted", "familyName", "givenName", "middleName", "
 const ENTERPRISE_ATTRS: [&str; 5] = ["employeeNumber", "costCenter", "organization", "division", "department"];
 /// Multi-valued attributes kept one value per `type`.
 const MULTI: [&str; 2] = ["emails", "phoneNumbers"];
+/// The sub-attributes of an address, kept as `addresses.TYPE.SUB`.
+const ADDRESS: [&str; 6] = ["formatted", "streetAddress", "locality", "region", "postalCode", "country"];
 
 /// A user as the directory holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,6 +194,12 @@ enum Target {
     Manager,
     /// The enterprise extension as a whole.
     Enterprise,
+    /// `addresses` as a whole, one type of it, or one sub-attribute of one type
+    /// (`addresses[type eq "work"].locality`).
+    Address {
+        kind: Option<String>,
+        sub: Option<&'static str>,
+    },
     /// `entitlements` / `roles` as a whole, or one value of it (`roles[value eq "x"]`).
     Grants {
         kind: &'static str,
@@ -225,6 +233,33 @@ fn target(path: &str) -> Result<Target, ScimError> {
     }
     if path.eq_ignore_ascii_case("name") {
         return Ok(Target::Name);
+    }
+    if path.len() >= 9 && path[..9].eq_ignore_ascii_case("addresses") {
+        let rest = &path[9..];
+        if rest.is_empty() {
+            return Ok(Target::Address { kind: None, sub: None });
+        }
+        let bad = || {
+            ScimError::invalid_path(format!(
+                "`{path}`: expected addresses[type eq \"...\"] or addresses[type eq \"...\"].SUB"
+            ))
+        };
+        let inner = rest.strip_prefix('[').ok_or_else(bad)?;
+        let (filter, after) = inner.split_once(']').ok_or_else(bad)?;
+        let kind = match crate::filter::parse(filter).map_err(|e| ScimError::invalid_path(e.detail))? {
+            crate::filter::Filter::Compare(p, crate::filter::Op::Eq, Value::String(kind))
+                if p.name.eq_ignore_ascii_case("type") && p.sub.is_none() =>
+            {
+                kind.to_ascii_lowercase()
+            }
+            _ => return Err(bad()),
+        };
+        let sub = match after.strip_prefix('.') {
+            None if after.is_empty() => None,
+            Some(s) => Some(canonical(&ADDRESS, s).ok_or_else(bad)?),
+            None => return Err(bad()),
+        };
+        return Ok(Target::Address { kind: Some(kind), sub });
     }
     for kind in ["entitlements", "roles"] {
         if path.len() >= kind.len() && path[..kind.len()].eq_ignore_ascii_case(kind) {
@@ -344,6 +379,44 @@ impl Draft {
             Target::Grants { kind, value: Some(_) } => {
                 return Err(ScimError::invalid_path(format!("`{path}`: add or replace the whole {kind} list")));
             }
+            Target::Address { kind: Some(kind), sub: Some(sub) } => {
+                let v = string_value(path, value)?;
+                self.put(&format!("addresses.{kind}.{sub}"), v);
+            }
+            Target::Address { kind, sub: None } => {
+                let items: Vec<&Value> = match value {
+                    Value::Array(a) if kind.is_none() => a.iter().collect(),
+                    Value::Object(_) => vec![value],
+                    _ => return Err(ScimError::invalid_value("addresses: expected a list of objects")),
+                };
+                if replace && kind.is_none() {
+                    self.clear_multi("addresses");
+                }
+                for item in items {
+                    let Value::Object(m) = item else {
+                        return Err(ScimError::invalid_value("addresses: expected a list of objects"));
+                    };
+                    let kind = match &kind {
+                        Some(k) => k.clone(),
+                        None => m.get("type").and_then(Value::as_str).unwrap_or("other").to_ascii_lowercase(),
+                    };
+                    // An address is replaced whole.
+                    let prefix = format!("addresses.{kind}.");
+                    self.attrs.retain(|k, _| !k.starts_with(&prefix));
+                    for (k, v) in m {
+                        if let Some(sub) = canonical(&ADDRESS, k) {
+                            let v = string_value(&format!("addresses.{sub}"), v)?;
+                            self.put(&format!("{prefix}{sub}"), v);
+                        }
+                    }
+                    if m.get("primary").is_some_and(|p| bool_value("primary", p).unwrap_or(false)) {
+                        self.put("addresses.primary", kind.clone());
+                    }
+                }
+            }
+            Target::Address { kind: None, sub: Some(_) } => {
+                return Err(ScimError::invalid_path("addresses: name a type"))
+            }
             Target::Grants { kind, value: None } => {
                 let items: Vec<&Value> = match value {
                     Value::Array(a) => a.iter().collect(),
@@ -425,6 +498,17 @@ impl Draft {
             }
             Target::Multi { attr, kind: None } => self.clear_multi(attr),
             Target::Grants { kind, value: None } => self.grants.list(kind).clear(),
+            Target::Address { kind: None, .. } => self.clear_multi("addresses"),
+            Target::Address { kind: Some(kind), sub: None } => {
+                let prefix = format!("addresses.{kind}.");
+                self.attrs.retain(|k, _| !k.starts_with(&prefix));
+                if self.attrs.get("addresses.primary") == Some(&kind) {
+                    self.attrs.remove("addresses.primary");
+                }
+            }
+            Target::Address { kind: Some(kind), sub: Some(sub) } => {
+                self.attrs.remove(&format!("addresses.{kind}.{sub}"));
+            }
             Target::Grants { kind, value: Some(v) } => {
                 let e = entitlement_of(kind, &v)?;
                 self.grants.list(kind).remove(&e);
@@ -467,7 +551,6 @@ impl Draft {
                 "schemas" | "meta" | "groups" => {}
                 k if k.eq_ignore_ascii_case("id") => {}
                 k if k.eq_ignore_ascii_case("password") => {}
-                k if k.eq_ignore_ascii_case("addresses") => {}
                 k => draft.set(k, v, true)?,
             }
         }
@@ -545,6 +628,22 @@ pub fn render(user: &User, base: &str) -> Value {
         if !items.is_empty() {
             out.insert(attr.into(), Value::Array(items));
         }
+    }
+    let mut addresses: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for (k, v) in a.range("addresses.".to_string()..) {
+        let Some(rest) = k.strip_prefix("addresses.") else { break };
+        if let Some((kind, sub)) = rest.split_once('.') {
+            addresses.entry(kind).or_default().insert(sub.to_string(), json!(v));
+        }
+    }
+    if !addresses.is_empty() {
+        let primary = a.get("addresses.primary");
+        let items = addresses.into_iter().map(|(kind, mut item)| {
+            item.insert("type".into(), json!(kind));
+            item.insert("primary".into(), json!(primary.is_some_and(|p| p == kind)));
+            Value::Object(item)
+        });
+        out.insert("addresses".into(), Value::Array(items.collect()));
     }
     if !a.contains_key("active") {
         out.insert("active".into(), json!(user.active));

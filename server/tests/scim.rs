@@ -563,3 +563,30 @@ mod tenure_projections_for_tests {
         index
     }
 }
+
+/// Addresses, as Entra ID maps them by default (one sub-attribute of the work address per
+/// operation), are kept and returned.
+#[test]
+fn addresses_are_kept() {
+    let s = Server::start();
+    let id = s.call("POST", "/Users", Some(alice())).json["id"].as_str().unwrap().to_string();
+    let patch = json!({"schemas": [PATCH], "Operations": [
+        {"op": "Add", "path": "addresses[type eq \"work\"].streetAddress", "value": "1 Main St"},
+        {"op": "Add", "path": "addresses[type eq \"work\"].locality", "value": "Springfield"},
+        {"op": "Add", "path": "addresses[type eq \"work\"].country", "value": "US"}
+    ]});
+    let r = s.call("PATCH", &format!("/Users/{id}"), Some(patch));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["addresses"],
+        json!([{"type": "work", "primary": false, "streetAddress": "1 Main St", "locality": "Springfield", "country": "US"}])
+    );
+    let EventData::IdentityMoved(m) = &s.log()[1].data else { panic!() };
+    assert_eq!(m.attributes["addresses.work.locality"], "Springfield");
+    let remove =
+        json!({"schemas": [PATCH], "Operations": [{"op": "Remove", "path": "addresses[type eq \"work\"].country"}]});
+    let r = s.call("PATCH", &format!("/Users/{id}"), Some(remove));
+    assert!(r.json["addresses"][0].get("country").is_none(), "{}", r.text);
+    let bad = json!({"schemas": [PATCH], "Operations": [{"op": "Add", "path": "addresses[type eq \"work\"].planet", "value": "Mars"}]});
+    s.call("PATCH", &format!("/Users/{id}"), Some(bad)).is_error(400, Some("invalidPath"));
+}
