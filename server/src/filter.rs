@@ -5,11 +5,14 @@
 //!
 //! Why not a crate: the evaluation against a resource (case rules per attribute, value
 //! paths over multi-valued attributes, the enterprise extension by URN) is needed whatever
-//! parses. scim-filter 0.2.3 evaluates only through its own matcher, over a collection
-//! it serialises itself. scim_v2 0.4.2 parses the grammar and
-//! PATCH paths with a depth bound (an LALR parser), but evaluates nothing and brings
-//! lalrpop-util's lexer (regex-automata, new to this build). This parser is about 200
-//! lines; moving the parsing onto scim_v2's AST is open (issue 16's note).
+//! parses, and no crate does it. scim_v2 0.4.2 parses the grammar (LALR, nesting bounded)
+//! and was tried in place of the parser below: every test and all 124 scim2-tester checks
+//! passed, but with 64 clients on the load bench's mix (one filtered GET in six requests)
+//! it served 10,871 writes/s with read p99 7.80 ms against 14,364 and 5.46 ms for this
+//! parser, same machine, back to back (2026-12-02): it builds a new parser, with its
+//! lexer, for every filter.
+//! scim-filter 0.2.3 evaluates only through its own matcher over a collection it
+//! serialises itself.
 
 use crate::error::ScimError;
 use serde_json::Value;
