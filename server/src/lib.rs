@@ -11,6 +11,7 @@ pub mod auth;
 pub mod directory;
 mod discovery;
 pub mod error;
+mod events;
 pub mod filter;
 mod groups;
 pub mod model;
@@ -220,6 +221,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/Groups/{id}", get(groups::get).put(groups::replace).patch(groups::patch).delete(groups::delete));
     Router::new()
         .nest("/scim/v2", scim)
+        .route("/events", get(events::list))
         .fallback(not_found)
         .with_state(app)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -1,0 +1,84 @@
+//! `GET /events`: Tenure's own log as an events API in the shape directory-sync consumers
+//! follow (WorkOS's: `data`, `list_metadata.after`), ordered by position, the whole history
+//! replayable from any cursor. The cursor is a position: `after=P` answers the events
+//! after P.
+
+use crate::error::ScimError;
+use crate::{App, Caller};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tenure_engine::{Position, Subject};
+
+/// The most events one page holds.
+pub const MAX_LIMIT: usize = 100;
+const DEFAULT_LIMIT: usize = 10;
+
+fn param<T: std::str::FromStr>(q: &HashMap<String, String>, name: &str) -> Result<Option<T>, ScimError> {
+    q.get(name)
+        .map(|v| v.parse().map_err(|_| ScimError::invalid_value(format!("{name}: '{v}' is not a number"))))
+        .transpose()
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let after: u64 = param(&q, "after")?.unwrap_or(0);
+    let limit: usize = param(&q, "limit")?.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ScimError::invalid_value(format!("limit must be from 1 to {MAX_LIMIT}")));
+    }
+    let types: Option<Vec<&str>> =
+        q.get("events").map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).collect());
+    if let Some(unknown) = types.iter().flatten().find(|t| !tenure_engine::event::EVENT_TYPES.contains(t)) {
+        return Err(ScimError::invalid_value(format!("events: unknown event type '{unknown}'")));
+    }
+    let head = app.store.head();
+    if after > head.get() {
+        return Err(ScimError::invalid_value(format!("after: position {after} is past the head ({head})")));
+    }
+    let wanted = |e: &tenure_engine::Event| types.as_ref().is_none_or(|t| t.contains(&e.data.type_name()));
+    let mut page: Vec<tenure_engine::Event> = Vec::new();
+    let subject = match (q.get("identity"), q.get("group")) {
+        (Some(i), _) => Some(Subject::Identity(i.clone())),
+        (None, Some(g)) => Some(Subject::Group(g.clone())),
+        (None, None) => None,
+    };
+    match subject {
+        // By subject: through the log's subject index.
+        Some(s) => {
+            for p in app.store.positions_of(&s)?.into_iter().filter(|p| p.get() > after) {
+                let e = app.store.read(p)?;
+                if wanted(&e) {
+                    page.push(e);
+                    if page.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        None => {
+            app.store.scan(Position(after + 1), head, |e| {
+                if wanted(&e) {
+                    page.push(e);
+                }
+                if page.len() == limit {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            })?;
+        }
+    }
+    let next = page.last().map(|e| e.position.get().to_string());
+    let data: Vec<Value> = page.iter().map(|e| serde_json::to_value(e).unwrap_or(Value::Null)).collect();
+    let body = json!({"object": "list", "data": data, "list_metadata": {"after": next}});
+    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
