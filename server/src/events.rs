@@ -82,3 +82,42 @@ pub async fn list(
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
 }
+
+/// `GET /events/stream`: server-sent events, one per recorded event (its position as the
+/// SSE `id`, its type as the SSE `event`, the event as `data`), starting after `after` or
+/// the `Last-Event-ID` a reconnecting client sends, then following live appends: no gap
+/// and no duplicate across the switch, since both come from the log by position.
+pub async fn stream(
+    State(app): State<Arc<App>>,
+    _caller: Caller,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<
+    axum::response::Sse<impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>,
+    ScimError,
+> {
+    use futures_util::StreamExt;
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let after: u64 = match resume.or_else(|| q.get("after").cloned()) {
+        Some(v) => v.parse().map_err(|_| ScimError::invalid_value(format!("after: '{v}' is not a position")))?,
+        None => 0,
+    };
+    let head = app.store.head();
+    if after > head.get() {
+        return Err(ScimError::invalid_value(format!("after: position {after} is past the head ({head})")));
+    }
+    // A read error ends the stream (the client reconnects with its Last-Event-ID).
+    let events =
+        app.store.subscribe(Position(after)).take_while(|item| std::future::ready(item.is_ok())).filter_map(|item| {
+            let event = item.ok().and_then(|e| {
+                let data = serde_json::to_string(&e).ok()?;
+                Some(Ok(axum::response::sse::Event::default()
+                    .id(e.position.get().to_string())
+                    .event(e.data.type_name())
+                    .data(data)))
+            });
+            std::future::ready(event)
+        });
+    let events = events.take_until(app.closing());
+    Ok(axum::response::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()))
+}

@@ -56,6 +56,9 @@ pub struct App {
     /// Names (userNames, group display names) that writes in flight are taking: the
     /// uniqueness check across resources.
     reserved: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Set when the server starts stopping: the event streams end then, so that a graceful
+    /// stop does not wait for a follower that never disconnects.
+    closing: tokio::sync::watch::Sender<bool>,
     pub tokens: Vec<Token>,
     /// `http://HOST:PORT/scim/v2`, for `meta.location`.
     pub base: String,
@@ -70,7 +73,16 @@ impl App {
             std::ops::ControlFlow::Continue(())
         })?;
         let stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
-        Ok(App { store, directory: RwLock::new(dir), stripes, reserved: Default::default(), tokens, base })
+        let closing = tokio::sync::watch::Sender::new(false);
+        Ok(App { store, directory: RwLock::new(dir), stripes, reserved: Default::default(), closing, tokens, base })
+    }
+
+    /// Resolves when the server starts stopping.
+    pub(crate) fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
     }
 
     /// The lock of the resource `key` (`u:ID`, `g:ID`; a create locks the id it will take).
@@ -222,6 +234,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .nest("/scim/v2", scim)
         .route("/events", get(events::list))
+        .route("/events/stream", get(events::stream))
         .fallback(not_found)
         .with_state(app)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -245,6 +258,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "serving SCIM 2.0 under /scim/v2");
+    let stopping = app.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.closing.send_replace(true);
+    };
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
 }
 

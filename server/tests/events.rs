@@ -53,3 +53,61 @@ fn the_log_as_an_events_api() {
     }
     assert_eq!(s.call_with("GET", &format!("{root}/events"), None, &[]).status, 401);
 }
+
+/// Reads server-sent events from a raw connection until `n` ids have come.
+fn read_ids(reader: &mut impl std::io::BufRead, n: usize) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let mut line = String::new();
+    while ids.len() < n {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(id) = line.trim().strip_prefix("id:") {
+            ids.push(id.trim().parse().unwrap());
+        }
+    }
+    ids
+}
+
+fn open_stream(s: &Server, extra: &str) -> std::io::BufReader<std::net::TcpStream> {
+    use std::io::Write;
+    let addr = s.base.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    write!(c, "GET /events/stream{extra} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n", common::TOKEN)
+        .unwrap();
+    c.write_all(b"\r\n").unwrap();
+    std::io::BufReader::new(c)
+}
+
+/// The stream starts after a cursor (or the Last-Event-ID of a reconnection), then follows
+/// live appends with no gap and no duplicate; a stopping server ends it.
+#[test]
+fn the_event_stream_follows_live_appends() {
+    let mut s = Server::start();
+    let user = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+    for name in ["ann", "ben", "cat"] {
+        assert_eq!(s.call("POST", "/Users", Some(user(name))).status, 201);
+    }
+    let mut stream = open_stream(&s, "?after=1");
+    assert_eq!(read_ids(&mut stream, 2), [2, 3], "the history after the cursor");
+    for name in ["dan", "eve"] {
+        assert_eq!(s.call("POST", "/Users", Some(user(name))).status, 201);
+    }
+    assert_eq!(read_ids(&mut stream, 2), [4, 5], "then the live appends, no gap, no repeat");
+    // A reconnection resumes after its Last-Event-ID.
+    use std::io::Write;
+    let addr = s.base.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        c,
+        "GET /events/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nLast-Event-ID: 3\r\n\r\n",
+        common::TOKEN
+    )
+    .unwrap();
+    let mut resumed = std::io::BufReader::new(c);
+    assert_eq!(read_ids(&mut resumed, 2), [4, 5]);
+    // Stopping the server ends the open streams (and the stop does not wait for them).
+    s.stop();
+    assert_eq!(read_ids(&mut stream, 1), Vec::<u64>::new());
+}
