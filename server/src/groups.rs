@@ -24,10 +24,6 @@ struct Draft {
     members: BTreeSet<String>,
 }
 
-fn lock_err() -> ScimError {
-    ScimError::internal("directory lock poisoned")
-}
-
 /// A member reference: `{"value": id}` (or, leniently, the id as a string).
 fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
     let items: Vec<&Value> = match value {
@@ -229,7 +225,7 @@ fn take_name<'a>(
 }
 
 fn answer(app: &App, id: &str, status: StatusCode) -> Result<Response, ScimError> {
-    let dir = app.directory.read().map_err(|_| lock_err())?;
+    let dir = app.dir()?;
     let group =
         dir.groups.get(id).ok_or_else(|| ScimError::internal("the group is not in the directory after the write"))?;
     let mut response = respond(status, model::render_group(group, base(app)), Some(group.version));
@@ -248,7 +244,7 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
     let _lock = app.lock(&format!("g:{}", slug(&draft.display_name))).await;
     let _name = app.reserve(format!("d:{}", draft.display_name.to_lowercase()))?;
     let (events, id) = {
-        let dir = app.directory.read().map_err(|_| lock_err())?;
+        let dir = app.dir()?;
         if let Some(other) = dir.group_by_name(&draft.display_name) {
             return Err(ScimError::uniqueness(format!(
                 "displayName '{}' is taken by group '{}'",
@@ -269,7 +265,7 @@ pub async fn get(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
-    let dir = app.directory.read().map_err(|_| lock_err())?;
+    let dir = app.dir()?;
     let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
     let body = model::project(
         model::render_group(group, base(&app)),
@@ -290,7 +286,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
-    let dir = app.directory.read().map_err(|_| lock_err())?;
+    let dir = app.dir()?;
     let b = base(&app);
     let found: Vec<Value> = dir
         .groups
@@ -313,7 +309,7 @@ pub async fn replace(
     let _lock = app.lock(&format!("g:{id}")).await;
     let mut _name = None;
     let events = {
-        let dir = app.directory.read().map_err(|_| lock_err())?;
+        let dir = app.dir()?;
         let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
         check_if_match(&headers, group.version)?;
         _name = take_name(&app, &dir, group, &draft)?;
@@ -337,7 +333,7 @@ pub async fn patch(
     let _lock = app.lock(&format!("g:{id}")).await;
     let mut _name = None;
     let events = {
-        let dir = app.directory.read().map_err(|_| lock_err())?;
+        let dir = app.dir()?;
         let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
         check_if_match(&headers, group.version)?;
         let mut draft = Draft {
@@ -354,7 +350,7 @@ pub async fn patch(
     // RFC 7644 §3.5.2: 200 with the resource, or 204. A group's resource lists every
     // member, so a member change answers 204 with the new version (what Okta expects), and
     // the resource only when `attributes` or `excludedAttributes` asks for it.
-    let dir = app.directory.read().map_err(|_| lock_err())?;
+    let dir = app.dir()?;
     let group =
         dir.groups.get(&id).ok_or_else(|| ScimError::internal("the group is not in the directory after the write"))?;
     if q.contains_key("attributes") || q.contains_key("excludedAttributes") {
@@ -380,7 +376,7 @@ pub async fn delete(
 ) -> Result<Response, ScimError> {
     let _lock = app.lock(&format!("g:{id}")).await;
     let events = {
-        let dir = app.directory.read().map_err(|_| lock_err())?;
+        let dir = app.dir()?;
         let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
         check_if_match(&headers, group.version)?;
         let deleted = EventData::GroupDeleted(GroupLifecycle {

@@ -77,6 +77,11 @@ impl App {
         Ok(App { store, directory: RwLock::new(dir), stripes, reserved: Default::default(), closing, tokens, base })
     }
 
+    /// The directory, for reading.
+    pub(crate) fn dir(&self) -> Result<std::sync::RwLockReadGuard<'_, directory::Directory>, ScimError> {
+        self.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))
+    }
+
     /// Resolves when the server starts stopping.
     pub(crate) fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut rx = self.closing.subscribe();

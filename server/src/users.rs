@@ -267,7 +267,7 @@ pub(crate) async fn commit(app: &App, events: Vec<NewEvent>) -> Result<(), ScimE
     // durable events too, and a fold that finds the head moved reads again. A retried
     // request's duplicates point at positions already folded.
     loop {
-        let head = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?.head;
+        let head = app.dir()?.head;
         if last.get() <= head {
             return Ok(());
         }
@@ -296,7 +296,7 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
     let _lock = app.lock(&format!("u:{id}")).await;
     let _name = app.reserve(format!("n:{id}"))?;
     let (events, id) = {
-        let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+        let dir = app.dir()?;
         if dir.by_user_name(&user_name).is_some() {
             return Err(ScimError::uniqueness(format!("userName '{user_name}' is already taken")));
         }
@@ -309,7 +309,7 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
         (envelope(&caller, data, &request_key("POST", &id, version, Some(&value)), Some(&value)), id)
     };
     commit(&app, events).await?;
-    let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    let dir = app.dir()?;
     let user = dir.users.get(&id).ok_or_else(|| ScimError::internal("the created user is not in the directory"))?;
     let mut response = respond(StatusCode::CREATED, model::render(user, base(&app)), Some(user.version));
     if let Ok(loc) = header::HeaderValue::from_str(&format!("{}/Users/{}", base(&app), user.id)) {
@@ -324,7 +324,7 @@ pub async fn get(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
-    let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    let dir = app.dir()?;
     let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
     let body = model::project(
         model::render(user, base(&app)),
@@ -411,7 +411,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
-    let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    let dir = app.dir()?;
     let b = base(&app);
     let found: Vec<Value> = match filter.as_ref().and_then(crate::filter::simple_eq) {
         // The look-up every client makes, from the index.
@@ -455,7 +455,7 @@ pub(crate) fn answer_list(mut found: Vec<Value>, q: &HashMap<String, String>) ->
 pub async fn search_all(State(app): State<Arc<App>>, _caller: Caller, body: Bytes) -> Result<Response, ScimError> {
     let q = search_query(&body)?;
     let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
-    let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    let dir = app.dir()?;
     let b = base(&app);
     let users = dir.users.values().map(|u| model::render(u, b));
     let groups = dir.groups.values().map(|g| model::render_group(g, b));
@@ -474,7 +474,7 @@ pub async fn replace(
     let _lock = app.lock(&format!("u:{id}")).await;
     let mut _name = None;
     let events = {
-        let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+        let dir = app.dir()?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
         check_if_match(&headers, user.version)?;
         let draft = Draft::from_resource(&value, user.active)?;
@@ -503,7 +503,7 @@ pub async fn patch(
     let _lock = app.lock(&format!("u:{id}")).await;
     let mut _name = None;
     let events = {
-        let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+        let dir = app.dir()?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
         check_if_match(&headers, user.version)?;
         let mut draft = Draft { attrs: user.attrs.clone(), active: user.active, grants: user.grants.clone() };
@@ -546,7 +546,7 @@ fn take_name<'a>(
 }
 
 fn get_after_write(app: &App, id: &str) -> Result<Response, ScimError> {
-    let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+    let dir = app.dir()?;
     let user =
         dir.users.get(id).ok_or_else(|| ScimError::internal("the user is not in the directory after the write"))?;
     Ok(respond(StatusCode::OK, model::render(user, base(app)), Some(user.version)))
@@ -560,7 +560,7 @@ pub async fn delete(
 ) -> Result<Response, ScimError> {
     let _lock = app.lock(&format!("u:{id}")).await;
     let event = {
-        let dir = app.directory.read().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+        let dir = app.dir()?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
         check_if_match(&headers, user.version)?;
         let left = EventData::IdentityLeft(StatusChange {
