@@ -5,7 +5,7 @@
 
 use crate::error::ScimError;
 use crate::model::{self, Group, GROUP_SCHEMA};
-use crate::users::{base, check_if_match, commit, envelope, parse_body, request_key, respond};
+use crate::users::{base, check_if_match, commit, envelope, parse_body, respond};
 use crate::{App, Caller};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -253,7 +253,7 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
         }
         let id = fresh_name(&dir, &draft.display_name);
         let data = events(&dir, None, &id, &draft)?;
-        (envelope(&caller, data, &request_key("POST", &id, 0, Some(&value)), Some(&value)), id)
+        (envelope(&caller, data, &id, 0, Some(&value)), id)
     };
     commit(&app, events).await?;
     answer(&app, &id, StatusCode::CREATED)
@@ -267,11 +267,7 @@ pub async fn get(
 ) -> Result<Response, ScimError> {
     let dir = app.dir()?;
     let group = dir.groups.get(&id).ok_or_else(|| ScimError::not_found(format!("no group '{id}'")))?;
-    let body = model::project(
-        model::render_group(group, base(&app)),
-        q.get("attributes").map(String::as_str),
-        q.get("excludedAttributes").map(String::as_str),
-    );
+    let body = model::project(model::render_group(group, base(&app)), &q);
     Ok(respond(StatusCode::OK, body, Some(group.version)))
 }
 
@@ -314,7 +310,7 @@ pub async fn replace(
         check_if_match(&headers, group.version)?;
         _name = take_name(&app, &dir, group, &draft)?;
         let data = events(&dir, Some(group), &id, &draft)?;
-        envelope(&caller, data, &request_key("PUT", &id, group.version, Some(&value)), Some(&value))
+        envelope(&caller, data, &id, group.version, Some(&value))
     };
     commit(&app, events).await?;
     answer(&app, &id, StatusCode::OK)
@@ -344,7 +340,7 @@ pub async fn patch(
         crate::patch::apply(&mut draft, &id, ops)?;
         _name = take_name(&app, &dir, group, &draft)?;
         let data = events(&dir, Some(group), &id, &draft)?;
-        envelope(&caller, data, &request_key("PATCH", &id, group.version, Some(&value)), Some(&value))
+        envelope(&caller, data, &id, group.version, Some(&value))
     };
     commit(&app, events).await?;
     // RFC 7644 §3.5.2: 200 with the resource, or 204. A group's resource lists every
@@ -354,11 +350,7 @@ pub async fn patch(
     let group =
         dir.groups.get(&id).ok_or_else(|| ScimError::internal("the group is not in the directory after the write"))?;
     if q.contains_key("attributes") || q.contains_key("excludedAttributes") {
-        let body = model::project(
-            model::render_group(group, base(&app)),
-            q.get("attributes").map(String::as_str),
-            q.get("excludedAttributes").map(String::as_str),
-        );
+        let body = model::project(model::render_group(group, base(&app)), &q);
         return Ok(respond(StatusCode::OK, body, Some(group.version)));
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -384,7 +376,7 @@ pub async fn delete(
             display_name: None,
             external_id: None,
         });
-        envelope(&caller, vec![deleted], &request_key("DELETE", &id, group.version, None), None)
+        envelope(&caller, vec![deleted], &id, group.version, None)
     };
     commit(&app, events).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -686,7 +686,9 @@ pub fn etag(version: u64) -> String {
 
 /// Applies `attributes` / `excludedAttributes` to a rendered resource (`id`, `schemas` and
 /// `meta` always stay, as RFC 7643 §7 has them "returned always").
-pub fn project(mut resource: Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
+pub fn project(mut resource: Value, query: &std::collections::HashMap<String, String>) -> Value {
+    let (attributes, excluded) =
+        (query.get("attributes").map(String::as_str), query.get("excludedAttributes").map(String::as_str));
     let Value::Object(map) = &mut resource else { return resource };
     let always = |k: &str| matches!(k, "id" | "schemas" | "meta");
     let names = |list: &str| -> Vec<String> {

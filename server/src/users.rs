@@ -179,13 +179,23 @@ fn grant_changes(identity: &IdentityId, old: &model::Grants, new: &model::Grants
     data
 }
 
-/// The events of one request: its time, the caller's source and name, and keys derived
-/// from the request's (see [`request_key`]).
+/// The events of one request (a change of the resource `id` from its `version`): its
+/// time, the caller's source and name, and keys derived from the request (see
+/// [`request_key`]).
 ///
-/// The request as received (method, path and query, the body as JSON) is the first
-/// event's `raw`: kept once per request, and the other events of the request share its
-/// key's prefix (`KEY:0`, `KEY:1`...), so each can be traced to it.
-pub(crate) fn envelope(caller: &Caller, data: Vec<EventData>, key: &str, body: Option<&Value>) -> Vec<NewEvent> {
+/// The request as received (method, path and query, the body as JSON, a password
+/// redacted) is the first event's `raw`: kept once per request, and the other events of
+/// the request share its key's prefix (`KEY:0`, `KEY:1`...), so each can be traced to it.
+pub(crate) fn envelope(
+    caller: &Caller,
+    data: Vec<EventData>,
+    id: &str,
+    version: u64,
+    body: Option<&Value>,
+) -> Vec<NewEvent> {
+    let kept = body.map(redacted);
+    let key = request_key(&caller.method, id, version, kept.as_ref());
+    let mut raw = Some(json!({"method": caller.method, "path": caller.target, "body": kept}));
     let now = Timestamp::now();
     data.into_iter()
         .enumerate()
@@ -194,10 +204,7 @@ pub(crate) fn envelope(caller: &Caller, data: Vec<EventData>, key: &str, body: O
             e.source = Some(caller.source.clone());
             e.actor = Some(caller.name.clone());
             e.source_event_id = Some(format!("{key}:{i}"));
-            if i == 0 {
-                let body = body.map(redacted);
-                e.raw = Some(json!({"method": caller.method, "path": caller.target, "body": body}));
-            }
+            e.raw = raw.take();
             e
         })
         .collect()
@@ -237,13 +244,12 @@ pub(crate) fn redacted(body: &Value) -> Value {
     body
 }
 
-/// An idempotency key: the same request against the same version of the same user is
-/// the same change, so a client's retry is stored once.
-pub(crate) fn request_key(method: &str, id: &str, version: u64, body: Option<&Value>) -> String {
-    // Of the body as kept: a hash of one with a password in it would let the password be
-    // guessed offline from the rest of the body, which the log keeps.
-    let kept = body.map(redacted).map(|b| b.to_string()).unwrap_or_default();
-    let digest = Sha256::digest(kept.as_bytes());
+/// An idempotency key: the same request against the same version of the same resource
+/// is the same change, so a client's retry is stored once. Of the body as kept (redacted):
+/// a hash of one with a password in it would let the password be guessed offline from the
+/// rest of the body, which the log keeps.
+fn request_key(method: &str, id: &str, version: u64, kept: Option<&Value>) -> String {
+    let digest = Sha256::digest(kept.map(Value::to_string).unwrap_or_default().as_bytes());
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     format!("scim:{method}:{id}:{version}:{hex}")
 }
@@ -306,7 +312,7 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
         let departed = dir.departed.get(&id);
         let version = departed.map_or(0, |u| u.version);
         let data = changes(None, departed, &id, &draft, caller.deactivate);
-        (envelope(&caller, data, &request_key("POST", &id, version, Some(&value)), Some(&value)), id)
+        (envelope(&caller, data, &id, version, Some(&value)), id)
     };
     commit(&app, events).await?;
     let dir = app.dir()?;
@@ -326,11 +332,7 @@ pub async fn get(
 ) -> Result<Response, ScimError> {
     let dir = app.dir()?;
     let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
-    let body = model::project(
-        model::render(user, base(&app)),
-        q.get("attributes").map(String::as_str),
-        q.get("excludedAttributes").map(String::as_str),
-    );
+    let body = model::project(model::render(user, base(&app)), &q);
     Ok(respond(StatusCode::OK, body, Some(user.version)))
 }
 
@@ -433,14 +435,7 @@ pub(crate) fn answer_list(mut found: Vec<Value>, q: &HashMap<String, String>) ->
     let (start, count) = paging(q)?;
     sort(&mut found, q)?;
     let total = found.len();
-    let page: Vec<Value> = found
-        .into_iter()
-        .skip(start - 1)
-        .take(count)
-        .map(|r| {
-            model::project(r, q.get("attributes").map(String::as_str), q.get("excludedAttributes").map(String::as_str))
-        })
-        .collect();
+    let page: Vec<Value> = found.into_iter().skip(start - 1).take(count).map(|r| model::project(r, q)).collect();
     let body = json!({
         "schemas": [LIST_SCHEMA],
         "totalResults": total,
@@ -480,12 +475,7 @@ pub async fn replace(
         let draft = Draft::from_resource(&value, user.active)?;
         draft.check()?;
         _name = take_name(&app, &dir, user, &draft)?;
-        envelope(
-            &caller,
-            changes(Some(user), None, &id, &draft, caller.deactivate),
-            &request_key("PUT", &id, user.version, Some(&value)),
-            Some(&value),
-        )
+        envelope(&caller, changes(Some(user), None, &id, &draft, caller.deactivate), &id, user.version, Some(&value))
     };
     commit(&app, events).await?;
     get_after_write(&app, &id)
@@ -515,12 +505,7 @@ pub async fn patch(
         if draft.attrs.get("userName").is_none_or(|u| u.trim().is_empty()) {
             return Err(ScimError::mutability("userName is required"));
         }
-        envelope(
-            &caller,
-            changes(Some(user), None, &id, &draft, caller.deactivate),
-            &request_key("PATCH", &id, user.version, Some(&value)),
-            Some(&value),
-        )
+        envelope(&caller, changes(Some(user), None, &id, &draft, caller.deactivate), &id, user.version, Some(&value))
     };
     commit(&app, events).await?;
     get_after_write(&app, &id)
@@ -567,7 +552,7 @@ pub async fn delete(
             identity: IdentityId::from(id.as_str()),
             reason: Some("deleted over SCIM".into()),
         });
-        envelope(&caller, vec![left], &request_key("DELETE", &id, user.version, None), None)
+        envelope(&caller, vec![left], &id, user.version, None)
     };
     commit(&app, event).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
