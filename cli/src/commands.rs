@@ -579,9 +579,10 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             clap_complete::generate(shell, &mut crate::Cli::command(), "tenure", &mut out);
             Ok(0)
         }
-        Command::Serve { listen, token_file, base_url } => {
-            crate::serve::run(&data("tenure-data"), &listen, token_file.as_deref(), base_url)
+        Command::Serve { listen, token_file, base_url, webhooks } => {
+            crate::serve::run(&data("tenure-data"), &listen, token_file.as_deref(), base_url, &webhooks)
         }
+        Command::Sync { action } => crate::sync::run(&data("tenure-data"), action, &mut out),
         Command::Man => {
             use clap::CommandFactory;
             clap_mangen::Man::new(crate::Cli::command()).render(&mut out)?;

@@ -14,6 +14,7 @@ mod demo;
 mod ingest;
 mod output;
 mod serve;
+mod sync;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -69,6 +70,41 @@ pub struct Known {
     /// been told on that day.
     #[arg(long = "as-of", value_name = "R", value_parser = parse_as_of)]
     pub as_of: Option<AsOf>,
+}
+
+/// The directory-sync webhook endpoint's settings.
+#[derive(Args, Debug, Clone)]
+pub struct WebhookArgs {
+    /// Webhook secrets, one per line (several while one is rotated), also from
+    /// TENURE_WEBHOOK_SECRET; with either, POST /webhooks/directory-sync is served.
+    #[arg(long, value_name = "F")]
+    webhook_secret_file: Option<PathBuf>,
+    /// How far a delivery's signed time may be from now, either way, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 180)]
+    webhook_tolerance: u64,
+    /// The source name the deliveries' events are recorded under.
+    #[arg(long, value_name = "NAME", default_value = "workos")]
+    webhook_source: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SyncAction {
+    /// Check the signature of the webhook delivery the event at POSITION came from.
+    ///
+    /// Reads the delivery the log keeps (the body as received and its WorkOS-Signature
+    /// header) and checks the signature with the secrets of --webhook-secret-file or
+    /// TENURE_WEBHOOK_SECRET. Exit 0 when one of them made it, 3 when none did. The
+    /// timestamp is reported, not judged: the delivery is as old as it is.
+    VerifyDelivery {
+        /// A position of any event the delivery wrote.
+        position: u64,
+        /// Webhook secrets, one per line, also from TENURE_WEBHOOK_SECRET.
+        #[arg(long, value_name = "F")]
+        webhook_secret_file: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -271,6 +307,17 @@ pub enum Command {
         /// `http://ADDR/scim/v2`).
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
+        #[command(flatten)]
+        webhooks: WebhookArgs,
+    },
+    /// Directory sync: check a webhook delivery the log keeps.
+    ///
+    /// `tenure serve --webhook-secret-file F` takes WorkOS Directory Sync deliveries at
+    /// POST /webhooks/directory-sync (docs/sync.md); each event keeps the delivery as
+    /// received, so whoever holds the secret can check later that the directory sent it.
+    Sync {
+        #[command(subcommand)]
+        action: SyncAction,
     },
     /// Write a synthetic organisation's events as JSONL (for `ingest` or other tools).
     ///

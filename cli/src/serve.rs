@@ -24,9 +24,43 @@ fn load_tokens(token_file: Option<&Path>) -> Result<Vec<tenure_server::Token>, C
     Ok(tokens)
 }
 
-pub fn run(data: &Path, listen: &str, token_file: Option<&Path>, base_url: Option<String>) -> Result<i32, CliError> {
+/// The webhook secrets of `--webhook-secret-file` and `TENURE_WEBHOOK_SECRET` (none: the
+/// endpoint is not served). Errors name the file and line, never a secret.
+pub fn load_secrets(file: Option<&Path>) -> Result<Vec<tenure_server::webhooks::Secret>, CliError> {
+    let mut secrets = Vec::new();
+    if let Some(path) = file {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| CliError::input(format!("{name}: {e}")))?;
+        secrets = tenure_server::webhooks::parse_secrets(&name, &text).map_err(CliError::input)?;
+    }
+    if let Ok(secret) = std::env::var("TENURE_WEBHOOK_SECRET") {
+        let secret = secret.trim();
+        if secret.len() < tenure_server::webhooks::MIN_SECRET {
+            return Err(CliError::input(format!(
+                "TENURE_WEBHOOK_SECRET: a secret of fewer than {} characters is too easy to guess",
+                tenure_server::webhooks::MIN_SECRET
+            )));
+        }
+        secrets.push(tenure_server::webhooks::Secret::new(secret));
+    }
+    Ok(secrets)
+}
+
+pub fn run(
+    data: &Path,
+    listen: &str,
+    token_file: Option<&Path>,
+    base_url: Option<String>,
+    webhooks: &crate::WebhookArgs,
+) -> Result<i32, CliError> {
     crate::commands::refuse_a_file(data)?;
     let tokens = load_tokens(token_file)?;
+    let secrets = load_secrets(webhooks.webhook_secret_file.as_deref())?;
+    let webhooks = (!secrets.is_empty()).then(|| tenure_server::webhooks::Config {
+        secrets,
+        tolerance: std::time::Duration::from_secs(webhooks.webhook_tolerance),
+        source: webhooks.webhook_source.clone(),
+    });
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -43,10 +77,15 @@ pub fn run(data: &Path, listen: &str, token_file: Option<&Path>, base_url: Optio
         let addr = listener.local_addr().map_err(|e| CliError::failure(e.to_string()))?;
         let base = base_url.unwrap_or_else(|| format!("http://{addr}/scim/v2"));
         let store = tenure_engine::Store::open(data)?;
-        let app = Arc::new(tenure_server::App::open(store, tokens, base.trim_end_matches('/').to_string())?);
+        let serves_webhooks = webhooks.is_some();
+        let app =
+            Arc::new(tenure_server::App::open_with(store, tokens, base.trim_end_matches('/').to_string(), webhooks)?);
         // The address actually bound (with `--listen 127.0.0.1:0`, the port the system
         // chose), on stdout, for scripts that start the server.
         println!("listening on {addr}, SCIM base {}", app.base);
+        if serves_webhooks {
+            println!("directory-sync webhooks at http://{addr}/webhooks/directory-sync");
+        }
         tenure_server::serve(app.clone(), listener, tenure_server::shutdown_signal())
             .await
             .map_err(|e| CliError::failure(format!("serving: {e}")))?;

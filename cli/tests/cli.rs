@@ -352,13 +352,13 @@ fn docs_cli_md_has_the_current_help_text() {
         "verify",
         "repair",
         "serve",
+        "sync",
+        "sync verify-delivery",
         "demo",
         "generate",
     ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenure"));
-        if !sub.is_empty() {
-            cmd.arg(sub);
-        }
+        cmd.args(sub.split_whitespace());
         let o = cmd.arg("--help").env_remove("TENURE_DATA").output().unwrap();
         let help = stdout(&o);
         assert!(doc.contains(help.trim_end()), "docs/cli.md is missing the current `tenure {sub} --help`");

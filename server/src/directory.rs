@@ -2,10 +2,16 @@
 //! attribute), folded from the events in position order. GETs are answered from it; a
 //! write appends its events, then applies them as the log recorded them, so the
 //! directory is always the fold of the log up to its head.
+//!
+//! Position order is effective order for what SCIM writes (each request is stamped with
+//! its own time). A directory-sync delivery can arrive late, its events effective before
+//! ones already recorded about the same identity or group; the semantics fold in
+//! effective order, so such a subject is noted as `late` and its entry is folded again
+//! from its own events in effective order ([`Directory::refold`]).
 
 use crate::model::{Attrs, Grants, Group, User};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use tenure_engine::{Event, EventData};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use tenure_engine::{Event, EventData, Subject, Timestamp};
 
 #[derive(Default)]
 pub struct Directory {
@@ -22,6 +28,11 @@ pub struct Directory {
     pub group_names: BTreeSet<String>,
     /// The last position applied.
     pub head: u64,
+    /// The latest effective time applied per identity and group.
+    latest: HashMap<Subject, Timestamp>,
+    /// The subjects an event reached late (effective before one applied earlier): their
+    /// entries wait for [`Directory::refold`].
+    pub late: HashSet<Subject>,
 }
 
 impl Directory {
@@ -61,9 +72,81 @@ impl Directory {
         }
     }
 
+    /// Notes the effective time of an event about `subject`; late when before the latest.
+    fn note(&mut self, subject: Subject, t: Timestamp) {
+        match self.latest.get_mut(&subject) {
+            Some(latest) if *latest > t => {
+                self.late.insert(subject);
+            }
+            Some(latest) => *latest = t,
+            None => {
+                self.latest.insert(subject, t);
+            }
+        }
+    }
+
+    /// The latest effective time of the events applied about `subject`.
+    pub fn latest(&self, subject: &Subject) -> Option<Timestamp> {
+        self.latest.get(subject).copied()
+    }
+
+    /// Folds again the entry of `subject` from `events`, every event about it, in
+    /// effective order (the semantics' order), replacing what the position-order fold
+    /// made of it. Its `meta.version` is the last position among them.
+    pub fn refold(&mut self, subject: &Subject, mut events: Vec<Event>) {
+        events.sort_by_key(|e| (e.effective_at, e.position));
+        let version = events.iter().map(|e| e.position.get()).max().unwrap_or(0);
+        let mut fresh = Directory::default();
+        match subject {
+            Subject::Identity(id) => {
+                for e in &events {
+                    fresh.apply(e);
+                }
+                self.unindex(id);
+                self.users.remove(id);
+                self.departed.remove(id);
+                if let Some(mut u) = fresh.users.remove(id) {
+                    u.version = version;
+                    self.users.insert(id.clone(), u);
+                    self.index(id);
+                } else {
+                    for g in self.groups.values_mut() {
+                        g.members.remove(id);
+                    }
+                }
+                if let Some(u) = fresh.departed.remove(id) {
+                    self.departed.insert(id.clone(), u);
+                }
+            }
+            Subject::Group(id) => {
+                // Membership needs its members joined: those present now are.
+                for e in &events {
+                    if let Some(u) = e.data.identity().and_then(|i| self.users.get(i.as_str())) {
+                        fresh.users.entry(u.id.clone()).or_insert_with(|| u.clone());
+                    }
+                }
+                for e in &events {
+                    fresh.apply(e);
+                }
+                self.groups.remove(id);
+                if let Some(mut g) = fresh.groups.remove(id) {
+                    g.version = version;
+                    self.groups.insert(id.clone(), g);
+                }
+                self.group_names.extend(fresh.group_names);
+            }
+        }
+    }
+
     /// Folds one event in (events must come in position order).
     pub fn apply(&mut self, event: &Event) {
         self.head = event.position.get();
+        if let Some(i) = event.data.identity() {
+            self.note(Subject::Identity(i.as_str().to_string()), event.effective_at);
+        }
+        if let Some(g) = event.data.group() {
+            self.note(Subject::Group(g.as_str().to_string()), event.effective_at);
+        }
         let (t, p) = (event.recorded_at, event.position.get());
         match &event.data {
             EventData::IdentityJoined(j) => {
@@ -142,11 +225,7 @@ impl Directory {
                 }
             }
             EventData::AccessGranted(g) => {
-                let kind = match g.justification.as_deref() {
-                    Some(j) if j == Grants::justification("roles") => "roles",
-                    Some(j) if j == Grants::justification("entitlements") => "entitlements",
-                    _ => return,
-                };
+                let Some(kind) = g.justification.as_deref().and_then(Grants::kind_of) else { return };
                 if let Some(u) = self.users.get_mut(g.identity.as_str()) {
                     let list = if kind == "roles" { &mut u.grants.roles } else { &mut u.grants.entitlements };
                     list.insert(g.entitlement.clone());
@@ -165,6 +244,10 @@ impl Directory {
             EventData::GroupCreated(g) => {
                 let id = g.group.as_str().to_string();
                 self.group_names.insert(id.clone());
+                // A group that exists is not created again (the semantics: an anomaly).
+                if self.groups.contains_key(&id) {
+                    return;
+                }
                 let display_name = g.display_name.clone().unwrap_or_else(|| id.clone());
                 let group = Group {
                     id: id.clone(),

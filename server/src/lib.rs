@@ -17,6 +17,7 @@ mod groups;
 pub mod model;
 mod patch;
 mod users;
+pub mod webhooks;
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -62,19 +63,50 @@ pub struct App {
     pub tokens: Vec<Token>,
     /// `http://HOST:PORT/scim/v2`, for `meta.location`.
     pub base: String,
+    /// The directory-sync webhook endpoint's secrets and settings; `None`: not served.
+    pub webhooks: Option<webhooks::Config>,
+    pub webhook_stats: webhooks::Stats,
+    /// What the webhook endpoint remembers (the deliveries recorded).
+    pub(crate) memory: std::sync::Mutex<webhooks::Memory>,
 }
 
 impl App {
     /// Opens the store as its writer and folds the directory from the whole log.
     pub fn open(store: Store, tokens: Vec<Token>, base: String) -> Result<App, tenure_engine::Error> {
+        App::open_with(store, tokens, base, None)
+    }
+
+    /// [`App::open`], serving the directory-sync webhook endpoint with `webhooks`.
+    pub fn open_with(
+        store: Store,
+        tokens: Vec<Token>,
+        base: String,
+        webhooks: Option<webhooks::Config>,
+    ) -> Result<App, tenure_engine::Error> {
         let mut dir = directory::Directory::default();
+        let mut memory = webhooks::Memory::default();
         store.scan(tenure_engine::Position(1), store.head(), |e| {
             dir.apply(&e);
+            if let Some(w) = &webhooks {
+                memory.apply(&w.source, &e);
+            }
             std::ops::ControlFlow::Continue(())
         })?;
+        settle(&store, &mut dir)?;
         let stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
         let closing = tokio::sync::watch::Sender::new(false);
-        Ok(App { store, directory: RwLock::new(dir), stripes, reserved: Default::default(), closing, tokens, base })
+        Ok(App {
+            store,
+            directory: RwLock::new(dir),
+            stripes,
+            reserved: Default::default(),
+            closing,
+            tokens,
+            base,
+            webhooks,
+            webhook_stats: Default::default(),
+            memory: std::sync::Mutex::new(memory),
+        })
     }
 
     /// The directory, for reading.
@@ -90,13 +122,29 @@ impl App {
         }
     }
 
-    /// The lock of the resource `key` (`u:ID`, `g:ID`; a create locks the id it will take).
-    pub(crate) async fn lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+    fn stripe(&self, key: &str) -> usize {
         use std::hash::Hasher;
         let mut h = std::hash::DefaultHasher::new();
         h.write(key.as_bytes());
-        let i = (h.finish() % self.stripes.len() as u64) as usize;
-        self.stripes[i].lock().await
+        (h.finish() % self.stripes.len() as u64) as usize
+    }
+
+    /// The lock of the resource `key` (`u:ID`, `g:ID`; a create locks the id it will take).
+    pub(crate) async fn lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        self.stripes[self.stripe(key)].lock().await
+    }
+
+    /// The locks of several resources, taken in one order (no two writers wait on each
+    /// other), each stripe once.
+    pub(crate) async fn lock_all(&self, keys: &[String]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = keys.iter().map(|k| self.stripe(k)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            guards.push(self.stripes[i].lock().await);
+        }
+        guards
     }
 
     /// Reserves `name` (lower-cased by the caller) for a write in flight, until the
@@ -111,6 +159,16 @@ impl App {
 }
 
 const STRIPES: usize = 4096;
+
+/// Folds again, in effective order, the entries of the subjects that events reached late
+/// (see [`directory::Directory::refold`]).
+pub(crate) fn settle(store: &Store, dir: &mut directory::Directory) -> Result<(), tenure_engine::Error> {
+    for subject in std::mem::take(&mut dir.late) {
+        let events = store.read_subject(&subject, tenure_engine::Position(1))?;
+        dir.refold(&subject, events);
+    }
+    Ok(())
+}
 
 /// A name held by a write in flight (see [`App::reserve`]).
 pub(crate) struct Reservation<'a> {
@@ -240,6 +298,7 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/scim/v2", scim)
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
+        .route("/webhooks/directory-sync", axum::routing::post(webhooks::receive))
         .fallback(not_found)
         .with_state(app)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -129,6 +129,13 @@ pub struct Draft {
     pub grants: Grants,
 }
 
+impl Draft {
+    /// The state a user is in, as a draft to write.
+    pub fn of(user: &User) -> Draft {
+        Draft { attrs: user.attrs.clone(), active: user.active, grants: user.grants.clone() }
+    }
+}
+
 /// A user's SCIM `entitlements` and `roles`: each value is a direct grant of the
 /// entitlement it names, `RESOURCE#PERMISSION`, or `RESOURCE` alone for the permission
 /// [`DEFAULT_PERMISSION`]. Only `value` is kept.
@@ -172,9 +179,16 @@ impl Grants {
         }
     }
 
-    /// The grants these justify (the marker the log keeps on each grant event).
-    pub fn justification(kind: &str) -> String {
-        format!("SCIM {kind}")
+    /// The justification the log keeps on each grant event: where the list came from
+    /// (`SCIM`, or `directory-sync` for a WorkOS role) and which list it is.
+    pub fn justification(origin: &str, kind: &str) -> String {
+        format!("{origin} {kind}")
+    }
+
+    /// The list a grant event's justification names (the inverse of [`Grants::justification`]).
+    pub fn kind_of(justification: &str) -> Option<&'static str> {
+        let kind = justification.strip_prefix("SCIM ").or_else(|| justification.strip_prefix("directory-sync "))?;
+        ["roles", "entitlements"].into_iter().find(|k| *k == kind)
     }
 }
 

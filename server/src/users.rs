@@ -58,8 +58,11 @@ pub(crate) fn check_if_match(headers: &HeaderMap, version: u64) -> Result<(), Sc
 /// The events from `old` (None: no such user) to `new`, with their envelope.
 /// The reason of the events a deactivation writes (a leave with it keeps the resource).
 pub(crate) const DEACTIVATED: &str = "active: false";
+/// The origin the grants of SCIM's `entitlements` and `roles` are justified by.
+const SCIM: &str = "SCIM";
 
-fn changes(
+pub(crate) fn changes(
+    origin: &str,
     old: Option<&User>,
     departed: Option<&User>,
     id: &str,
@@ -82,7 +85,7 @@ fn changes(
                 attributes: new.attrs.clone(),
                 owner,
             }));
-            data.extend(grant_changes(&identity, &model::Grants::default(), &new.grants));
+            data.extend(grant_changes(origin, &identity, &model::Grants::default(), &new.grants));
             if !new.active {
                 data.push(EventData::IdentitySuspended(StatusChange {
                     identity,
@@ -96,7 +99,7 @@ fn changes(
                 changes.entry(k.clone()).or_default();
             }
             data.push(EventData::IdentityRejoined(Rejoined { identity: identity.clone(), attributes: Some(changes) }));
-            data.extend(grant_changes(&identity, &model::Grants::default(), &new.grants));
+            data.extend(grant_changes(origin, &identity, &model::Grants::default(), &new.grants));
             if !new.active {
                 data.push(EventData::IdentitySuspended(StatusChange {
                     identity,
@@ -121,7 +124,7 @@ fn changes(
             }
             // Grants change while the identity is joined: before a deactivation, after a
             // reactivation.
-            let grants = grant_changes(&identity, &old.grants, &new.grants);
+            let grants = grant_changes(origin, &identity, &old.grants, &new.grants);
             if old.active || !new.active {
                 data.extend(grants.iter().cloned());
             }
@@ -136,7 +139,7 @@ fn changes(
                 (false, true) if old.left => {
                     data.push(EventData::IdentityRejoined(Rejoined { identity, attributes: None }));
                     // A rehire starts with nothing: every grant the request names is new.
-                    data.extend(grant_changes(&IdentityId::from(id), &model::Grants::default(), &new.grants));
+                    data.extend(grant_changes(origin, &IdentityId::from(id), &model::Grants::default(), &new.grants));
                 }
                 (false, true) => {
                     data.push(EventData::IdentityReactivated(StatusChange {
@@ -154,7 +157,7 @@ fn changes(
 
 /// `access.revoked` for each entitlement or role the user no longer has, `access.granted`
 /// (justified by the list it came from) for each new one.
-fn grant_changes(identity: &IdentityId, old: &model::Grants, new: &model::Grants) -> Vec<EventData> {
+fn grant_changes(origin: &str, identity: &IdentityId, old: &model::Grants, new: &model::Grants) -> Vec<EventData> {
     let mut data = Vec::new();
     for (kind, before, after) in
         [("entitlements", &old.entitlements, &new.entitlements), ("roles", &old.roles, &new.roles)]
@@ -163,7 +166,7 @@ fn grant_changes(identity: &IdentityId, old: &model::Grants, new: &model::Grants
             data.push(EventData::AccessRevoked(Revoked {
                 identity: identity.clone(),
                 entitlement: gone.clone(),
-                reason: Some(model::Grants::justification(kind)),
+                reason: Some(model::Grants::justification(origin, kind)),
             }));
         }
         for added in after.difference(before) {
@@ -171,7 +174,7 @@ fn grant_changes(identity: &IdentityId, old: &model::Grants, new: &model::Grants
                 identity: identity.clone(),
                 entitlement: added.clone(),
                 expires_at: None,
-                justification: Some(model::Grants::justification(kind)),
+                justification: Some(model::Grants::justification(origin, kind)),
                 approver: None,
             }));
         }
@@ -254,38 +257,70 @@ fn request_key(method: &str, id: &str, version: u64, kept: Option<&Value>) -> St
     format!("scim:{method}:{id}:{version}:{hex}")
 }
 
+/// Why [`commit_positions`] failed.
+pub(crate) enum CommitError {
+    /// The log refused or could not store the events.
+    Store(tenure_engine::Error),
+    /// A lock of the directory was poisoned by a panic.
+    Poisoned,
+}
+
+impl From<tenure_engine::Error> for CommitError {
+    fn from(e: tenure_engine::Error) -> Self {
+        CommitError::Store(e)
+    }
+}
+
+impl From<CommitError> for ScimError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Store(e) => e.into(),
+            CommitError::Poisoned => ScimError::internal("directory lock poisoned"),
+        }
+    }
+}
+
 /// Appends the events (durable when this returns) and folds them into the directory.
 pub(crate) async fn commit(app: &App, events: Vec<NewEvent>) -> Result<(), ScimError> {
+    commit_positions(app, events).await?;
+    Ok(())
+}
+
+/// [`commit`], answering the first and last positions stored (none when every event was
+/// already recorded, or there were none).
+pub(crate) async fn commit_positions(app: &App, events: Vec<NewEvent>) -> Result<Option<(u64, u64)>, CommitError> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let outcomes = app.store.append_async(events, None).await?;
     let stored = outcomes.iter().filter_map(|o| match o {
         tenure_engine::Outcome::Stored(p) => Some(p.get()),
         tenure_engine::Outcome::Duplicate(_) => None,
     });
-    if let (Some(first), Some(last)) = (stored.clone().min(), stored.max()) {
+    let appended = stored.clone().min().zip(stored.max());
+    if let Some((first, last)) = appended {
         crate::note_appended(first, last);
     }
-    let Some(last) = outcomes.iter().map(|o| o.position()).max() else { return Ok(()) };
+    let Some(last) = outcomes.iter().map(|o| o.position()).max() else { return Ok(appended) };
     // Fold every event up to this write's last into the directory, in position order.
     // Writes of other resources finish at once: whichever folds first folds the others'
     // durable events too, and a fold that finds the head moved reads again. A retried
     // request's duplicates point at positions already folded.
     loop {
-        let head = app.dir()?.head;
+        let head = app.directory.read().map_err(|_| CommitError::Poisoned)?.head;
         if last.get() <= head {
-            return Ok(());
+            return Ok(appended);
         }
         let stored = app.store.read_range(tenure_engine::Position(head + 1), last)?;
-        let mut dir = app.directory.write().map_err(|_| ScimError::internal("directory lock poisoned"))?;
+        let mut dir = app.directory.write().map_err(|_| CommitError::Poisoned)?;
         if dir.head != head {
             continue;
         }
         for e in &stored {
             dir.apply(e);
         }
-        return Ok(());
+        crate::settle(&app.store, &mut dir)?;
+        return Ok(appended);
     }
 }
 
@@ -311,7 +346,7 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
         }
         let departed = dir.departed.get(&id);
         let version = departed.map_or(0, |u| u.version);
-        let data = changes(None, departed, &id, &draft, caller.deactivate);
+        let data = changes(SCIM, None, departed, &id, &draft, caller.deactivate);
         (envelope(&caller, data, &id, version, Some(&value)), id)
     };
     commit(&app, events).await?;
@@ -475,7 +510,13 @@ pub async fn replace(
         let draft = Draft::from_resource(&value, user.active)?;
         draft.check()?;
         _name = take_name(&app, &dir, user, &draft)?;
-        envelope(&caller, changes(Some(user), None, &id, &draft, caller.deactivate), &id, user.version, Some(&value))
+        envelope(
+            &caller,
+            changes(SCIM, Some(user), None, &id, &draft, caller.deactivate),
+            &id,
+            user.version,
+            Some(&value),
+        )
     };
     commit(&app, events).await?;
     get_after_write(&app, &id)
@@ -505,7 +546,13 @@ pub async fn patch(
         if draft.attrs.get("userName").is_none_or(|u| u.trim().is_empty()) {
             return Err(ScimError::mutability("userName is required"));
         }
-        envelope(&caller, changes(Some(user), None, &id, &draft, caller.deactivate), &id, user.version, Some(&value))
+        envelope(
+            &caller,
+            changes(SCIM, Some(user), None, &id, &draft, caller.deactivate),
+            &id,
+            user.version,
+            Some(&value),
+        )
     };
     commit(&app, events).await?;
     get_after_write(&app, &id)

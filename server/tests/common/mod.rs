@@ -9,6 +9,9 @@ pub const TOKEN: &str = "test-token-0123456789";
 pub const OTHER_TOKEN: &str = "okta-token-0123456789";
 /// A token whose deactivations are leaves.
 pub const LEAVE_TOKEN: &str = "hr-leave-token-0123456789";
+/// The webhook secrets: the current one and the one being rotated out.
+pub const SECRET: &str = "whsec_current_0123456789abcdef";
+pub const OLD_SECRET: &str = "whsec_previous_0123456789abcdef";
 
 /// A server on 127.0.0.1 with a port of its own, over a fresh store; stopped (gracefully)
 /// when dropped.
@@ -44,7 +47,13 @@ impl Server {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = listener.local_addr().unwrap();
                 let store = tenure_engine::Store::open(&store_dir).unwrap();
-                let app = Arc::new(tenure_server::App::open(store, tokens, format!("http://{addr}/scim/v2")).unwrap());
+                let secrets = vec![
+                    tenure_server::webhooks::Secret::new(SECRET),
+                    tenure_server::webhooks::Secret::new(OLD_SECRET),
+                ];
+                let webhooks = Some(tenure_server::webhooks::Config::new(secrets));
+                let base = format!("http://{addr}/scim/v2");
+                let app = Arc::new(tenure_server::App::open_with(store, tokens, base, webhooks).unwrap());
                 addr_tx.send(addr).unwrap();
                 tenure_server::serve(app.clone(), listener, async move {
                     let _ = rx.await;
@@ -109,6 +118,23 @@ impl Server {
         Reply { status, json, headers, text }
     }
 
+    /// Delivers a directory-sync webhook, signed with `secret` at `t_ms`.
+    pub fn deliver_signed(&self, body: &str, secret: &str, t_ms: i64) -> Reply {
+        let header =
+            tenure_server::webhooks::sign(&tenure_server::webhooks::Secret::new(secret), t_ms, body.as_bytes());
+        self.raw("POST", &self.url("/webhooks/directory-sync"), Some(body.as_bytes()), &[("WorkOS-Signature", &header)])
+    }
+
+    /// Delivers a directory-sync webhook, signed now with the current secret.
+    pub fn deliver(&self, body: &str) -> Reply {
+        self.deliver_signed(body, SECRET, now_ms())
+    }
+
+    /// The URL of a path outside the SCIM base.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.trim_end_matches("/scim/v2"))
+    }
+
     /// The events of the store, as `tenure log` would print them (read-only, beside the server).
     pub fn log(&self) -> Vec<tenure_engine::Event> {
         let store = tenure_engine::Store::open_read_only(&self.dir).unwrap();
@@ -120,6 +146,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+pub fn now_ms() -> i64 {
+    tenure_engine::Timestamp::now().as_micros() / 1000
 }
 
 #[derive(Debug)]
