@@ -49,6 +49,9 @@ pub(crate) struct Request {
     /// With `dry_run`: validate after the events of earlier checks of the same session
     /// (as if they were stored), and add this batch's to it.
     pub(crate) session: Option<Arc<Mutex<CheckSession>>>,
+    /// A replica's batch ([`Store::replicate`]): the time each event was recorded at by
+    /// the store it comes from, kept instead of the engine clock's.
+    pub(crate) recorded: Option<Vec<Timestamp>>,
     pub(crate) reply: Reply,
 }
 

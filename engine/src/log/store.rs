@@ -102,7 +102,11 @@ impl Store {
         session: Option<Arc<Mutex<CheckSession>>>,
         reply: Reply,
     ) -> Result<()> {
-        let len = events.get().len();
+        self.submit_request(Request { events, expected_head, dry_run, session, recorded: None, reply })
+    }
+
+    fn submit_request(&self, request: Request) -> Result<()> {
+        let len = request.events.get().len();
         if len > MAX_BATCH_EVENTS {
             return Err(Error::BatchTooLarge { len, limit: MAX_BATCH_EVENTS });
         }
@@ -111,7 +115,7 @@ impl Store {
         }
         let guard = self.sender.lock().map_err(|_| Error::Closed)?;
         let sender = guard.as_ref().ok_or(Error::Closed)?;
-        sender.send(Request { events, expected_head, dry_run, session, reply }).map_err(|_| Error::Closed)
+        sender.send(request).map_err(|_| Error::Closed)
     }
 
     /// Appends a batch atomically and returns, for each event, where it is stored. Returns
@@ -130,6 +134,52 @@ impl Store {
         let (tx, rx) = mpsc::sync_channel(1);
         self.submit(events, expected_head, false, Reply::Blocking(tx))?;
         rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Appends, as one batch, events another store recorded (a replica following it):
+    /// each keeps its id and `recorded_at` and must land at the position it has there, so
+    /// the records' payloads, and with them the chain, equal the source's. The batch is
+    /// validated like any append, and refused whole when its first position is not the
+    /// head's next ([`Error::Conflict`]), its positions are not dense, an event repeats an
+    /// idempotency key already recorded, or its record times go back. Returns the new head
+    /// once the batch is on the device.
+    pub fn replicate(&self, events: Vec<Event>) -> Result<Position> {
+        let Some(first) = events.first().map(|e| e.position.get()) else { return Ok(self.head()) };
+        for (i, e) in events.iter().enumerate() {
+            if e.position.get() != first.saturating_add(i as u64) || first == 0 {
+                let reason = format!(
+                    "position {} where {} was due: a replica's positions are dense",
+                    e.position,
+                    first + i as u64
+                );
+                return Err(Error::Rejected { index: i, error: FieldError::new("position", reason) });
+            }
+        }
+        let last = Position(first + events.len() as u64 - 1);
+        let recorded = events.iter().map(|e| e.recorded_at).collect();
+        let events = events
+            .into_iter()
+            .map(|e| NewEvent {
+                data: e.data,
+                effective_at: e.effective_at,
+                id: Some(e.id),
+                source: e.source,
+                source_event_id: e.source_event_id,
+                actor: e.actor,
+                raw: e.raw,
+            })
+            .collect();
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit_request(Request {
+            events: Batch::whole(events),
+            expected_head: Some(first - 1),
+            dry_run: false,
+            session: None,
+            recorded: Some(recorded),
+            reply: Reply::Blocking(tx),
+        })?;
+        rx.recv().map_err(|_| Error::Closed)??;
+        Ok(last)
     }
 
     /// Validates a batch as [`Store::append`] would, without storing it: the same errors,

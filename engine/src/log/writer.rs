@@ -128,7 +128,7 @@ impl Writer {
                 req.reply.send(answer);
                 continue;
             }
-            match self.stage(req.events.get(), now, &mut buf, &mut new_offsets) {
+            match self.stage(req.events.get(), now, req.recorded.as_deref(), &mut buf, &mut new_offsets) {
                 Ok(outcomes) => staged.push(Staged { reply: req.reply, outcomes }),
                 Err(e) => req.reply.send(Err(e)),
             }
@@ -160,15 +160,32 @@ impl Writer {
     }
 
     /// Validates a batch against the state; when all of it passes, takes it into the state
-    /// and frames its records into `buf`. A rejected batch changes nothing.
+    /// and frames its records into `buf`. A rejected batch changes nothing. `recorded`: a
+    /// replica's batch, with each event's record time as its source recorded it.
     pub(crate) fn stage(
         &mut self,
         events: &[NewEvent],
         now: Timestamp,
+        recorded: Option<&[Timestamp]>,
         buf: &mut Vec<u8>,
         new_offsets: &mut Vec<u64>,
     ) -> Result<Vec<Outcome>> {
         let Validated { outcomes, keys } = self.validate(events, None)?;
+        if let Some(recorded) = recorded {
+            let mut last = self.state.last_recorded;
+            for (index, (outcome, at)) in outcomes.iter().zip(recorded).enumerate() {
+                if let Outcome::Duplicate(p) = outcome {
+                    let reason = format!("repeats the idempotency key of position {p}: this log is not the source's");
+                    return Err(Error::Rejected { index, error: FieldError::new("source_event_id", reason) });
+                }
+                if *at < last {
+                    let reason = format!("{at} is before {last}, recorded earlier: this log is not the source's");
+                    return Err(Error::Rejected { index, error: FieldError::new("recorded_at", reason) });
+                }
+                last = *at;
+            }
+        }
+        let at = |index: usize| recorded.and_then(|r| r.get(index).copied()).unwrap_or(now);
         // Pass 2: encode (from the delivered event, copying nothing), and refuse the batch
         // if a record would be too large.
         let mut payloads = Vec::new();
@@ -183,7 +200,7 @@ impl Writer {
             let parts = format::EventParts {
                 position: position.get(),
                 id: &id,
-                recorded_at: now,
+                recorded_at: at(index),
                 effective_at: event.effective_at,
                 source: event.source.as_deref(),
                 source_event_id: event.source_event_id.as_deref(),
@@ -207,7 +224,7 @@ impl Writer {
             let continues = i + 1 < count;
             self.state.chain = format::frame_record(buf, &payloads[range], &self.state.chain, continues);
             new_offsets.push(self.end + buf.len() as u64);
-            self.state.take(position, now, keys[index], &event.data);
+            self.state.take(position, at(index), keys[index], &event.data);
         }
         // The subject index takes the positions now (readers see them once the head
         // passes them), under its lock for this loop only.
