@@ -582,7 +582,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Serve { listen, token_file, base_url, webhooks } => {
             crate::serve::run(&data("tenure-data"), &listen, token_file.as_deref(), base_url, &webhooks)
         }
-        Command::Sync { action } => crate::sync::run(&data("tenure-data"), action, &mut out),
+        Command::Sync { follow, action } => crate::sync::run(&data("tenure-data"), follow, action, &mut out),
         Command::Man => {
             use clap::CommandFactory;
             clap_mangen::Man::new(crate::Cli::command()).render(&mut out)?;

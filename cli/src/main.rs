@@ -87,6 +87,27 @@ pub struct WebhookArgs {
     webhook_source: String,
 }
 
+/// `tenure sync --from URL`.
+#[derive(Args, Debug, Clone)]
+pub struct FollowArgs {
+    /// The events API to follow (its `/events` URL; a query of its own is kept).
+    #[arg(long, value_name = "URL")]
+    from: Option<String>,
+    /// Keep following after catching up, asking again every --interval seconds, until
+    /// SIGINT or SIGTERM (otherwise stop once caught up).
+    #[arg(long)]
+    follow: bool,
+    /// Seconds between asks once caught up (with --follow).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    interval: f64,
+    /// Events per page asked for (the API may give fewer).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    limit: usize,
+    /// Consecutive failed asks (5xx, 429, cut bodies, refused connections) before giving up.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    max_retries: u32,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum SyncAction {
     /// Check the signature of the webhook delivery the event at POSITION came from.
@@ -310,14 +331,22 @@ pub enum Command {
         #[command(flatten)]
         webhooks: WebhookArgs,
     },
-    /// Directory sync: check a webhook delivery the log keeps.
+    /// Follow an events API into this store (`--from URL`), or check a kept delivery.
     ///
-    /// `tenure serve --webhook-secret-file F` takes WorkOS Directory Sync deliveries at
-    /// POST /webhooks/directory-sync (docs/sync.md); each event keeps the delivery as
-    /// received, so whoever holds the secret can check later that the directory sent it.
+    /// `tenure sync --from http://HOST:8080/events` follows another Tenure's events API and
+    /// ends with the same log: the same events at the same positions, the same chain head
+    /// (each page appended as one batch with the ids and record times of the source). The
+    /// cursor is this store's head, stored with the events in the same atomic append, so a
+    /// crash at any moment neither skips nor doubles an event; run it again to resume.
+    /// Retries 429 and 5xx answers, a refused connection and a cut body with backoff and
+    /// jitter (honouring Retry-After); a 4xx is an error (exit 1). The bearer token comes
+    /// from TENURE_SYNC_TOKEN, never the command line. docs/sync.md has the details.
+    #[command(args_conflicts_with_subcommands = true)]
     Sync {
+        #[command(flatten)]
+        follow: FollowArgs,
         #[command(subcommand)]
-        action: SyncAction,
+        action: Option<SyncAction>,
     },
     /// Write a synthetic organisation's events as JSONL (for `ingest` or other tools).
     ///

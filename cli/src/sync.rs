@@ -1,15 +1,17 @@
 //! `tenure sync`: directory sync from the command line.
 
-use crate::{CliError, SyncAction};
+use crate::{CliError, FollowArgs, SyncAction};
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, Instant};
 use tenure_engine::{Event, Position, Store};
 use tenure_server::webhooks;
 
-pub fn run(data: &Path, action: SyncAction, out: &mut dyn Write) -> Result<i32, CliError> {
+pub fn run(data: &Path, follow: FollowArgs, action: Option<SyncAction>, out: &mut dyn Write) -> Result<i32, CliError> {
     match action {
-        SyncAction::VerifyDelivery { position, webhook_secret_file, json } => {
+        None => follow_api(data, &follow, out),
+        Some(SyncAction::VerifyDelivery { position, webhook_secret_file, json }) => {
             let secrets = crate::serve::load_secrets(webhook_secret_file.as_deref())?;
             if secrets.is_empty() {
                 return Err(CliError::input("no secret: give --webhook-secret-file F or set TENURE_WEBHOOK_SECRET"));
@@ -86,4 +88,154 @@ fn verify_delivery(
         )?;
     }
     Ok(if verified.is_ok() { 0 } else { 3 })
+}
+
+/// Why a page was not had.
+enum Ask {
+    /// Worth asking again (a 429 or 5xx, a refused connection, a cut or garbled body),
+    /// after the wait the server named, if it did.
+    Again { wait: Option<Duration>, why: String },
+    /// Not worth asking again (any other 4xx): the error to report.
+    Stop(String),
+}
+
+/// One page of the events API after `after`.
+fn ask(
+    agent: &ureq::Agent,
+    url: &str,
+    after: u64,
+    limit: usize,
+    token: Option<&str>,
+) -> Result<serde_json::Value, Ask> {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let target = format!("{url}{sep}after={after}&limit={limit}");
+    let mut request = agent.get(&target);
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = match request.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, r)) => {
+            let wait = r.header("retry-after").and_then(|v| v.trim().parse::<f64>().ok()).map(Duration::from_secs_f64);
+            let body: String = r.into_string().unwrap_or_default().chars().take(300).collect();
+            let why = format!("GET {target}: {code}: {}", body.trim());
+            return Err(if code == 429 || code >= 500 { Ask::Again { wait, why } } else { Ask::Stop(why) });
+        }
+        Err(e) => return Err(Ask::Again { wait: None, why: format!("GET {target}: {e}") }),
+    };
+    let text =
+        response.into_string().map_err(|e| Ask::Again { wait: None, why: format!("GET {target}: reading: {e}") })?;
+    serde_json::from_str(&text)
+        .map_err(|e| Ask::Again { wait: None, why: format!("GET {target}: not a whole page: {e}") })
+}
+
+/// The wait before ask number `n` (from 1) after a failure: exponential from 0.2 s, at
+/// most 30 s, with jitter (half to all of it), so that followers restarted together do
+/// not ask together.
+fn backoff(n: u32, rng: &mut u64) -> Duration {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let full = (0.2 * 2f64.powi(n.saturating_sub(1).min(16) as i32)).min(30.0);
+    let share = 0.5 + (*rng % 1000) as f64 / 2000.0;
+    Duration::from_secs_f64(full * share)
+}
+
+/// The events of a page that this store does not hold yet. Those it holds (a page asked
+/// again, a source that repeats itself) must be the very events it holds.
+fn page_events(store: &Store, page: &serde_json::Value, url: &str) -> Result<Vec<Event>, CliError> {
+    let data = page["data"].as_array().ok_or_else(|| CliError::failure(format!("{url}: a page with no data list")))?;
+    let head = store.head().get();
+    let mut fresh = Vec::with_capacity(data.len());
+    for (i, item) in data.iter().enumerate() {
+        if item.get("event").and_then(|e| e.as_str()).is_some_and(|e| e.starts_with("dsync.")) {
+            return Err(CliError::failure(format!(
+                "{url}: item {i} is a directory-sync event ({}): following WorkOS's events API is not built yet; \
+                 deliver its webhooks to `tenure serve --webhook-secret-file` instead",
+                item["event"]
+            )));
+        }
+        let e: Event = serde_json::from_value(item.clone())
+            .map_err(|e| CliError::failure(format!("{url}: item {i} of the page is not a Tenure event: {e}")))?;
+        if e.position.get() <= head {
+            let mine = store.read(e.position)?;
+            if mine.id != e.id {
+                return Err(CliError::failure(format!(
+                    "{url}: position {} holds another event here ({} there, {} here): this store does not follow that log",
+                    e.position, e.id, mine.id
+                )));
+            }
+            continue;
+        }
+        fresh.push(e);
+    }
+    Ok(fresh)
+}
+
+/// `tenure sync --from URL`: follows another Tenure's events API; each page is one
+/// replicated batch, and the cursor is the head.
+fn follow_api(data: &Path, args: &FollowArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+    let url = args
+        .from
+        .clone()
+        .ok_or_else(|| CliError::input("give --from URL (the events API to follow) or a subcommand (see --help)"))?;
+    if !(1..=tenure_server::MAX_EVENTS_LIMIT).contains(&args.limit) {
+        return Err(CliError::input(format!("--limit: from 1 to {}", tenure_server::MAX_EVENTS_LIMIT)));
+    }
+    if !(args.interval.is_finite() && args.interval > 0.0) {
+        return Err(CliError::input("--interval: a positive number of seconds"));
+    }
+    let token = std::env::var("TENURE_SYNC_TOKEN").ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    crate::commands::refuse_a_file(data)?;
+    let store = Store::open(data)?;
+    let agent =
+        ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).timeout_read(Duration::from_secs(60)).build();
+    let mut rng = (tenure_engine::Timestamp::now().as_micros() as u64) | 1;
+    let (started, from) = (Instant::now(), store.head().get());
+    let mut failures = 0u32;
+    loop {
+        let after = store.head().get();
+        match ask(&agent, &url, after, args.limit, token.as_deref()) {
+            Err(Ask::Stop(why)) => return Err(CliError::failure(why)),
+            Err(Ask::Again { wait, why }) => {
+                failures += 1;
+                if failures > args.max_retries {
+                    return Err(CliError::failure(format!(
+                        "giving up after {} failed asks; the last: {why}",
+                        failures
+                    )));
+                }
+                let wait = wait.unwrap_or_else(|| backoff(failures, &mut rng)).min(Duration::from_secs(300));
+                eprintln!("{why}; asking again in {:.1} s", wait.as_secs_f64());
+                std::thread::sleep(wait);
+            }
+            Ok(page) => {
+                failures = 0;
+                let events = page_events(&store, &page, &url)?;
+                if events.is_empty() {
+                    if !args.follow {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_secs_f64(args.interval));
+                    continue;
+                }
+                store.replicate(events).map_err(|e| match e {
+                    tenure_engine::Error::Conflict { expected, actual } => CliError::failure(format!(
+                        "{url}: the page starts after position {expected}, this store's head is {actual}: \
+                         the source skipped events"
+                    )),
+                    other => other.into(),
+                })?;
+            }
+        }
+    }
+    let (head, hash) = (store.head().get(), store.head_hash());
+    store.close();
+    let secs = started.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "caught up with {url} at position {head} (chain {hash}): {} events appended in {secs:.1} s",
+        head - from
+    )?;
+    Ok(0)
 }

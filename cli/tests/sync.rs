@@ -80,3 +80,174 @@ fn a_delivery_is_kept_and_verifies_later() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("positions are 1 to 2"));
 }
+
+/// A source store of a few thousand events (`generate` + `ingest`).
+fn source(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("org.jsonl");
+    let data = dir.join("source");
+    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .args(["generate", "--identities", "300", "--years", "2", "--out", file.to_str().unwrap()])
+        .env_remove("TENURE_DATA")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(tenure(&data, &["ingest", file.to_str().unwrap()]).status.success());
+    data
+}
+
+/// `tenure serve` over `data` on a free port; its events API URL.
+fn serve(data: &std::path::Path) -> (std::process::Child, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TENURE_SCIM_TOKEN", "follow-token-0123456789")
+        .env_remove("TENURE_DATA")
+        .env_remove("TENURE_WEBHOOK_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let addr = first.split_whitespace().nth(2).unwrap().trim_end_matches(',').to_string();
+    (server, format!("http://{addr}/events"))
+}
+
+fn follow(data: &std::path::Path, url: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tenure"));
+    c.arg("--data").arg(data).args(["sync", "--from", url]).args(extra);
+    c.env("TENURE_SYNC_TOKEN", "follow-token-0123456789").env_remove("TENURE_DATA");
+    c
+}
+
+/// The log as `tenure log --json` prints it, and the verified chain head.
+fn log_and_head(data: &std::path::Path) -> (Vec<u8>, String) {
+    let log = tenure(data, &["log", "--json"]);
+    assert!(log.status.success());
+    let v = tenure(data, &["verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(v.status.code(), Some(0), "{report}");
+    (log.stdout, report["head_hash"].as_str().unwrap().to_string())
+}
+
+/// A follower killed with SIGKILL at random moments, 50 times, then run to the end, holds
+/// the source's log: the same events at the same positions, the same chain head.
+#[test]
+fn a_follower_killed_fifty_times_ends_with_the_sources_log() {
+    let seed: u64 = std::env::var("TENURE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!("TENURE_SEED={seed}");
+    let mut x = seed | 1;
+    let dir = tempfile::tempdir().unwrap();
+    let data = source(dir.path());
+    let (mut server, url) = serve(&data);
+    let replica = dir.path().join("replica");
+    let total = tenure_engine::Store::open_read_only(&data).unwrap().head().get();
+    let mut heads = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut child =
+            follow(&replica, &url, &["--limit", "7"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(x % 40_000));
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Ok(store) = tenure_engine::Store::open_read_only(&replica) {
+            heads.insert(store.head().get());
+        }
+    }
+    // The kills fell mid-stream: the follower was stopped at many heads short of the end.
+    let short = heads.iter().filter(|h| **h > 0 && **h < total).count();
+    assert!(short >= 10, "seed {seed}: only {short} kills fell mid-stream ({heads:?} of {total})");
+    let done = follow(&replica, &url, &["--limit", "7"]).output().unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(String::from_utf8_lossy(&done.stdout).contains("caught up with"));
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    server.wait().unwrap();
+    let (theirs, their_head) = log_and_head(&data);
+    let (mine, my_head) = log_and_head(&replica);
+    assert_eq!(my_head, their_head, "seed {seed}");
+    assert!(mine == theirs, "seed {seed}: the replica's log differs from the source's");
+}
+
+/// A scripted events API that answers 500, then 429 with Retry-After, then a cut body,
+/// then a page already served, then the truth: the follower retries through all of it and
+/// ends with the source's log. A 401 is an error, not retried.
+#[test]
+fn a_follower_retries_what_is_worth_retrying() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = source(dir.path());
+    let events: Vec<serde_json::Value> = {
+        let store = tenure_engine::Store::open_read_only(&data).unwrap();
+        let all = store.read_range(tenure_engine::Position(1), store.head()).unwrap();
+        all.iter().map(|e| serde_json::to_value(e).unwrap()).collect()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut request = [0u8; 4096];
+            let len = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
+            let line = String::from_utf8_lossy(&request[..len]).lines().next().unwrap_or_default().to_string();
+            let param = |name: &str| -> usize {
+                line.split(['?', '&', ' ']).find_map(|p| p.strip_prefix(name)).and_then(|v| v.parse().ok()).unwrap_or(0)
+            };
+            let (after, limit) = (param("after="), param("limit="));
+            let page = |from: usize| {
+                let items: Vec<&serde_json::Value> = events.iter().skip(from).take(limit).collect();
+                let next = items.last().map(|e| e["position"].to_string());
+                serde_json::json!({"object": "list", "data": items, "list_metadata": {"after": next}}).to_string()
+            };
+            let reply = match n {
+                0 => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops"
+                    .to_string(),
+                1 => {
+                    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .into()
+                }
+                2 => {
+                    let body = page(after);
+                    let cut = &body[..body.len() / 2];
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{cut}", body.len())
+                }
+                // A page from before the cursor: what the follower holds already, and more.
+                5 => {
+                    let body = page(after.saturating_sub(limit / 2));
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                }
+                _ => {
+                    let body = page(after);
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                }
+            };
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let url = format!("http://{addr}/events");
+    let replica = dir.path().join("replica");
+    let out = follow(&replica, &url, &["--limit", "500"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(": 500:") && err.contains(": 429:") && err.contains("closed before all bytes"), "{err}");
+    assert_eq!(log_and_head(&replica), log_and_head(&data));
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) > 6);
+
+    // A wrong token against a real server: 401, exit 1, nothing retried.
+    let (mut server, url) = serve(&data);
+    let out = follow(&dir.path().join("other"), &url, &[])
+        .env("TENURE_SYNC_TOKEN", "wrong-token-0123456789")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    server.wait().unwrap();
+}

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use tenure_engine::Store;
 
 pub use auth::{parse_tokens, Deactivate, Token};
+pub use events::MAX_LIMIT as MAX_EVENTS_LIMIT;
 pub use users::MAX_COUNT;
 
 /// Bodies larger than this are refused with 413. A request is kept whole as its first
