@@ -95,18 +95,38 @@ enum Ask {
     /// Worth asking again (a 429 or 5xx, a refused connection, a cut or garbled body),
     /// after the wait the server named, if it did.
     Again { wait: Option<Duration>, why: String },
-    /// Not worth asking again (any other 4xx): the error to report.
+    /// Not worth asking again (any other 4xx, a page that is not Tenure's events): the
+    /// error to report.
     Stop(String),
 }
 
+/// A page as the events API writes it, read straight into events.
+#[derive(serde::Deserialize)]
+struct Page {
+    data: Vec<Event>,
+}
+
+/// Why a page that is JSON is not a page of Tenure events, for the error.
+fn diagnose(text: &str, url: &str) -> String {
+    let page: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let Some(items) = page["data"].as_array() else { return format!("{url}: a page with no data list") };
+    for (i, item) in items.iter().enumerate() {
+        if item.get("event").and_then(|e| e.as_str()).is_some_and(|e| e.starts_with("dsync.")) {
+            return format!(
+                "{url}: item {i} is a directory-sync event ({}): following WorkOS's events API is not built yet; \
+                 deliver its webhooks to `tenure serve --webhook-secret-file` instead",
+                item["event"]
+            );
+        }
+        if let Err(e) = serde_json::from_value::<Event>(item.clone()) {
+            return format!("{url}: item {i} of the page is not a Tenure event: {e}");
+        }
+    }
+    format!("{url}: not a page of Tenure events")
+}
+
 /// One page of the events API after `after`.
-fn ask(
-    agent: &ureq::Agent,
-    url: &str,
-    after: u64,
-    limit: usize,
-    token: Option<&str>,
-) -> Result<serde_json::Value, Ask> {
+fn ask(agent: &ureq::Agent, url: &str, after: u64, limit: usize, token: Option<&str>) -> Result<Vec<Event>, Ask> {
     let sep = if url.contains('?') { '&' } else { '?' };
     let target = format!("{url}{sep}after={after}&limit={limit}");
     let mut request = agent.get(&target);
@@ -123,10 +143,18 @@ fn ask(
         }
         Err(e) => return Err(Ask::Again { wait: None, why: format!("GET {target}: {e}") }),
     };
-    let text =
-        response.into_string().map_err(|e| Ask::Again { wait: None, why: format!("GET {target}: reading: {e}") })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Ask::Again { wait: None, why: format!("GET {target}: not a whole page: {e}") })
+    let mut text = String::new();
+    let mut reader = response.into_reader();
+    std::io::Read::read_to_string(&mut std::io::Read::take(&mut reader, 64 << 20), &mut text)
+        .map_err(|e| Ask::Again { wait: None, why: format!("GET {target}: reading: {e}") })?;
+    match serde_json::from_str::<Page>(&text) {
+        Ok(page) => Ok(page.data),
+        // Cut short or garbled on the way: ask again.
+        Err(e) if e.is_eof() || e.is_syntax() => {
+            Err(Ask::Again { wait: None, why: format!("GET {target}: not a whole page: {e}") })
+        }
+        Err(_) => Err(Ask::Stop(diagnose(&text, url))),
+    }
 }
 
 /// The wait before ask number `n` (from 1) after a failure: exponential from 0.2 s, at
@@ -143,20 +171,10 @@ fn backoff(n: u32, rng: &mut u64) -> Duration {
 
 /// The events of a page that this store does not hold yet. Those it holds (a page asked
 /// again, a source that repeats itself) must be the very events it holds.
-fn page_events(store: &Store, page: &serde_json::Value, url: &str) -> Result<Vec<Event>, CliError> {
-    let data = page["data"].as_array().ok_or_else(|| CliError::failure(format!("{url}: a page with no data list")))?;
+fn fresh_events(store: &Store, page: Vec<Event>, url: &str) -> Result<Vec<Event>, CliError> {
     let head = store.head().get();
-    let mut fresh = Vec::with_capacity(data.len());
-    for (i, item) in data.iter().enumerate() {
-        if item.get("event").and_then(|e| e.as_str()).is_some_and(|e| e.starts_with("dsync.")) {
-            return Err(CliError::failure(format!(
-                "{url}: item {i} is a directory-sync event ({}): following WorkOS's events API is not built yet; \
-                 deliver its webhooks to `tenure serve --webhook-secret-file` instead",
-                item["event"]
-            )));
-        }
-        let e: Event = serde_json::from_value(item.clone())
-            .map_err(|e| CliError::failure(format!("{url}: item {i} of the page is not a Tenure event: {e}")))?;
+    let mut fresh = Vec::with_capacity(page.len());
+    for e in page {
         if e.position.get() <= head {
             let mine = store.read(e.position)?;
             if mine.id != e.id {
@@ -172,8 +190,60 @@ fn page_events(store: &Store, page: &serde_json::Value, url: &str) -> Result<Vec
     Ok(fresh)
 }
 
+/// What the asking thread hands the appending one.
+enum Fetched {
+    Page(Vec<Event>),
+    /// Caught up (without --follow): the end.
+    CaughtUp,
+    Failed(String),
+}
+
+/// Asks for pages after `after`, one after another, retrying what is worth retrying, and
+/// hands them on; stops when caught up (unless following), on an error, or when the
+/// receiver is gone.
+fn fetch(args: &FollowArgs, url: &str, token: Option<&str>, mut after: u64, tx: &std::sync::mpsc::SyncSender<Fetched>) {
+    let agent =
+        ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).timeout_read(Duration::from_secs(60)).build();
+    let mut rng = (tenure_engine::Timestamp::now().as_micros() as u64) | 1;
+    let mut failures = 0u32;
+    loop {
+        let message = match ask(&agent, url, after, args.limit, token) {
+            Err(Ask::Stop(why)) => Fetched::Failed(why),
+            Err(Ask::Again { wait, why }) => {
+                failures += 1;
+                if failures > args.max_retries {
+                    Fetched::Failed(format!("giving up after {failures} failed asks; the last: {why}"))
+                } else {
+                    let wait = wait.unwrap_or_else(|| backoff(failures, &mut rng)).min(Duration::from_secs(300));
+                    eprintln!("{why}; asking again in {:.1} s", wait.as_secs_f64());
+                    std::thread::sleep(wait);
+                    continue;
+                }
+            }
+            Ok(page) if page.is_empty() => {
+                failures = 0;
+                if args.follow {
+                    std::thread::sleep(Duration::from_secs_f64(args.interval));
+                    continue;
+                }
+                Fetched::CaughtUp
+            }
+            Ok(page) => {
+                failures = 0;
+                after = after.max(page.iter().map(|e| e.position.get()).max().unwrap_or(after));
+                Fetched::Page(page)
+            }
+        };
+        let last = !matches!(message, Fetched::Page(_));
+        if tx.send(message).is_err() || last {
+            return;
+        }
+    }
+}
+
 /// `tenure sync --from URL`: follows another Tenure's events API; each page is one
-/// replicated batch, and the cursor is the head.
+/// replicated batch, and the cursor is the head. One thread asks for the next page while
+/// the other appends the last.
 fn follow_api(data: &Path, args: &FollowArgs, out: &mut dyn Write) -> Result<i32, CliError> {
     let url = args
         .from
@@ -188,35 +258,22 @@ fn follow_api(data: &Path, args: &FollowArgs, out: &mut dyn Write) -> Result<i32
     let token = std::env::var("TENURE_SYNC_TOKEN").ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
     crate::commands::refuse_a_file(data)?;
     let store = Store::open(data)?;
-    let agent =
-        ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).timeout_read(Duration::from_secs(60)).build();
-    let mut rng = (tenure_engine::Timestamp::now().as_micros() as u64) | 1;
     let (started, from) = (Instant::now(), store.head().get());
-    let mut failures = 0u32;
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let (asker, asked_url) = (args.clone(), url.clone());
+    std::thread::Builder::new()
+        .name("tenure-sync-ask".into())
+        .spawn(move || fetch(&asker, &asked_url, token.as_deref(), from, &tx))
+        .map_err(|e| CliError::failure(format!("starting the asking thread: {e}")))?;
+    // On an error the asking thread, left behind, ends with the process.
     loop {
-        let after = store.head().get();
-        match ask(&agent, &url, after, args.limit, token.as_deref()) {
-            Err(Ask::Stop(why)) => return Err(CliError::failure(why)),
-            Err(Ask::Again { wait, why }) => {
-                failures += 1;
-                if failures > args.max_retries {
-                    return Err(CliError::failure(format!(
-                        "giving up after {} failed asks; the last: {why}",
-                        failures
-                    )));
-                }
-                let wait = wait.unwrap_or_else(|| backoff(failures, &mut rng)).min(Duration::from_secs(300));
-                eprintln!("{why}; asking again in {:.1} s", wait.as_secs_f64());
-                std::thread::sleep(wait);
-            }
-            Ok(page) => {
-                failures = 0;
-                let events = page_events(&store, &page, &url)?;
+        match rx.recv() {
+            Ok(Fetched::CaughtUp) => break,
+            Ok(Fetched::Failed(why)) => return Err(CliError::failure(why)),
+            Err(_) => return Err(CliError::failure("the asking thread stopped")),
+            Ok(Fetched::Page(page)) => {
+                let events = fresh_events(&store, page, &url)?;
                 if events.is_empty() {
-                    if !args.follow {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_secs_f64(args.interval));
                     continue;
                 }
                 store.replicate(events).map_err(|e| match e {

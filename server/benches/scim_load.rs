@@ -5,8 +5,12 @@
 //! reference: scim2-server from PyPI, in memory). Afterwards, for Tenure, every
 //! acknowledged write is checked to be in the log and `verify` to pass.
 //!
+//! With `--mix webhooks`, each client sends signed WorkOS Directory Sync deliveries to
+//! `POST /webhooks/directory-sync` instead (a user created, updated, added to a group,
+//! made inactive); `--mix scim,webhooks` runs both, one after the other, in one run.
+//!
 //! cargo bench -p tenure-server --bench scim_load -- [--clients 1,16,64] [--seconds 10]
-//!     [--url http://127.0.0.1:8080/scim/v2 --token T]
+//!     [--mix scim|webhooks|scim,webhooks] [--url http://127.0.0.1:8080/scim/v2 --token T]
 
 use serde_json::{json, Value};
 
@@ -24,10 +28,19 @@ struct Args {
     seconds: u64,
     url: Option<String>,
     token: String,
+    mixes: Vec<String>,
 }
 
+const SECRET: &str = "whsec_load_0123456789abcdef";
+
 fn args() -> Args {
-    let mut a = Args { clients: vec![1, 16, 64], seconds: 10, url: None, token: "load-token-0123456789".into() };
+    let mut a = Args {
+        clients: vec![1, 16, 64],
+        seconds: 10,
+        url: None,
+        token: "load-token-0123456789".into(),
+        mixes: vec!["scim".into()],
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
@@ -37,6 +50,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = it.next().and_then(|s| s.parse().ok()).unwrap_or(10),
             "--url" => a.url = it.next(),
             "--token" => a.token = it.next().unwrap_or_default(),
+            "--mix" => a.mixes = it.next().unwrap_or_default().split(',').map(str::to_string).collect(),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -77,6 +91,12 @@ impl Conn {
     /// One request; a connection error is status 0 (counted as failed) and a new
     /// connection next time.
     async fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        self.call_with(method, path, body.as_deref(), "").await
+    }
+
+    /// [`Conn::call`] with a body as text and extra header lines (each ending in CRLF).
+    async fn call_with(&mut self, method: &str, path: &str, body: Option<&str>, extra: &str) -> (u16, Value) {
         if self.closed {
             match TcpStream::connect(&self.host).await {
                 Ok(stream) => {
@@ -88,7 +108,7 @@ impl Conn {
                 Err(_) => return (0, Value::Null),
             }
         }
-        match self.exchange(method, path, body).await {
+        match self.exchange(method, path, body, extra).await {
             Ok(answer) => answer,
             Err(_) => {
                 self.closed = true;
@@ -97,10 +117,16 @@ impl Conn {
         }
     }
 
-    async fn exchange(&mut self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, Value)> {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
+    async fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        extra: &str,
+    ) -> std::io::Result<(u16, Value)> {
+        let body = body.unwrap_or_default();
         let head = format!(
-            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
+            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/scim+json\r\n{extra}Content-Length: {}\r\n\r\n",
             self.prefix,
             self.host,
             self.token,
@@ -213,6 +239,48 @@ async fn client(url: String, token: String, id: usize, run: String, until: Insta
     t
 }
 
+/// One delivery, signed now; its events counted from the answer's positions.
+async fn deliver(c: &mut Conn, t: &mut Tally, event: &str, id: String, data: Value) {
+    let now = tenure_engine::Timestamp::now();
+    let body = json!({"event": event, "id": id, "data": data, "created_at": now.to_rfc3339()}).to_string();
+    let secret = tenure_server::webhooks::Secret::new(SECRET);
+    let header = tenure_server::webhooks::sign(&secret, now.as_micros() / 1000, body.as_bytes());
+    let t0 = Instant::now();
+    let (status, answer) =
+        c.call_with("POST", "/webhooks/directory-sync", Some(&body), &format!("WorkOS-Signature: {header}\r\n")).await;
+    t.writes.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+    match (status, answer["positions"].as_array()) {
+        (200, Some(p)) => t.events += p[1].as_u64().unwrap_or(0) + 1 - p[0].as_u64().unwrap_or(1),
+        _ => t.failed += 1,
+    }
+}
+
+/// The webhook mix: per iteration a user created, updated, added to the client's group,
+/// and made inactive, each a signed delivery.
+async fn webhook_client(root: String, id: usize, run: String, until: Instant) -> Tally {
+    let mut c = Conn::open(&root, "").await;
+    let mut t = Tally::default();
+    let group = json!({"object": "directory_group", "id": format!("g-{run}-{id}"), "directory_id": "directory_load",
+                       "name": format!("load {run} {id}"), "idp_id": "x"});
+    deliver(&mut c, &mut t, "dsync.group.created", format!("e-{run}-{id}-g"), group.clone()).await;
+    let mut i = 0u64;
+    while Instant::now() < until {
+        i += 1;
+        let uid = format!("u-{run}-{id}-{i}");
+        let mut user = json!({"object": "directory_user", "id": uid, "directory_id": "directory_load",
+            "email": format!("{uid}@example.com"), "first_name": "Load", "last_name": format!("{i}"),
+            "state": "active", "custom_attributes": {"department": "Sales"}, "role": {"slug": "member"}});
+        deliver(&mut c, &mut t, "dsync.user.created", format!("e-{uid}-c"), user.clone()).await;
+        user["custom_attributes"]["job_title"] = json!("Analyst");
+        deliver(&mut c, &mut t, "dsync.user.updated", format!("e-{uid}-u"), user.clone()).await;
+        let member = json!({"directory_id": "directory_load", "user": user, "group": group});
+        deliver(&mut c, &mut t, "dsync.group.user_added", format!("e-{uid}-m"), member).await;
+        user["state"] = json!("inactive");
+        deliver(&mut c, &mut t, "dsync.user.updated", format!("e-{uid}-i"), user).await;
+    }
+    t
+}
+
 fn pct(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -234,8 +302,9 @@ fn main() {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let store = tenure_engine::Store::open(&store_dir).expect("store");
-                let app =
-                    Arc::new(tenure_server::App::open(store, tokens, format!("http://{addr}/scim/v2")).expect("app"));
+                let hooks = tenure_server::webhooks::Config::new(vec![tenure_server::webhooks::Secret::new(SECRET)]);
+                let base = format!("http://{addr}/scim/v2");
+                let app = Arc::new(tenure_server::App::open_with(store, tokens, base, Some(hooks)).expect("app"));
                 let serving = app.clone();
                 tokio::spawn(async move { tenure_server::serve(serving, listener, std::future::pending()).await });
                 (format!("http://{addr}/scim/v2"), app)
@@ -244,44 +313,63 @@ fn main() {
         }
     };
     let target = if a.url.is_some() { url.clone() } else { "tenure serve (in process, fsync on)".into() };
-    println!("target: {target}; {} s per run; mix per iteration: POST user, PUT user, PATCH group member, GET filter, PATCH deactivate, GET user", a.seconds);
-    println!(
-        "{:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "clients", "req/s", "writes/s", "w p50 ms", "w p99 ms", "r p50 ms", "r p99 ms", "failed"
-    );
     let total_events = AtomicU64::new(0);
     // Names unique to this process, so that runs against a server that keeps its users
     // (the reference) do not collide with an earlier run's.
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    for (run, &n) in a.clients.iter().enumerate() {
-        let until = Instant::now() + Duration::from_secs(a.seconds);
-        let started = Instant::now();
-        let tallies: Vec<Tally> = rt.block_on(async {
-            let handles: Vec<_> = (0..n)
-                .map(|i| tokio::spawn(client(url.clone(), a.token.clone(), i, format!("{nonce}-{run}"), until)))
-                .collect();
-            let mut out = Vec::new();
-            for h in handles {
-                out.push(h.await.expect("client"));
-            }
-            out
-        });
-        let secs = started.elapsed().as_secs_f64();
-        let mut writes: Vec<u32> = tallies.iter().flat_map(|t| t.writes.iter().copied()).collect();
-        let mut reads: Vec<u32> = tallies.iter().flat_map(|t| t.reads.iter().copied()).collect();
-        writes.sort_unstable();
-        reads.sort_unstable();
-        let failed: u64 = tallies.iter().map(|t| t.failed).sum();
-        total_events.fetch_add(tallies.iter().map(|t| t.events).sum(), Ordering::Relaxed);
+    for mix in &a.mixes {
+        let webhooks = mix == "webhooks";
+        if webhooks && a.url.is_some() {
+            println!("the webhook mix runs against tenure serve only");
+            continue;
+        }
+        if webhooks {
+            println!("target: {target}; {} s per run; webhook mix per iteration: signed dsync.user.created, dsync.user.updated, dsync.group.user_added, dsync.user.updated (inactive)", a.seconds);
+        } else {
+            println!("target: {target}; {} s per run; mix per iteration: POST user, PUT user, PATCH group member, GET filter, PATCH deactivate, GET user", a.seconds);
+        }
         println!(
-            "{n:>7} {:>9.0} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {failed:>7}",
-            (writes.len() + reads.len()) as f64 / secs,
-            writes.len() as f64 / secs,
-            pct(&writes, 0.5),
-            pct(&writes, 0.99),
-            pct(&reads, 0.5),
-            pct(&reads, 0.99),
+            "{:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            "clients", "req/s", "writes/s", "w p50 ms", "w p99 ms", "r p50 ms", "r p99 ms", "failed"
         );
+        let root = url.trim_end_matches("/scim/v2").to_string();
+        for (run, &n) in a.clients.iter().enumerate() {
+            let until = Instant::now() + Duration::from_secs(a.seconds);
+            let started = Instant::now();
+            let tallies: Vec<Tally> = rt.block_on(async {
+                let handles: Vec<_> = (0..n)
+                    .map(|i| {
+                        let tag = format!("{nonce}-{mix}-{run}");
+                        if webhooks {
+                            tokio::spawn(webhook_client(root.clone(), i, tag, until))
+                        } else {
+                            tokio::spawn(client(url.clone(), a.token.clone(), i, tag, until))
+                        }
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                for h in handles {
+                    out.push(h.await.expect("client"));
+                }
+                out
+            });
+            let secs = started.elapsed().as_secs_f64();
+            let mut writes: Vec<u32> = tallies.iter().flat_map(|t| t.writes.iter().copied()).collect();
+            let mut reads: Vec<u32> = tallies.iter().flat_map(|t| t.reads.iter().copied()).collect();
+            writes.sort_unstable();
+            reads.sort_unstable();
+            let failed: u64 = tallies.iter().map(|t| t.failed).sum();
+            total_events.fetch_add(tallies.iter().map(|t| t.events).sum(), Ordering::Relaxed);
+            println!(
+                "{n:>7} {:>9.0} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {failed:>7}",
+                (writes.len() + reads.len()) as f64 / secs,
+                writes.len() as f64 / secs,
+                pct(&writes, 0.5),
+                pct(&writes, 0.99),
+                pct(&reads, 0.5),
+                pct(&reads, 0.99),
+            );
+        }
     }
     if let Some(app) = app {
         let head = app.store.head().get();

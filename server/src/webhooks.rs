@@ -466,16 +466,37 @@ fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Directory {
 /// `at` says what to write given the fold of the events up to `t`; when later events
 /// exist, `restore` says what to write at the next later time, given the fold up to it
 /// with the change (first) and without it (second), so the change holds only until then.
+///
+/// The usual case, a delivery no older than anything the log holds about its subject,
+/// reads nothing: the fold up to `t` is then the directory's current entry (the caller
+/// holds the subject's lock, so every event about it is folded in).
 fn place(
-    mut events: Vec<Event>,
+    app: &App,
+    subject: &Subject,
     t: Timestamp,
     at: impl Fn(&Directory) -> Vec<EventData>,
     restore: impl Fn(&Directory, &Directory) -> Vec<EventData>,
-) -> Vec<(Timestamp, EventData)> {
+) -> Result<Vec<(Timestamp, EventData)>, Refusal> {
+    {
+        let dir = app.dir().map_err(|_| malformed("the directory is unavailable"))?;
+        let held = match subject {
+            Subject::Identity(id) => dir.users.contains_key(id) || dir.departed.contains_key(id),
+            Subject::Group(id) => dir.group_names.contains(id),
+        };
+        let now = match dir.latest(subject) {
+            None => Some(at(&Directory::default())),
+            Some(latest) if latest <= t && held => Some(at(&dir)),
+            Some(_) => None,
+        };
+        if let Some(now) = now {
+            return Ok(now.into_iter().map(|d| (t, d)).collect());
+        }
+    }
+    let mut events = app.store.read_subject(subject, Position(1))?;
     events.sort_by_key(|e| (e.effective_at, e.position));
     let now = at(&fold(events.iter().filter(|e| e.effective_at <= t)));
     let mut plan: Vec<(Timestamp, EventData)> = now.iter().map(|d| (t, d.clone())).collect();
-    let Some(next) = events.iter().map(|e| e.effective_at).find(|e| *e > t) else { return plan };
+    let Some(next) = events.iter().map(|e| e.effective_at).find(|e| *e > t) else { return Ok(plan) };
     let upto: Vec<&Event> = events.iter().filter(|e| e.effective_at <= next).collect();
     let synthetic: Vec<Event> = now
         .into_iter()
@@ -496,7 +517,7 @@ fn place(
     with.sort_by_key(|e| (e.effective_at, e.position));
     let back = restore(&fold(with), &fold(upto));
     plan.extend(back.into_iter().map(|d| (next, d)));
-    plan
+    Ok(plan)
 }
 
 /// What to write of a directory user's state at `t` (or its deletion). With `reassert`, a
@@ -512,7 +533,7 @@ fn user_plan(
 ) -> Result<Vec<(Timestamp, EventData)>, Refusal> {
     let id = text(user, "id")?.to_string();
     let draft = user_draft(user)?;
-    let events = app.store.read_subject(&Subject::Identity(id.clone()), Position(1))?;
+    let subject = Subject::Identity(id.clone());
     let state = |d: &Directory| {
         crate::users::changes(ORIGIN, d.users.get(&id), d.departed.get(&id), &id, &draft, Deactivate::Suspend)
     };
@@ -529,13 +550,13 @@ fn user_plan(
                 (false, true) => vec![],
             }
         };
-        return Ok(place(events, t, leave, |_, _| vec![]));
+        return place(app, &subject, t, leave, |_, _| vec![]);
     }
     let restore = |with: &Directory, without: &Directory| match (with.users.get(&id), without.users.get(&id)) {
         (Some(w), Some(o)) => crate::users::changes(ORIGIN, Some(w), None, &id, &Draft::of(o), Deactivate::Suspend),
         _ => vec![],
     };
-    let mut plan = place(events, t, state, restore);
+    let mut plan = place(app, &subject, t, state, restore)?;
     if plan.is_empty() && reassert {
         let again = Moved { identity: IdentityId::from(id.as_str()), attributes: draft.attrs.clone() };
         plan.push((t, EventData::IdentityMoved(again)));
@@ -555,7 +576,7 @@ fn group_plan(
     let id = text(group, "id")?.to_string();
     let name = text(group, "name")?.to_string();
     let external_id = group["idp_id"].as_str().filter(|s| !s.is_empty()).map(str::to_string);
-    let events = app.store.read_subject(&Subject::Group(id.clone()), Position(1))?;
+    let subject = Subject::Group(id.clone());
     let gid = GroupId::from(id.as_str());
     let created = EventData::GroupCreated(GroupLifecycle {
         group: gid.clone(),
@@ -577,7 +598,7 @@ fn group_plan(
             (false, false) => vec![created.clone(), gone.clone()],
             (false, true) => vec![],
         };
-        return Ok(place(events, t, delete, |_, _| vec![]));
+        return place(app, &subject, t, delete, |_, _| vec![]);
     }
     let state = |d: &Directory| match d.groups.get(&id) {
         None => vec![created.clone()],
@@ -588,7 +609,7 @@ fn group_plan(
         (Some(w), Some(o)) if w.display_name != o.display_name => vec![renamed(&o.display_name)],
         _ => vec![],
     };
-    let mut plan = place(events, t, state, restore);
+    let mut plan = place(app, &subject, t, state, restore)?;
     if plan.is_empty() && reassert {
         plan.push((t, renamed(&name)));
     }
@@ -627,14 +648,15 @@ fn directory_deleted(app: &App, memory: &Memory, d: &Delivery<'_>) -> Result<Vec
     Ok(plan)
 }
 
-/// The subjects a delivery changes, for the locks that order the deliveries of each.
+/// The subjects a delivery changes, for the locks that order the writes of each (the
+/// keys SCIM's handlers lock too).
 fn lock_keys(d: &Delivery<'_>) -> Vec<String> {
     let id = |v: &Value| v["id"].as_str().unwrap_or_default().to_string();
     match d.event {
-        "dsync.user.created" | "dsync.user.updated" | "dsync.user.deleted" => vec![format!("i:{}", id(d.data))],
+        "dsync.user.created" | "dsync.user.updated" | "dsync.user.deleted" => vec![format!("u:{}", id(d.data))],
         "dsync.group.created" | "dsync.group.updated" | "dsync.group.deleted" => vec![format!("g:{}", id(d.data))],
         "dsync.group.user_added" | "dsync.group.user_removed" => {
-            vec![format!("i:{}", id(&d.data["user"])), format!("g:{}", id(&d.data["group"]))]
+            vec![format!("u:{}", id(&d.data["user"])), format!("g:{}", id(&d.data["group"]))]
         }
         _ => vec!["dsync:directory".into()],
     }
