@@ -14,12 +14,13 @@ pub mod error;
 mod events;
 pub mod filter;
 mod groups;
+pub mod metrics;
 pub mod model;
 mod patch;
 mod users;
 pub mod webhooks;
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -66,7 +67,8 @@ pub struct App {
     pub base: String,
     /// The directory-sync webhook endpoint's secrets and settings; `None`: not served.
     pub webhooks: Option<webhooks::Config>,
-    pub webhook_stats: webhooks::Stats,
+    /// What `GET /metrics` answers.
+    pub metrics: metrics::Metrics,
     /// What the webhook endpoint remembers (the deliveries recorded).
     pub(crate) memory: std::sync::Mutex<webhooks::Memory>,
 }
@@ -105,7 +107,7 @@ impl App {
             tokens,
             base,
             webhooks,
-            webhook_stats: Default::default(),
+            metrics: Default::default(),
             memory: std::sync::Mutex::new(memory),
         })
     }
@@ -232,12 +234,19 @@ pub(crate) fn note_appended(first: u64, last: u64) {
 
 /// One log line per request: method, path, status, latency, the positions it appended.
 /// Never a header, a query or a body (a filter may name a person).
-async fn log_request(request: Request, next: Next) -> Response {
+async fn log_request(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string());
     let started = Instant::now();
     APPENDED
         .scope(std::cell::Cell::new(None), async move {
             let response = next.run(request).await;
+            let labels = metrics::RequestLabels {
+                method: method.to_string(),
+                route: route.unwrap_or_else(|| "unmatched".into()),
+                status: response.status().as_u16(),
+            };
+            app.metrics.requests.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
             let appended = APPENDED.with(|c| c.get()).map(|(a, b)| format!("{a}..{b}"));
             tracing::info!(
                 %method,
@@ -250,6 +259,16 @@ async fn log_request(request: Request, next: Next) -> Response {
             response
         })
         .await
+}
+
+/// `GET /metrics` (any bearer token of the server's).
+async fn metrics_endpoint(axum::extract::State(app): axum::extract::State<Arc<App>>, _caller: Caller) -> Response {
+    app.metrics.head.set(i64::try_from(app.store.head().get()).unwrap_or(i64::MAX));
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        app.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ScimError {
@@ -300,8 +319,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/events", get(events::list))
         .route("/events/stream", get(events::stream))
         .route("/webhooks/directory-sync", axum::routing::post(webhooks::receive))
+        .route("/metrics", get(metrics_endpoint))
         .fallback(not_found)
-        .with_state(app)
+        .with_state(app.clone())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         // Refuses a declared Content-Length over the limit at once, before reading it.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY))
@@ -311,7 +331,7 @@ pub fn router(app: Arc<App>) -> Router {
         ))
         .layer(tower::limit::ConcurrencyLimitLayer::new(MAX_CONCURRENT))
         .layer(axum::middleware::from_fn(scim_errors))
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(app, log_request))
 }
 
 /// Serves until `shutdown` resolves, then answers the requests in flight and returns

@@ -292,7 +292,17 @@ pub(crate) async fn commit_positions(app: &App, events: Vec<NewEvent>) -> Result
     if events.is_empty() {
         return Ok(None);
     }
+    let counted: Vec<(String, &'static str, Timestamp)> =
+        events.iter().map(|e| (e.source.clone().unwrap_or_default(), e.data.type_name(), e.effective_at)).collect();
     let outcomes = app.store.append_async(events, None).await?;
+    let now = Timestamp::now();
+    for ((source, kind, effective), outcome) in counted.into_iter().zip(&outcomes) {
+        if let tenure_engine::Outcome::Stored(_) = outcome {
+            let lag = (now.as_micros() - effective.as_micros()).max(0) as f64 / 1e6;
+            app.metrics.event_lag.get_or_create(&crate::metrics::SourceLabels { source: source.clone() }).observe(lag);
+            app.metrics.appended.get_or_create(&crate::metrics::EventLabels { source, r#type: kind.to_string() }).inc();
+        }
+    }
     let stored = outcomes.iter().filter_map(|o| match o {
         tenure_engine::Outcome::Stored(p) => Some(p.get()),
         tenure_engine::Outcome::Duplicate(_) => None,

@@ -25,7 +25,6 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tenure_engine::event::{GroupLifecycle, GroupUpdated, Membership, Moved, StatusChange};
@@ -220,19 +219,6 @@ pub fn sign(secret: &Secret, t_ms: i64, body: &[u8]) -> String {
     let digest = mac(secret, &t, body).finalize().into_bytes();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("t={t}, v1={hex}")
-}
-
-/// Counts of deliveries by outcome, for `/metrics` and `tenure sync status`.
-#[derive(Default, Debug)]
-pub struct Stats {
-    pub applied: AtomicU64,
-    pub unchanged: AtomicU64,
-    pub duplicate: AtomicU64,
-    pub rejected_header: AtomicU64,
-    pub rejected_timestamp: AtomicU64,
-    pub rejected_signature: AtomicU64,
-    pub rejected_malformed: AtomicU64,
-    pub failed: AtomicU64,
 }
 
 /// What the endpoint remembers between deliveries, folded from the log at start: the
@@ -671,16 +657,14 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
             "no webhook secret is configured (--webhook-secret-file)",
         );
     };
-    let stats = &app.webhook_stats;
     let header = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     let now_ms = Timestamp::now().as_micros() / 1000;
     if let Err(r) = verify(&config.secrets, header, &body, now_ms, config.tolerance) {
-        match r.reason() {
-            "header" => &stats.rejected_header,
-            "timestamp" => &stats.rejected_timestamp,
-            _ => &stats.rejected_signature,
-        }
-        .fetch_add(1, Relaxed);
+        app.metrics.delivery(match r.reason() {
+            "header" => "rejected_header",
+            "timestamp" => "rejected_timestamp",
+            _ => "rejected_signature",
+        });
         tracing::warn!(reason = r.reason(), "webhook delivery refused");
         return refuse(StatusCode::UNAUTHORIZED, r.reason(), &r.to_string());
     }
@@ -688,11 +672,11 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     match deliver(&app, config, &body, signature).await {
         Ok(response) => response,
         Err(Refusal::Malformed(detail)) => {
-            stats.rejected_malformed.fetch_add(1, Relaxed);
+            app.metrics.delivery("rejected_malformed");
             refuse(StatusCode::BAD_REQUEST, "malformed", &detail)
         }
         Err(Refusal::Store(e)) => {
-            stats.failed.fetch_add(1, Relaxed);
+            app.metrics.delivery("failed");
             let status = match e {
                 tenure_engine::Error::Rejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
@@ -709,10 +693,9 @@ async fn deliver(app: &App, config: &Config, body: &[u8], signature: &str) -> Re
     let d = parse_delivery(&value)?;
     let keys = lock_keys(&d);
     let _locks = app.lock_all(&keys).await;
-    let stats = &app.webhook_stats;
     let seen = app.memory.lock().map_err(|_| malformed("webhook memory poisoned"))?.delivered.contains(d.id);
     if seen {
-        stats.duplicate.fetch_add(1, Relaxed);
+        app.metrics.delivery("duplicate");
         return Ok(answer(StatusCode::OK, json!({"status": "duplicate", "event": d.id})));
     }
     let plan = match d.event {
@@ -755,10 +738,10 @@ async fn deliver(app: &App, config: &Config, body: &[u8], signature: &str) -> Re
         memory.note_groups(&value);
     }
     if count == 0 {
-        stats.unchanged.fetch_add(1, Relaxed);
+        app.metrics.delivery("unchanged");
         return Ok(answer(StatusCode::OK, json!({"status": "unchanged", "event": d.id})));
     }
-    stats.applied.fetch_add(1, Relaxed);
+    app.metrics.delivery("applied");
     Ok(answer(StatusCode::OK, json!({"status": "applied", "event": d.id, "positions": positions})))
 }
 

@@ -344,3 +344,33 @@ fn any_arrival_order_folds_to_the_latest_delivery_before_each_time() {
         assert_eq!(r.json["active"], json!(*state == "active"), "seed {seed} round {round}: {}", r.text);
     }
 }
+
+/// `GET /metrics`: deliveries by outcome, events appended by source and type, their lag,
+/// request latency by route (not by path), the head; a bearer token required.
+#[test]
+fn metrics_count_what_happened() {
+    let s = Server::start();
+    let body = delivery("dsync.user.created", "m1", "2024-01-01T00:00:00Z", user("u1", "a@x.io", "CFO", "active"));
+    assert_eq!(s.deliver(&body).json["status"], "applied");
+    assert_eq!(s.deliver(&body).json["status"], "duplicate");
+    assert_eq!(s.deliver_signed(&body, "whsec_wrong_secret_0123456789", now_ms()).status, 401);
+    assert_eq!(s.call("GET", "/Users/u1", None).status, 200);
+    assert_eq!(s.raw("GET", &s.url("/metrics"), None, &[]).status, 401);
+    let m = s.call("GET", &s.url("/metrics"), None);
+    assert_eq!(m.status, 200);
+    let text = m.text;
+    for line in [
+        "tenure_webhook_deliveries_total{outcome=\"applied\"} 1",
+        "tenure_webhook_deliveries_total{outcome=\"duplicate\"} 1",
+        "tenure_webhook_deliveries_total{outcome=\"rejected_signature\"} 1",
+        "tenure_events_appended_total{source=\"workos\",type=\"identity.joined\"} 1",
+        "tenure_events_appended_total{source=\"workos\",type=\"access.granted\"} 1",
+        "tenure_event_lag_seconds_count{source=\"workos\"} 2",
+        "tenure_log_head 2",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+    assert!(text.contains("route=\"/scim/v2/Users/{id}\""), "{text}");
+    assert!(!text.contains("/Users/u1"), "a resource id in a label:\n{text}");
+    assert!(!text.contains(SECRET), "{text}");
+}
