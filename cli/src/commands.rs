@@ -6,7 +6,7 @@ use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tenure_engine::{Position, Store, Subject};
-use tenure_projections::{open_access_index_with, AccessIndex, AsOf, QueryError, Target, ACCESS_INDEX_FILE};
+use tenure_projections::{answers, open_access_index_with, AccessIndex, AsOf, QueryError, Target, ACCESS_INDEX_FILE};
 
 /// Opens an existing store to read it (queries never create one, take no lock, write
 /// nothing to the log, and see the acknowledged prefix: see `Store::open_read_only`).
@@ -211,12 +211,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 let why = if format.csv { vias_csv(&h.via) } else { vias(&h.via) };
                 table.row(vec![h.resource.clone(), h.permission.clone(), why]);
             }
-            let json = json!({
-                "identity": identity,
-                "at": at,
-                "as_of": index.resolve(as_of(known)),
-                "entitlements": held,
-            });
+            let json = answers::access(&identity, at, index.resolve(as_of(known)), &held);
             if !format.json && !format.csv {
                 writeln!(out, "{identity} at {}, {}:", date(at), as_of_line(index, known))?;
                 if table.is_empty() {
@@ -232,15 +227,15 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
             check_known(index, known)?;
-            let (holders, when_json, when_text) = match (at, during) {
+            let (holders, when, when_text) = match (at, during) {
                 (Some(at), _) => (
                     ask(&store, &mut index, |i| i.holders(&parsed, at, as_of(known)))?,
-                    json!({"at": at}),
+                    answers::When::At(at),
                     format!("at {}", date(at)),
                 ),
                 (None, Some((from, to))) => (
                     ask(&store, &mut index, |i| i.holders_during(&parsed, from, to, as_of(known)))?,
-                    json!({"during": {"from": from, "to": to}}),
+                    answers::When::During(from, to),
                     format!("at some time in [{}, {})", date(from), date(to)),
                 ),
                 (None, None) => return Err(CliError::input("give --at T or --during T1..T2")),
@@ -250,10 +245,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 let why = if format.csv { vias_csv(&h.via) } else { vias(&h.via) };
                 table.row(vec![h.identity.clone(), h.resource.clone(), h.permission.clone(), why]);
             }
-            let mut json = json!({"resource": target, "as_of": index.resolve(as_of(known)), "holders": holders});
-            if let (Some(obj), Some(when)) = (json.as_object_mut(), when_json.as_object()) {
-                obj.extend(when.clone());
-            }
+            let json = answers::holders(&target, when, index.resolve(as_of(known)), &holders);
             if !format.json && !format.csv {
                 writeln!(out, "holders of {target} {when_text}, {}:", as_of_line(index, known))?;
                 if table.is_empty() {
@@ -295,10 +287,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                     ]);
                 }
             }
-            let mut json = serde_json::to_value(&timeline).map_err(|e| CliError::failure(e.to_string()))?;
-            if let Some(obj) = json.as_object_mut() {
-                obj.insert("as_of".into(), json!(index.resolve(as_of(known))));
-            }
+            let json = answers::timeline(&timeline, index.resolve(as_of(known)));
             if !format.json && !format.csv {
                 writeln!(out, "timeline of {identity}, {}:", as_of_line(index, known))?;
             }
@@ -323,11 +312,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             for s in &profile.owns {
                 table.row(vec!["owns".into(), format!("{} ({})", s.identity, s.state)]);
             }
-            let mut json = serde_json::to_value(&profile).map_err(|e| CliError::failure(e.to_string()))?;
-            if let Some(obj) = json.as_object_mut() {
-                obj.insert("at".into(), json!(at));
-                obj.insert("as_of".into(), json!(index.resolve(as_of(known))));
-            }
+            let json = answers::profile(&profile, at, index.resolve(as_of(known)));
             if !format.json && !format.csv {
                 writeln!(out, "{identity} at {}, {}:", date(at), as_of_line(index, known))?;
             }
@@ -346,11 +331,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                     table.row(vec![change.into(), c.identity.clone(), c.resource.clone(), c.permission.clone(), why]);
                 }
             }
-            let json = json!({
-                "from": from, "to": to, "identity": identity,
-                "as_of": index.resolve(as_of(known)),
-                "gained": diff.gained, "lost": diff.lost,
-            });
+            let json = answers::diff(from, to, identity.as_deref(), index.resolve(as_of(known)), &diff);
             if !format.json && !format.csv {
                 writeln!(
                     out,
@@ -433,11 +414,11 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let mut table = Table::new(vec!["POSITION", "TYPE", "WHY"]);
             let mut rows = Vec::new();
             for a in &anomalies {
-                let e = store.read(Position(a.position))?;
-                table.row(vec![a.position.to_string(), e.data.type_name().to_string(), a.kind.to_string()]);
-                rows.push(json!({"position": a.position, "type": e.data.type_name(), "kind": a.kind, "reason": a.kind.to_string()}));
+                let kind = store.read(Position(a.position))?.data.type_name();
+                table.row(vec![a.position.to_string(), kind.to_string(), a.kind.to_string()]);
+                rows.push((*a, kind));
             }
-            let json = json!({"as_of": index.resolve(as_of(known)), "anomalies": rows});
+            let json = answers::anomalies(index.resolve(as_of(known)), &rows);
             if !format.json && !format.csv {
                 writeln!(out, "{} anomalies, {}:", anomalies.len(), as_of_line(index, known))?;
             }
@@ -469,18 +450,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 derived.insert(0, (tenure_engine::store::INDEX_FILE.to_string(), status.clone()));
             }
             if json {
-                let bad = report.first_bad.as_ref().map(|(p, r)| json!({"position": p, "reason": r}));
-                let torn = report.torn_tail.as_ref().map(
-                    |t| json!({"position": t.position, "from_byte": t.from_byte, "bytes": t.bytes, "reason": t.reason}),
-                );
-                let derived: Vec<_> = derived.iter().map(|(f, s)| json!({"file": f, "status": s})).collect();
-                print_json(
-                    &mut out,
-                    &json!({
-                        "intact": report.intact, "head_hash": report.head_hash, "first_bad": bad,
-                        "acknowledged": report.acknowledged, "torn_tail": torn, "derived": derived,
-                    }),
-                )?;
+                print_json(&mut out, &answers::verify(&report, &derived))?;
             }
             match &report.first_bad {
                 None => {

@@ -320,8 +320,9 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
         listen: String,
         /// Bearer tokens, one per line: `TOKEN`, or `NAME SOURCE TOKEN` (NAME becomes the
-        /// events' actor, SOURCE their source). Several lines let a token be rotated
-        /// without downtime.
+        /// events' actor, SOURCE their source), or `NAME audit TOKEN` for a read-only token
+        /// of the audit API (/v1; also TENURE_AUDIT_TOKEN). Several lines let a token be
+        /// rotated without downtime.
         #[arg(long, value_name = "F")]
         token_file: Option<PathBuf>,
         /// The URL clients reach this server by, for `meta.location` (default:
@@ -367,30 +368,7 @@ pub enum Command {
     },
 }
 
-pub fn parse_time(s: &str) -> Result<Timestamp, String> {
-    Timestamp::parse_lenient(s).map_err(|e| match e {
-        tenure_engine::time::TimeError::OutOfRange => format!("'{s}' is {e}"),
-        _ => format!("'{s}' is not an RFC 3339 time or a YYYY-MM-DD date"),
-    })
-}
-
-pub fn parse_as_of(s: &str) -> Result<AsOf, String> {
-    if let Ok(p) = s.parse::<u64>() {
-        return Ok(AsOf::Position(p));
-    }
-    Timestamp::parse_lenient(s)
-        .map(AsOf::Recorded)
-        .map_err(|_| format!("'{s}' is not a position, an RFC 3339 time or a YYYY-MM-DD date"))
-}
-
-pub fn parse_window(s: &str) -> Result<(Timestamp, Timestamp), String> {
-    let (a, b) = s.split_once("..").ok_or_else(|| format!("'{s}' is not a window T1..T2"))?;
-    let (a, b) = (parse_time(a)?, parse_time(b)?);
-    if a >= b {
-        return Err(format!("'{s}': the window is empty (T1 must be before T2)"));
-    }
-    Ok((a, b))
-}
+pub use tenure_projections::answers::{parse_as_of, parse_time, parse_window};
 
 /// An error for the user: one sentence, and the exit code.
 #[derive(Debug)]

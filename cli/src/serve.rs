@@ -18,6 +18,15 @@ fn load_tokens(token_file: Option<&Path>) -> Result<Vec<tenure_server::Token>, C
         }
         tokens.push(tenure_server::Token::new("scim", "scim", secret));
     }
+    if let Ok(secret) = std::env::var("TENURE_AUDIT_TOKEN") {
+        let secret = secret.trim();
+        if secret.len() < 16 {
+            return Err(CliError::input(
+                "TENURE_AUDIT_TOKEN: a token of fewer than 16 characters is too easy to guess",
+            ));
+        }
+        tokens.push(tenure_server::Token::new("audit", "audit", secret).auditing());
+    }
     if tokens.is_empty() {
         return Err(CliError::input("no token: give --token-file F or set TENURE_SCIM_TOKEN"));
     }

@@ -16,6 +16,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod answers;
 mod codec;
 pub mod error;
 pub mod fold;

@@ -15,8 +15,20 @@ pub struct Token {
     /// What `active: false` from this token's directory records: a suspension (the
     /// default) or a leave.
     pub deactivate: Deactivate,
+    /// What the token may do.
+    pub scope: Scope,
     /// SHA-256 of the token: what is kept and compared (the same length whatever the token).
     digest: [u8; 32],
+}
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Provision: the SCIM endpoints, and read the events API and the metrics.
+    Provision,
+    /// Audit, read-only: the audit API under `/v1`, the events API and the metrics;
+    /// never a SCIM endpoint.
+    Audit,
 }
 
 /// What a deactivation (`active: false`) is in the log.
@@ -41,12 +53,19 @@ impl Token {
             name: name.to_string(),
             source: source.to_string(),
             deactivate: Deactivate::Suspend,
+            scope: Scope::Provision,
             digest: Sha256::digest(secret.as_bytes()).into(),
         }
     }
 
     pub fn deactivating(mut self, deactivate: Deactivate) -> Token {
         self.deactivate = deactivate;
+        self
+    }
+
+    /// A read-only token of the audit API.
+    pub fn auditing(mut self) -> Token {
+        self.scope = Scope::Audit;
         self
     }
 }
@@ -56,7 +75,7 @@ impl Token {
 pub enum TokenError {
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("{path}:{line}: expected `TOKEN` or `NAME SOURCE TOKEN [suspend|leave]` (the token is not shown)")]
+    #[error("{path}:{line}: expected `TOKEN`, `NAME SOURCE TOKEN [suspend|leave]` or `NAME audit TOKEN` (the token is not shown)")]
     Malformed { path: String, line: usize },
     #[error("{path}:{line}: a token of fewer than 16 characters is too easy to guess")]
     TooShort { path: String, line: usize },
@@ -66,7 +85,8 @@ pub enum TokenError {
 
 /// Parses a token file: one token per line, either the bare token (actor and source
 /// `scim`) or `NAME SOURCE TOKEN`, optionally followed by what a deactivation records
-/// (`suspend`, the default, or `leave`); blank lines and `#` comments are skipped.
+/// (`suspend`, the default, or `leave`); a SOURCE of `audit` makes a read-only token of
+/// the audit API. Blank lines and `#` comments are skipped.
 pub fn parse_tokens(path: &str, text: &str) -> Result<Vec<Token>, TokenError> {
     let mut tokens = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -86,7 +106,8 @@ pub fn parse_tokens(path: &str, text: &str) -> Result<Vec<Token>, TokenError> {
         if token.2.len() < 16 {
             return Err(TokenError::TooShort { path: path.to_string(), line: i + 1 });
         }
-        tokens.push(Token::new(token.0, token.1, token.2).deactivating(mode));
+        let t = Token::new(token.0, token.1, token.2).deactivating(mode);
+        tokens.push(if token.1 == "audit" { t.auditing() } else { t });
     }
     Ok(tokens)
 }

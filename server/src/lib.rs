@@ -7,6 +7,7 @@
 //! GETs read), `users` (the `/Users` handlers), `discovery` (the three discovery
 //! endpoints), and here the router, the middleware and [`serve`].
 
+mod audit;
 pub mod auth;
 pub mod directory;
 mod discovery;
@@ -32,7 +33,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tenure_engine::Store;
 
-pub use auth::{parse_tokens, Deactivate, Token};
+pub use auth::{parse_tokens, Deactivate, Scope, Token};
 pub use events::MAX_LIMIT as MAX_EVENTS_LIMIT;
 pub use users::MAX_COUNT;
 
@@ -51,6 +52,9 @@ pub const MAX_CONCURRENT: usize = 256;
 pub struct App {
     pub store: Store,
     pub directory: RwLock<directory::Directory>,
+    /// The access index the audit API asks, kept at the log's head: opened from its file
+    /// and the log at start, then each committed event applied (after the directory's).
+    pub index: RwLock<tenure_projections::AccessIndex>,
     /// The writes of one resource are serialised (a write holds its resource's lock from
     /// its read of the directory to the fold of its events, after they are durable);
     /// writes of different resources run at once and share the store's syncs. Striped:
@@ -75,7 +79,7 @@ pub struct App {
 
 impl App {
     /// Opens the store as its writer and folds the directory from the whole log.
-    pub fn open(store: Store, tokens: Vec<Token>, base: String) -> Result<App, tenure_engine::Error> {
+    pub fn open(store: Store, tokens: Vec<Token>, base: String) -> Result<App, tenure_projections::ProjectionError> {
         App::open_with(store, tokens, base, None)
     }
 
@@ -85,7 +89,7 @@ impl App {
         tokens: Vec<Token>,
         base: String,
         webhooks: Option<webhooks::Config>,
-    ) -> Result<App, tenure_engine::Error> {
+    ) -> Result<App, tenure_projections::ProjectionError> {
         let mut dir = directory::Directory::default();
         let mut memory = webhooks::Memory::default();
         store.scan(tenure_engine::Position(1), store.head(), |e| {
@@ -96,11 +100,14 @@ impl App {
             std::ops::ControlFlow::Continue(())
         })?;
         settle(&store, &mut dir)?;
+        let path = store.dir().join(tenure_projections::ACCESS_INDEX_FILE);
+        let index = tenure_projections::open_access_index(&store, &path)?;
         let stripes = (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
         let closing = tokio::sync::watch::Sender::new(false);
         Ok(App {
             store,
             directory: RwLock::new(dir),
+            index: RwLock::new(index),
             stripes,
             reserved: Default::default(),
             closing,
@@ -203,6 +210,11 @@ impl FromRequestParts<Arc<App>> for Caller {
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
         match auth::check(&app.tokens, header) {
+            Some(t) if t.scope == auth::Scope::Audit => {
+                let mut e = ScimError::internal("an audit token is read-only: it may not use the SCIM endpoints");
+                e.status = axum::http::StatusCode::FORBIDDEN;
+                Err(e)
+            }
             Some(t) => Ok(Caller {
                 name: t.name.clone(),
                 source: t.source.clone(),
@@ -216,6 +228,18 @@ impl FromRequestParts<Arc<App>> for Caller {
             }),
             None => Err(ScimError::unauthorized()),
         }
+    }
+}
+
+/// Any token of the server's, provisioning or audit (the events API, the metrics).
+pub struct Reader;
+
+impl FromRequestParts<Arc<App>> for Reader {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        auth::check(&app.tokens, header).map(|_| Reader).ok_or_else(ScimError::unauthorized)
     }
 }
 
@@ -262,7 +286,7 @@ async fn log_request(State(app): State<Arc<App>>, request: Request, next: Next) 
 }
 
 /// `GET /metrics` (any bearer token of the server's).
-async fn metrics_endpoint(axum::extract::State(app): axum::extract::State<Arc<App>>, _caller: Caller) -> Response {
+async fn metrics_endpoint(axum::extract::State(app): axum::extract::State<Arc<App>>, _reader: Reader) -> Response {
     app.metrics.head.set(i64::try_from(app.store.head().get()).unwrap_or(i64::MAX));
     (
         [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
@@ -320,6 +344,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/events/stream", get(events::stream))
         .route("/webhooks/directory-sync", axum::routing::post(webhooks::receive))
         .route("/metrics", get(metrics_endpoint))
+        .route("/v1/access/{identity}", get(audit::access))
+        .route("/v1/holders", get(audit::holders))
+        .route("/v1/timeline/{identity}", get(audit::timeline))
+        .route("/v1/profile/{identity}", get(audit::profile))
+        .route("/v1/diff", get(audit::diff))
+        .route("/v1/anomalies", get(audit::anomalies))
+        .route("/v1/verify", get(audit::verify))
         .fallback(not_found)
         .with_state(app.clone())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

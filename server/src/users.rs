@@ -330,6 +330,12 @@ pub(crate) async fn commit_positions(app: &App, events: Vec<NewEvent>) -> Result
             dir.apply(e);
         }
         crate::settle(&app.store, &mut dir)?;
+        // The audit API's index takes the same events, in the same order, under the
+        // directory's lock (so each is applied once).
+        let mut index = app.index.write().map_err(|_| CommitError::Poisoned)?;
+        for e in &stored {
+            index.apply(e);
+        }
         return Ok(appended);
     }
 }

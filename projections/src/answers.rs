@@ -1,0 +1,111 @@
+//! The JSON form of each query's answer, as `tenure ... --json` prints it and the audit
+//! API (`/v1/...` of `tenure serve`) answers it: one builder per query, so the two can
+//! never differ. Also the parsing of the arguments both take (times, `as of`, windows).
+
+use crate::query::{AsOf, Diff, Held, Holder, Profile, Timeline};
+use crate::Anomaly;
+use serde_json::{json, Value};
+use tenure_engine::Timestamp;
+
+/// A time: RFC 3339 or a `YYYY-MM-DD` date.
+pub fn parse_time(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_lenient(s).map_err(|e| match e {
+        tenure_engine::time::TimeError::OutOfRange => format!("'{s}' is {e}"),
+        _ => format!("'{s}' is not an RFC 3339 time or a YYYY-MM-DD date"),
+    })
+}
+
+/// A knowledge point: a position, or a record time (RFC 3339 or a date).
+pub fn parse_as_of(s: &str) -> Result<AsOf, String> {
+    if let Ok(p) = s.parse::<u64>() {
+        return Ok(AsOf::Position(p));
+    }
+    Timestamp::parse_lenient(s)
+        .map(AsOf::Recorded)
+        .map_err(|_| format!("'{s}' is not a position, an RFC 3339 time or a YYYY-MM-DD date"))
+}
+
+/// A window `T1..T2`, T1 before T2.
+pub fn parse_window(s: &str) -> Result<(Timestamp, Timestamp), String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("'{s}' is not a window T1..T2"))?;
+    let (a, b) = (parse_time(a)?, parse_time(b)?);
+    if a >= b {
+        return Err(format!("'{s}': the window is empty (T1 must be before T2)"));
+    }
+    Ok((a, b))
+}
+
+/// `access`: what an identity had at `at`, as known at `as_of` (a resolved position).
+pub fn access(identity: &str, at: Timestamp, as_of: u64, held: &[Held]) -> Value {
+    json!({"identity": identity, "at": at, "as_of": as_of, "entitlements": held})
+}
+
+/// When a `who` asks: at a time, or at some time in a window.
+#[derive(Clone, Copy, Debug)]
+pub enum When {
+    At(Timestamp),
+    During(Timestamp, Timestamp),
+}
+
+/// `who`: the holders of `resource` (as asked: `RESOURCE` or `RESOURCE#PERMISSION`).
+pub fn holders(resource: &str, when: When, as_of: u64, holders: &[Holder]) -> Value {
+    let mut answer = json!({"resource": resource, "as_of": as_of, "holders": holders});
+    if let Some(obj) = answer.as_object_mut() {
+        match when {
+            When::At(at) => obj.insert("at".into(), json!(at)),
+            When::During(from, to) => obj.insert("during".into(), json!({"from": from, "to": to})),
+        };
+    }
+    answer
+}
+
+/// `timeline`.
+pub fn timeline(timeline: &Timeline, as_of: u64) -> Value {
+    let mut answer = serde_json::to_value(timeline).unwrap_or(Value::Null);
+    if let Some(obj) = answer.as_object_mut() {
+        obj.insert("as_of".into(), json!(as_of));
+    }
+    answer
+}
+
+/// `show`: what the records said of an identity at `at`.
+pub fn profile(profile: &Profile, at: Timestamp, as_of: u64) -> Value {
+    let mut answer = serde_json::to_value(profile).unwrap_or(Value::Null);
+    if let Some(obj) = answer.as_object_mut() {
+        obj.insert("at".into(), json!(at));
+        obj.insert("as_of".into(), json!(as_of));
+    }
+    answer
+}
+
+/// `diff`: access gained and lost between two times (of one identity or everyone).
+pub fn diff(from: Timestamp, to: Timestamp, identity: Option<&str>, as_of: u64, diff: &Diff) -> Value {
+    json!({
+        "from": from, "to": to, "identity": identity,
+        "as_of": as_of,
+        "gained": diff.gained, "lost": diff.lost,
+    })
+}
+
+/// `anomalies`, each with the type of the event at its position.
+pub fn anomalies(as_of: u64, anomalies: &[(Anomaly, &str)]) -> Value {
+    let rows: Vec<Value> = anomalies
+        .iter()
+        .map(|(a, kind)| json!({"position": a.position, "type": kind, "kind": a.kind, "reason": a.kind.to_string()}))
+        .collect();
+    json!({"as_of": as_of, "anomalies": rows})
+}
+
+/// `verify`: the log's integrity report and the status of each derived file checked.
+pub fn verify(report: &tenure_engine::VerifyReport, derived: &[(String, String)]) -> Value {
+    let bad = report.first_bad.as_ref().map(|(p, r)| json!({"position": p, "reason": r}));
+    let torn = report
+        .torn_tail
+        .as_ref()
+        .map(|t| json!({"position": t.position, "from_byte": t.from_byte, "bytes": t.bytes, "reason": t.reason}));
+    let derived: Vec<Value> = derived.iter().map(|(f, s)| json!({"file": f, "status": s})).collect();
+    json!({
+        "intact": report.intact, "head_hash": report.head_hash, "first_bad": bad,
+        "acknowledged": report.acknowledged, "torn_tail": torn, "derived": derived,
+    })
+}

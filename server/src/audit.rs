@@ -1,0 +1,217 @@
+//! The audit API: `GET /v1/...`, the CLI's queries over HTTP, each answering exactly the
+//! JSON of `tenure ... --json` (both are made by `tenure_projections::answers`), for
+//! tokens of the read-only audit scope only.
+//!
+//! - `/v1/access/{identity}?at=T&as_of=R`
+//! - `/v1/holders?resource=R[#P]&at=T | &during=T1..T2, &as_of=R`
+//! - `/v1/timeline/{identity}?as_of=R`
+//! - `/v1/profile/{identity}?at=T&as_of=R`
+//! - `/v1/diff?from=T1&to=T2[&identity=I]&as_of=R`
+//! - `/v1/anomalies?as_of=R`
+//! - `/v1/verify`
+//!
+//! `at` defaults to now, `as_of` to everything recorded. An identity may be named as the
+//! log names it or by a userName it has (as the CLI accepts). Errors are JSON
+//! `{"error": ...}`: 400 for a bad parameter, 404 for an unknown identity, 401 without a
+//! token, 403 for a provisioning token.
+
+use crate::App;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tenure_engine::Timestamp;
+use tenure_projections::answers::{self, parse_as_of, parse_time, parse_window, When};
+use tenure_projections::{AccessIndex, AsOf, QueryError, Target};
+
+/// An audit API error.
+pub struct Problem(StatusCode, String);
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.1, "status": self.0.as_u16()}).to_string();
+        (self.0, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+fn bad(detail: impl Into<String>) -> Problem {
+    Problem(StatusCode::BAD_REQUEST, detail.into())
+}
+
+impl From<QueryError> for Problem {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::UnknownIdentity(_) => Problem(StatusCode::NOT_FOUND, e.to_string()),
+            other => Problem(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        }
+    }
+}
+
+/// A token of the audit scope.
+pub struct Auditor;
+
+impl FromRequestParts<Arc<App>> for Auditor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        match crate::auth::check(&app.tokens, header) {
+            Some(t) if t.scope == crate::auth::Scope::Audit => Ok(Auditor),
+            Some(_) => {
+                Err(Problem(StatusCode::FORBIDDEN, "the audit API takes a token of the audit scope".into())
+                    .into_response())
+            }
+            None => {
+                let mut r = Problem(StatusCode::UNAUTHORIZED, "a bearer token of the audit scope is required".into())
+                    .into_response();
+                r.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer realm=\"tenure\""),
+                );
+                Err(r)
+            }
+        }
+    }
+}
+
+type Params = Query<HashMap<String, String>>;
+
+fn time(q: &HashMap<String, String>, name: &str) -> Result<Option<Timestamp>, Problem> {
+    q.get(name).map(|v| parse_time(v).map_err(|e| bad(format!("{name}: {e}")))).transpose()
+}
+
+/// `as_of`, checked against the index's head as the CLI checks `--as-of`.
+fn as_of(q: &HashMap<String, String>, index: &AccessIndex) -> Result<AsOf, Problem> {
+    let Some(v) = q.get("as_of") else { return Ok(AsOf::Head) };
+    let r = parse_as_of(v).map_err(|e| bad(format!("as_of: {e}")))?;
+    match r {
+        AsOf::Position(p) if p > index.head().get() => {
+            Err(bad(format!("as_of: the log has {} positions (a position must be one of them)", index.head())))
+        }
+        r => Ok(r),
+    }
+}
+
+fn index(app: &App) -> Result<std::sync::RwLockReadGuard<'_, AccessIndex>, Problem> {
+    app.index.read().map_err(|_| Problem(StatusCode::INTERNAL_SERVER_ERROR, "the index lock is poisoned".into()))
+}
+
+/// The identity a request names: as the log names it, else by a userName a present user
+/// has (without regard to case).
+fn identity(app: &App, index: &AccessIndex, name: &str) -> Result<String, Problem> {
+    if index.profile(name, Timestamp::now(), AsOf::Head).is_ok() {
+        return Ok(name.to_string());
+    }
+    let dir = app.dir().map_err(|_| Problem(StatusCode::INTERNAL_SERVER_ERROR, "directory unavailable".into()))?;
+    match dir.by_user_name(name) {
+        Some(u) => Ok(u.id.clone()),
+        None => Err(Problem(StatusCode::NOT_FOUND, format!("no identity '{name}' (by name or userName)"))),
+    }
+}
+
+fn reply(v: Value) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
+}
+
+pub async fn access(
+    State(app): State<Arc<App>>,
+    _a: Auditor,
+    Path(name): Path<String>,
+    Query(q): Params,
+) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let (at, r) = (time(&q, "at")?.unwrap_or_else(Timestamp::now), as_of(&q, &index)?);
+    let id = identity(&app, &index, &name)?;
+    let held = index.access(&id, at, r)?;
+    Ok(reply(answers::access(&id, at, index.resolve(r), &held)))
+}
+
+pub async fn holders(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let resource = q.get("resource").ok_or_else(|| bad("resource: required (RESOURCE or RESOURCE#PERMISSION)"))?;
+    let target = Target::parse(resource)
+        .ok_or_else(|| bad(format!("resource: '{resource}' is not RESOURCE or RESOURCE#PERMISSION")))?;
+    let r = as_of(&q, &index)?;
+    let (when, found) = match (q.get("during"), time(&q, "at")?) {
+        (Some(_), Some(_)) => return Err(bad("give at or during, not both")),
+        (Some(w), None) => {
+            let (from, to) = parse_window(w).map_err(|e| bad(format!("during: {e}")))?;
+            (When::During(from, to), index.holders_during(&target, from, to, r)?)
+        }
+        (None, at) => {
+            let at = at.unwrap_or_else(Timestamp::now);
+            (When::At(at), index.holders(&target, at, r)?)
+        }
+    };
+    Ok(reply(answers::holders(resource, when, index.resolve(r), &found)))
+}
+
+pub async fn timeline(
+    State(app): State<Arc<App>>,
+    _a: Auditor,
+    Path(name): Path<String>,
+    Query(q): Params,
+) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let r = as_of(&q, &index)?;
+    let id = identity(&app, &index, &name)?;
+    Ok(reply(answers::timeline(&index.timeline(&id, r)?, index.resolve(r))))
+}
+
+pub async fn profile(
+    State(app): State<Arc<App>>,
+    _a: Auditor,
+    Path(name): Path<String>,
+    Query(q): Params,
+) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let (at, r) = (time(&q, "at")?.unwrap_or_else(Timestamp::now), as_of(&q, &index)?);
+    let id = identity(&app, &index, &name)?;
+    Ok(reply(answers::profile(&index.profile(&id, at, r)?, at, index.resolve(r))))
+}
+
+pub async fn diff(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let from = time(&q, "from")?.ok_or_else(|| bad("from: required"))?;
+    let to = time(&q, "to")?.ok_or_else(|| bad("to: required"))?;
+    let r = as_of(&q, &index)?;
+    let id = q.get("identity").map(|n| identity(&app, &index, n)).transpose()?;
+    let d = index.diff(id.as_deref(), from, to, r)?;
+    Ok(reply(answers::diff(from, to, id.as_deref(), index.resolve(r), &d)))
+}
+
+pub async fn anomalies(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let r = as_of(&q, &index)?;
+    let found = index.anomalies(r)?;
+    let mut rows = Vec::with_capacity(found.len());
+    for a in found {
+        let e = app
+            .store
+            .read(tenure_engine::Position(a.position))
+            .map_err(|e| Problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        rows.push((a, e.data.type_name()));
+    }
+    Ok(reply(answers::anomalies(index.resolve(r), &rows)))
+}
+
+/// The log's integrity, checked from the files (the derived files are not rebuilt here:
+/// `tenure verify` does that).
+pub async fn verify(State(app): State<Arc<App>>, _a: Auditor) -> Result<Response, Problem> {
+    let dir = app.store.dir().to_path_buf();
+    let report = tokio::task::spawn_blocking(move || tenure_engine::verify(&dir))
+        .await
+        .map_err(|e| Problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| Problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut derived = Vec::new();
+    if let Some(status) = &report.offsets_file {
+        derived.push((tenure_engine::store::INDEX_FILE.to_string(), status.clone()));
+    }
+    if let Some(status) = &report.subjects_file {
+        derived.push((tenure_engine::subjects::SUBJECTS_FILE.to_string(), status.clone()));
+    }
+    Ok(reply(answers::verify(&report, &derived)))
+}
