@@ -106,10 +106,29 @@ pub struct FollowArgs {
     /// Consecutive failed asks (5xx, 429, cut bodies, refused connections) before giving up.
     #[arg(long, value_name = "N", default_value_t = 10)]
     max_retries: u32,
+    /// What the API serves: `tenure` (another Tenure's log, replicated as it is) or
+    /// `workos` (WorkOS Directory Sync events, mapped as the webhooks are).
+    #[arg(long, value_name = "FORMAT", default_value = "tenure", value_parser = ["tenure", "workos"])]
+    format: String,
+    /// With --format workos: the source the events are recorded under (the webhooks'
+    /// by default, so that an event had both ways is stored once).
+    #[arg(long, value_name = "NAME", default_value = "workos")]
+    source: String,
+    /// With --format workos: start after this event id instead of the stored cursor
+    /// (events already recorded are not stored again).
+    #[arg(long, value_name = "CURSOR")]
+    replay_from: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum SyncAction {
+    /// What each source has recorded, the consumers' cursors and lag, and the events kept
+    /// as failed (with their errors), from the log alone.
+    Status {
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the signature of the webhook delivery the event at POSITION came from.
     ///
     /// Reads the delivery the log keeps (the body as received and its WorkOS-Signature
@@ -332,7 +351,7 @@ pub enum Command {
         #[command(flatten)]
         webhooks: WebhookArgs,
     },
-    /// Follow an events API into this store (`--from URL`), or check a kept delivery.
+    /// Follow an events API into this store (`--from URL`), or see or check what it holds.
     ///
     /// `tenure sync --from http://HOST:8080/events` follows another Tenure's events API and
     /// ends with the same log: the same events at the same positions, the same chain head
@@ -341,7 +360,11 @@ pub enum Command {
     /// crash at any moment neither skips nor doubles an event; run it again to resume.
     /// Retries 429 and 5xx answers, a refused connection and a cut body with backoff and
     /// jitter (honouring Retry-After); a 4xx is an error (exit 1). The bearer token comes
-    /// from TENURE_SYNC_TOKEN, never the command line. docs/sync.md has the details.
+    /// from TENURE_SYNC_TOKEN, never the command line. With `--format workos` it follows a
+    /// WorkOS events API instead, mapping each event as the webhooks do (its cursor is the
+    /// last event id stored, kept in the log with the events; an event that cannot be
+    /// applied is kept with its error in sync/ and tried again on every run). docs/sync.md
+    /// has the details.
     #[command(args_conflicts_with_subcommands = true)]
     Sync {
         #[command(flatten)]

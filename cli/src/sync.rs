@@ -10,7 +10,9 @@ use tenure_server::webhooks;
 
 pub fn run(data: &Path, follow: FollowArgs, action: Option<SyncAction>, out: &mut dyn Write) -> Result<i32, CliError> {
     match action {
+        None if follow.format == "workos" => follow_workos(data, &follow, out),
         None => follow_api(data, &follow, out),
+        Some(SyncAction::Status { json }) => status(data, json, out),
         Some(SyncAction::VerifyDelivery { position, webhook_secret_file, json }) => {
             let secrets = crate::serve::load_secrets(webhook_secret_file.as_deref())?;
             if secrets.is_empty() {
@@ -113,8 +115,8 @@ fn diagnose(text: &str, url: &str) -> String {
     for (i, item) in items.iter().enumerate() {
         if item.get("event").and_then(|e| e.as_str()).is_some_and(|e| e.starts_with("dsync.")) {
             return format!(
-                "{url}: item {i} is a directory-sync event ({}): following WorkOS's events API is not built yet; \
-                 deliver its webhooks to `tenure serve --webhook-secret-file` instead",
+                "{url}: item {i} is a directory-sync event ({}): this is a WorkOS events API; follow it with \
+                 --format workos",
                 item["event"]
             );
         }
@@ -125,11 +127,9 @@ fn diagnose(text: &str, url: &str) -> String {
     format!("{url}: not a page of Tenure events")
 }
 
-/// One page of the events API after `after`.
-fn ask(agent: &ureq::Agent, url: &str, after: u64, limit: usize, token: Option<&str>) -> Result<Vec<Event>, Ask> {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let target = format!("{url}{sep}after={after}&limit={limit}");
-    let mut request = agent.get(&target);
+/// One GET of `target`: the body, or why not.
+fn get_text(agent: &ureq::Agent, target: &str, token: Option<&str>) -> Result<String, Ask> {
+    let mut request = agent.get(target);
     if let Some(token) = token {
         request = request.set("Authorization", &format!("Bearer {token}"));
     }
@@ -147,13 +147,24 @@ fn ask(agent: &ureq::Agent, url: &str, after: u64, limit: usize, token: Option<&
     let mut reader = response.into_reader();
     std::io::Read::read_to_string(&mut std::io::Read::take(&mut reader, 64 << 20), &mut text)
         .map_err(|e| Ask::Again { wait: None, why: format!("GET {target}: reading: {e}") })?;
+    Ok(text)
+}
+
+/// A JSON error of a body read whole: cut short or garbled on the way (ask again), or
+/// JSON of another shape (`None`).
+fn garbled(target: &str, e: &serde_json::Error) -> Option<Ask> {
+    (e.is_eof() || e.is_syntax())
+        .then(|| Ask::Again { wait: None, why: format!("GET {target}: not a whole page: {e}") })
+}
+
+/// One page of a Tenure events API after `after`.
+fn ask(agent: &ureq::Agent, url: &str, after: u64, limit: usize, token: Option<&str>) -> Result<Vec<Event>, Ask> {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let target = format!("{url}{sep}after={after}&limit={limit}");
+    let text = get_text(agent, &target, token)?;
     match serde_json::from_str::<Page>(&text) {
         Ok(page) => Ok(page.data),
-        // Cut short or garbled on the way: ask again.
-        Err(e) if e.is_eof() || e.is_syntax() => {
-            Err(Ask::Again { wait: None, why: format!("GET {target}: not a whole page: {e}") })
-        }
-        Err(_) => Err(Ask::Stop(diagnose(&text, url))),
+        Err(e) => Err(garbled(&target, &e).unwrap_or_else(|| Ask::Stop(diagnose(&text, url)))),
     }
 }
 
@@ -294,5 +305,284 @@ fn follow_api(data: &Path, args: &FollowArgs, out: &mut dyn Write) -> Result<i32
         "caught up with {url} at position {head} (chain {hash}): {} events appended in {secs:.1} s",
         head - from
     )?;
+    Ok(0)
+}
+
+/// One page of a WorkOS events API after the event `after` (from the start without one).
+fn ask_workos(
+    agent: &ureq::Agent,
+    url: &str,
+    after: Option<&str>,
+    limit: usize,
+    token: Option<&str>,
+) -> Result<Vec<serde_json::Value>, Ask> {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let mut target = format!("{url}{sep}limit={limit}");
+    if let Some(after) = after {
+        target.push_str(&format!("&after={after}"));
+    }
+    let text = get_text(agent, &target, token)?;
+    let page: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| garbled(&target, &e).unwrap_or_else(|| Ask::Stop(e.to_string())))?;
+    match page.get("data").and_then(|d| d.as_array()) {
+        Some(items) => Ok(items.clone()),
+        None => Err(Ask::Stop(format!("GET {target}: a page with no data list"))),
+    }
+}
+
+/// The file of the events a consumer could not apply, with their errors.
+fn failed_path(data: &Path, source: &str) -> std::path::PathBuf {
+    data.join("sync").join(format!("failed-{source}.jsonl"))
+}
+
+fn read_failed(path: &Path) -> Result<Vec<serde_json::Value>, CliError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| CliError::failure(format!("{}:{}: {e}", path.display(), i + 1)))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(CliError::failure(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Writes the failed events (synced, renamed into place; none: the file removed).
+fn write_failed(path: &Path, kept: &[serde_json::Value]) -> Result<(), CliError> {
+    let fail = |e: std::io::Error| CliError::failure(format!("{}: {e}", path.display()));
+    if kept.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(fail(e)),
+            _ => Ok(()),
+        };
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let tmp = tenure_engine::files::temporary_path(path);
+    let mut text = String::new();
+    for k in kept {
+        text.push_str(&k.to_string());
+        text.push('\n');
+    }
+    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
+/// Counts of what a consumer's run did.
+#[derive(Default)]
+struct Consumed {
+    stored: u64,
+    events: u64,
+    unchanged: u64,
+    duplicates: u64,
+    failed: u64,
+    retried: u64,
+}
+
+/// `tenure sync --from URL --format workos`.
+fn follow_workos(data: &Path, args: &FollowArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+    let url = args.from.clone().ok_or_else(|| CliError::input("give --from URL (the events API to follow)"))?;
+    if !(1..=tenure_server::MAX_EVENTS_LIMIT).contains(&args.limit) {
+        return Err(CliError::input(format!("--limit: from 1 to {}", tenure_server::MAX_EVENTS_LIMIT)));
+    }
+    let token = std::env::var("TENURE_SYNC_TOKEN").ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    crate::commands::refuse_a_file(data)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("starting the runtime: {e}")))?;
+    let store = Store::open(data)?;
+    let config =
+        webhooks::Config { secrets: Vec::new(), tolerance: webhooks::DEFAULT_TOLERANCE, source: args.source.clone() };
+    let app = tenure_server::App::open_with(store, Vec::new(), String::new(), Some(config.clone()))?;
+    let started = Instant::now();
+    let mut done = Consumed::default();
+    let path = failed_path(data, &args.source);
+    let outcome = runtime.block_on(async {
+        let apply = |item: serde_json::Value| {
+            let (app, config, url) = (&app, &config, &url);
+            async move {
+                let text = item.to_string();
+                let raw = serde_json::json!({"from": url, "body": text});
+                (item, webhooks::apply(app, config, &text, raw).await)
+            }
+        };
+        // Those kept as failed first: each tried again, kept while it fails.
+        let mut kept = Vec::new();
+        for entry in read_failed(&path)? {
+            let (item, result) = apply(entry["item"].clone()).await;
+            match result {
+                Ok(_) => done.retried += 1,
+                Err(webhooks::NotApplied::Malformed(why)) => {
+                    kept.push(serde_json::json!({"id": item["id"], "event": item["event"], "error": why, "item": item}))
+                }
+                Err(webhooks::NotApplied::Store(e)) => return Err(CliError::from(e)),
+            }
+        }
+        write_failed(&path, &kept)?;
+        let mut cursor = args.replay_from.clone().or_else(|| app.memory.lock().ok().and_then(|m| m.last().map(str::to_string)));
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout_read(Duration::from_secs(60))
+            .build();
+        let mut rng = (tenure_engine::Timestamp::now().as_micros() as u64) | 1;
+        let mut failures = 0u32;
+        loop {
+            let items = match ask_workos(&agent, &url, cursor.as_deref(), args.limit, token.as_deref()) {
+                Err(Ask::Stop(why)) => return Err(CliError::failure(why)),
+                Err(Ask::Again { wait, why }) => {
+                    failures += 1;
+                    if failures > args.max_retries {
+                        return Err(CliError::failure(format!("giving up after {failures} failed asks; the last: {why}")));
+                    }
+                    let wait = wait.unwrap_or_else(|| backoff(failures, &mut rng)).min(Duration::from_secs(300));
+                    eprintln!("{why}; asking again in {:.1} s", wait.as_secs_f64());
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Ok(items) => items,
+            };
+            failures = 0;
+            if items.is_empty() {
+                if !args.follow {
+                    return Ok(cursor);
+                }
+                tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
+                continue;
+            }
+            for item in items {
+                let id = item["id"].as_str().map(str::to_string);
+                let (item, result) = apply(item).await;
+                match result {
+                    Ok(webhooks::Applied::Stored(first, last)) => {
+                        done.stored += 1;
+                        done.events += last + 1 - first;
+                    }
+                    Ok(webhooks::Applied::Unchanged) => done.unchanged += 1,
+                    Ok(webhooks::Applied::Duplicate) => done.duplicates += 1,
+                    Err(webhooks::NotApplied::Malformed(why)) => {
+                        done.failed += 1;
+                        let mut kept = read_failed(&path)?;
+                        if !kept.iter().any(|k| k["id"] == item["id"]) {
+                            eprintln!("{}: kept as failed: {why}", id.as_deref().unwrap_or("an event without an id"));
+                            kept.push(serde_json::json!({"id": item["id"], "event": item["event"], "error": why, "item": item}));
+                            write_failed(&path, &kept)?;
+                        }
+                    }
+                    // Not stored: the cursor stays before it, and the next run asks again.
+                    Err(webhooks::NotApplied::Store(e)) => return Err(CliError::from(e)),
+                }
+                match id {
+                    Some(id) => cursor = Some(id),
+                    None => return Err(CliError::failure(format!("{url}: an event without an id: nothing to go on from"))),
+                }
+            }
+        }
+    });
+    app.store.close();
+    let cursor = outcome?;
+    let kept = read_failed(&path)?.len();
+    writeln!(
+        out,
+        "caught up with {url} (cursor {}): {} events stored from {} of its events, {} unchanged, {} already recorded, {} failed \
+         ({kept} kept in {}), {} earlier failures applied, in {:.1} s",
+        cursor.as_deref().unwrap_or("none"),
+        done.events,
+        done.stored,
+        done.unchanged,
+        done.duplicates,
+        done.failed,
+        path.display(),
+        done.retried,
+        started.elapsed().as_secs_f64()
+    )?;
+    Ok(0)
+}
+
+/// `tenure sync status`: per source, what the log holds of it, and the consumers' kept
+/// failures.
+fn status(data: &Path, as_json: bool, out: &mut dyn Write) -> Result<i32, CliError> {
+    let store = crate::commands::open_existing(data)?;
+    #[derive(Default)]
+    struct Source {
+        events: u64,
+        deliveries: std::collections::BTreeSet<String>,
+        last_position: u64,
+        newest_effective: Option<tenure_engine::Timestamp>,
+        cursor: Option<String>,
+        lag_sum: i128,
+    }
+    let mut sources: std::collections::BTreeMap<String, Source> = Default::default();
+    store.scan(Position(1), store.head(), |e| {
+        let s = sources.entry(e.source.clone().unwrap_or_else(|| "(none)".into())).or_default();
+        s.events += 1;
+        s.last_position = e.position.get();
+        s.newest_effective = s.newest_effective.max(Some(e.effective_at));
+        s.lag_sum += i128::from(e.recorded_at.as_micros() - e.effective_at.as_micros());
+        if let Some((id, _)) = e.source_event_id.as_deref().and_then(|k| k.rsplit_once(':')) {
+            if e.raw.as_ref().is_some_and(|r| r.get("from").is_some() || r.get("signature").is_some()) {
+                s.deliveries.insert(id.to_string());
+            }
+            if e.raw.as_ref().is_some_and(|r| r.get("from").is_some()) {
+                s.cursor = Some(id.to_string());
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    let now = tenure_engine::Timestamp::now();
+    let mut rows = Vec::new();
+    for (name, s) in &sources {
+        let failed = read_failed(&failed_path(data, name))?;
+        let behind = s.newest_effective.map(|t| (now.as_micros() - t.as_micros()) as f64 / 1e6);
+        rows.push(serde_json::json!({
+            "source": name,
+            "events": s.events,
+            "deliveries": s.deliveries.len(),
+            "last_position": s.last_position,
+            "newest_effective": s.newest_effective,
+            "seconds_since_newest": behind,
+            "mean_event_lag_seconds": (s.lag_sum as f64 / s.events.max(1) as f64) / 1e6,
+            "cursor": s.cursor,
+            "failed": failed.iter().map(|f| serde_json::json!({"id": f["id"], "event": f["event"], "error": f["error"]})).collect::<Vec<_>>(),
+        }));
+    }
+    if as_json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"head": store.head().get(), "sources": rows}))?
+        )?;
+        return Ok(0);
+    }
+    writeln!(out, "log head {}", store.head())?;
+    for r in &rows {
+        writeln!(
+            out,
+            "{}: {} events ({} deliveries), last at position {}, newest effective {} ({:.0} s ago), mean event lag {:.1} s, cursor {}, {} failed",
+            r["source"].as_str().unwrap_or_default(),
+            r["events"],
+            r["deliveries"],
+            r["last_position"],
+            r["newest_effective"].as_str().unwrap_or("-"),
+            r["seconds_since_newest"].as_f64().unwrap_or(0.0),
+            r["mean_event_lag_seconds"].as_f64().unwrap_or(0.0),
+            r["cursor"].as_str().unwrap_or("-"),
+            r["failed"].as_array().map_or(0, Vec::len),
+        )?;
+        for f in r["failed"].as_array().into_iter().flatten() {
+            writeln!(
+                out,
+                "  failed {} ({}): {}",
+                f["id"],
+                f["event"].as_str().unwrap_or("?"),
+                f["error"].as_str().unwrap_or("")
+            )?;
+        }
+    }
     Ok(0)
 }

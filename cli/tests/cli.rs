@@ -353,6 +353,7 @@ fn docs_cli_md_has_the_current_help_text() {
         "repair",
         "serve",
         "sync",
+        "sync status",
         "sync verify-delivery",
         "demo",
         "generate",

@@ -251,3 +251,105 @@ fn a_follower_retries_what_is_worth_retrying() {
     let _ = Command::new("kill").arg(server.id().to_string()).status();
     server.wait().unwrap();
 }
+
+/// `tenure sync --format workos` against a scripted WorkOS events API serving WorkOS's
+/// documented payloads (and one it cannot apply), in pages of 4 with its cursors: every
+/// event mapped as the webhooks map it, the unappliable one kept with its error and
+/// listed by `tenure sync status`, a second run stores nothing, and a replay from the
+/// first event stores nothing either.
+#[test]
+fn a_workos_events_api_is_followed_with_its_cursor() {
+    use std::io::Write as _;
+    let corpus: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/corpus/workos.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut items: Vec<serde_json::Value> = corpus["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let mut d = s["delivery"].clone();
+            d["object"] = "event".into();
+            d
+        })
+        .collect();
+    let mut bad = items[2].clone();
+    bad["id"] = "event_bad".into();
+    bad["data"]["state"] = "vanished".into();
+    items.insert(5, bad);
+    let want: Vec<String> = corpus["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()))
+        .collect();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let len = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
+            let line = String::from_utf8_lossy(&request[..len]).lines().next().unwrap_or_default().to_string();
+            let param = |name: &str| line.split(['?', '&', ' ']).find_map(|p| p.strip_prefix(name)).map(str::to_string);
+            let limit: usize = param("limit=").and_then(|l| l.parse().ok()).unwrap_or(10);
+            let from = match param("after=") {
+                Some(after) => items.iter().position(|i| i["id"] == after.as_str()).map_or(items.len(), |p| p + 1),
+                None => 0,
+            };
+            let page: Vec<&serde_json::Value> = items.iter().skip(from).take(limit).collect();
+            let body = serde_json::json!({"object": "list", "data": page,
+                "list_metadata": {"after": page.last().map(|i| i["id"].clone())}})
+            .to_string();
+            let _ =
+                write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let url = format!("http://{addr}/events?events=dsync.user.created,dsync.user.updated");
+    let run = |extra: &[&str]| {
+        let o = follow(&data, &url, &[&["--format", "workos", "--limit", "4"], extra].concat()).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let first = run(&[]);
+    assert!(first.contains("1 failed (1 kept in"), "{first}");
+    let types = |d: &std::path::Path| -> Vec<String> {
+        let store = tenure_engine::Store::open_read_only(d).unwrap();
+        store
+            .read_range(tenure_engine::Position(1), store.head())
+            .unwrap()
+            .iter()
+            .map(|e| e.data.type_name().to_string())
+            .collect()
+    };
+    assert_eq!(types(&data), want);
+    // Each event keeps the item as received and where it came from.
+    let store = tenure_engine::Store::open_read_only(&data).unwrap();
+    let e = store.read(tenure_engine::Position(1)).unwrap();
+    assert_eq!(e.raw.as_ref().unwrap()["from"], url.as_str());
+    assert_eq!(e.source.as_deref(), Some("workos"));
+    drop(store);
+    let status = tenure(&data, &["sync", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let workos = &status["sources"][0];
+    assert_eq!(workos["source"], "workos");
+    assert_eq!(workos["failed"][0]["id"], "event_bad");
+    assert!(workos["failed"][0]["error"].as_str().unwrap().contains("data.state"), "{status}");
+    assert_eq!(workos["cursor"], "event_03FKJ843CVE8F7BXQSPFH0M53V");
+    // Again: nothing new; the failure still kept, once.
+    let second = run(&[]);
+    assert!(second.contains(": 0 events stored"), "{second}");
+    assert_eq!(types(&data).len(), want.len());
+    // A replay from the start: every event already recorded.
+    let replay = run(&["--replay-from", "event_01FKJ843CVE8F7BXQSPFH0M53V"]);
+    assert!(replay.contains(": 0 events stored") && replay.contains("15 already recorded"), "{replay}");
+    assert_eq!(types(&data).len(), want.len());
+    let v = tenure(&data, &["verify", "--json"]);
+    assert_eq!(v.status.code(), Some(0));
+}

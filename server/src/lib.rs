@@ -74,7 +74,7 @@ pub struct App {
     /// What `GET /metrics` answers.
     pub metrics: metrics::Metrics,
     /// What the webhook endpoint remembers (the deliveries recorded).
-    pub(crate) memory: std::sync::Mutex<webhooks::Memory>,
+    pub memory: std::sync::Mutex<webhooks::Memory>,
 }
 
 impl App {

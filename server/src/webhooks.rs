@@ -227,9 +227,18 @@ pub fn sign(secret: &Secret, t_ms: i64, body: &[u8]) -> String {
 pub struct Memory {
     delivered: HashSet<String>,
     group_directory: HashMap<String, String>,
+    /// The id of the last item of an events API that stored events (raw with `from`): a
+    /// consumer's cursor. Webhooks of the same source do not move it (they may arrive
+    /// ahead of items the consumer has not read).
+    last: Option<String>,
 }
 
 impl Memory {
+    /// The id of the last item of an events API that stored events (see [`Memory::last`]).
+    pub fn last(&self) -> Option<&str> {
+        self.last.as_deref()
+    }
+
     /// Takes a recorded event in (those of the webhook source).
     pub fn apply(&mut self, source: &str, event: &Event) {
         if event.source.as_deref() != Some(source) {
@@ -237,6 +246,9 @@ impl Memory {
         }
         if let Some((id, _)) = event.source_event_id.as_deref().and_then(|k| k.rsplit_once(':')) {
             self.delivered.insert(id.to_string());
+            if event.raw.as_ref().is_some_and(|r| r.get("from").is_some()) {
+                self.last = Some(id.to_string());
+            }
         }
         let body = event.raw.as_ref().and_then(|r| r.get("body")).and_then(Value::as_str);
         if let Some(body) = body.and_then(|b| serde_json::from_str::<Value>(b).ok()) {
@@ -687,16 +699,47 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     }
 }
 
-async fn deliver(app: &App, config: &Config, body: &[u8], signature: &str) -> Result<Response, Refusal> {
-    let text = std::str::from_utf8(body).map_err(|_| malformed("the body is not UTF-8"))?;
+/// What became of a delivery (a webhook's, or an item of an events API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Stored, at these positions (first, last).
+    Stored(u64, u64),
+    /// Nothing to store (`dsync.activated`, a deletion of what is gone).
+    Unchanged,
+    /// Its id is recorded already.
+    Duplicate,
+}
+
+/// Why a delivery was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum NotApplied {
+    /// Not a delivery of a supported event, as the detail says (the same again would fail
+    /// the same way).
+    #[error("{0}")]
+    Malformed(String),
+    /// The log refused the events or could not store them.
+    #[error("not stored: {0}")]
+    Store(tenure_engine::Error),
+}
+
+/// Applies one directory-sync event (a webhook's body, or an item of an events API) as
+/// docs/sync.md's table says, keeping `raw` (what was received) on its first event. Its id
+/// is the idempotency key; its events are recorded under `config.source`.
+pub async fn apply(app: &App, config: &Config, text: &str, raw: Value) -> Result<Applied, NotApplied> {
+    apply_inner(app, config, text, raw).await.map_err(|r| match r {
+        Refusal::Malformed(m) => NotApplied::Malformed(m),
+        Refusal::Store(e) => NotApplied::Store(e),
+    })
+}
+
+async fn apply_inner(app: &App, config: &Config, text: &str, raw: Value) -> Result<Applied, Refusal> {
     let value: Value = serde_json::from_str(text).map_err(|e| malformed(format!("the body is not JSON: {e}")))?;
     let d = parse_delivery(&value)?;
     let keys = lock_keys(&d);
     let _locks = app.lock_all(&keys).await;
     let seen = app.memory.lock().map_err(|_| malformed("webhook memory poisoned"))?.delivered.contains(d.id);
     if seen {
-        app.metrics.delivery("duplicate");
-        return Ok(answer(StatusCode::OK, json!({"status": "duplicate", "event": d.id})));
+        return Ok(Applied::Duplicate);
     }
     let plan = match d.event {
         "dsync.user.created" | "dsync.user.updated" => user_plan(app, d.data, d.time, false, true)?,
@@ -717,7 +760,8 @@ async fn deliver(app: &App, config: &Config, body: &[u8], signature: &str) -> Re
         "dsync.activated" | "dsync.deleted" => d.data["id"].as_str(),
         _ => d.data["directory_id"].as_str(),
     };
-    let mut raw = Some(json!({"body": text, "signature": signature}));
+    let consumed = raw.get("from").is_some();
+    let mut raw = Some(raw);
     let events: Vec<NewEvent> = plan
         .into_iter()
         .enumerate()
@@ -728,7 +772,6 @@ async fn deliver(app: &App, config: &Config, body: &[u8], signature: &str) -> Re
             e
         })
         .collect();
-    let count = events.len();
     let positions = crate::users::commit_positions(app, events).await.map_err(|e| match e {
         crate::users::CommitError::Store(e) => Refusal::Store(e),
         crate::users::CommitError::Poisoned => malformed("the directory is unavailable"),
@@ -736,13 +779,31 @@ async fn deliver(app: &App, config: &Config, body: &[u8], signature: &str) -> Re
     if let Ok(mut memory) = app.memory.lock() {
         memory.delivered.insert(d.id.to_string());
         memory.note_groups(&value);
+        if positions.is_some() && consumed {
+            memory.last = Some(d.id.to_string());
+        }
     }
-    if count == 0 {
-        app.metrics.delivery("unchanged");
-        return Ok(answer(StatusCode::OK, json!({"status": "unchanged", "event": d.id})));
+    Ok(match positions {
+        Some((first, last)) => Applied::Stored(first, last),
+        None => Applied::Unchanged,
+    })
+}
+
+async fn deliver(app: &App, config: &Config, body: &[u8], signature: &str) -> Result<Response, Refusal> {
+    let text = std::str::from_utf8(body).map_err(|_| malformed("the body is not UTF-8"))?;
+    let raw = json!({"body": text, "signature": signature});
+    let (outcome, id) = match apply_inner(app, config, text, raw).await? {
+        Applied::Duplicate => ("duplicate", json!(null)),
+        Applied::Unchanged => ("unchanged", json!(null)),
+        Applied::Stored(first, last) => ("applied", json!([first, last])),
+    };
+    app.metrics.delivery(outcome);
+    let event = serde_json::from_str::<Value>(text).ok().and_then(|v| v["id"].as_str().map(str::to_string));
+    let mut body = json!({"status": outcome, "event": event});
+    if !id.is_null() {
+        body["positions"] = id;
     }
-    app.metrics.delivery("applied");
-    Ok(answer(StatusCode::OK, json!({"status": "applied", "event": d.id, "positions": positions})))
+    Ok(answer(StatusCode::OK, body))
 }
 
 #[cfg(test)]
