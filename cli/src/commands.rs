@@ -549,8 +549,9 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             clap_complete::generate(shell, &mut crate::Cli::command(), "tenure", &mut out);
             Ok(0)
         }
-        Command::Serve { listen, token_file, base_url, webhooks } => {
-            crate::serve::run(&data("tenure-data"), &listen, token_file.as_deref(), base_url, &webhooks)
+        Command::Serve { listen, token_file, base_url, webhooks, sync_from, sync_interval } => {
+            let sync = sync_from.map(|url| (url, sync_interval));
+            crate::serve::run(&data("tenure-data"), &listen, token_file.as_deref(), base_url, &webhooks, sync)
         }
         Command::Sync { follow, action } => crate::sync::run(&data("tenure-data"), follow, action, &mut out),
         Command::Man => {

@@ -120,6 +120,22 @@ pub struct FollowArgs {
     replay_from: Option<String>,
 }
 
+impl FollowArgs {
+    /// The settings of `tenure serve --sync-from URL`: following, WorkOS format.
+    pub fn following(url: &str, interval: f64, source: &str) -> FollowArgs {
+        FollowArgs {
+            from: Some(url.to_string()),
+            follow: true,
+            interval,
+            limit: 100,
+            max_retries: 10,
+            format: "workos".into(),
+            source: source.to_string(),
+            replay_from: None,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum SyncAction {
     /// What each source has recorded, the consumers' cursors and lag, and the events kept
@@ -350,6 +366,14 @@ pub enum Command {
         base_url: Option<String>,
         #[command(flatten)]
         webhooks: WebhookArgs,
+        /// Follow this WorkOS events API while serving (as `tenure sync --format workos
+        /// --follow` would, into this store; token from TENURE_SYNC_TOKEN; its events under
+        /// --webhook-source, so one had both ways is stored once).
+        #[arg(long, value_name = "URL")]
+        sync_from: Option<String>,
+        /// Seconds between asks of --sync-from once caught up.
+        #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+        sync_interval: f64,
     },
     /// Follow an events API into this store (`--from URL`), or see or check what it holds.
     ///

@@ -61,14 +61,23 @@ pub fn run(
     token_file: Option<&Path>,
     base_url: Option<String>,
     webhooks: &crate::WebhookArgs,
+    sync: Option<(String, f64)>,
 ) -> Result<i32, CliError> {
     crate::commands::refuse_a_file(data)?;
     let tokens = load_tokens(token_file)?;
     let secrets = load_secrets(webhooks.webhook_secret_file.as_deref())?;
-    let webhooks = (!secrets.is_empty()).then(|| tenure_server::webhooks::Config {
+    if let Some((_, interval)) = &sync {
+        if !(interval.is_finite() && *interval > 0.0) {
+            return Err(CliError::input("--sync-interval: a positive number of seconds"));
+        }
+    }
+    let source = webhooks.webhook_source.clone();
+    // With no secret the webhook endpoint answers 404; the consumer still needs the
+    // source and the memory of what was delivered.
+    let webhooks = (!secrets.is_empty() || sync.is_some()).then(|| tenure_server::webhooks::Config {
         secrets,
         tolerance: std::time::Duration::from_secs(webhooks.webhook_tolerance),
-        source: webhooks.webhook_source.clone(),
+        source: source.clone(),
     });
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -86,7 +95,8 @@ pub fn run(
         let addr = listener.local_addr().map_err(|e| CliError::failure(e.to_string()))?;
         let base = base_url.unwrap_or_else(|| format!("http://{addr}/scim/v2"));
         let store = tenure_engine::Store::open(data)?;
-        let serves_webhooks = webhooks.is_some();
+        let serves_webhooks = webhooks.as_ref().is_some_and(|w| !w.secrets.is_empty());
+        let consumer_config = webhooks.clone();
         let app =
             Arc::new(tenure_server::App::open_with(store, tokens, base.trim_end_matches('/').to_string(), webhooks)?);
         // The address actually bound (with `--listen 127.0.0.1:0`, the port the system
@@ -95,11 +105,44 @@ pub fn run(
         if serves_webhooks {
             println!("directory-sync webhooks at http://{addr}/webhooks/directory-sync");
         }
+        let consumer = match (sync, consumer_config) {
+            (Some((url, interval)), Some(config)) => {
+                println!("following {url} (WorkOS events) into the log");
+                let failed = crate::sync::failed_path(data, &source);
+                Some(tokio::spawn(follow_in_server(app.clone(), config, url, interval, failed)))
+            }
+            _ => None,
+        };
         tenure_server::serve(app.clone(), listener, tenure_server::shutdown_signal())
             .await
             .map_err(|e| CliError::failure(format!("serving: {e}")))?;
+        if let Some(c) = consumer {
+            c.abort();
+        }
         // Every handler has returned; closing the store waits for the writer.
         app.store.close();
         Ok(0)
     })
+}
+
+/// `--sync-from`: the WorkOS consumer's loop in the server, into its own store. An error
+/// (the API refusing the token, too many failed asks, the log refusing events) is logged
+/// and the loop starts again after a pause; the server keeps serving.
+async fn follow_in_server(
+    app: Arc<tenure_server::App>,
+    config: tenure_server::webhooks::Config,
+    url: String,
+    interval: f64,
+    failed: std::path::PathBuf,
+) {
+    let token = std::env::var("TENURE_SYNC_TOKEN").ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let args = crate::FollowArgs::following(&url, interval, &config.source);
+    loop {
+        let mut done = crate::sync::Consumed::default();
+        if let Err(e) = crate::sync::consume_workos(&app, &config, &args, &url, token.clone(), &failed, &mut done).await
+        {
+            tracing::error!(error = %e.message, "following the events API stopped; starting again in a minute");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
 }

@@ -331,7 +331,7 @@ fn ask_workos(
 }
 
 /// The file of the events a consumer could not apply, with their errors.
-fn failed_path(data: &Path, source: &str) -> std::path::PathBuf {
+pub fn failed_path(data: &Path, source: &str) -> std::path::PathBuf {
     data.join("sync").join(format!("failed-{source}.jsonl"))
 }
 
@@ -374,8 +374,8 @@ fn write_failed(path: &Path, kept: &[serde_json::Value]) -> Result<(), CliError>
 }
 
 /// Counts of what a consumer's run did.
-#[derive(Default)]
-struct Consumed {
+#[derive(Default, Debug)]
+pub struct Consumed {
     stored: u64,
     events: u64,
     unchanged: u64,
@@ -403,87 +403,7 @@ fn follow_workos(data: &Path, args: &FollowArgs, out: &mut dyn Write) -> Result<
     let started = Instant::now();
     let mut done = Consumed::default();
     let path = failed_path(data, &args.source);
-    let outcome = runtime.block_on(async {
-        let apply = |item: serde_json::Value| {
-            let (app, config, url) = (&app, &config, &url);
-            async move {
-                let text = item.to_string();
-                let raw = serde_json::json!({"from": url, "body": text});
-                (item, webhooks::apply(app, config, &text, raw).await)
-            }
-        };
-        // Those kept as failed first: each tried again, kept while it fails.
-        let mut kept = Vec::new();
-        for entry in read_failed(&path)? {
-            let (item, result) = apply(entry["item"].clone()).await;
-            match result {
-                Ok(_) => done.retried += 1,
-                Err(webhooks::NotApplied::Malformed(why)) => {
-                    kept.push(serde_json::json!({"id": item["id"], "event": item["event"], "error": why, "item": item}))
-                }
-                Err(webhooks::NotApplied::Store(e)) => return Err(CliError::from(e)),
-            }
-        }
-        write_failed(&path, &kept)?;
-        let mut cursor = args.replay_from.clone().or_else(|| app.memory.lock().ok().and_then(|m| m.last().map(str::to_string)));
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(5))
-            .timeout_read(Duration::from_secs(60))
-            .build();
-        let mut rng = (tenure_engine::Timestamp::now().as_micros() as u64) | 1;
-        let mut failures = 0u32;
-        loop {
-            let items = match ask_workos(&agent, &url, cursor.as_deref(), args.limit, token.as_deref()) {
-                Err(Ask::Stop(why)) => return Err(CliError::failure(why)),
-                Err(Ask::Again { wait, why }) => {
-                    failures += 1;
-                    if failures > args.max_retries {
-                        return Err(CliError::failure(format!("giving up after {failures} failed asks; the last: {why}")));
-                    }
-                    let wait = wait.unwrap_or_else(|| backoff(failures, &mut rng)).min(Duration::from_secs(300));
-                    eprintln!("{why}; asking again in {:.1} s", wait.as_secs_f64());
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                Ok(items) => items,
-            };
-            failures = 0;
-            if items.is_empty() {
-                if !args.follow {
-                    return Ok(cursor);
-                }
-                tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
-                continue;
-            }
-            for item in items {
-                let id = item["id"].as_str().map(str::to_string);
-                let (item, result) = apply(item).await;
-                match result {
-                    Ok(webhooks::Applied::Stored(first, last)) => {
-                        done.stored += 1;
-                        done.events += last + 1 - first;
-                    }
-                    Ok(webhooks::Applied::Unchanged) => done.unchanged += 1,
-                    Ok(webhooks::Applied::Duplicate) => done.duplicates += 1,
-                    Err(webhooks::NotApplied::Malformed(why)) => {
-                        done.failed += 1;
-                        let mut kept = read_failed(&path)?;
-                        if !kept.iter().any(|k| k["id"] == item["id"]) {
-                            eprintln!("{}: kept as failed: {why}", id.as_deref().unwrap_or("an event without an id"));
-                            kept.push(serde_json::json!({"id": item["id"], "event": item["event"], "error": why, "item": item}));
-                            write_failed(&path, &kept)?;
-                        }
-                    }
-                    // Not stored: the cursor stays before it, and the next run asks again.
-                    Err(webhooks::NotApplied::Store(e)) => return Err(CliError::from(e)),
-                }
-                match id {
-                    Some(id) => cursor = Some(id),
-                    None => return Err(CliError::failure(format!("{url}: an event without an id: nothing to go on from"))),
-                }
-            }
-        }
-    });
+    let outcome = runtime.block_on(consume_workos(&app, &config, args, &url, token, &path, &mut done));
     app.store.close();
     let cursor = outcome?;
     let kept = read_failed(&path)?.len();
@@ -502,6 +422,107 @@ fn follow_workos(data: &Path, args: &FollowArgs, out: &mut dyn Write) -> Result<
         started.elapsed().as_secs_f64()
     )?;
     Ok(0)
+}
+
+/// The WorkOS consumer's loop over `app` (its own, or `tenure serve`'s): the kept failures
+/// tried again, then pages after the cursor until caught up (or, following, forever).
+/// Answers the cursor it ends at.
+pub async fn consume_workos(
+    app: &tenure_server::App,
+    config: &webhooks::Config,
+    args: &FollowArgs,
+    url: &str,
+    token: Option<String>,
+    path: &Path,
+    done: &mut Consumed,
+) -> Result<Option<String>, CliError> {
+    let apply = |item: serde_json::Value| {
+        let (app, config, url) = (app, config, url);
+        async move {
+            let text = item.to_string();
+            let raw = serde_json::json!({"from": url, "body": text});
+            (item, webhooks::apply(app, config, &text, raw).await)
+        }
+    };
+    // Those kept as failed first: each tried again, kept while it fails.
+    let mut kept = Vec::new();
+    for entry in read_failed(path)? {
+        let (item, result) = apply(entry["item"].clone()).await;
+        match result {
+            Ok(_) => done.retried += 1,
+            Err(webhooks::NotApplied::Malformed(why)) => {
+                kept.push(serde_json::json!({"id": item["id"], "event": item["event"], "error": why, "item": item}))
+            }
+            Err(webhooks::NotApplied::Store(e)) => return Err(CliError::from(e)),
+        }
+    }
+    write_failed(path, &kept)?;
+    let mut cursor =
+        args.replay_from.clone().or_else(|| app.memory.lock().ok().and_then(|m| m.last().map(str::to_string)));
+    let agent =
+        ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).timeout_read(Duration::from_secs(60)).build();
+    let mut rng = (tenure_engine::Timestamp::now().as_micros() as u64) | 1;
+    let mut failures = 0u32;
+    loop {
+        let asked = {
+            let (agent, url, after, token) = (agent.clone(), url.to_string(), cursor.clone(), token.clone());
+            let limit = args.limit;
+            tokio::task::spawn_blocking(move || ask_workos(&agent, &url, after.as_deref(), limit, token.as_deref()))
+                .await
+                .map_err(|e| CliError::failure(format!("the asking task: {e}")))?
+        };
+        let items = match asked {
+            Err(Ask::Stop(why)) => return Err(CliError::failure(why)),
+            Err(Ask::Again { wait, why }) => {
+                failures += 1;
+                if failures > args.max_retries {
+                    return Err(CliError::failure(format!("giving up after {failures} failed asks; the last: {why}")));
+                }
+                let wait = wait.unwrap_or_else(|| backoff(failures, &mut rng)).min(Duration::from_secs(300));
+                eprintln!("{why}; asking again in {:.1} s", wait.as_secs_f64());
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            Ok(items) => items,
+        };
+        failures = 0;
+        if items.is_empty() {
+            if !args.follow {
+                return Ok(cursor);
+            }
+            tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
+            continue;
+        }
+        for item in items {
+            let id = item["id"].as_str().map(str::to_string);
+            let (item, result) = apply(item).await;
+            match result {
+                Ok(webhooks::Applied::Stored(first, last)) => {
+                    done.stored += 1;
+                    done.events += last + 1 - first;
+                }
+                Ok(webhooks::Applied::Unchanged) => done.unchanged += 1,
+                Ok(webhooks::Applied::Duplicate) => done.duplicates += 1,
+                Err(webhooks::NotApplied::Malformed(why)) => {
+                    done.failed += 1;
+                    let mut kept = read_failed(path)?;
+                    if !kept.iter().any(|k| k["id"] == item["id"]) {
+                        eprintln!("{}: kept as failed: {why}", id.as_deref().unwrap_or("an event without an id"));
+                        kept.push(
+                            serde_json::json!({"id": item["id"], "event": item["event"], "error": why, "item": item}),
+                        );
+                        write_failed(path, &kept)?;
+                    }
+                }
+                // Not stored: the cursor stays before it, and the next run asks again.
+                Err(webhooks::NotApplied::Store(e)) => return Err(CliError::from(e)),
+            }
+            match id {
+                Some(id) => cursor = Some(id),
+                None => return Err(CliError::failure(format!("{url}: an event without an id: nothing to go on from"))),
+            }
+        }
+    }
 }
 
 /// `tenure sync status`: per source, what the log holds of it, and the consumers' kept

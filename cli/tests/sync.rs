@@ -257,8 +257,10 @@ fn a_follower_retries_what_is_worth_retrying() {
 /// event mapped as the webhooks map it, the unappliable one kept with its error and
 /// listed by `tenure sync status`, a second run stores nothing, and a replay from the
 /// first event stores nothing either.
-#[test]
-fn a_workos_events_api_is_followed_with_its_cursor() {
+/// A scripted WorkOS events API serving WorkOS's documented payloads (the webhook
+/// corpus) and one it cannot apply, with its cursors; its URL and the event types the
+/// corpus expects, in order.
+fn scripted_workos_api() -> (String, Vec<String>) {
     use std::io::Write as _;
     let corpus: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
@@ -309,9 +311,14 @@ fn a_workos_events_api_is_followed_with_its_cursor() {
                 write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
         }
     });
+    (format!("http://{addr}/events?events=dsync.user.created,dsync.user.updated"), want)
+}
+
+#[test]
+fn a_workos_events_api_is_followed_with_its_cursor() {
+    let (url, want) = scripted_workos_api();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
-    let url = format!("http://{addr}/events?events=dsync.user.created,dsync.user.updated");
     let run = |extra: &[&str]| {
         let o = follow(&data, &url, &[&["--format", "workos", "--limit", "4"], extra].concat()).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -352,4 +359,42 @@ fn a_workos_events_api_is_followed_with_its_cursor() {
     assert_eq!(types(&data).len(), want.len());
     let v = tenure(&data, &["verify", "--json"]);
     assert_eq!(v.status.code(), Some(0));
+}
+
+/// `tenure serve --sync-from URL`: the same consumer in the server, into its store, while
+/// it serves.
+#[test]
+fn the_server_follows_a_workos_events_api() {
+    let (url, want) = scripted_workos_api();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tenure"))
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--sync-from", &url, "--sync-interval", "0.2"])
+        .env("TENURE_SCIM_TOKEN", "follow-token-0123456789")
+        .env_remove("TENURE_DATA")
+        .env_remove("TENURE_WEBHOOK_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let count = || tenure_engine::Store::open_read_only(&data).map_or(0, |s| s.head().get() as usize);
+    while count() < want.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    assert!(server.wait().unwrap().success());
+    let store = tenure_engine::Store::open_read_only(&data).unwrap();
+    let types: Vec<String> = store
+        .read_range(tenure_engine::Position(1), store.head())
+        .unwrap()
+        .iter()
+        .map(|e| e.data.type_name().to_string())
+        .collect();
+    assert_eq!(types, want);
+    let status = tenure(&data, &["sync", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["sources"][0]["failed"][0]["id"], "event_bad");
 }

@@ -662,7 +662,7 @@ fn lock_keys(d: &Delivery<'_>) -> Vec<String> {
 
 /// `POST /webhooks/directory-sync`.
 pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(config) = app.webhooks.as_ref() else {
+    let Some(config) = app.webhooks.as_ref().filter(|c| !c.secrets.is_empty()) else {
         return refuse(
             StatusCode::NOT_FOUND,
             "not_configured",
