@@ -101,13 +101,13 @@ pub fn run(
             Arc::new(tenure_server::App::open_with(store, tokens, base.trim_end_matches('/').to_string(), webhooks)?);
         // The address actually bound (with `--listen 127.0.0.1:0`, the port the system
         // chose), on stdout, for scripts that start the server.
-        println!("listening on {addr}, SCIM base {}", app.base);
+        say(&format!("listening on {addr}, SCIM base {}", app.base));
         if serves_webhooks {
-            println!("directory-sync webhooks at http://{addr}/webhooks/directory-sync");
+            say(&format!("directory-sync webhooks at http://{addr}/webhooks/directory-sync"));
         }
         let consumer = match (sync, consumer_config) {
             (Some((url, interval)), Some(config)) => {
-                println!("following {url} (WorkOS events) into the log");
+                say(&format!("following {url} (WorkOS events) into the log"));
                 let failed = crate::sync::failed_path(data, &source);
                 Some(tokio::spawn(follow_in_server(app.clone(), config, url, interval, failed)))
             }
@@ -145,4 +145,12 @@ async fn follow_in_server(
         }
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
     }
+}
+
+/// A line on standard output for whoever started the server; one nobody reads any more
+/// (a script that took the first line and closed the pipe) is no reason to stop serving.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }

@@ -2,10 +2,10 @@
 //! prints for the same question, over real HTTP, with read-only tokens kept apart from
 //! the provisioning ones; and it follows the writes the server takes.
 
+mod common;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const SCIM: &str = "provision-token-0123456789";
 const AUDIT: &str = "audit-token-0123456789abc";
@@ -38,13 +38,7 @@ fn get(url: &str, token: Option<&str>) -> (u16, Value) {
 fn the_audit_api_answers_what_the_cli_prints() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("demo");
-    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(&data)
-        .args(["demo", "--identities", "300"])
-        .env_remove("TENURE_DATA")
-        .output()
-        .unwrap();
+    let o = common::tenure(&data, &["demo", "--identities", "300"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // An identity, an entitlement and times to ask about, from the log.
     let log =
@@ -60,21 +54,8 @@ fn the_audit_api_answers_what_the_cli_prints() {
 
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("okta okta {SCIM}\nauditor audit {AUDIT}\n")).unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--token-file"])
-        .arg(&tokens)
-        .env_remove("TENURE_DATA")
-        .env_remove("TENURE_SCIM_TOKEN")
-        .env_remove("TENURE_AUDIT_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let root = format!("http://{}", first.split_whitespace().nth(2).unwrap().trim_end_matches(','));
+    let (mut server, first) = common::serve(&data, &["--token-file", tokens.to_str().unwrap()], &[]);
+    let root = common::root_of(&first);
 
     let enc = |s: &str| s.replace('+', "%2B").replace('#', "%23");
     let pairs: Vec<(String, Vec<String>)> = vec![

@@ -4,9 +4,9 @@
 //! that `cargo test --workspace` needs nothing but Python 3 and the package registry.
 //! Its full output is written to `target/scim-compliance.txt` (docs/scim.md quotes it).
 
-use std::io::{BufRead, BufReader};
+mod common;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const CHECKER: &[&str] = &["scim2-cli==0.6.0", "scim2-tester==0.5.2", "scim2-client==0.13.2", "scim2-models==0.12.3"];
 const TOKEN: &str = "compliance-token-0123456789";
@@ -37,19 +37,7 @@ fn checker() -> PathBuf {
 /// `tenure serve` on a free loopback port over `data`, and the line it prints first
 /// (`listening on ADDR, SCIM base URL`).
 fn serve(data: &Path) -> (std::process::Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("TENURE_SCIM_TOKEN", TOKEN)
-        .env_remove("TENURE_DATA")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    (server, first)
+    common::serve(data, &[], &[("TENURE_SCIM_TOKEN", TOKEN)])
 }
 
 #[test]

@@ -1,21 +1,12 @@
 //! `tenure serve --webhook-secret-file` taking a signed directory-sync delivery over real
 //! HTTP, and `tenure sync verify-delivery` checking it afterwards from the log alone.
 
+mod common;
+use common::tenure;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
 const SECRET: &str = "whsec_cli_test_0123456789abcdef";
-
-fn tenure(data: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("TENURE_DATA")
-        .env_remove("TENURE_WEBHOOK_SECRET")
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn a_delivery_is_kept_and_verifies_later() {
@@ -85,11 +76,7 @@ fn a_delivery_is_kept_and_verifies_later() {
 fn source(dir: &std::path::Path) -> std::path::PathBuf {
     let file = dir.join("org.jsonl");
     let data = dir.join("source");
-    let o = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .args(["generate", "--identities", "300", "--years", "2", "--out", file.to_str().unwrap()])
-        .env_remove("TENURE_DATA")
-        .output()
-        .unwrap();
+    let o = tenure(dir, &["generate", "--identities", "300", "--years", "2", "--out", file.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(tenure(&data, &["ingest", file.to_str().unwrap()]).status.success());
     data
@@ -97,21 +84,8 @@ fn source(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// `tenure serve` over `data` on a free port; its events API URL.
 fn serve(data: &std::path::Path) -> (std::process::Child, String) {
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("TENURE_SCIM_TOKEN", "follow-token-0123456789")
-        .env_remove("TENURE_DATA")
-        .env_remove("TENURE_WEBHOOK_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let addr = first.split_whitespace().nth(2).unwrap().trim_end_matches(',').to_string();
-    (server, format!("http://{addr}/events"))
+    let (server, first) = common::serve(data, &[], &[("TENURE_SCIM_TOKEN", "follow-token-0123456789")]);
+    (server, format!("{}/events", common::root_of(&first)))
 }
 
 fn follow(data: &std::path::Path, url: &str, extra: &[&str]) -> Command {
@@ -368,17 +342,8 @@ fn the_server_follows_a_workos_events_api() {
     let (url, want) = scripted_workos_api();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--sync-from", &url, "--sync-interval", "0.2"])
-        .env("TENURE_SCIM_TOKEN", "follow-token-0123456789")
-        .env_remove("TENURE_DATA")
-        .env_remove("TENURE_WEBHOOK_SECRET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let args = ["--sync-from", &url, "--sync-interval", "0.2"];
+    let (mut server, _) = common::serve(&data, &args, &[("TENURE_SCIM_TOKEN", "follow-token-0123456789")]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let count = || tenure_engine::Store::open_read_only(&data).map_or(0, |s| s.head().get() as usize);
     while count() < want.len() && std::time::Instant::now() < deadline {

@@ -9,8 +9,13 @@
 //! `POST /webhooks/directory-sync` instead (a user created, updated, added to a group,
 //! made inactive); `--mix scim,webhooks` runs both, one after the other, in one run.
 //!
+//! With `--followers N`, each client count runs twice, back to back: alone, then with N
+//! followers reading `/events/stream` live (each event's delivery latency measured from
+//! its `recorded_at` to its arrival, on the same clock).
+//!
 //! cargo bench -p tenure-server --bench scim_load -- [--clients 1,16,64] [--seconds 10]
-//!     [--mix scim|webhooks|scim,webhooks] [--url http://127.0.0.1:8080/scim/v2 --token T]
+//!     [--mix scim|webhooks|scim,webhooks] [--followers 100]
+//!     [--url http://127.0.0.1:8080/scim/v2 --token T]
 
 use serde_json::{json, Value};
 
@@ -29,6 +34,8 @@ struct Args {
     url: Option<String>,
     token: String,
     mixes: Vec<String>,
+    /// SSE followers of `/events/stream` during a second run of each client count.
+    followers: usize,
 }
 
 const SECRET: &str = "whsec_load_0123456789abcdef";
@@ -40,6 +47,7 @@ fn args() -> Args {
         url: None,
         token: "load-token-0123456789".into(),
         mixes: vec!["scim".into()],
+        followers: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,6 +59,7 @@ fn args() -> Args {
             "--url" => a.url = it.next(),
             "--token" => a.token = it.next().unwrap_or_default(),
             "--mix" => a.mixes = it.next().unwrap_or_default().split(',').map(str::to_string).collect(),
+            "--followers" => a.followers = it.next().and_then(|s| s.parse().ok()).unwrap_or(0),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -281,6 +290,34 @@ async fn webhook_client(root: String, id: usize, run: String, until: Instant) ->
     t
 }
 
+/// A live follower of `/events/stream` after `after` until `until`: the delivery latency of
+/// each event (now minus its `recorded_at`, µs). HTTP/1.0, so the stream is not chunked.
+async fn follower(root: String, token: String, after: u64, until: Instant) -> Vec<u32> {
+    let host = root.trim_start_matches("http://").to_string();
+    let (mut reader, mut writer) = connect(&host).await;
+    let request =
+        format!("GET /events/stream?after={after} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    let mut latencies = Vec::new();
+    if writer.write_all(request.as_bytes()).await.is_err() {
+        return latencies;
+    }
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, reader.read_line(&mut line)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return latencies,
+        }
+        let Some(data) = line.strip_prefix("data: ") else { continue };
+        let Some(at) = data.split("\"recorded_at\":\"").nth(1).and_then(|r| r.split('"').next()) else { continue };
+        if let Ok(t) = tenure_engine::Timestamp::parse_rfc3339(at) {
+            let lag = tenure_engine::Timestamp::now().as_micros() - t.as_micros();
+            latencies.push(lag.clamp(0, i64::from(u32::MAX)) as u32);
+        }
+    }
+}
+
 fn pct(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -333,9 +370,18 @@ fn main() {
             "clients", "req/s", "writes/s", "w p50 ms", "w p99 ms", "r p50 ms", "r p99 ms", "failed"
         );
         let root = url.trim_end_matches("/scim/v2").to_string();
-        for (run, &n) in a.clients.iter().enumerate() {
+        let runs: Vec<(usize, usize)> = a
+            .clients
+            .iter()
+            .flat_map(|&n| if a.followers > 0 && app.is_some() { vec![(n, 0), (n, a.followers)] } else { vec![(n, 0)] })
+            .collect();
+        for (run, &(n, followers)) in runs.iter().enumerate() {
             let until = Instant::now() + Duration::from_secs(a.seconds);
             let started = Instant::now();
+            let after = app.as_ref().map_or(0, |app| app.store.head().get());
+            let watching: Vec<_> = (0..followers)
+                .map(|_| rt.spawn(follower(root.clone(), a.token.clone(), after, until + Duration::from_secs(1))))
+                .collect();
             let tallies: Vec<Tally> = rt.block_on(async {
                 let handles: Vec<_> = (0..n)
                     .map(|i| {
@@ -369,6 +415,25 @@ fn main() {
                 pct(&reads, 0.5),
                 pct(&reads, 0.99),
             );
+            if followers > 0 {
+                let appended = app.as_ref().map_or(0, |app| app.store.head().get() - after);
+                let mut lags: Vec<u32> = Vec::new();
+                let mut short = 0;
+                for w in watching {
+                    let got = rt.block_on(w).unwrap_or_default();
+                    short += usize::from((got.len() as u64) < appended);
+                    lags.extend(got);
+                }
+                lags.sort_unstable();
+                println!(
+                    "        with {followers} SSE followers: {appended} events appended, {} delivered ({:.0}/s), \
+                     delivery latency p50 {:.2} ms, p99 {:.2} ms, {short} followers short of the head",
+                    lags.len(),
+                    lags.len() as f64 / secs,
+                    pct(&lags, 0.5),
+                    pct(&lags, 0.99)
+                );
+            }
         }
     }
     if let Some(app) = app {

@@ -553,7 +553,7 @@ pub async fn patch(
         let dir = app.dir()?;
         let user = dir.users.get(&id).ok_or_else(|| ScimError::not_found(format!("no user '{id}'")))?;
         check_if_match(&headers, user.version)?;
-        let mut draft = Draft { attrs: user.attrs.clone(), active: user.active, grants: user.grants.clone() };
+        let mut draft = Draft::of(user);
         // All operations, in order, on a copy: one that fails fails the request, and
         // nothing of it is stored.
         crate::patch::apply(&mut draft, &id, ops)?;

@@ -531,8 +531,7 @@ fn entitlements_and_roles_are_grants() {
     let tail: Vec<&str> = s.log()[log.len()..].iter().map(|e| e.data.type_name()).collect();
     assert_eq!(tail, ["access.revoked", "access.revoked", "access.granted"]);
     // What the audit queries see.
-    let store = tenure_engine::Store::open_read_only(&s.dir).unwrap();
-    let index = tenure_projections_for_tests::index(&store);
+    let index = s.index();
     let now = tenure_engine::Timestamp::now();
     let held: Vec<String> = index
         .access(&id, now, tenure_projections::AsOf::Head)
@@ -549,19 +548,6 @@ fn entitlements_and_roles_are_grants() {
         json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "roles", "value": [{"value": "#read"}]}]});
     s.call("PATCH", &format!("/Users/{id}"), Some(bad)).is_error(400, Some("invalidValue"));
     assert_eq!(s.log().len(), n);
-}
-
-mod tenure_projections_for_tests {
-    pub fn index(store: &tenure_engine::Store) -> tenure_projections::AccessIndex {
-        let mut index = tenure_projections::AccessIndex::new();
-        store
-            .scan(tenure_engine::Position(1), store.head(), |e| {
-                index.apply(&e);
-                std::ops::ControlFlow::Continue(())
-            })
-            .unwrap();
-        index
-    }
 }
 
 /// Addresses, as Entra ID maps them by default (one sub-attribute of the work address per

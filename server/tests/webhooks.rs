@@ -169,15 +169,7 @@ fn workos_corpus() {
 }
 
 fn profile_at(s: &Server, identity: &str, at: &str) -> tenure_projections::Profile {
-    let store = tenure_engine::Store::open_read_only(&s.dir).unwrap();
-    let mut index = tenure_projections::AccessIndex::new();
-    store
-        .scan(tenure_engine::Position(1), store.head(), |e| {
-            index.apply(&e);
-            std::ops::ControlFlow::Continue(())
-        })
-        .unwrap();
-    index.profile(identity, Timestamp::parse_rfc3339(at).unwrap(), tenure_projections::AsOf::Head).unwrap()
+    s.index().profile(identity, Timestamp::parse_rfc3339(at).unwrap(), tenure_projections::AsOf::Head).unwrap()
 }
 
 /// An `updated` that arrives before its `created` is not lost: the user joins as the
@@ -236,14 +228,7 @@ fn membership_out_of_order_and_unseen_subjects() {
         s.deliver(&membership("dsync.group.user_added", "e_add", "2024-01-15T00:00:00Z")).json["status"],
         "applied"
     );
-    let store = tenure_engine::Store::open_read_only(&s.dir).unwrap();
-    let mut index = tenure_projections::AccessIndex::new();
-    store
-        .scan(tenure_engine::Position(1), store.head(), |e| {
-            index.apply(&e);
-            std::ops::ControlFlow::Continue(())
-        })
-        .unwrap();
+    let index = s.index();
     // The membership holds from the add to the removal, whatever the arrival order.
     let timeline = index.timeline("u9", tenure_projections::AsOf::Head).unwrap();
     let spans: Vec<(String, Option<String>)> =

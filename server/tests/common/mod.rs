@@ -135,6 +135,19 @@ impl Server {
         format!("{}{path}", self.base.trim_end_matches("/scim/v2"))
     }
 
+    /// The access index of the store, folded from its log (read-only, beside the server).
+    pub fn index(&self) -> tenure_projections::AccessIndex {
+        let store = tenure_engine::Store::open_read_only(&self.dir).unwrap();
+        let mut index = tenure_projections::AccessIndex::new();
+        store
+            .scan(tenure_engine::Position(1), store.head(), |e| {
+                index.apply(&e);
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        index
+    }
+
     /// The events of the store, as `tenure log` would print them (read-only, beside the server).
     pub fn log(&self) -> Vec<tenure_engine::Event> {
         let store = tenure_engine::Store::open_read_only(&self.dir).unwrap();
