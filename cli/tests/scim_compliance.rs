@@ -8,7 +8,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CHECKER: &[&str] = &["scim2-cli==0.6.0", "scim2-tester==0.5.2", "scim2-client==0.13.2", "scim2-models==0.12.3"];
+const CHECKER: &[&str] = &[
+    "scim2-cli==0.6.0",
+    "scim2-tester==0.5.2",
+    "scim2-client==0.13.2",
+    "scim2-models==0.12.3",
+    "openapi-spec-validator==0.7.1",
+];
 const TOKEN: &str = "compliance-token-0123456789";
 
 fn target_dir() -> PathBuf {
@@ -20,7 +26,8 @@ fn target_dir() -> PathBuf {
 fn checker() -> PathBuf {
     let venv = target_dir().join("scim-venv");
     let scim2 = venv.join("bin/scim2");
-    if scim2.exists() {
+    // Every checker of the list (one added since the environment was made is installed).
+    if scim2.exists() && venv.join("bin/openapi-spec-validator").exists() {
         return scim2;
     }
     let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success());
@@ -135,4 +142,31 @@ fn a_stop_under_load_loses_no_acknowledged_write() {
     assert!(joined <= acked + 8, "{acked} creates answered, {joined} in the log");
     let verify = Command::new(env!("CARGO_BIN_EXE_tenure")).arg("--data").arg(&data).arg("verify").output().unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+}
+
+/// The server's `/openapi.json` is a valid OpenAPI document, as `openapi-spec-validator`
+/// (PyPI, installed beside the SCIM checker) judges it.
+#[test]
+fn the_openapi_document_validates() {
+    let scim2 = checker();
+    let validator = scim2.with_file_name("openapi-spec-validator");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, first) = serve(&dir.path().join("store"));
+    let root = common::root_of(&first);
+    let doc = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
+        ])
+        .arg(format!("{root}/openapi.json"))
+        .output()
+        .unwrap();
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    server.wait().unwrap();
+    assert!(doc.status.success(), "{}", String::from_utf8_lossy(&doc.stderr));
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &doc.stdout).unwrap();
+    let out = Command::new(&validator).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("OK"), "{text}");
 }

@@ -116,6 +116,16 @@ fn reply(v: Value) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
+#[utoipa::path(
+    operation_id = "audit_access",
+    get,
+    path = "/v1/access/{identity}",
+    tag = "Audit",
+    description = "What an identity had at T as known at R (tenure access --json).",
+    params(("identity" = String, Path, description = "The identity or a userName"), ("at" = Option<String>, Query, description = "A time (default now)"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The answer"), (status = 400, description = "A bad parameter"), (status = 404, description = "No such identity"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
 pub async fn access(
     State(app): State<Arc<App>>,
     _a: Auditor,
@@ -129,6 +139,16 @@ pub async fn access(
     Ok(reply(answers::access(&id, at, index.resolve(r), &held)))
 }
 
+#[utoipa::path(
+    operation_id = "audit_holders",
+    get,
+    path = "/v1/holders",
+    tag = "Audit",
+    description = "Who held a resource at T, or during a window (tenure who --json).",
+    params(("resource" = Option<String>, Query, description = "RESOURCE or RESOURCE#PERMISSION"), ("at" = Option<String>, Query, description = "A time"), ("during" = Option<String>, Query, description = "T1..T2"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The answer"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
 pub async fn holders(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
     let index = index(&app)?;
     let resource = q.get("resource").ok_or_else(|| bad("resource: required (RESOURCE or RESOURCE#PERMISSION)"))?;
@@ -149,6 +169,16 @@ pub async fn holders(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params)
     Ok(reply(answers::holders(resource, when, index.resolve(r), &found)))
 }
 
+#[utoipa::path(
+    operation_id = "audit_timeline",
+    get,
+    path = "/v1/timeline/{identity}",
+    tag = "Audit",
+    description = "An identity's history (tenure timeline --json).",
+    params(("identity" = String, Path, description = "The identity or a userName"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The answer"), (status = 404, description = "No such identity"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
 pub async fn timeline(
     State(app): State<Arc<App>>,
     _a: Auditor,
@@ -161,6 +191,16 @@ pub async fn timeline(
     Ok(reply(answers::timeline(&index.timeline(&id, r)?, index.resolve(r))))
 }
 
+#[utoipa::path(
+    operation_id = "audit_profile",
+    get,
+    path = "/v1/profile/{identity}",
+    tag = "Audit",
+    description = "What the records said of an identity at T (tenure show --json).",
+    params(("identity" = String, Path, description = "The identity or a userName"), ("at" = Option<String>, Query, description = "A time (default now)"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The answer"), (status = 404, description = "No such identity"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
 pub async fn profile(
     State(app): State<Arc<App>>,
     _a: Auditor,
@@ -173,6 +213,16 @@ pub async fn profile(
     Ok(reply(answers::profile(&index.profile(&id, at, r)?, at, index.resolve(r))))
 }
 
+#[utoipa::path(
+    operation_id = "audit_diff",
+    get,
+    path = "/v1/diff",
+    tag = "Audit",
+    description = "Access gained and lost between two times (tenure diff --json).",
+    params(("from" = Option<String>, Query, description = "A time"), ("to" = Option<String>, Query, description = "A time"), ("identity" = Option<String>, Query, description = "One identity (default everyone)"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The answer"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
 pub async fn diff(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
     let index = index(&app)?;
     let from = time(&q, "from")?.ok_or_else(|| bad("from: required"))?;
@@ -183,6 +233,16 @@ pub async fn diff(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) ->
     Ok(reply(answers::diff(from, to, id.as_deref(), index.resolve(r), &d)))
 }
 
+#[utoipa::path(
+    operation_id = "audit_anomalies",
+    get,
+    path = "/v1/anomalies",
+    tag = "Audit",
+    description = "Events the fold found meaningless (tenure anomalies --json).",
+    params(("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The answer"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
 pub async fn anomalies(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
     let index = index(&app)?;
     let r = as_of(&q, &index)?;
@@ -200,6 +260,15 @@ pub async fn anomalies(State(app): State<Arc<App>>, _a: Auditor, Query(q): Param
 
 /// The log's integrity, checked from the files (the derived files are not rebuilt here:
 /// `tenure verify` does that).
+#[utoipa::path(
+    operation_id = "audit_verify",
+    get,
+    path = "/v1/verify",
+    tag = "Audit",
+    description = "The log's integrity (tenure verify --json).",
+    responses((status = 200, description = "The report"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
 pub async fn verify(State(app): State<Arc<App>>, _a: Auditor) -> Result<Response, Problem> {
     let dir = app.store.dir().to_path_buf();
     let report = tokio::task::spawn_blocking(move || tenure_engine::verify(&dir))

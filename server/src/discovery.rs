@@ -26,6 +26,15 @@ fn list(items: Vec<Value>) -> Value {
     })
 }
 
+#[utoipa::path(
+    operation_id = "discovery_service_provider_config",
+    get,
+    path = "/scim/v2/ServiceProviderConfig",
+    tag = "SCIM discovery",
+    description = "What the server supports (RFC 7643 section 5).",
+    responses((status = 200, description = "The configuration"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn service_provider_config(State(app): State<Arc<App>>, _c: Caller) -> Response {
     let body = json!({
         "schemas": [SPC_SCHEMA],
@@ -72,10 +81,29 @@ fn group_type(base: &str) -> Value {
     })
 }
 
+#[utoipa::path(
+    operation_id = "discovery_resource_types",
+    get,
+    path = "/scim/v2/ResourceTypes",
+    tag = "SCIM discovery",
+    description = "The resource types: User (with the enterprise extension) and Group.",
+    responses((status = 200, description = "A ListResponse"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn resource_types(State(app): State<Arc<App>>, _c: Caller) -> Response {
     respond(StatusCode::OK, list(vec![user_type(&app.base), group_type(&app.base)]), None)
 }
 
+#[utoipa::path(
+    operation_id = "discovery_resource_type",
+    get,
+    path = "/scim/v2/ResourceTypes/{name}",
+    tag = "SCIM discovery",
+    description = "One resource type.",
+    params(("name" = String, Path, description = "User or Group")),
+    responses((status = 200, description = "The resource type"), (status = 404, description = "No such resource"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn resource_type(
     State(app): State<Arc<App>>,
     _c: Caller,
@@ -192,10 +220,29 @@ fn schema_list(base: &str) -> Vec<Value> {
     ]
 }
 
+#[utoipa::path(
+    operation_id = "discovery_schemas",
+    get,
+    path = "/scim/v2/Schemas",
+    tag = "SCIM discovery",
+    description = "The schemas and their attributes.",
+    responses((status = 200, description = "A ListResponse"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn schemas(State(app): State<Arc<App>>, _c: Caller) -> Response {
     respond(StatusCode::OK, list(schema_list(&app.base)), None)
 }
 
+#[utoipa::path(
+    operation_id = "discovery_schema",
+    get,
+    path = "/scim/v2/Schemas/{id}",
+    tag = "SCIM discovery",
+    description = "One schema.",
+    params(("id" = String, Path, description = "The schema URN")),
+    responses((status = 200, description = "The schema"), (status = 404, description = "No such resource"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn schema(State(app): State<Arc<App>>, _c: Caller, Path(id): Path<String>) -> Result<Response, ScimError> {
     schema_list(&app.base)
         .into_iter()

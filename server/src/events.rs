@@ -55,6 +55,16 @@ fn param<T: std::str::FromStr>(q: &HashMap<String, String>, name: &str) -> Resul
         .transpose()
 }
 
+#[utoipa::path(
+    operation_id = "events_list",
+    get,
+    path = "/events",
+    tag = "Events API",
+    description = "The log as an events API: data and list_metadata.after (a position).",
+    params(("after" = Option<u64>, Query, description = "A position: the events after it"), ("limit" = Option<u64>, Query, description = "1 to 10,000 (default 10)"), ("events" = Option<String>, Query, description = "Event types, comma-separated"), ("identity" = Option<String>, Query, description = "Only events naming this identity"), ("group" = Option<String>, Query, description = "Only events naming this group")),
+    responses((status = 200, description = "A page of events"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<Arc<App>>,
     _caller: Caller,
@@ -117,6 +127,16 @@ pub async fn list(
 /// SSE `id`, its type as the SSE `event`, the event as `data`), starting after `after` or
 /// the `Last-Event-ID` a reconnecting client sends, then following live appends: no gap
 /// and no duplicate across the switch, since both come from the log by position.
+#[utoipa::path(
+    operation_id = "events_stream",
+    get,
+    path = "/events/stream",
+    tag = "Events API",
+    description = "The log as server-sent events after a cursor or Last-Event-ID, then live.",
+    params(("after" = Option<u64>, Query, description = "A position"), ("Last-Event-ID" = Option<String>, Header, description = "A reconnection's last position")),
+    responses((status = 200, description = "text/event-stream"), (status = 400, description = "A bad cursor"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn stream(
     State(app): State<Arc<App>>,
     _caller: Caller,

@@ -237,6 +237,16 @@ fn answer(app: &App, id: &str, status: StatusCode) -> Result<Response, ScimError
     Ok(response)
 }
 
+#[utoipa::path(
+    operation_id = "groups_create",
+    post,
+    path = "/scim/v2/Groups",
+    tag = "SCIM groups",
+    description = "Creates a group: group.created and its members.",
+    request_body(content = serde_json::Value, description = "A SCIM Group", content_type = "application/scim+json"),
+    responses((status = 201, description = "The group"), (status = 409, description = "uniqueness: the displayName is taken"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
     let value = parse_body(&body)?;
     let draft = Draft::from_resource(&value)?;
@@ -259,6 +269,16 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
     answer(&app, &id, StatusCode::CREATED)
 }
 
+#[utoipa::path(
+    operation_id = "groups_get",
+    get,
+    path = "/scim/v2/Groups/{id}",
+    tag = "SCIM groups",
+    description = "One group.",
+    params(("id" = String, Path, description = "The group id"), ("attributes" = Option<String>, Query, description = "Attributes to return"), ("excludedAttributes" = Option<String>, Query, description = "Attributes to leave out")),
+    responses((status = 200, description = "The group"), (status = 404, description = "No such resource"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(app): State<Arc<App>>,
     _caller: Caller,
@@ -271,11 +291,31 @@ pub async fn get(
     Ok(respond(StatusCode::OK, body, Some(group.version)))
 }
 
+#[utoipa::path(
+    operation_id = "groups_search",
+    post,
+    path = "/scim/v2/Groups/.search",
+    tag = "SCIM groups",
+    description = "Groups by a SearchRequest body.",
+    request_body(content = serde_json::Value, description = "A SearchRequest", content_type = "application/scim+json"),
+    responses((status = 200, description = "A ListResponse"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn search(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
     let q = crate::users::search_query(&body)?;
     list(State(app), caller, Query(q)).await
 }
 
+#[utoipa::path(
+    operation_id = "groups_list",
+    get,
+    path = "/scim/v2/Groups",
+    tag = "SCIM groups",
+    description = "Groups, filtered, sorted and paged.",
+    params(("filter" = Option<String>, Query, description = "RFC 7644 filter"), ("startIndex" = Option<u64>, Query, description = "1-based index of the first result"), ("count" = Option<u64>, Query, description = "Page size (at most 1000)"), ("sortBy" = Option<String>, Query, description = "Attribute path to sort by"), ("sortOrder" = Option<String>, Query, description = "ascending or descending"), ("attributes" = Option<String>, Query, description = "Attributes to return"), ("excludedAttributes" = Option<String>, Query, description = "Attributes to leave out")),
+    responses((status = 200, description = "A ListResponse"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<Arc<App>>,
     _caller: Caller,
@@ -293,6 +333,17 @@ pub async fn list(
     crate::users::answer_list(found, &q)
 }
 
+#[utoipa::path(
+    operation_id = "groups_replace",
+    put,
+    path = "/scim/v2/Groups/{id}",
+    tag = "SCIM groups",
+    description = "Replaces a group: rename and member changes.",
+    params(("id" = String, Path, description = "The group id")),
+    request_body(content = serde_json::Value, description = "A SCIM Group", content_type = "application/scim+json"),
+    responses((status = 200, description = "The group"), (status = 412, description = "If-Match names a stale version"), (status = 404, description = "No such resource"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn replace(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -316,6 +367,17 @@ pub async fn replace(
     answer(&app, &id, StatusCode::OK)
 }
 
+#[utoipa::path(
+    operation_id = "groups_patch",
+    patch,
+    path = "/scim/v2/Groups/{id}",
+    tag = "SCIM groups",
+    description = "Applies a PatchOp to a group (members add and remove).",
+    params(("id" = String, Path, description = "The group id")),
+    request_body(content = serde_json::Value, description = "A PatchOp", content_type = "application/scim+json"),
+    responses((status = 200, description = "The group"), (status = 204, description = "Applied (no attributes asked for)"), (status = 404, description = "No such resource"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn patch(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -360,6 +422,16 @@ pub async fn patch(
     Ok(response)
 }
 
+#[utoipa::path(
+    operation_id = "groups_delete",
+    delete,
+    path = "/scim/v2/Groups/{id}",
+    tag = "SCIM groups",
+    description = "Deletes a group: group.deleted.",
+    params(("id" = String, Path, description = "The group id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such resource"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     State(app): State<Arc<App>>,
     caller: Caller,

@@ -17,6 +17,7 @@ pub mod filter;
 mod groups;
 pub mod metrics;
 pub mod model;
+pub mod openapi;
 mod patch;
 mod users;
 pub mod webhooks;
@@ -286,6 +287,15 @@ async fn log_request(State(app): State<Arc<App>>, request: Request, next: Next) 
 }
 
 /// `GET /metrics` (any bearer token of the server's).
+#[utoipa::path(
+    operation_id = "metrics_endpoint",
+    get,
+    path = "/metrics",
+    tag = "Metrics",
+    description = "Sync health in the Prometheus text format.",
+    responses((status = 200, description = "The metrics"), (status = 401, description = "No or a wrong bearer token")),
+    security(("bearer" = []))
+)]
 async fn metrics_endpoint(axum::extract::State(app): axum::extract::State<Arc<App>>, _reader: Reader) -> Response {
     app.metrics.head.set(i64::try_from(app.store.head().get()).unwrap_or(i64::MAX));
     (
@@ -344,6 +354,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/events/stream", get(events::stream))
         .route("/webhooks/directory-sync", axum::routing::post(webhooks::receive))
         .route("/metrics", get(metrics_endpoint))
+        .route("/openapi.json", get(openapi::document))
         .route("/v1/access/{identity}", get(audit::access))
         .route("/v1/holders", get(audit::holders))
         .route("/v1/timeline/{identity}", get(audit::timeline))

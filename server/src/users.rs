@@ -344,6 +344,16 @@ pub(crate) fn base(app: &App) -> &str {
     &app.base
 }
 
+#[utoipa::path(
+    operation_id = "users_create",
+    post,
+    path = "/scim/v2/Users",
+    tag = "SCIM users",
+    description = "Creates a user: identity.joined (and its grants), durable before the answer.",
+    request_body(content = serde_json::Value, description = "A SCIM User", content_type = "application/scim+json"),
+    responses((status = 201, description = "The user, with Location and ETag"), (status = 409, description = "uniqueness: the userName is taken"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
     let value = parse_body(&body)?;
     let draft = Draft::from_resource(&value, true)?;
@@ -375,6 +385,16 @@ pub async fn create(State(app): State<Arc<App>>, caller: Caller, body: Bytes) ->
     Ok(response)
 }
 
+#[utoipa::path(
+    operation_id = "users_get",
+    get,
+    path = "/scim/v2/Users/{id}",
+    tag = "SCIM users",
+    description = "One user, as the log says now.",
+    params(("id" = String, Path, description = "The user id"), ("attributes" = Option<String>, Query, description = "Attributes to return"), ("excludedAttributes" = Option<String>, Query, description = "Attributes to leave out")),
+    responses((status = 200, description = "The user"), (status = 404, description = "No such resource"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn get(
     State(app): State<Arc<App>>,
     _caller: Caller,
@@ -453,11 +473,31 @@ pub(crate) fn search_query(body: &Bytes) -> Result<HashMap<String, String>, Scim
     Ok(q)
 }
 
+#[utoipa::path(
+    operation_id = "users_search",
+    post,
+    path = "/scim/v2/Users/.search",
+    tag = "SCIM users",
+    description = "Users by a SearchRequest body.",
+    request_body(content = serde_json::Value, description = "A SearchRequest", content_type = "application/scim+json"),
+    responses((status = 200, description = "A ListResponse"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn search(State(app): State<Arc<App>>, caller: Caller, body: Bytes) -> Result<Response, ScimError> {
     let q = search_query(&body)?;
     list(State(app), caller, Query(q)).await
 }
 
+#[utoipa::path(
+    operation_id = "users_list",
+    get,
+    path = "/scim/v2/Users",
+    tag = "SCIM users",
+    description = "Users, filtered, sorted and paged.",
+    params(("filter" = Option<String>, Query, description = "RFC 7644 filter"), ("startIndex" = Option<u64>, Query, description = "1-based index of the first result"), ("count" = Option<u64>, Query, description = "Page size (at most 1000)"), ("sortBy" = Option<String>, Query, description = "Attribute path to sort by"), ("sortOrder" = Option<String>, Query, description = "ascending or descending"), ("attributes" = Option<String>, Query, description = "Attributes to return"), ("excludedAttributes" = Option<String>, Query, description = "Attributes to leave out")),
+    responses((status = 200, description = "A ListResponse"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(app): State<Arc<App>>,
     _caller: Caller,
@@ -498,6 +538,16 @@ pub(crate) fn answer_list(mut found: Vec<Value>, q: &HashMap<String, String>) ->
 }
 
 /// `POST /.search` at the root: users and groups together.
+#[utoipa::path(
+    operation_id = "users_search_all",
+    post,
+    path = "/scim/v2/.search",
+    tag = "SCIM users",
+    description = "Users and groups by a SearchRequest body.",
+    request_body(content = serde_json::Value, description = "A SearchRequest", content_type = "application/scim+json"),
+    responses((status = 200, description = "A ListResponse"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn search_all(State(app): State<Arc<App>>, _caller: Caller, body: Bytes) -> Result<Response, ScimError> {
     let q = search_query(&body)?;
     let filter = q.get("filter").map(|f| crate::filter::parse(f)).transpose()?;
@@ -509,6 +559,17 @@ pub async fn search_all(State(app): State<Arc<App>>, _caller: Caller, body: Byte
     answer_list(found, &q)
 }
 
+#[utoipa::path(
+    operation_id = "users_replace",
+    put,
+    path = "/scim/v2/Users/{id}",
+    tag = "SCIM users",
+    description = "Replaces a user: the changed attributes as identity.moved, active false as a deactivation.",
+    params(("id" = String, Path, description = "The user id")),
+    request_body(content = serde_json::Value, description = "A SCIM User", content_type = "application/scim+json"),
+    responses((status = 200, description = "The user"), (status = 412, description = "If-Match names a stale version"), (status = 404, description = "No such resource"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn replace(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -538,6 +599,17 @@ pub async fn replace(
     get_after_write(&app, &id)
 }
 
+#[utoipa::path(
+    operation_id = "users_patch",
+    patch,
+    path = "/scim/v2/Users/{id}",
+    tag = "SCIM users",
+    description = "Applies a PatchOp: every operation in order, all or none.",
+    params(("id" = String, Path, description = "The user id")),
+    request_body(content = serde_json::Value, description = "A PatchOp", content_type = "application/scim+json"),
+    responses((status = 200, description = "The user"), (status = 412, description = "If-Match names a stale version"), (status = 404, description = "No such resource"), (status = 400, description = "A SCIM error: invalidValue, invalidFilter, invalidPath, mutability..."), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn patch(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -600,6 +672,16 @@ fn get_after_write(app: &App, id: &str) -> Result<Response, ScimError> {
     Ok(respond(StatusCode::OK, model::render(user, base(app)), Some(user.version)))
 }
 
+#[utoipa::path(
+    operation_id = "users_delete",
+    delete,
+    path = "/scim/v2/Users/{id}",
+    tag = "SCIM users",
+    description = "Deletes a user: identity.left.",
+    params(("id" = String, Path, description = "The user id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such resource"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     State(app): State<Arc<App>>,
     caller: Caller,

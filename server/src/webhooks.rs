@@ -661,6 +661,15 @@ fn lock_keys(d: &Delivery<'_>) -> Vec<String> {
 }
 
 /// `POST /webhooks/directory-sync`.
+#[utoipa::path(
+    operation_id = "webhooks_receive",
+    post,
+    path = "/webhooks/directory-sync",
+    tag = "Directory sync",
+    description = "A WorkOS Directory Sync delivery, checked by its WorkOS-Signature.",
+    params(("WorkOS-Signature" = String, Header, description = "t=<unix ms>, v1=<hex HMAC-SHA256 of t.body>")),
+    responses((status = 200, description = "applied, unchanged or duplicate"), (status = 400, description = "malformed"), (status = 401, description = "header, timestamp or signature refused"), (status = 404, description = "No webhook secret configured"), (status = 422, description = "The log refused the events"), (status = 503, description = "Not stored"))
+)]
 pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(config) = app.webhooks.as_ref().filter(|c| !c.secrets.is_empty()) else {
         return refuse(

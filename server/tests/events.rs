@@ -111,3 +111,55 @@ fn the_event_stream_follows_live_appends() {
     s.stop();
     assert_eq!(read_ids(&mut stream, 1), Vec::<u64>::new());
 }
+
+/// `GET /openapi.json`: the whole HTTP surface, every route of the router with its
+/// methods, public (it holds no data).
+#[test]
+fn the_openapi_document_lists_every_route() {
+    let s = Server::start();
+    let r = s.raw("GET", &s.url("/openapi.json"), None, &[]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json["openapi"].as_str().unwrap().starts_with("3."), "{}", r.text);
+    let routes: [(&str, &[&str]); 26] = [
+        ("/scim/v2/ServiceProviderConfig", &["get"]),
+        ("/scim/v2/ResourceTypes", &["get"]),
+        ("/scim/v2/ResourceTypes/{name}", &["get"]),
+        ("/scim/v2/Schemas", &["get"]),
+        ("/scim/v2/Schemas/{id}", &["get"]),
+        ("/scim/v2/Users", &["get", "post"]),
+        ("/scim/v2/Users/{id}", &["get", "put", "patch", "delete"]),
+        ("/scim/v2/Users/.search", &["post"]),
+        ("/scim/v2/.search", &["post"]),
+        ("/scim/v2/Groups", &["get", "post"]),
+        ("/scim/v2/Groups/{id}", &["get", "put", "patch", "delete"]),
+        ("/scim/v2/Groups/.search", &["post"]),
+        ("/events", &["get"]),
+        ("/events/stream", &["get"]),
+        ("/webhooks/directory-sync", &["post"]),
+        ("/metrics", &["get"]),
+        ("/openapi.json", &["get"]),
+        ("/v1/access/{identity}", &["get"]),
+        ("/v1/holders", &["get"]),
+        ("/v1/timeline/{identity}", &["get"]),
+        ("/v1/profile/{identity}", &["get"]),
+        ("/v1/diff", &["get"]),
+        ("/v1/anomalies", &["get"]),
+        ("/v1/verify", &["get"]),
+        ("/scim/v2/Users/{id}", &["get"]),
+        ("/scim/v2/Groups/{id}", &["delete"]),
+    ];
+    let paths = r.json["paths"].as_object().unwrap();
+    for (path, methods) in routes {
+        for m in methods {
+            assert!(paths.get(path).and_then(|p| p.get(*m)).is_some(), "{m} {path} is not in the document");
+        }
+    }
+    assert_eq!(paths.len(), 24, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(r.json["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // Every route the document names answers something other than "no such endpoint".
+    for path in paths.keys() {
+        let concrete = path.replace("{id}", "x").replace("{name}", "User").replace("{identity}", "x");
+        let probe = s.raw("GET", &s.url(&concrete), None, &[]);
+        assert_ne!(probe.text, s.raw("GET", &s.url("/no/such/route"), None, &[]).text, "{path}");
+    }
+}
