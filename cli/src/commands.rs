@@ -549,9 +549,10 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             clap_complete::generate(shell, &mut crate::Cli::command(), "tenure", &mut out);
             Ok(0)
         }
-        Command::Serve { listen, token_file, base_url, webhooks, sync_from, sync_interval } => {
+        Command::Serve { listen, token_file, base_url, webhooks, sync_from, sync_interval, subscribers } => {
             let sync = sync_from.map(|url| (url, sync_interval));
-            crate::serve::run(&data("tenure-data"), &listen, token_file.as_deref(), base_url, &webhooks, sync)
+            let serving = crate::serve::Serving { token_file, base_url, webhooks, sync, subscribers };
+            crate::serve::run(&data("tenure-data"), &listen, serving)
         }
         Command::Sync { follow, action } => crate::sync::run(&data("tenure-data"), follow, action, &mut out),
         Command::Man => {

@@ -374,6 +374,11 @@ pub enum Command {
         /// Seconds between asks of --sync-from once caught up.
         #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
         sync_interval: f64,
+        /// Outbound webhooks: `NAME URL SECRET [ATTEMPTS]` per line; each appended event is
+        /// POSTed to each URL in log order, signed (Tenure-Signature, as deliveries in are),
+        /// retried, and after ATTEMPTS (8) kept in DATA/sync/dead-NAME.jsonl.
+        #[arg(long, value_name = "F")]
+        subscribers: Option<PathBuf>,
     },
     /// Follow an events API into this store (`--from URL`), or see or check what it holds.
     ///

@@ -55,16 +55,29 @@ pub fn load_secrets(file: Option<&Path>) -> Result<Vec<tenure_server::webhooks::
     Ok(secrets)
 }
 
-pub fn run(
-    data: &Path,
-    listen: &str,
-    token_file: Option<&Path>,
-    base_url: Option<String>,
-    webhooks: &crate::WebhookArgs,
-    sync: Option<(String, f64)>,
-) -> Result<i32, CliError> {
+/// What `tenure serve` was asked to do besides listening.
+pub struct Serving {
+    pub token_file: Option<std::path::PathBuf>,
+    pub base_url: Option<String>,
+    pub webhooks: crate::WebhookArgs,
+    /// `--sync-from URL` and its interval.
+    pub sync: Option<(String, f64)>,
+    pub subscribers: Option<std::path::PathBuf>,
+}
+
+pub fn run(data: &Path, listen: &str, serving: Serving) -> Result<i32, CliError> {
+    let Serving { token_file, base_url, webhooks, sync, subscribers } = serving;
+    let webhooks = &webhooks;
     crate::commands::refuse_a_file(data)?;
-    let tokens = load_tokens(token_file)?;
+    let tokens = load_tokens(token_file.as_deref())?;
+    let subscribers = match &subscribers {
+        Some(path) => {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| CliError::input(format!("{name}: {e}")))?;
+            tenure_server::outbound::parse_subscribers(&name, &text).map_err(CliError::input)?
+        }
+        None => Vec::new(),
+    };
     let secrets = load_secrets(webhooks.webhook_secret_file.as_deref())?;
     if let Some((_, interval)) = &sync {
         if !(interval.is_finite() && *interval > 0.0) {
@@ -113,6 +126,10 @@ pub fn run(
             }
             _ => None,
         };
+        for s in subscribers {
+            say(&format!("delivering each appended event to {} ({})", s.name, s.url));
+            tokio::spawn(tenure_server::outbound::deliver(app.clone(), s));
+        }
         tenure_server::serve(app.clone(), listener, tenure_server::shutdown_signal())
             .await
             .map_err(|e| CliError::failure(format!("serving: {e}")))?;

@@ -363,3 +363,99 @@ fn the_server_follows_a_workos_events_api() {
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["sources"][0]["failed"][0]["id"], "event_bad");
 }
+
+/// A receiver of outbound webhooks on loopback: checks each delivery's Tenure-Signature
+/// with `secret` and keeps the positions it accepted; answers `status` to each.
+fn receiver(secret: &'static str, status: u16) -> (String, std::sync::Arc<std::sync::Mutex<Vec<u64>>>) {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut length, mut signature) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    match k.to_ascii_lowercase().as_str() {
+                        "content-length" => length = v.trim().parse().unwrap_or(0),
+                        "tenure-signature" => signature = v.trim().to_string(),
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let sig = tenure_server::webhooks::parse_signature(signature.as_bytes()).unwrap();
+            let secrets = [tenure_server::webhooks::Secret::new(secret)];
+            assert_eq!(tenure_server::webhooks::check_signature(&secrets, &sig, &body), Ok(0), "a forged delivery");
+            if status == 200 {
+                let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                kept.lock().unwrap().push(event["position"].as_u64().unwrap());
+            }
+            let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (format!("http://{addr}/hook"), got)
+}
+
+/// `tenure serve --subscribers F`: every appended event to each subscriber, in order,
+/// signed; one that keeps failing goes to the dead-letter list after its attempts; the
+/// cursors survive a restart (nothing delivered twice, nothing skipped).
+#[test]
+fn outbound_webhooks_deliver_in_order_and_dead_letter_failures() {
+    const GOOD: &str = "whsec_good_subscriber_0123456789";
+    const BAD: &str = "whsec_bad_subscriber_0123456789";
+    let (good_url, good) = receiver(GOOD, 200);
+    let (bad_url, _) = receiver(BAD, 500);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let subs = dir.path().join("subscribers");
+    std::fs::write(&subs, format!("# who hears of each event\ngood {good_url} {GOOD}\nbroken {bad_url} {BAD} 2\n"))
+        .unwrap();
+    let token = "outbound-token-0123456789";
+    let create = |root: &str, name: &str| {
+        let user = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+        let r = ureq::post(&format!("{root}/scim/v2/Users"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .send_json(user);
+        assert_eq!(r.unwrap().status(), 201);
+    };
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !what() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let dead = data.join("sync/dead-broken.jsonl");
+    let dead_lines = || std::fs::read_to_string(&dead).map_or(0, |t| t.lines().count());
+    let args = ["--subscribers", subs.to_str().unwrap()];
+    let (mut server, first) = common::serve(&data, &args, &[("TENURE_SCIM_TOKEN", token)]);
+    let root = common::root_of(&first);
+    for name in ["a@x.io", "b@x.io", "c@x.io"] {
+        create(&root, name);
+    }
+    wait_for(&|| good.lock().unwrap().len() >= 3 && dead_lines() >= 3);
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    server.wait().unwrap();
+    assert_eq!(*good.lock().unwrap(), [1, 2, 3]);
+    assert_eq!(dead_lines(), 3, "{}", std::fs::read_to_string(&dead).unwrap_or_default());
+    let first_dead: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&dead).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!((first_dead["position"].as_u64(), first_dead["attempts"].as_u64()), (Some(1), Some(2)));
+    assert!(first_dead["error"].as_str().unwrap().contains("500"), "{first_dead}");
+    // Restarted: the cursors hold; only the new event goes out.
+    let (mut server, first) = common::serve(&data, &args, &[("TENURE_SCIM_TOKEN", token)]);
+    create(&common::root_of(&first), "d@x.io");
+    wait_for(&|| good.lock().unwrap().len() >= 4 && dead_lines() >= 4);
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    server.wait().unwrap();
+    assert_eq!(*good.lock().unwrap(), [1, 2, 3, 4]);
+    assert_eq!(dead_lines(), 4);
+}

@@ -18,6 +18,7 @@ mod groups;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
+pub mod outbound;
 mod patch;
 mod users;
 pub mod webhooks;
