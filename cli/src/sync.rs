@@ -449,7 +449,10 @@ pub async fn consume_workos(
     for entry in read_failed(path)? {
         let (item, result) = apply(entry["item"].clone()).await;
         match result {
-            Ok(_) => done.retried += 1,
+            Ok(_) => {
+                done.retried += 1;
+                app.metrics.consumed(&config.source, "retried", None);
+            }
             Err(webhooks::NotApplied::Malformed(why)) => {
                 kept.push(serde_json::json!({"id": item["id"], "event": item["event"], "error": why, "item": item}))
             }
@@ -496,6 +499,14 @@ pub async fn consume_workos(
         for item in items {
             let id = item["id"].as_str().map(str::to_string);
             let (item, result) = apply(item).await;
+            let time = item["created_at"].as_str().and_then(|t| tenure_engine::Timestamp::parse_rfc3339(t).ok());
+            let outcome = match &result {
+                Ok(webhooks::Applied::Stored(..)) => "stored",
+                Ok(webhooks::Applied::Unchanged) => "unchanged",
+                Ok(webhooks::Applied::Duplicate) => "duplicate",
+                Err(_) => "failed",
+            };
+            app.metrics.consumed(&config.source, outcome, time.filter(|_| result.is_ok()));
             match result {
                 Ok(webhooks::Applied::Stored(first, last)) => {
                     done.stored += 1;

@@ -343,11 +343,25 @@ fn the_server_follows_a_workos_events_api() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
     let args = ["--sync-from", &url, "--sync-interval", "0.2"];
-    let (mut server, _) = common::serve(&data, &args, &[("TENURE_SCIM_TOKEN", "follow-token-0123456789")]);
+    let (mut server, first) = common::serve(&data, &args, &[("TENURE_SCIM_TOKEN", "follow-token-0123456789")]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let count = || tenure_engine::Store::open_read_only(&data).map_or(0, |s| s.head().get() as usize);
     while count() < want.len() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The consumer's health in the server's metrics.
+    let metrics = ureq::get(&format!("{}/metrics", common::root_of(&first)))
+        .set("Authorization", "Bearer follow-token-0123456789")
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    for line in [
+        "tenure_consumer_items_total{source=\"workos\",outcome=\"stored\"} 15",
+        "tenure_consumer_items_total{source=\"workos\",outcome=\"failed\"} 1",
+        "tenure_consumer_lag_seconds{source=\"workos\"}",
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in\n{metrics}");
     }
     let _ = Command::new("kill").arg(server.id().to_string()).status();
     assert!(server.wait().unwrap().success());

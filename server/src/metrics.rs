@@ -10,6 +10,10 @@
 //! - `tenure_http_request_duration_seconds{method, route, status}`: each request's
 //!   latency, by the route it matched (not the path: ids stay out of the labels).
 //! - `tenure_log_head`: the log's head position.
+//! - `tenure_consumer_lag_seconds{source}`: now minus the time of the newest event the
+//!   events-API consumer (`--sync-from`) applied; `tenure_consumer_items_total{source,
+//!   outcome}`: its items by outcome (`stored`, `unchanged`, `duplicate`, `failed`,
+//!   `retried`, a kept failure applied on a later try).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,6 +35,12 @@ pub struct SourceLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabels {
+    pub source: String,
     pub outcome: &'static str,
 }
 
@@ -58,6 +68,8 @@ pub struct Metrics {
     pub deliveries: Family<OutcomeLabels, Counter>,
     pub requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
     pub head: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub consumer_lag: Family<SourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub consumer_items: Family<ConsumerLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -81,7 +93,15 @@ impl Default for Metrics {
         );
         let head = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
         registry.register("log_head", "The log's head position", head.clone());
-        Metrics { registry, appended, event_lag, deliveries, requests, head }
+        let consumer_lag = Family::<SourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "consumer_lag_seconds",
+            "Now minus the time of the newest event the events-API consumer applied",
+            consumer_lag.clone(),
+        );
+        let consumer_items = Family::<ConsumerLabels, Counter>::default();
+        registry.register("consumer_items", "Items of the events-API consumer, by outcome", consumer_items.clone());
+        Metrics { registry, appended, event_lag, deliveries, requests, head, consumer_lag, consumer_items }
     }
 }
 
@@ -89,6 +109,16 @@ impl Metrics {
     /// A delivery's outcome.
     pub fn delivery(&self, outcome: &'static str) {
         self.deliveries.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// An item of the events-API consumer of `source`, and (when it was applied) the time
+    /// of its event.
+    pub fn consumed(&self, source: &str, outcome: &'static str, event_time: Option<tenure_engine::Timestamp>) {
+        self.consumer_items.get_or_create(&ConsumerLabels { source: source.to_string(), outcome }).inc();
+        if let Some(t) = event_time {
+            let lag = (tenure_engine::Timestamp::now().as_micros() - t.as_micros()) as f64 / 1e6;
+            self.consumer_lag.get_or_create(&SourceLabels { source: source.to_string() }).set(lag);
+        }
     }
 
     /// The registry in the Prometheus text format.
