@@ -22,8 +22,11 @@ fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
 }
 
-/// The `scim2` command, installed into a virtual environment on first use.
+/// The `scim2` command, installed into a virtual environment on first use (by one test
+/// at a time: the tests of this file run at once, and two pips in one environment fail).
 fn checker() -> PathBuf {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let venv = target_dir().join("scim-venv");
     let scim2 = venv.join("bin/scim2");
     // Every checker of the list (one added since the environment was made is installed).
