@@ -125,7 +125,7 @@ fn a_follower_killed_fifty_times_ends_with_the_sources_log() {
         x ^= x >> 7;
         x ^= x << 17;
         let mut child =
-            follow(&replica, &url, &["--limit", "7"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+            follow(&replica, &url, &["--limit", "3"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_micros(x % 40_000));
         let _ = child.kill();
         let _ = child.wait();
@@ -136,7 +136,7 @@ fn a_follower_killed_fifty_times_ends_with_the_sources_log() {
     // The kills fell mid-stream: the follower was stopped at many heads short of the end.
     let short = heads.iter().filter(|h| **h > 0 && **h < total).count();
     assert!(short >= 10, "seed {seed}: only {short} kills fell mid-stream ({heads:?} of {total})");
-    let done = follow(&replica, &url, &["--limit", "7"]).output().unwrap();
+    let done = follow(&replica, &url, &["--limit", "3"]).output().unwrap();
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     assert!(String::from_utf8_lossy(&done.stdout).contains("caught up with"));
     let _ = Command::new("kill").arg(server.id().to_string()).status();
