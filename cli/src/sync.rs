@@ -358,19 +358,12 @@ fn write_failed(path: &Path, kept: &[serde_json::Value]) -> Result<(), CliError>
             _ => Ok(()),
         };
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let tmp = tenure_engine::files::temporary_path(path);
     let mut text = String::new();
     for k in kept {
         text.push_str(&k.to_string());
         text.push('\n');
     }
-    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
-    file.write_all(text.as_bytes()).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
+    tenure_server::outbound::write_synced(path, text.as_bytes()).map_err(fail)
 }
 
 /// Counts of what a consumer's run did.
@@ -439,9 +432,9 @@ pub async fn consume_workos(
     let apply = |item: serde_json::Value| {
         let (app, config, url) = (app, config, url);
         async move {
-            let text = item.to_string();
-            let raw = serde_json::json!({"from": url, "body": text});
-            (item, webhooks::apply(app, config, &text, raw).await)
+            let raw = serde_json::json!({"from": url, "body": item.to_string()});
+            let result = webhooks::apply(app, config, &item, raw).await;
+            (item, result)
         }
     };
     // Those kept as failed first: each tried again, kept while it fails.

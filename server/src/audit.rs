@@ -102,7 +102,7 @@ fn index(app: &App) -> Result<std::sync::RwLockReadGuard<'_, AccessIndex>, Probl
 /// The identity a request names: as the log names it, else by a userName a present user
 /// has (without regard to case).
 fn identity(app: &App, index: &AccessIndex, name: &str) -> Result<String, Problem> {
-    if index.profile(name, Timestamp::now(), AsOf::Head).is_ok() {
+    if index.has_identity(name).map_err(|e| Problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))? {
         return Ok(name.to_string());
     }
     let dir = app.dir().map_err(|_| Problem(StatusCode::INTERNAL_SERVER_ERROR, "directory unavailable".into()))?;

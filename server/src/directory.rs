@@ -28,8 +28,10 @@ pub struct Directory {
     pub group_names: BTreeSet<String>,
     /// The last position applied.
     pub head: u64,
-    /// The latest effective time applied per identity and group.
-    latest: HashMap<Subject, Timestamp>,
+    /// The latest effective time applied per identity, and per group (two maps keyed by
+    /// name, so that a lookup on the path of every event allocates nothing).
+    latest_identity: HashMap<String, Timestamp>,
+    latest_group: HashMap<String, Timestamp>,
     /// The subjects an event reached late (effective before one applied earlier): their
     /// entries wait for [`Directory::refold`].
     pub late: HashSet<Subject>,
@@ -72,22 +74,28 @@ impl Directory {
         }
     }
 
-    /// Notes the effective time of an event about `subject`; late when before the latest.
-    fn note(&mut self, subject: Subject, t: Timestamp) {
-        match self.latest.get_mut(&subject) {
+    /// Notes the effective time of an event about `name` (an identity, or a group); late
+    /// when before the latest.
+    fn note(&mut self, name: &str, group: bool, t: Timestamp) {
+        let latest = if group { &mut self.latest_group } else { &mut self.latest_identity };
+        match latest.get_mut(name) {
             Some(latest) if *latest > t => {
-                self.late.insert(subject);
+                let name = name.to_string();
+                self.late.insert(if group { Subject::Group(name) } else { Subject::Identity(name) });
             }
             Some(latest) => *latest = t,
             None => {
-                self.latest.insert(subject, t);
+                latest.insert(name.to_string(), t);
             }
         }
     }
 
     /// The latest effective time of the events applied about `subject`.
     pub fn latest(&self, subject: &Subject) -> Option<Timestamp> {
-        self.latest.get(subject).copied()
+        match subject {
+            Subject::Identity(name) => self.latest_identity.get(name).copied(),
+            Subject::Group(name) => self.latest_group.get(name).copied(),
+        }
     }
 
     /// Folds again the entry of `subject` from `events`, every event about it, in
@@ -142,10 +150,10 @@ impl Directory {
     pub fn apply(&mut self, event: &Event) {
         self.head = event.position.get();
         if let Some(i) = event.data.identity() {
-            self.note(Subject::Identity(i.as_str().to_string()), event.effective_at);
+            self.note(i.as_str(), false, event.effective_at);
         }
         if let Some(g) = event.data.group() {
-            self.note(Subject::Group(g.as_str().to_string()), event.effective_at);
+            self.note(g.as_str(), true, event.effective_at);
         }
         let (t, p) = (event.recorded_at, event.position.get());
         match &event.data {

@@ -84,7 +84,10 @@ pub fn read_cursor(dir: &Path, name: &str) -> u64 {
     std::fs::read_to_string(cursor_path(dir, name)).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0)
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` as a new file, synced, renamed into place (its directory made
+/// if need be): a reader sees the old file or the new one, whole, and a crash after the
+/// rename keeps the new one.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

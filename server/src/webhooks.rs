@@ -734,16 +734,15 @@ pub enum NotApplied {
 /// Applies one directory-sync event (a webhook's body, or an item of an events API) as
 /// docs/sync.md's table says, keeping `raw` (what was received) on its first event. Its id
 /// is the idempotency key; its events are recorded under `config.source`.
-pub async fn apply(app: &App, config: &Config, text: &str, raw: Value) -> Result<Applied, NotApplied> {
-    apply_inner(app, config, text, raw).await.map_err(|r| match r {
+pub async fn apply(app: &App, config: &Config, value: &Value, raw: Value) -> Result<Applied, NotApplied> {
+    apply_inner(app, config, value, raw).await.map_err(|r| match r {
         Refusal::Malformed(m) => NotApplied::Malformed(m),
         Refusal::Store(e) => NotApplied::Store(e),
     })
 }
 
-async fn apply_inner(app: &App, config: &Config, text: &str, raw: Value) -> Result<Applied, Refusal> {
-    let value: Value = serde_json::from_str(text).map_err(|e| malformed(format!("the body is not JSON: {e}")))?;
-    let d = parse_delivery(&value)?;
+async fn apply_inner(app: &App, config: &Config, value: &Value, raw: Value) -> Result<Applied, Refusal> {
+    let d = parse_delivery(value)?;
     let keys = lock_keys(&d);
     let _locks = app.lock_all(&keys).await;
     let seen = app.memory.lock().map_err(|_| malformed("webhook memory poisoned"))?.delivered.contains(d.id);
@@ -787,7 +786,7 @@ async fn apply_inner(app: &App, config: &Config, text: &str, raw: Value) -> Resu
     })?;
     if let Ok(mut memory) = app.memory.lock() {
         memory.delivered.insert(d.id.to_string());
-        memory.note_groups(&value);
+        memory.note_groups(value);
         if positions.is_some() && consumed {
             memory.last = Some(d.id.to_string());
         }
@@ -800,17 +799,17 @@ async fn apply_inner(app: &App, config: &Config, text: &str, raw: Value) -> Resu
 
 async fn deliver(app: &App, config: &Config, body: &[u8], signature: &str) -> Result<Response, Refusal> {
     let text = std::str::from_utf8(body).map_err(|_| malformed("the body is not UTF-8"))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| malformed(format!("the body is not JSON: {e}")))?;
     let raw = json!({"body": text, "signature": signature});
-    let (outcome, id) = match apply_inner(app, config, text, raw).await? {
-        Applied::Duplicate => ("duplicate", json!(null)),
-        Applied::Unchanged => ("unchanged", json!(null)),
-        Applied::Stored(first, last) => ("applied", json!([first, last])),
+    let (outcome, positions) = match apply_inner(app, config, &value, raw).await? {
+        Applied::Duplicate => ("duplicate", None),
+        Applied::Unchanged => ("unchanged", None),
+        Applied::Stored(first, last) => ("applied", Some([first, last])),
     };
     app.metrics.delivery(outcome);
-    let event = serde_json::from_str::<Value>(text).ok().and_then(|v| v["id"].as_str().map(str::to_string));
-    let mut body = json!({"status": outcome, "event": event});
-    if !id.is_null() {
-        body["positions"] = id;
+    let mut body = json!({"status": outcome, "event": value["id"]});
+    if let Some(positions) = positions {
+        body["positions"] = json!(positions);
     }
     Ok(answer(StatusCode::OK, body))
 }
