@@ -102,10 +102,17 @@ enum Ask {
     Stop(String),
 }
 
-/// A page as the events API writes it, read straight into events.
+/// A page as the events API writes it in JSON, read straight into events.
 #[derive(serde::Deserialize)]
-struct Page {
+struct JsonPage {
     data: Vec<Event>,
+}
+
+/// A page of another Tenure's events, in either form.
+struct Page {
+    events: Vec<Event>,
+    /// The source's chain hash after the page's last event (the records form says it).
+    chain: Option<String>,
 }
 
 /// Why a page that is JSON is not a page of Tenure events, for the error.
@@ -127,11 +134,23 @@ fn diagnose(text: &str, url: &str) -> String {
     format!("{url}: not a page of Tenure events")
 }
 
-/// One GET of `target`: the body, or why not.
-fn get_text(agent: &ureq::Agent, target: &str, token: Option<&str>) -> Result<String, Ask> {
+/// A body had whole, with what its headers said of it.
+struct Body {
+    bytes: Vec<u8>,
+    /// The media type, without parameters.
+    media_type: String,
+    /// A records page's `Tenure-Chain`.
+    chain: Option<String>,
+}
+
+/// One GET of `target` (asking for `accept` when given): the body, or why not.
+fn get_body(agent: &ureq::Agent, target: &str, token: Option<&str>, accept: Option<&str>) -> Result<Body, Ask> {
     let mut request = agent.get(target);
     if let Some(token) = token {
         request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    if let Some(accept) = accept {
+        request = request.set("Accept", accept);
     }
     let response = match request.call() {
         Ok(r) => r,
@@ -143,11 +162,19 @@ fn get_text(agent: &ureq::Agent, target: &str, token: Option<&str>) -> Result<St
         }
         Err(e) => return Err(Ask::Again { wait: None, why: format!("GET {target}: {e}") }),
     };
-    let mut text = String::new();
+    let media_type = response.content_type().trim().to_ascii_lowercase();
+    let chain = response.header(tenure_server::CHAIN_HEADER).map(str::to_string);
+    let mut bytes = Vec::new();
     let mut reader = response.into_reader();
-    std::io::Read::read_to_string(&mut std::io::Read::take(&mut reader, 64 << 20), &mut text)
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut reader, 64 << 20), &mut bytes)
         .map_err(|e| Ask::Again { wait: None, why: format!("GET {target}: reading: {e}") })?;
-    Ok(text)
+    Ok(Body { bytes, media_type, chain })
+}
+
+/// One GET of `target`: the body as text, or why not.
+fn get_text(agent: &ureq::Agent, target: &str, token: Option<&str>) -> Result<String, Ask> {
+    let body = get_body(agent, target, token, None)?;
+    String::from_utf8(body.bytes).map_err(|_| Ask::Again { wait: None, why: format!("GET {target}: not UTF-8 text") })
 }
 
 /// A JSON error of a body read whole: cut short or garbled on the way (ask again), or
@@ -157,13 +184,23 @@ fn garbled(target: &str, e: &serde_json::Error) -> Option<Ask> {
         .then(|| Ask::Again { wait: None, why: format!("GET {target}: not a whole page: {e}") })
 }
 
-/// One page of a Tenure events API after `after`.
-fn ask(agent: &ureq::Agent, url: &str, after: u64, limit: usize, token: Option<&str>) -> Result<Vec<Event>, Ask> {
+/// One page of a Tenure events API after `after`: in the records form when the server
+/// offers it (a Tenure does), else in JSON.
+fn ask(agent: &ureq::Agent, url: &str, after: u64, limit: usize, token: Option<&str>) -> Result<Page, Ask> {
     let sep = if url.contains('?') { '&' } else { '?' };
     let target = format!("{url}{sep}after={after}&limit={limit}");
-    let text = get_text(agent, &target, token)?;
-    match serde_json::from_str::<Page>(&text) {
-        Ok(page) => Ok(page.data),
+    let accept = format!("{}, application/json;q=0.5", tenure_server::RECORDS_MEDIA_TYPE);
+    let body = get_body(agent, &target, token, Some(&accept))?;
+    if body.media_type == tenure_server::RECORDS_MEDIA_TYPE {
+        // A records page that does not decode was cut or garbled on the way: the server
+        // wrote whole records.
+        let events = tenure_server::decode_records(&body.bytes)
+            .map_err(|why| Ask::Again { wait: None, why: format!("GET {target}: not a whole page: {why}") })?;
+        return Ok(Page { events, chain: body.chain });
+    }
+    let text = String::from_utf8_lossy(&body.bytes);
+    match serde_json::from_str::<JsonPage>(&text) {
+        Ok(page) => Ok(Page { events: page.data, chain: None }),
         Err(e) => Err(garbled(&target, &e).unwrap_or_else(|| Ask::Stop(diagnose(&text, url)))),
     }
 }
@@ -203,7 +240,7 @@ fn fresh_events(store: &Store, page: Vec<Event>, url: &str) -> Result<Vec<Event>
 
 /// What the asking thread hands the appending one.
 enum Fetched {
-    Page(Vec<Event>),
+    Page(Page),
     /// Caught up (without --follow): the end.
     CaughtUp,
     Failed(String),
@@ -231,7 +268,7 @@ fn fetch(args: &FollowArgs, url: &str, token: Option<&str>, mut after: u64, tx: 
                     continue;
                 }
             }
-            Ok(page) if page.is_empty() => {
+            Ok(page) if page.events.is_empty() => {
                 failures = 0;
                 if args.follow {
                     std::thread::sleep(Duration::from_secs_f64(args.interval));
@@ -241,7 +278,7 @@ fn fetch(args: &FollowArgs, url: &str, token: Option<&str>, mut after: u64, tx: 
             }
             Ok(page) => {
                 failures = 0;
-                after = after.max(page.iter().map(|e| e.position.get()).max().unwrap_or(after));
+                after = after.max(page.events.iter().map(|e| e.position.get()).max().unwrap_or(after));
                 Fetched::Page(page)
             }
         };
@@ -276,27 +313,35 @@ fn follow_api(data: &Path, args: &FollowArgs, out: &mut dyn Write) -> Result<i32
         .name("tenure-sync-ask".into())
         .spawn(move || fetch(&asker, &asked_url, token.as_deref(), from, &tx))
         .map_err(|e| CliError::failure(format!("starting the asking thread: {e}")))?;
+    // One batch is in flight (written and synced by the engine's threads) while the next
+    // page is asked for, read and decoded; a page that repeats positions in flight waits
+    // for them first.
+    let mut in_flight: Option<(tenure_engine::Replicating, Option<String>)> = None;
+    let mut handed = from;
     // On an error the asking thread, left behind, ends with the process.
     loop {
         match rx.recv() {
             Ok(Fetched::CaughtUp) => break,
-            Ok(Fetched::Failed(why)) => return Err(CliError::failure(why)),
+            Ok(Fetched::Failed(why)) => {
+                settle(&store, in_flight.take(), &url)?;
+                return Err(CliError::failure(why));
+            }
             Err(_) => return Err(CliError::failure("the asking thread stopped")),
-            Ok(Fetched::Page(page)) => {
-                let events = fresh_events(&store, page, &url)?;
-                if events.is_empty() {
-                    continue;
+            Ok(Fetched::Page(Page { events, chain })) => {
+                if events.first().is_some_and(|e| e.position.get() <= handed) {
+                    settle(&store, in_flight.take(), &url)?;
                 }
-                store.replicate(events).map_err(|e| match e {
-                    tenure_engine::Error::Conflict { expected, actual } => CliError::failure(format!(
-                        "{url}: the page starts after position {expected}, this store's head is {actual}: \
-                         the source skipped events"
-                    )),
-                    other => other.into(),
-                })?;
+                let events = fresh_events(&store, events, &url)?;
+                let Some(last) = events.last().map(|e| e.position.get()) else { continue };
+                // The batch before is checked first, so that nothing is written after a
+                // page whose chain is not the source's.
+                settle(&store, in_flight.take(), &url)?;
+                in_flight = Some((store.replicate_start(events).map_err(|e| refused(e, &url))?, chain));
+                handed = last;
             }
         }
     }
+    settle(&store, in_flight.take(), &url)?;
     let (head, hash) = (store.head().get(), store.head_hash());
     store.close();
     let secs = started.elapsed().as_secs_f64();
@@ -306,6 +351,40 @@ fn follow_api(data: &Path, args: &FollowArgs, out: &mut dyn Write) -> Result<i32
         head - from
     )?;
     Ok(0)
+}
+
+/// A replicated batch's refusal, said for the follower.
+fn refused(e: tenure_engine::Error, url: &str) -> CliError {
+    match e {
+        tenure_engine::Error::Conflict { expected, actual } => CliError::failure(format!(
+            "{url}: the page starts after position {expected}, this store's head is {actual}: \
+             the source skipped events"
+        )),
+        other => other.into(),
+    }
+}
+
+/// Waits for a batch in flight to be on the device, and checks the replica's chain after
+/// it against the source's, when the page said it (the records form does): a different
+/// chain means this store does not hold the source's log.
+fn settle(
+    store: &Store,
+    batch: Option<(tenure_engine::Replicating, Option<String>)>,
+    url: &str,
+) -> Result<(), CliError> {
+    let Some((batch, chain)) = batch else { return Ok(()) };
+    let last = batch.wait().map_err(|e| refused(e, url))?;
+    if let Some(theirs) = chain {
+        let mine = store.chain_hash_at(last)?;
+        if !mine.eq_ignore_ascii_case(theirs.trim()) {
+            return Err(CliError::failure(format!(
+                "{url}: after position {last} the chain here is {mine}, the source's is {}: \
+                 this store does not hold the source's log",
+                theirs.trim()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One page of a WorkOS events API after the event `after` (from the start without one).

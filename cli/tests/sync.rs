@@ -226,6 +226,73 @@ fn a_follower_retries_what_is_worth_retrying() {
     server.wait().unwrap();
 }
 
+/// The records form, scripted: a page whose count promises more records than it holds
+/// (cut at a record's end) is asked again; a page whose chain header is not the chain
+/// the replica computes stops the follower, with what it holds intact and verified.
+#[test]
+fn a_follower_checks_the_sources_chain_in_the_records_form() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = source(dir.path());
+    let store = tenure_engine::Store::open_read_only(&data).unwrap();
+    let head = store.head().get();
+    let page = move |after: u64, limit: u64, lie: bool| -> (Vec<u8>, String) {
+        let mut body = 0u32.to_le_bytes().to_vec();
+        let (mut count, mut chain) = (0u32, String::new());
+        let to = tenure_engine::Position((after + limit).min(head));
+        store
+            .scan_records(tenure_engine::Position(after + 1), to, |_, payload, hash| {
+                body.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+                body.extend_from_slice(payload);
+                count += 1;
+                chain = tenure_engine::chain::hex(hash);
+                Ok(std::ops::ControlFlow::Continue(()))
+            })
+            .unwrap();
+        body[..4].copy_from_slice(&(count + u32::from(lie)).to_le_bytes());
+        (body, chain)
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let len = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
+            let line = String::from_utf8_lossy(&request[..len]).lines().next().unwrap_or_default().to_string();
+            let param = |name: &str| -> u64 {
+                line.split(['?', '&', ' ']).find_map(|p| p.strip_prefix(name)).and_then(|v| v.parse().ok()).unwrap_or(0)
+            };
+            let (after, limit) = (param("after="), param("limit="));
+            let (body, mut chain) = page(after, limit, n == 1);
+            if after >= 10 {
+                chain = "00".repeat(32);
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nTenure-Chain: {chain}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                tenure_server::RECORDS_MEDIA_TYPE,
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    let replica = dir.path().join("replica");
+    let out = follow(&replica, &format!("http://{addr}/events"), &["--limit", "5"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not a whole page: cut short"), "{err}");
+    assert!(
+        err.contains("after position 15 the chain here is") && err.contains("does not hold the source's log"),
+        "{err}"
+    );
+    // What it took before the lie is the source's first 15 events, verified.
+    let v = tenure(&replica, &["verify", "--json"]);
+    assert_eq!(v.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(report["acknowledged"], 15, "{report}");
+}
+
 /// `tenure sync --format workos` against a scripted WorkOS events API serving WorkOS's
 /// documented payloads (and one it cannot apply), in pages of 4 with its cursors: every
 /// event mapped as the webhooks map it, the unappliable one kept with its error and

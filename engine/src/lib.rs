@@ -35,7 +35,7 @@ pub use event::{Entitlement, Event, EventData, FieldError, IdentityKind, NewEven
 pub use ids::{CredentialId, GroupId, IdentityId, Position};
 pub use log::{EventLog, EventStream};
 pub use repair::{repair, RepairReport};
-pub use store::{verify, CheckSession, Faults, Outcome, Store, StoreOptions, TornTail, VerifyReport};
+pub use store::{verify, CheckSession, Faults, Outcome, Replicating, Store, StoreOptions, TornTail, VerifyReport};
 pub use subjects::Subject;
 pub use time::Timestamp;
 /// The type of event ids, re-exported so that users need not depend on `uuid` themselves.

@@ -49,6 +49,76 @@ impl Page {
     }
 }
 
+/// The media type of the records form: a follower that sends it in `Accept` gets the
+/// page as the log stores it, `u32 LE length | payload` per event (the MessagePack
+/// payload the chain hashes), with the chain hash after the page's last event in the
+/// `Tenure-Chain` header. Nothing is decoded or written as JSON on either side, and the
+/// follower can check after each page that its chain equals the source's.
+pub const RECORDS_MEDIA_TYPE: &str = "application/vnd.tenure.records";
+/// The header that carries the chain hash (hex) after a records page's last event.
+pub const CHAIN_HEADER: &str = "tenure-chain";
+
+/// A page in the records form: the events after `after`, whole records, up to `limit`
+/// or MAX_PAGE_BYTES (at least one event).
+fn records_page(app: &App, after: u64, head: Position, limit: usize) -> Result<Response, ScimError> {
+    let mut body = vec![0u8; 4];
+    let (mut count, mut chain) = (0usize, None);
+    app.store.scan_records(Position(after + 1), head, |_, payload, hash| {
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        body.extend_from_slice(&len.to_le_bytes());
+        body.extend_from_slice(payload);
+        count += 1;
+        chain = Some(*hash);
+        Ok(if count >= limit || body.len() >= MAX_PAGE_BYTES {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        })
+    })?;
+    // At most MAX_LIMIT events.
+    body[..4].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(RECORDS_MEDIA_TYPE));
+    if let Some(chain) = chain.and_then(|c| HeaderValue::from_str(&tenure_engine::chain::hex(&c)).ok()) {
+        headers.insert(CHAIN_HEADER, chain);
+    }
+    Ok(response)
+}
+
+/// Reads a records page back: its events, in order. An error says why the bytes are not
+/// a whole page (cut short, even at a record's end, or a record that does not decode).
+pub fn decode_records(body: &[u8]) -> Result<Vec<tenure_engine::Event>, String> {
+    let Some((count, mut body)) = body.split_first_chunk::<4>() else {
+        return Err(format!("cut short: {} bytes, not even the count", body.len()));
+    };
+    let count = u32::from_le_bytes(*count) as usize;
+    if count > MAX_LIMIT {
+        return Err(format!("a page of {count} events, more than any holds"));
+    }
+    let mut events = Vec::with_capacity(count);
+    while events.len() < count {
+        let (len, rest) = match body.split_first_chunk::<4>() {
+            Some((len, rest)) => (u32::from_le_bytes(*len) as usize, rest),
+            None => return Err(format!("cut short after {} events (a length of {} bytes)", events.len(), body.len())),
+        };
+        if len > tenure_engine::record::MAX_PAYLOAD_BYTES {
+            return Err(format!("event {}: a record of {len} bytes, more than any may hold", events.len() + 1));
+        }
+        let Some((payload, rest)) = rest.split_at_checked(len) else {
+            return Err(format!("cut short in event {} ({} of {len} bytes)", events.len() + 1, rest.len()));
+        };
+        let event = tenure_engine::format::decode_event(payload)
+            .map_err(|e| format!("event {}: not a record: {e}", events.len() + 1))?;
+        events.push(event);
+        body = rest;
+    }
+    if !body.is_empty() {
+        return Err(format!("{} bytes after the page's {count} events", body.len()));
+    }
+    Ok(events)
+}
+
 fn param<T: std::str::FromStr>(q: &HashMap<String, String>, name: &str) -> Result<Option<T>, ScimError> {
     q.get(name)
         .map(|v| v.parse().map_err(|_| ScimError::invalid_value(format!("{name}: '{v}' is not a number"))))
@@ -61,13 +131,14 @@ fn param<T: std::str::FromStr>(q: &HashMap<String, String>, name: &str) -> Resul
     path = "/events",
     tag = "Events API",
     description = "The log as an events API: data and list_metadata.after (a position).",
-    params(("after" = Option<u64>, Query, description = "A position: the events after it"), ("limit" = Option<u64>, Query, description = "1 to 10,000 (default 10)"), ("events" = Option<String>, Query, description = "Event types, comma-separated"), ("identity" = Option<String>, Query, description = "Only events naming this identity"), ("group" = Option<String>, Query, description = "Only events naming this group")),
-    responses((status = 200, description = "A page of events"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
+    params(("after" = Option<u64>, Query, description = "A position: the events after it"), ("limit" = Option<u64>, Query, description = "1 to 10,000 (default 10)"), ("events" = Option<String>, Query, description = "Event types, comma-separated"), ("identity" = Option<String>, Query, description = "Only events naming this identity"), ("group" = Option<String>, Query, description = "Only events naming this group"), ("Accept" = Option<String>, Header, description = "application/vnd.tenure.records for the records form (followers; no filters)")),
+    responses((status = 200, description = "A page of events: JSON, or in the records form (u32 LE count, then u32 LE length and MessagePack payload per event; the chain hash after the last in Tenure-Chain)"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)")),
     security(("bearer" = []))
 )]
 pub async fn list(
     State(app): State<Arc<App>>,
     _caller: Caller,
+    headers: axum::http::HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let after: u64 = param(&q, "after")?.unwrap_or(0);
@@ -83,6 +154,16 @@ pub async fn list(
     let head = app.store.head();
     if after > head.get() {
         return Err(ScimError::invalid_value(format!("after: position {after} is past the head ({head})")));
+    }
+    let records = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.split(';').next().is_some_and(|t| t.trim() == RECORDS_MEDIA_TYPE)));
+    // The records form serves followers, which replicate the whole log: with a filter the
+    // page is JSON.
+    if records && types.is_none() && !q.contains_key("identity") && !q.contains_key("group") {
+        return records_page(&app, after, head, limit);
     }
     let wanted = |e: &tenure_engine::Event| types.as_ref().is_none_or(|t| t.contains(&e.data.type_name()));
     // The page as JSON text, event by event: up to `limit` events or MAX_PAGE_BYTES (at

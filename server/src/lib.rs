@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use tenure_engine::Store;
 
 pub use auth::{parse_tokens, Deactivate, Scope, Token};
-pub use events::MAX_LIMIT as MAX_EVENTS_LIMIT;
+pub use events::{decode_records, CHAIN_HEADER, MAX_LIMIT as MAX_EVENTS_LIMIT, RECORDS_MEDIA_TYPE};
 pub use users::MAX_COUNT;
 
 /// Bodies larger than this are refused with 413. A request is kept whole as its first

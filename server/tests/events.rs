@@ -54,6 +54,76 @@ fn the_log_as_an_events_api() {
     assert_eq!(s.call_with("GET", &format!("{root}/events"), None, &[]).status, 401);
 }
 
+/// GET with `Accept` set to the records form: status, content type, chain header, bytes.
+fn records(url: &str) -> (u16, String, Option<String>, Vec<u8>) {
+    let r = ureq::get(url)
+        .set("Authorization", &format!("Bearer {}", common::TOKEN))
+        .set("Accept", &format!("{}, application/json;q=0.5", tenure_server::RECORDS_MEDIA_TYPE))
+        .call()
+        .unwrap();
+    let (status, kind) = (r.status(), r.content_type().to_string());
+    let chain = r.header(tenure_server::CHAIN_HEADER).map(str::to_string);
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut bytes).unwrap();
+    (status, kind, chain, bytes)
+}
+
+/// The records form: the same events as the JSON pages, as the log stores them, with the
+/// chain hash after each page's last event; a filter answers JSON; a page cut anywhere
+/// does not decode.
+#[test]
+fn the_records_form_is_the_log_as_stored() {
+    let s = Server::start();
+    for name in ["ann", "ben", "cat", "dan", "eve"] {
+        let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+        assert_eq!(s.call("POST", "/Users", Some(user)).status, 201);
+    }
+    let root = s.base.trim_end_matches("/scim/v2").to_string();
+    let log = s.log();
+    let store = tenure_engine::Store::open_read_only(&s.dir).unwrap();
+    let mut followed = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let (status, kind, chain, bytes) = records(&format!("{root}/events?after={after}&limit=2"));
+        assert_eq!((status, kind.as_str()), (200, tenure_server::RECORDS_MEDIA_TYPE));
+        let page = tenure_server::decode_records(&bytes).unwrap();
+        let Some(last) = page.last().map(|e| e.position) else {
+            assert!(chain.is_none() && bytes == [0, 0, 0, 0]);
+            break;
+        };
+        assert!(page.len() <= 2);
+        assert_eq!(chain.unwrap(), store.chain_hash_at(last).unwrap(), "the chain after position {last}");
+        // Each record is the stored payload, byte for byte.
+        let mut stored = (page.len() as u32).to_le_bytes().to_vec();
+        store
+            .scan_records(page[0].position, last, |_, payload, _| {
+                stored.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+                stored.extend_from_slice(payload);
+                Ok(std::ops::ControlFlow::Continue(()))
+            })
+            .unwrap();
+        assert_eq!(bytes, stored);
+        // Cut anywhere, the page does not decode.
+        for cut in [0, 1, 3, 4, 5, 8, 9, bytes.len() / 2, bytes.len() / 2 + 2, bytes.len() - 1] {
+            assert!(tenure_server::decode_records(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        after = last.get();
+        followed.extend(page);
+    }
+    assert_eq!(followed, log);
+    assert_eq!(store.chain_hash_at(tenure_engine::Position(log.len() as u64)).unwrap(), store.head_hash());
+    // With a filter the page is JSON, whatever was asked.
+    let (status, kind, _, bytes) = records(&format!("{root}/events?events=identity.joined&limit=100"));
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    let page: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 5);
+    // Garbage is not a page: a length past any record, a payload that is not an event.
+    assert!(tenure_server::decode_records(&u32::MAX.to_le_bytes()).unwrap_err().contains("more than any"));
+    assert!(tenure_server::decode_records(&[1, 0, 0, 0, 255, 255, 255, 255]).unwrap_err().contains("more than any"));
+    assert!(tenure_server::decode_records(&[1, 0, 0, 0, 3, 0, 0, 0, 1, 2, 3]).unwrap_err().contains("not a record"));
+    assert!(tenure_server::decode_records(&[0, 0, 0, 0, 7]).unwrap_err().contains("after the page"));
+}
+
 /// Reads server-sent events from a raw connection until `n` ids have come.
 fn read_ids(reader: &mut impl std::io::BufRead, n: usize) -> Vec<u64> {
     let mut ids = Vec::new();

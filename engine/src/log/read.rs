@@ -37,7 +37,7 @@ impl Subscription {
     }
 }
 
-/// Visits the raw payloads of positions `from..=to` (clamped to the published head),
+/// Visits the raw payloads (and chain hashes) of positions `from..=to` (clamped to the published head),
 /// reading the file in large sequential chunks; the one read path of [`Store::scan_raw`]
 /// and of subscriptions.
 ///
@@ -51,7 +51,7 @@ pub(crate) fn scan_shared(
     shared: &Shared,
     from: u64,
     to: u64,
-    mut visit: impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
+    mut visit: impl FnMut(u64, &[u8], &Hash) -> Result<std::ops::ControlFlow<()>>,
 ) -> Result<()> {
     let mut next = from.max(1);
     let mut rebuilt = false;
@@ -74,7 +74,7 @@ pub(crate) fn scan_once(
     shared: &Shared,
     from: u64,
     to: u64,
-    visit: &mut impl FnMut(u64, &[u8]) -> Result<std::ops::ControlFlow<()>>,
+    visit: &mut impl FnMut(u64, &[u8], &Hash) -> Result<std::ops::ControlFlow<()>>,
 ) -> Result<(), (u64, Error)> {
     let (start, end, to) = {
         let offsets = shared.offsets.read().map_err(|_| (from, Error::Closed))?;
@@ -100,7 +100,7 @@ pub(crate) fn scan_once(
         if position == to && rec.end_offset() != end {
             return Err(corrupt("record framing broken"));
         }
-        match visit(position, rec.payload) {
+        match visit(position, rec.payload, &rec.chain) {
             Ok(flow) if flow.is_break() => break,
             Ok(_) => {}
             Err(e) => return Err((position, e)),
@@ -154,7 +154,7 @@ pub(crate) fn chain_at(shared: &Shared, position: u64) -> Result<Hash> {
 
 pub(crate) fn read_shared(shared: &Shared, from: u64, to: u64) -> Result<Vec<Event>> {
     let mut out = Vec::new();
-    scan_shared(shared, from, to, |position, payload| {
+    scan_shared(shared, from, to, |position, payload, _| {
         let event = format::decode_event(payload)
             .map_err(|reason| Error::Corrupt { position, reason: format!("undecodable record: {reason}") })?;
         out.push(event);

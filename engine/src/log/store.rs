@@ -28,6 +28,23 @@ impl Outcome {
     }
 }
 
+/// A replicated batch handed to the writer ([`Store::replicate_start`]).
+#[must_use = "a batch is acknowledged only by its wait"]
+pub struct Replicating {
+    last: Position,
+    reply: Option<mpsc::Receiver<Result<Vec<Outcome>>>>,
+}
+
+impl Replicating {
+    /// Waits until the batch is on the device; returns its last position.
+    pub fn wait(self) -> Result<Position> {
+        if let Some(rx) = self.reply {
+            rx.recv().map_err(|_| Error::Closed)??;
+        }
+        Ok(self.last)
+    }
+}
+
 /// Options of [`Store::open_with`].
 pub struct StoreOptions {
     /// The engine clock, which stamps `recorded_at`. Replaceable for tests.
@@ -144,7 +161,18 @@ impl Store {
     /// idempotency key already recorded, or its record times go back. Returns the new head
     /// once the batch is on the device.
     pub fn replicate(&self, events: Vec<Event>) -> Result<Position> {
-        let Some(first) = events.first().map(|e| e.position.get()) else { return Ok(self.head()) };
+        self.replicate_start(events)?.wait()
+    }
+
+    /// As [`Store::replicate`], but returns once the batch is handed to the writer: the
+    /// next batch can be handed on while this one is written and synced (a follower
+    /// catching up keeps one in flight). The batch is acknowledged, and its events safe,
+    /// only when [`Replicating::wait`] returns; batches are written in the order started,
+    /// and one refused fails its `wait` (the next then fails with [`Error::Conflict`]).
+    pub fn replicate_start(&self, events: Vec<Event>) -> Result<Replicating> {
+        let Some(first) = events.first().map(|e| e.position.get()) else {
+            return Ok(Replicating { last: self.head(), reply: None });
+        };
         for (i, e) in events.iter().enumerate() {
             if e.position.get() != first.saturating_add(i as u64) || first == 0 {
                 let reason = format!(
@@ -178,8 +206,12 @@ impl Store {
             recorded: Some(recorded),
             reply: Reply::Blocking(tx),
         })?;
-        rx.recv().map_err(|_| Error::Closed)??;
-        Ok(last)
+        Ok(Replicating { last, reply: Some(rx) })
+    }
+
+    /// The chain hash (hex) after `position`, which must be published.
+    pub fn chain_hash_at(&self, position: Position) -> Result<String> {
+        Ok(format::hex(&read::chain_at(&self.shared, position.get())?))
     }
 
     /// Validates a batch as [`Store::append`] would, without storing it: the same errors,
@@ -265,7 +297,18 @@ impl Store {
         to: Position,
         mut visit: impl FnMut(Position, &[u8]) -> Result<std::ops::ControlFlow<()>>,
     ) -> Result<()> {
-        scan_shared(&self.shared, from.get(), to.get(), |p, payload| visit(Position(p), payload))
+        scan_shared(&self.shared, from.get(), to.get(), |p, payload, _| visit(Position(p), payload))
+    }
+
+    /// Visits the records of positions `from..=to` as stored: each payload with the chain
+    /// hash that ends its record. What a follower is sent, byte for byte.
+    pub fn scan_records(
+        &self,
+        from: Position,
+        to: Position,
+        mut visit: impl FnMut(Position, &[u8], &crate::chain::Hash) -> Result<std::ops::ControlFlow<()>>,
+    ) -> Result<()> {
+        scan_shared(&self.shared, from.get(), to.get(), |p, payload, chain| visit(Position(p), payload, chain))
     }
 
     /// Positions of the events that name `subject` (as identity, member, owner or group),
@@ -284,7 +327,7 @@ impl Store {
             let shared = &self.shared;
             let chain_at = |position: u64| chain_at(shared, position).ok();
             index.load(&shared.dir, shared.open_head, &chain_at, |from, to, visit| {
-                scan_shared(shared, from, to, |position, payload| {
+                scan_shared(shared, from, to, |position, payload, _| {
                     let event = format::decode_event(payload).map_err(|reason| Error::Corrupt {
                         position,
                         reason: format!("undecodable record: {reason}"),
