@@ -44,8 +44,8 @@ enum Op {
     Remove(usize, usize),
     GGrant(usize, usize, usize),
     GRevoke(usize, usize, usize),
-    Issue(usize, u8),
-    Rotate(usize, u8),
+    Issue(usize, u8, Option<i64>),
+    Rotate(usize, u8, Option<i64>),
     Retract(usize),
 }
 
@@ -70,8 +70,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (g(), i()).prop_map(|(a, b)| Op::Remove(a, b)),
         3 => (g(), r(), p()).prop_map(|(a, b, c)| Op::GGrant(a, b, c)),
         1 => (g(), r(), p()).prop_map(|(a, b, c)| Op::GRevoke(a, b, c)),
-        1 => (i(), 0u8..2).prop_map(|(a, b)| Op::Issue(a, b)),
-        1 => (i(), 0u8..2).prop_map(|(a, b)| Op::Rotate(a, b)),
+        2 => (i(), 0u8..2, proptest::option::of(-2i64..10)).prop_map(|(a, b, c)| Op::Issue(a, b, c)),
+        1 => (i(), 0u8..2, proptest::option::of(-2i64..10)).prop_map(|(a, b, c)| Op::Rotate(a, b, c)),
         2 => (0usize..1000).prop_map(Op::Retract),
     ]
 }
@@ -129,8 +129,12 @@ fn to_event(op: &Op, eff: Timestamp, head: u64) -> Option<NewEvent> {
         Op::Remove(g, i) => EventData::GroupMemberRemoved(Membership { group: gid(g), identity: id(i) }),
         Op::GGrant(g, r, p) => EventData::GroupAccessGranted(GroupAccess { group: gid(g), entitlement: ent(r, p) }),
         Op::GRevoke(g, r, p) => EventData::GroupAccessRevoked(GroupAccess { group: gid(g), entitlement: ent(r, p) }),
-        Op::Issue(i, c) | Op::Rotate(i, c) => {
-            let cred = Credential { identity: id(i), credential: format!("key{c}").as_str().into(), expires_at: None };
+        Op::Issue(i, c, exp) | Op::Rotate(i, c, exp) => {
+            let cred = Credential {
+                identity: id(i),
+                credential: format!("key{c}").as_str().into(),
+                expires_at: exp.map(|d| Timestamp::from_micros(eff.as_micros() + d * DAY)),
+            };
             if matches!(op, Op::Issue(..)) {
                 EventData::CredentialIssued(cred)
             } else {
@@ -196,7 +200,7 @@ fn from_index(vias: &[Via]) -> Vec<OVia> {
 }
 
 fn check(stream: &[(Op, i64, Option<usize>)], probes: &[(i64, u64, i64)]) -> Result<(), TestCaseError> {
-    let (_dir, log) = build(stream);
+    let (dir, log) = build(stream);
     let mut index = AccessIndex::new();
     for e in &log {
         index.apply(e);
@@ -293,6 +297,73 @@ fn check(stream: &[(Op, i64, Option<usize>)], probes: &[(i64, u64, i64)]) -> Res
                 .map(|a| (a.position, serde_json::to_value(a.kind).unwrap().as_str().unwrap().to_string()))
                 .collect();
             prop_assert_eq!(&got, &want, "anomalies as of {} (split {})", r, split);
+        }
+        // The reports: leavers (whole and in a window) and non-human identities.
+        let store = Store::open_read_only(dir.path()).unwrap();
+        let to_map = |held: &[tenure::projections::Held]| -> BTreeMap<Entitlement, Vec<OVia>> {
+            held.iter().map(|h| (Entitlement::new(&h.resource, &h.permission), from_index(&h.via))).collect()
+        };
+        let want = oracle::leavers(&log, r);
+        let t2 = day(t_day + 1 + len);
+        let want_window: Vec<_> =
+            want.iter().filter(|x| t.as_micros() <= x.2 && x.2 < t2.as_micros()).cloned().collect();
+        for idx in all {
+            for (window, want) in [(None, &want), (Some((t, t2)), &want_window)] {
+                let report = idx.leavers(window, as_of, &store).unwrap();
+                let got: Vec<oracle::Leave> = report
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        let after = row
+                            .believed_after
+                            .iter()
+                            .map(|b| (Entitlement::new(&b.resource, &b.permission), from_index(&b.via)))
+                            .collect();
+                        (
+                            row.identity.clone(),
+                            row.position,
+                            row.effective_at.as_micros(),
+                            row.recorded_at.as_micros(),
+                            to_map(&row.held_before),
+                            after,
+                        )
+                    })
+                    .collect();
+                prop_assert_eq!(&got, want, "leavers as of {} in {:?} (split {})", r, window, split);
+                prop_assert_eq!(report.overall.map_or(0, |o| o.count), want.len());
+            }
+            let max_age = len * DAY;
+            let report = idx.nhi(t, as_of, max_age).unwrap();
+            let got: Vec<oracle::Orphan> = report
+                .services
+                .iter()
+                .map(|s| {
+                    (
+                        s.service.clone(),
+                        s.owner.clone(),
+                        s.owner_state.as_deref().map(|x| match x {
+                            "absent" => "absent",
+                            "suspended" => "suspended",
+                            _ => "left",
+                        }),
+                        s.orphaned_since.map(|x| x.as_micros()),
+                        s.ended_by,
+                    )
+                })
+                .collect();
+            let want_services = oracle::orphaned_services(&log, t.as_micros(), r);
+            prop_assert_eq!(&got, &want_services, "nhi services at day {} as of {} (split {})", t_day, r, split);
+            for s in &report.services {
+                let known = s.ended_by.map(|p| log[p as usize - 1].recorded_at);
+                prop_assert_eq!(s.known_since, known);
+            }
+            let got: std::collections::BTreeSet<(String, String, &'static str, u64)> = report
+                .credentials
+                .iter()
+                .map(|c| (c.identity.clone(), c.credential.clone(), c.finding, c.issued_by))
+                .collect();
+            let want_creds = oracle::credential_findings(&log, t.as_micros(), r, max_age);
+            prop_assert_eq!(&got, &want_creds, "nhi credentials at day {} as of {} (split {})", t_day, r, split);
         }
         // As known at a recorded time: the same position either way.
         for idx in all {

@@ -110,7 +110,7 @@ pub fn load_index(store: &Store) -> Result<&'static AccessIndex, CliError> {
 /// Asks `query` of the index. A part of the index file found damaged on the way (every
 /// part is checked before it is believed) is never believed: the index is rebuilt from
 /// the log, said on stderr, and the query asked again.
-fn ask<T>(
+pub(crate) fn ask<T>(
     store: &Store,
     index: &mut &'static AccessIndex,
     query: impl Fn(&AccessIndex) -> Result<T, QueryError>,
@@ -126,7 +126,7 @@ fn ask<T>(
 }
 
 /// `--as-of` a position past the head is a mistake, not the head: say so.
-fn check_known(index: &AccessIndex, known: Known) -> Result<(), CliError> {
+pub(crate) fn check_known(index: &AccessIndex, known: Known) -> Result<(), CliError> {
     match known.as_of {
         Some(AsOf::Position(p)) if p > index.head().get() => Err(CliError::input(format!(
             "--as-of {p}: the log has {} positions (as known at a position, it must be one of them)",
@@ -136,7 +136,7 @@ fn check_known(index: &AccessIndex, known: Known) -> Result<(), CliError> {
     }
 }
 
-fn as_of(known: Known) -> AsOf {
+pub(crate) fn as_of(known: Known) -> AsOf {
     known.as_of.unwrap_or(AsOf::Head)
 }
 
@@ -146,7 +146,12 @@ fn print_json(out: &mut impl Write, value: &serde_json::Value) -> Result<(), Cli
     Ok(())
 }
 
-fn emit(out: &mut impl Write, format: Format, json: serde_json::Value, table: Table) -> Result<(), CliError> {
+pub(crate) fn emit(
+    out: &mut impl Write,
+    format: Format,
+    json: serde_json::Value,
+    table: Table,
+) -> Result<(), CliError> {
     if format.json {
         print_json(out, &json)
     } else if format.csv {
@@ -156,7 +161,7 @@ fn emit(out: &mut impl Write, format: Format, json: serde_json::Value, table: Ta
     }
 }
 
-fn as_of_line(index: &AccessIndex, known: Known) -> String {
+pub(crate) fn as_of_line(index: &AccessIndex, known: Known) -> String {
     let r = index.resolve(as_of(known));
     if r == index.head().get() {
         format!("as known at position {r} (the head)")
@@ -405,6 +410,11 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 }
             }
             Ok(0)
+        }
+        Command::Report { report } => {
+            let store = open_existing(&data("tenure-data"))?;
+            let index = load_index(&store)?;
+            crate::report::run(report, &store, index, &mut out)
         }
         Command::Anomalies { known, format } => {
             let store = open_existing(&data("tenure-data"))?;

@@ -13,6 +13,7 @@ mod commands;
 mod demo;
 mod ingest;
 mod output;
+mod report;
 mod serve;
 mod sync;
 
@@ -57,6 +58,53 @@ pub struct Format {
     /// `direct:GRANT` or `group:NAME:MEMBERSHIP:GRANT`, joined by `;`.
     #[arg(long)]
     pub csv: bool,
+}
+
+/// The reports of `tenure report`.
+#[derive(Subcommand, Debug)]
+pub enum Report {
+    /// One row per leave: its lag, what the leaver held just before it, and what the
+    /// records still showed held after it until the leave was recorded.
+    ///
+    /// The lag is recorded minus effective time (negative for a leave recorded ahead of
+    /// its date); "believed after" is the access that, as known just before the leave
+    /// was recorded, was held at some time between the effective leave and its
+    /// recording. Summaries: count, median, p90 and worst lag, per source.
+    Leavers {
+        /// Only leaves effective at or after T1.
+        #[arg(long, value_name = "T1", value_parser = parse_time)]
+        from: Option<Timestamp>,
+        /// Only leaves effective before T2.
+        #[arg(long, value_name = "T2", value_parser = parse_time)]
+        to: Option<Timestamp>,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Services whose owner is not active (since when, and since when the records knew
+    /// it), services without an owner, and credentials expired or not rotated.
+    Nhi {
+        /// The instant asked about (default: now).
+        #[arg(long, value_name = "T", value_parser = parse_time)]
+        at: Option<Timestamp>,
+        /// A credential not issued or rotated within this long before T is listed
+        /// (`90d`, `12h`, `2w`).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "90d")]
+        max_age: i64,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Event lag (recorded minus effective time) per source and type: count, median,
+    /// p90 and worst.
+    Lag {
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
 }
 
 /// The knowledge point of a query.
@@ -290,6 +338,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Governance reports: leaver compliance, non-human identities, event lag.
+    ///
+    /// Each is a query like the others (docs/semantics.md, "Reports"): at an effective
+    /// time, as known at R (`--as-of`), every row with the positions behind it.
+    Report {
+        #[command(subcommand)]
+        report: Report,
+    },
     /// Events the fold found meaningless (a grant to a leaver, a double join, ...).
     Anomalies {
         #[command(flatten)]
@@ -420,7 +476,7 @@ pub enum Command {
     },
 }
 
-pub use tenure_projections::answers::{parse_as_of, parse_time, parse_window};
+pub use tenure_projections::answers::{parse_as_of, parse_duration, parse_time, parse_window};
 
 /// An error for the user: one sentence, and the exit code.
 #[derive(Debug)]

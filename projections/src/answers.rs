@@ -109,3 +109,37 @@ pub fn verify(report: &tenure_engine::VerifyReport, derived: &[(String, String)]
         "acknowledged": report.acknowledged, "torn_tail": torn, "derived": derived,
     })
 }
+
+/// A duration: a number and a unit, `s`, `m`, `h`, `d` or `w` (`90d`, `12h`); µs.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let text = s.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (n, unit) = text.split_at(split);
+    let unit_us: i64 = match unit {
+        "s" => 1_000_000,
+        "m" => 60_000_000,
+        "h" => 3_600_000_000,
+        "d" => 86_400_000_000,
+        "w" => 604_800_000_000,
+        _ => return Err(format!("'{s}' is not a duration (a number and s, m, h, d or w: 90d)")),
+    };
+    n.parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_us))
+        .ok_or_else(|| format!("'{s}' is not a duration (a number and s, m, h, d or w: 90d)"))
+}
+
+/// `report leavers`.
+pub fn leavers(report: &crate::reports::Leavers) -> Value {
+    serde_json::to_value(report).unwrap_or(Value::Null)
+}
+
+/// `report nhi`.
+pub fn nhi(report: &crate::reports::Nhi) -> Value {
+    serde_json::to_value(report).unwrap_or(Value::Null)
+}
+
+/// `report lag`: the event lag per source and type, as known at `as_of`.
+pub fn lag(as_of: u64, rows: &[crate::reports::LagRow]) -> Value {
+    json!({"as_of": as_of, "rows": rows})
+}

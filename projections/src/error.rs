@@ -29,6 +29,9 @@ pub enum QueryError {
     EmptyWindow { from: Timestamp, to: Timestamp },
     #[error(transparent)]
     Corrupt(#[from] CorruptIndex),
+    /// A report that reads the log besides the index (a leave's source) could not.
+    #[error("reading the log: {0}")]
+    Log(String),
 }
 
 #[derive(Debug, thiserror::Error)]

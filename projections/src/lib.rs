@@ -29,6 +29,7 @@ mod persist;
 pub mod projection;
 pub mod query;
 mod recorded;
+pub mod reports;
 mod runner;
 mod runs;
 pub mod view;

@@ -284,3 +284,68 @@ pub async fn verify(State(app): State<Arc<App>>, _a: Auditor) -> Result<Response
     }
     Ok(reply(answers::verify(&report, &derived)))
 }
+
+#[utoipa::path(
+    operation_id = "report_leavers",
+    get,
+    path = "/v1/reports/leavers",
+    tag = "Reports",
+    description = "Leaver compliance: one row per leave, its lag, what was held before and believed held after (tenure report leavers --json).",
+    params(("from" = Option<String>, Query, description = "Leaves effective at or after this time"), ("to" = Option<String>, Query, description = "Leaves effective before this time"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The report"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
+pub async fn report_leavers(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let r = as_of(&q, &index)?;
+    let window = match (time(&q, "from")?, time(&q, "to")?) {
+        (None, None) => None,
+        (a, b) => {
+            let (a, b) = (a.unwrap_or(Timestamp::from_micros(i64::MIN)), b.unwrap_or(Timestamp::MAX));
+            if a >= b {
+                return Err(bad("from must be before to"));
+            }
+            Some((a, b))
+        }
+    };
+    let report = index.leavers(window, r, &app.store)?;
+    Ok(reply(answers::leavers(&report)))
+}
+
+#[utoipa::path(
+    operation_id = "report_nhi",
+    get,
+    path = "/v1/reports/nhi",
+    tag = "Reports",
+    description = "Non-human identities: services whose owner is not active, services without an owner, credentials expired or not rotated (tenure report nhi --json).",
+    params(("at" = Option<String>, Query, description = "A time (default now)"), ("max_age" = Option<String>, Query, description = "A duration such as 90d (default 90d)"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The report"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
+pub async fn report_nhi(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let (at, r) = (time(&q, "at")?.unwrap_or_else(Timestamp::now), as_of(&q, &index)?);
+    let max_age = match q.get("max_age") {
+        Some(v) => answers::parse_duration(v).map_err(|e| bad(format!("max_age: {e}")))?,
+        None => 90 * 86_400_000_000,
+    };
+    let report = index.nhi(at, r, max_age)?;
+    Ok(reply(answers::nhi(&report)))
+}
+
+#[utoipa::path(
+    operation_id = "report_lag",
+    get,
+    path = "/v1/reports/lag",
+    tag = "Reports",
+    description = "Event lag (recorded minus effective) per source and type (tenure report lag --json).",
+    params(("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The report"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
+pub async fn report_lag(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let r = index.resolve(as_of(&q, &index)?);
+    let rows = tenure_projections::reports::event_lag(&app.store, r)?;
+    Ok(reply(answers::lag(r, &rows)))
+}

@@ -35,8 +35,16 @@ pub struct Ident {
     pub grants: HashMap<Entitlement, (u64, Option<i64>)>,
     /// group → membership position
     pub memberships: HashMap<String, u64>,
-    /// credential → live
-    pub credentials: HashMap<String, bool>,
+    /// The credentials held: name → (issued at, issued by, last rotated at, expires at).
+    pub credentials: HashMap<String, Cred>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cred {
+    pub issued_at: i64,
+    pub issued_by: u64,
+    pub rotated_at: Option<i64>,
+    pub expires: Option<i64>,
 }
 
 #[derive(Default, Clone)]
@@ -121,6 +129,7 @@ fn apply(w: &mut World, e: &Event, now: i64) {
                     if st == St::Left {
                         i.grants.clear();
                         i.memberships.clear();
+                        i.credentials.clear();
                     }
                 }
                 None => anomaly(w, "transition"),
@@ -229,18 +238,28 @@ fn apply(w: &mut World, e: &Event, now: i64) {
         EventData::CredentialIssued(c) => {
             if joined(w, c.identity.as_str()) {
                 let i = w.idents.entry(c.identity.0.clone()).or_default();
-                i.credentials.insert(c.credential.0.clone(), true);
+                let expires = c.expires_at.map(|x| x.as_micros());
+                // Issued again while held: renewed (its last rotation kept).
+                let rotated_at = i.credentials.get(c.credential.as_str()).and_then(|k| k.rotated_at);
+                i.credentials
+                    .insert(c.credential.0.clone(), Cred { issued_at: now, issued_by: pos, rotated_at, expires });
             } else {
                 anomaly(w, "not_joined");
             }
         }
         EventData::CredentialRotated(c) | EventData::CredentialRevoked(c) => {
             let i = w.idents.entry(c.identity.0.clone()).or_default();
-            let live = i.credentials.get(c.credential.as_str()).copied().unwrap_or(false);
-            if !live {
-                anomaly(w, "not_held");
-            } else if matches!(e.data, EventData::CredentialRevoked(_)) {
-                i.credentials.insert(c.credential.0.clone(), false);
+            match i.credentials.get_mut(c.credential.as_str()) {
+                None => anomaly(w, "not_held"),
+                Some(_) if matches!(e.data, EventData::CredentialRevoked(_)) => {
+                    i.credentials.remove(c.credential.as_str());
+                }
+                Some(k) => {
+                    k.rotated_at = Some(now);
+                    if let Some(x) = c.expires_at {
+                        k.expires = Some(x.as_micros());
+                    }
+                }
             }
         }
         EventData::EventRetracted(_) => {}
@@ -336,4 +355,161 @@ pub fn holders_during(
 /// Every anomaly of the log as known at `r`.
 pub fn anomalies(log: &[Event], r: u64) -> BTreeSet<(u64, &'static str)> {
     world(log, r, i64::MAX).anomalies
+}
+
+/// The lifecycle state machine of rule 3 alone: the next state, or `None` when the event
+/// is not a transition (or not a lifecycle event).
+fn transition(data: &EventData, from: Option<St>) -> Option<Option<St>> {
+    match (data, from) {
+        (EventData::IdentityJoined(_), None) => Some(Some(St::Active)),
+        (EventData::IdentitySuspended(_), Some(St::Active)) => Some(Some(St::Suspended)),
+        (EventData::IdentityReactivated(_), Some(St::Suspended)) => Some(Some(St::Active)),
+        (EventData::IdentityLeft(_), Some(St::Active | St::Suspended)) => Some(Some(St::Left)),
+        (EventData::IdentityRejoined(_), Some(St::Left)) => Some(Some(St::Active)),
+        _ => None,
+    }
+}
+
+fn lifecycle_identity(data: &EventData) -> Option<&str> {
+    match data {
+        EventData::IdentityJoined(j) => Some(j.identity.as_str()),
+        EventData::IdentitySuspended(s) | EventData::IdentityReactivated(s) | EventData::IdentityLeft(s) => {
+            Some(s.identity.as_str())
+        }
+        EventData::IdentityRejoined(r) => Some(r.identity.as_str()),
+        _ => None,
+    }
+}
+
+/// Access of `id` at some instant of `[t1, t2)` as known at `r`: entitlement → every reason.
+pub fn access_during(log: &[Event], id: &str, t1: i64, t2: i64, r: u64) -> BTreeMap<Entitlement, Vec<OVia>> {
+    let mut instants = BTreeSet::from([t1]);
+    for e in log {
+        let mut add = |x: i64| {
+            if t1 < x && x < t2 {
+                instants.insert(x);
+            }
+        };
+        add(e.effective_at.as_micros());
+        if let EventData::AccessGranted(g) = &e.data {
+            if let Some(x) = g.expires_at {
+                add(x.as_micros());
+            }
+        }
+    }
+    let mut out: BTreeMap<Entitlement, Vec<OVia>> = BTreeMap::new();
+    for t in instants {
+        for (ent, via) in access(log, id, t, r) {
+            let slot = out.entry(ent).or_default();
+            slot.extend(via);
+            slot.sort();
+            slot.dedup();
+        }
+    }
+    out
+}
+
+/// One leave of the leavers report: identity, position, effective time (µs), recorded
+/// time (µs), held just before, believed held after (as known at position − 1, during
+/// `[effective, recorded)`).
+pub type Leave = (String, u64, i64, i64, BTreeMap<Entitlement, Vec<OVia>>, BTreeMap<Entitlement, Vec<OVia>>);
+
+/// Every `identity.left` that makes its transition in the fold as known at `r`.
+pub fn leavers(log: &[Event], r: u64) -> Vec<Leave> {
+    let mut states: HashMap<String, Option<St>> = HashMap::new();
+    let mut out = Vec::new();
+    for e in known_at(log, r) {
+        let Some(id) = lifecycle_identity(&e.data) else { continue };
+        let state = states.entry(id.to_string()).or_default();
+        let Some(next) = transition(&e.data, *state) else { continue };
+        *state = next;
+        if matches!(e.data, EventData::IdentityLeft(_)) {
+            let (p, l, rec) = (e.position.get(), e.effective_at.as_micros(), e.recorded_at.as_micros());
+            let before = access(log, id, l - 1, r);
+            let after = if rec > l { access_during(log, id, l, rec, p - 1) } else { BTreeMap::new() };
+            out.push((id.to_string(), p, l, rec, before, after));
+        }
+    }
+    out.sort_by_key(|x| (x.2, x.1));
+    out
+}
+
+/// A service row of the non-human identities report: (service, owner, owner's state,
+/// orphaned since (µs), the event that ended the owner's activity then).
+pub type Orphan = (String, Option<String>, Option<&'static str>, Option<i64>, Option<u64>);
+
+/// Services active or suspended at `t` (as known at `r`) whose owner at `t` is not active.
+pub fn orphaned_services(log: &[Event], t: i64, r: u64) -> Vec<Orphan> {
+    let w = world(log, r, t);
+    let mut out = Vec::new();
+    for (name, i) in &w.idents {
+        if i.kind != Some(IdentityKind::Service) || !matches!(i.state, Some(St::Active | St::Suspended)) {
+            continue;
+        }
+        let Some(owner) = &i.owner else {
+            out.push((name.clone(), None, None, None, None));
+            continue;
+        };
+        let owner_state = w.idents.get(owner).and_then(|o| o.state);
+        if owner_state == Some(St::Active) {
+            continue;
+        }
+        // Instant by instant: the owner's state after all the events of each instant; the
+        // activity that ended last, and the first event of its instant that ended it.
+        let known = known_at(log, r);
+        let mut state: Option<St> = None;
+        let mut ended: Option<(i64, u64)> = None;
+        let mut k = 0;
+        while k < known.len() && known[k].effective_at.as_micros() <= t {
+            let s = known[k].effective_at.as_micros();
+            let before = state == Some(St::Active);
+            let mut first_end = None;
+            while k < known.len() && known[k].effective_at.as_micros() == s {
+                let e = known[k];
+                if lifecycle_identity(&e.data) == Some(owner.as_str()) {
+                    if let Some(next) = transition(&e.data, state) {
+                        if state == Some(St::Active) && next != Some(St::Active) && first_end.is_none() {
+                            first_end = Some(e.position.get());
+                        }
+                        state = next;
+                    }
+                }
+                k += 1;
+            }
+            if before && state != Some(St::Active) {
+                ended = first_end.map(|p| (s, p));
+            }
+        }
+        let label = match owner_state {
+            None => "absent",
+            Some(St::Suspended) => "suspended",
+            Some(St::Left) => "left",
+            Some(St::Active) => unreachable!(),
+        };
+        out.push((name.clone(), Some(owner.clone()), Some(label), ended.map(|x| x.0), ended.map(|x| x.1)));
+    }
+    out
+}
+
+/// Credentials held at `t` (as known at `r`) that are expired, or not issued or rotated
+/// since `t - max_age`: (identity, credential, finding, issued by).
+pub fn credential_findings(
+    log: &[Event],
+    t: i64,
+    r: u64,
+    max_age: i64,
+) -> BTreeSet<(String, String, &'static str, u64)> {
+    let w = world(log, r, t);
+    let mut out = BTreeSet::new();
+    for (name, i) in &w.idents {
+        for (c, k) in &i.credentials {
+            if k.expires.is_some_and(|x| x <= t) {
+                out.insert((name.clone(), c.clone(), "expired", k.issued_by));
+            }
+            if k.rotated_at.map_or(k.issued_at, |x| x.max(k.issued_at)) < t - max_age {
+                out.insert((name.clone(), c.clone(), "not_rotated", k.issued_by));
+            }
+        }
+    }
+    out
 }

@@ -112,8 +112,13 @@ pub fn fold_identity_with(
                 IdOp::Left => {
                     if joined {
                         set_state(&mut fold, &mut state, State::Left, t, pos);
+                        fold.leaves.push((t, pos));
                         grants.end_where(&mut fold.grants, t, pos, |_| true);
                         members.end_where(&mut fold.memberships, t, pos, |_| true);
+                        // A leave ends the credentials too (a rehire starts with none).
+                        for c in fold.credentials.iter_mut().filter(|c| c.revoked_at.is_none()) {
+                            c.revoked_at = Some(t);
+                        }
                     } else {
                         anomaly(&mut fold, AnomalyKind::Transition);
                     }

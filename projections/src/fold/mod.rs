@@ -81,6 +81,7 @@ pub struct CredentialState {
     pub issued_by: u64,
     pub last_rotated_at: Option<i64>,
     pub expires: i64,
+    /// When it was revoked, or ended by the identity's leave.
     pub revoked_at: Option<i64>,
 }
 
@@ -134,6 +135,9 @@ pub struct IdentityFold {
     pub profile: Vec<ProfileVersion>,
     pub credentials: Vec<CredentialState>,
     pub anomalies: Vec<Anomaly>,
+    /// Every leave that made its transition: (effective µs, position), in fold order.
+    /// A leave undone at the same instant (a rehire) has no status span but is here.
+    pub leaves: Vec<(i64, u64)>,
 }
 
 impl IdentityFold {

@@ -177,7 +177,7 @@ impl<'a> Groups<'a> {
 }
 
 /// Per entitlement id, the sorted reasons it is held.
-type AccessSet = BTreeMap<u32, Vec<Via>>;
+pub(crate) type AccessSet = BTreeMap<u32, Vec<Via>>;
 
 fn to_ts(t: i64) -> Timestamp {
     Timestamp::from_micros(t)
@@ -215,7 +215,7 @@ impl AccessIndex {
     }
 
     /// The access of a folded identity at `t`, restricted to `only` when given.
-    pub(super) fn access_of(
+    pub(crate) fn access_of(
         &self,
         fold: &IdentityFold,
         t: i64,
@@ -246,7 +246,7 @@ impl AccessIndex {
         out
     }
 
-    pub(super) fn held(&self, set: AccessSet) -> Vec<Held> {
+    pub(crate) fn held(&self, set: AccessSet) -> Vec<Held> {
         let mut out: Vec<Held> = set
             .into_iter()
             .map(|(ent, via)| {

@@ -1,0 +1,181 @@
+//! `tenure report ...`: the governance reports of `tenure_projections::reports`, as a
+//! table, CSV or JSON (the audit API's `/v1/reports/...` answers the same JSON).
+
+use crate::commands::{as_of, as_of_line, ask, check_known, emit};
+use crate::output::{date, vias, vias_csv, Table};
+use crate::{CliError, Report};
+use std::io::Write;
+use tenure_engine::{Store, Timestamp};
+use tenure_projections::reports::{event_lag, LagSummary};
+use tenure_projections::{answers, AccessIndex};
+
+/// Seconds as a person reads them: `3d 4h`, `5h 2m`, `40s`, with a sign.
+pub fn span(seconds: f64) -> String {
+    let sign = if seconds < 0.0 { "-" } else { "" };
+    let s = seconds.abs().round() as u64;
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60);
+    let text = match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m {}s", s % 60),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    };
+    format!("{sign}{text}")
+}
+
+fn summary_line(name: &str, s: &LagSummary) -> String {
+    format!(
+        "  {name}: {} leaves, lag median {}, p90 {}, worst {}",
+        s.count,
+        span(s.median_seconds),
+        span(s.p90_seconds),
+        span(s.worst_seconds)
+    )
+}
+
+pub fn run(
+    report: Report,
+    store: &Store,
+    mut index: &'static AccessIndex,
+    out: &mut dyn Write,
+) -> Result<i32, CliError> {
+    let mut out = out;
+    match report {
+        Report::Leavers { from, to, known, format } => {
+            check_known(index, known)?;
+            let window = match (from, to) {
+                (None, None) => None,
+                (a, b) => {
+                    let (a, b) = (a.unwrap_or(Timestamp::from_micros(i64::MIN)), b.unwrap_or(Timestamp::MAX));
+                    if a >= b {
+                        return Err(CliError::input("--from must be before --to"));
+                    }
+                    Some((a, b))
+                }
+            };
+            let report = ask(store, &mut index, |i| i.leavers(window, as_of(known), store))?;
+            let list = |held: Vec<String>| if held.is_empty() { "-".to_string() } else { held.join("; ") };
+            let mut table = Table::new(vec![
+                "IDENTITY",
+                "LEFT",
+                "RECORDED",
+                "LAG",
+                "SOURCE",
+                "POSITION",
+                "HELD BEFORE",
+                "BELIEVED AFTER",
+            ]);
+            for row in &report.rows {
+                let held: Vec<String> = row
+                    .held_before
+                    .iter()
+                    .map(|h| {
+                        let why = if format.csv { vias_csv(&h.via) } else { vias(&h.via) };
+                        format!("{}#{} ({why})", h.resource, h.permission)
+                    })
+                    .collect();
+                let believed: Vec<String> = row
+                    .believed_after
+                    .iter()
+                    .map(|b| format!("{}#{} until {}", b.resource, b.permission, date(b.to)))
+                    .collect();
+                table.row(vec![
+                    row.identity.clone(),
+                    date(row.effective_at),
+                    date(row.recorded_at),
+                    if format.csv { row.lag_seconds.to_string() } else { span(row.lag_seconds) },
+                    row.source.clone().unwrap_or_else(|| "-".into()),
+                    row.position.to_string(),
+                    list(held),
+                    list(believed),
+                ]);
+            }
+            if !format.json && !format.csv {
+                writeln!(out, "{} leaves, {}:", report.rows.len(), as_of_line(index, known))?;
+            }
+            let json = answers::leavers(&report);
+            emit(&mut out, format, json, table)?;
+            if !format.json && !format.csv {
+                if let Some(all) = &report.overall {
+                    writeln!(out, "lag:")?;
+                    writeln!(out, "{}", summary_line("all sources", all))?;
+                    for (source, s) in &report.by_source {
+                        writeln!(out, "{}", summary_line(source, s))?;
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Report::Nhi { at, max_age, known, format } => {
+            check_known(index, known)?;
+            let at = at.unwrap_or_else(Timestamp::now);
+            let report = ask(store, &mut index, |i| i.nhi(at, as_of(known), max_age))?;
+            let mut table = Table::new(vec!["FINDING", "IDENTITY", "OF", "SINCE", "KNOWN SINCE", "POSITION"]);
+            let when = |t: Option<Timestamp>| t.map_or_else(|| "-".to_string(), date);
+            for s in &report.services {
+                let finding = match s.owner_state.as_deref() {
+                    None => "no owner".to_string(),
+                    Some(state) => format!("owner {state}"),
+                };
+                table.row(vec![
+                    finding,
+                    s.service.clone(),
+                    s.owner.clone().unwrap_or_else(|| "-".into()),
+                    when(s.orphaned_since),
+                    when(s.known_since),
+                    s.ended_by.map_or_else(|| s.profile_since.to_string(), |p| p.to_string()),
+                ]);
+            }
+            for c in &report.credentials {
+                let since = match c.finding {
+                    "expired" => c.expires_at,
+                    _ => Some(c.last_rotated_at.map_or(c.issued_at, |r| r.max(c.issued_at))),
+                };
+                table.row(vec![
+                    c.finding.replace('_', " "),
+                    c.identity.clone(),
+                    c.credential.clone(),
+                    when(since),
+                    "-".into(),
+                    c.issued_by.to_string(),
+                ]);
+            }
+            if !format.json && !format.csv {
+                writeln!(
+                    out,
+                    "non-human identities at {}, {} (credentials older than {}):",
+                    date(at),
+                    as_of_line(index, known),
+                    span(report.max_age_seconds)
+                )?;
+                if table.is_empty() {
+                    writeln!(out, "nothing to report")?;
+                    return Ok(0);
+                }
+            }
+            emit(&mut out, format, answers::nhi(&report), table).map(|()| 0)
+        }
+        Report::Lag { known, format } => {
+            check_known(index, known)?;
+            let r = index.resolve(as_of(known));
+            let rows = event_lag(store, r)?;
+            let mut table = Table::new(vec!["SOURCE", "TYPE", "EVENTS", "MEDIAN", "P90", "WORST"]);
+            for row in &rows {
+                let s = &row.summary;
+                let show = |x: f64| if format.csv { x.to_string() } else { span(x) };
+                table.row(vec![
+                    row.source.clone(),
+                    row.event_type.to_string(),
+                    s.count.to_string(),
+                    show(s.median_seconds),
+                    show(s.p90_seconds),
+                    show(s.worst_seconds),
+                ]);
+            }
+            if !format.json && !format.csv {
+                writeln!(out, "event lag (recorded minus effective), {}:", as_of_line(index, known))?;
+            }
+            emit(&mut out, format, answers::lag(r, &rows), table).map(|()| 0)
+        }
+    }
+}

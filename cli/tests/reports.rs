@@ -1,0 +1,171 @@
+//! `tenure report ...` on a small hand-built organisation whose answers are written here,
+//! as a table, CSV and JSON, and the same JSON from the audit API (`/v1/reports/...`).
+
+mod common;
+use serde_json::{json, Value};
+use std::path::Path;
+
+const AUDIT: &str = "audit-token-0123456789abc";
+
+/// Alice (in group eng, which grants db#read; directly vault#admin) and Bob; a service
+/// owned by Bob with a key expiring 2024-03-01. Bob leaves 2024-02-01 (position 9), Alice
+/// 2024-03-01 (position 10).
+const ORG: &str = r#"{"type":"identity.joined","effective_at":"2024-01-01T00:00:00Z","source":"hr","source_event_id":"1","data":{"identity":"alice","kind":"human","attributes":{}}}
+{"type":"identity.joined","effective_at":"2024-01-01T00:00:00Z","source":"hr","source_event_id":"2","data":{"identity":"bob","kind":"human","attributes":{}}}
+{"type":"group.created","effective_at":"2024-01-01T00:00:00Z","source":"okta","source_event_id":"3","data":{"group":"eng"}}
+{"type":"group.access_granted","effective_at":"2024-01-01T00:00:00Z","source":"okta","source_event_id":"4","data":{"group":"eng","entitlement":{"resource":"db","permission":"read"}}}
+{"type":"group.member_added","effective_at":"2024-01-02T00:00:00Z","source":"okta","source_event_id":"5","data":{"group":"eng","identity":"alice"}}
+{"type":"access.granted","effective_at":"2024-01-03T00:00:00Z","source":"okta","source_event_id":"6","data":{"identity":"alice","entitlement":{"resource":"vault","permission":"admin"},"approver":"carol"}}
+{"type":"identity.joined","effective_at":"2024-01-05T00:00:00Z","source":"okta","source_event_id":"7","data":{"identity":"svc","kind":"service","owner":"bob","attributes":{}}}
+{"type":"credential.issued","effective_at":"2024-01-05T00:00:00Z","source":"okta","source_event_id":"8","data":{"identity":"svc","credential":"key1","expires_at":"2024-03-01T00:00:00Z"}}
+{"type":"identity.left","effective_at":"2024-02-01T00:00:00Z","source":"hr","source_event_id":"9","data":{"identity":"bob"}}
+{"type":"identity.left","effective_at":"2024-03-01T00:00:00Z","source":"hr","source_event_id":"10","data":{"identity":"alice"}}
+"#;
+
+fn json_of(data: &Path, args: &[&str]) -> Value {
+    let o = common::tenure(data, args);
+    assert!(o.status.success(), "{args:?}: {}", common::stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn store(dir: &Path) -> (std::path::PathBuf, Vec<Value>) {
+    let file = dir.join("org.jsonl");
+    std::fs::write(&file, ORG).unwrap();
+    let data = dir.join("store");
+    let o = common::tenure(&data, &["ingest", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let log = common::tenure(&data, &["log", "--json"]);
+    let events = common::stdout(&log).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (data, events)
+}
+
+#[test]
+fn leavers_nhi_and_lag_on_a_small_organisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = store(dir.path());
+    let recorded = |p: usize| log[p - 1]["recorded_at"].clone();
+
+    let report = json_of(&data, &["report", "leavers", "--json"]);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{report:#}");
+    // Bob held nothing; no one believed he did.
+    assert_eq!(rows[0]["identity"], "bob");
+    assert_eq!(rows[0]["position"], 9);
+    assert_eq!(rows[0]["source"], "hr");
+    assert_eq!(rows[0]["held_before"], json!([]));
+    assert_eq!(rows[0]["believed_after"], json!([]));
+    // Alice held db#read through eng and vault#admin directly, and the records showed both
+    // held from her leave until it was recorded.
+    assert_eq!(rows[1]["identity"], "alice");
+    assert_eq!(rows[1]["position"], 10);
+    assert_eq!(rows[1]["effective_at"], "2024-03-01T00:00:00Z");
+    assert_eq!(rows[1]["recorded_at"], recorded(10));
+    assert_eq!(
+        rows[1]["held_before"],
+        json!([
+            {"resource": "db", "permission": "read", "via": [{"kind": "group", "group": "eng", "membership": 5, "grant": 4}]},
+            {"resource": "vault", "permission": "admin", "via": [{"kind": "direct", "grant": 6}]},
+        ])
+    );
+    assert_eq!(
+        rows[1]["believed_after"],
+        json!([
+            {"resource": "db", "permission": "read", "via": [{"kind": "group", "group": "eng", "membership": 5, "grant": 4}], "from": "2024-03-01T00:00:00Z", "to": recorded(10)},
+            {"resource": "vault", "permission": "admin", "via": [{"kind": "direct", "grant": 6}], "from": "2024-03-01T00:00:00Z", "to": recorded(10)},
+        ])
+    );
+    let lag = |p: usize| {
+        let t = |v: &Value| tenure_engine::Timestamp::parse_rfc3339(v.as_str().unwrap()).unwrap().as_micros();
+        (t(&log[p - 1]["recorded_at"]) - t(&log[p - 1]["effective_at"])) as f64 / 1e6
+    };
+    assert_eq!(rows[1]["lag_seconds"].as_f64().unwrap(), lag(10));
+    assert_eq!(report["by_source"]["hr"]["count"], 2);
+    assert_eq!(report["by_source"]["hr"]["worst_seconds"].as_f64().unwrap(), lag(9).max(lag(10)));
+    // In a window; and as known before Alice's leave was recorded.
+    let late = json_of(&data, &["report", "leavers", "--from", "2024-02-15", "--json"]);
+    assert_eq!(late["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(late["rows"][0]["identity"], "alice");
+    let early = json_of(&data, &["report", "leavers", "--as-of", "9", "--json"]);
+    assert_eq!(early["rows"].as_array().unwrap().iter().map(|r| &r["identity"]).collect::<Vec<_>>(), ["bob"]);
+
+    // The service is orphaned from Bob's leave, known from its recording; as known before
+    // that (position 8) it was not.
+    let nhi = json_of(&data, &["report", "nhi", "--at", "2024-02-15", "--max-age", "30d", "--json"]);
+    assert_eq!(
+        nhi["services"],
+        json!([{"service": "svc", "state": "active", "owner": "bob", "owner_state": "left",
+                "orphaned_since": "2024-02-01T00:00:00Z", "ended_by": 9, "known_since": recorded(9), "profile_since": 7}])
+    );
+    let findings: Vec<(&str, &str)> = nhi["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["credential"].as_str().unwrap(), c["finding"].as_str().unwrap()))
+        .collect();
+    assert_eq!(findings, [("key1", "not_rotated")]);
+    let before = json_of(&data, &["report", "nhi", "--at", "2024-02-15", "--as-of", "8", "--json"]);
+    assert_eq!(before["services"], json!([]));
+    assert_eq!(before["credentials"], json!([]), "issued 2024-01-05: within 90 days");
+    let march = json_of(&data, &["report", "nhi", "--at", "2024-03-15", "--json"]);
+    assert_eq!(march["credentials"][0]["finding"], "expired");
+    assert_eq!(march["credentials"][0]["issued_by"], 8);
+
+    // Event lag per source and type.
+    let lags = json_of(&data, &["report", "lag", "--json"]);
+    let rows: Vec<(&str, &str, u64)> = lags["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["source"].as_str().unwrap(), r["type"].as_str().unwrap(), r["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("hr", "identity.joined", 2),
+            ("hr", "identity.left", 2),
+            ("okta", "access.granted", 1),
+            ("okta", "credential.issued", 1),
+            ("okta", "group.access_granted", 1),
+            ("okta", "group.created", 1),
+            ("okta", "group.member_added", 1),
+            ("okta", "identity.joined", 1),
+        ]
+    );
+
+    // The table and the CSV say the same.
+    let table = common::stdout(&common::tenure(&data, &["report", "leavers"]));
+    assert!(table.starts_with("2 leaves, as known at position 10 (the head):"), "{table}");
+    assert!(table.contains("vault#admin (direct grant @6)") && table.contains("hr: 2 leaves"), "{table}");
+    let csv = common::stdout(&common::tenure(&data, &["report", "nhi", "--at", "2024-03-15", "--csv"]));
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("FINDING,IDENTITY,OF,SINCE,KNOWN SINCE,POSITION"));
+    assert!(lines.next().unwrap().starts_with("owner left,svc,bob,"), "{csv}");
+    // A bad duration is an input error naming it.
+    let bad = common::tenure(&data, &["report", "nhi", "--max-age", "ninety"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(common::stderr(&bad).contains("'ninety' is not a duration"), "{}", common::stderr(&bad));
+
+    // The audit API answers the same JSON.
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("auditor audit {AUDIT}\n")).unwrap();
+    let (mut server, first) = common::serve(&data, &["--token-file", tokens.to_str().unwrap()], &[]);
+    let root = common::root_of(&first);
+    let get = |path: &str| -> Value {
+        ureq::get(&format!("{root}{path}"))
+            .set("Authorization", &format!("Bearer {AUDIT}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    assert_eq!(get("/v1/reports/leavers"), report);
+    assert_eq!(get("/v1/reports/leavers?from=2024-02-15"), late);
+    assert_eq!(get("/v1/reports/nhi?at=2024-02-15&max_age=30d"), nhi);
+    assert_eq!(get("/v1/reports/lag"), lags);
+    let r = ureq::get(&format!("{root}/v1/reports/nhi?max_age=ninety"))
+        .set("Authorization", &format!("Bearer {AUDIT}"))
+        .call();
+    assert!(matches!(r, Err(ureq::Error::Status(400, _))));
+    let _ = std::process::Command::new("kill").arg(server.id().to_string()).status();
+    server.wait().unwrap();
+}

@@ -1,0 +1,82 @@
+//! The governance reports of docs/semantics.md ("Reports"), each a query like the others:
+//! at an effective time `T` (or over `[T1, T2)`), as known at `R`, every row with the
+//! positions behind it. Built on the same per-identity fold as the point queries.
+
+use crate::index::AccessIndex;
+use crate::model::NEVER;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tenure_engine::Timestamp;
+
+mod lag;
+mod leavers;
+mod nhi;
+
+pub use lag::{event_lag, LagRow};
+pub use leavers::{Believed, LeaverRow, Leavers};
+pub use nhi::{CredentialRow, Nhi, ServiceRow};
+
+/// Count, median, 90th percentile and worst of a set of durations (seconds), by nearest
+/// rank: the median of n values is the ⌈n/2⌉-th smallest, the p90 the ⌈0.9 n⌉-th.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LagSummary {
+    pub count: usize,
+    pub median_seconds: f64,
+    pub p90_seconds: f64,
+    pub worst_seconds: f64,
+}
+
+impl LagSummary {
+    /// The summary of `lags` (µs); `None` when there are none.
+    pub fn of(mut lags: Vec<i64>) -> Option<LagSummary> {
+        if lags.is_empty() {
+            return None;
+        }
+        lags.sort_unstable();
+        let n = lags.len();
+        let rank = |q: f64| lags[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Some(LagSummary {
+            count: n,
+            median_seconds: seconds(rank(0.5)),
+            p90_seconds: seconds(rank(0.9)),
+            worst_seconds: seconds(lags[n - 1]),
+        })
+    }
+}
+
+/// µs as seconds.
+pub fn seconds(us: i64) -> f64 {
+    us as f64 / 1e6
+}
+
+fn ts(t: i64) -> Timestamp {
+    Timestamp::from_micros(t)
+}
+
+fn end(t: i64) -> Option<Timestamp> {
+    (t != NEVER).then(|| ts(t))
+}
+
+impl AccessIndex {
+    /// The `recorded_at` (µs) of a position the index holds.
+    pub fn recorded_micros(&self, pos: u64) -> i64 {
+        let frozen = self.frozen_head().get();
+        match &self.frozen {
+            Some(f) if pos <= frozen => f.recorded(pos),
+            _ => self.recorded.get((pos - frozen).saturating_sub(1) as usize).copied().unwrap_or(i64::MIN),
+        }
+    }
+
+    fn ids(&self) -> std::ops::Range<u32> {
+        0..u32::try_from(self.identity_count()).unwrap_or(u32::MAX)
+    }
+}
+
+/// Per key, the values in order: a small group-by for summaries.
+fn group_by<K: Ord, V>(items: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, Vec<V>> {
+    let mut out: BTreeMap<K, Vec<V>> = BTreeMap::new();
+    for (k, v) in items {
+        out.entry(k).or_default().push(v);
+    }
+    out
+}
