@@ -411,6 +411,13 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             }
             Ok(0)
         }
+        Command::Review { action } => {
+            let dir = data("tenure-data");
+            require_store(&dir)?;
+            let store = Store::open(&dir)?;
+            let index = load_index(&store)?;
+            crate::report::record_review(action, &store, index, &mut out)
+        }
         Command::Report { report } => {
             let store = open_existing(&data("tenure-data"))?;
             let index = load_index(&store)?;

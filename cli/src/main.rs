@@ -60,6 +60,40 @@ pub struct Format {
     pub csv: bool,
 }
 
+/// What `tenure review` does.
+#[derive(Subcommand, Debug)]
+pub enum ReviewAction {
+    /// Append a decision for every current holder of a resource (or those named), one
+    /// `access.reviewed` event per holder and permission. It changes no access: carry out
+    /// a `revoke` with an `access.revoked` (or the end of the membership).
+    Record {
+        /// The resource reviewed.
+        #[arg(long, value_name = "RESOURCE")]
+        resource: String,
+        /// Who decided (recorded as the reviewer and the events' actor).
+        #[arg(long, value_name = "NAME")]
+        reviewer: String,
+        /// `keep` (certified) or `revoke`.
+        #[arg(long, value_parser = ["keep", "revoke"])]
+        decision: String,
+        /// Only this holder.
+        #[arg(long, value_name = "IDENTITY")]
+        identity: Option<String>,
+        /// Only this permission.
+        #[arg(long, value_name = "PERMISSION")]
+        permission: Option<String>,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        comment: Option<String>,
+        /// When the decision was taken (default: now); the holders are those at this time.
+        #[arg(long, value_name = "T", value_parser = parse_time)]
+        at: Option<Timestamp>,
+        /// Print the appended positions as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// The reports of `tenure report`.
 #[derive(Subcommand, Debug)]
 pub enum Report {
@@ -92,6 +126,24 @@ pub enum Report {
         /// (`90d`, `12h`, `2w`).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "90d")]
         max_age: i64,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Access review of a resource: every holder, how, since when, granted by whom, the
+    /// latest review decision; and every `revoke` decision, carried out or not.
+    ///
+    /// Rows are flagged `never_reviewed`, `revoke_not_carried_out` (the latest decision
+    /// is `revoke` and the access is still held) or `owner_not_active` (a service whose
+    /// owner is not active). Decisions are recorded with `tenure review record`.
+    Access {
+        /// The resource reviewed (every permission on it).
+        #[arg(long, value_name = "RESOURCE")]
+        resource: String,
+        /// The instant asked about (default: now).
+        #[arg(long, value_name = "T", value_parser = parse_time)]
+        at: Option<Timestamp>,
         #[command(flatten)]
         known: Known,
         #[command(flatten)]
@@ -345,6 +397,11 @@ pub enum Command {
     Report {
         #[command(subcommand)]
         report: Report,
+    },
+    /// Record access review decisions (`access.reviewed` events).
+    Review {
+        #[command(subcommand)]
+        action: ReviewAction,
     },
     /// Events the fold found meaningless (a grant to a leaver, a double join, ...).
     Anomalies {

@@ -3,9 +3,10 @@
 
 use crate::commands::{as_of, as_of_line, ask, check_known, emit};
 use crate::output::{date, vias, vias_csv, Table};
-use crate::{CliError, Report};
+use crate::{CliError, Report, ReviewAction};
 use std::io::Write;
-use tenure_engine::{Store, Timestamp};
+use tenure_engine::event::{Decision, Reviewed};
+use tenure_engine::{EventData, NewEvent, Store, Timestamp};
 use tenure_projections::reports::{event_lag, LagSummary};
 use tenure_projections::{answers, AccessIndex};
 
@@ -155,6 +156,83 @@ pub fn run(
             }
             emit(&mut out, format, answers::nhi(&report), table).map(|()| 0)
         }
+        Report::Access { resource, at, known, format } => {
+            check_known(index, known)?;
+            let at = at.unwrap_or_else(Timestamp::now);
+            let review = ask(store, &mut index, |i| i.access_review(&resource, at, as_of(known), store))?;
+            let mut table =
+                Table::new(vec!["IDENTITY", "PERMISSION", "WHY", "SINCE", "GRANTED BY", "LAST REVIEW", "FLAGS"]);
+            for row in &review.rows {
+                let why = if format.csv { vias_csv(&row.via) } else { vias(&row.via) };
+                let granted: Vec<String> = row
+                    .granted_by
+                    .iter()
+                    .map(|g| {
+                        let mut who = vec![format!("@{}", g.position)];
+                        if let Some(a) = &g.actor {
+                            who.push(format!("by {a}"));
+                        }
+                        if let Some(a) = &g.approver {
+                            who.push(format!("approved by {a}"));
+                        }
+                        if let Some(j) = &g.justification {
+                            who.push(format!("\"{j}\""));
+                        }
+                        who.join(" ")
+                    })
+                    .collect();
+                let review = row.last_review.as_ref().map_or_else(
+                    || "-".to_string(),
+                    |d| {
+                        format!("{} by {} on {} (@{})", d.decision.as_str(), d.reviewer, date(d.decided_at), d.position)
+                    },
+                );
+                table.row(vec![
+                    row.identity.clone(),
+                    row.permission.clone(),
+                    why,
+                    date(row.since),
+                    granted.join("; "),
+                    review,
+                    if row.flags.is_empty() { "-".into() } else { row.flags.join(" ") },
+                ]);
+            }
+            if !format.json && !format.csv {
+                writeln!(
+                    out,
+                    "access review of {resource} at {}, {}: {} holders",
+                    date(at),
+                    as_of_line(index, known),
+                    review.rows.len()
+                )?;
+            }
+            emit(&mut out, format, answers::access_review(&review), table)?;
+            if !format.json && !format.csv && !review.revocations.is_empty() {
+                writeln!(out, "revoke decisions:")?;
+                for v in &review.revocations {
+                    let what = match (v.held_at_decision, v.carried_out_at) {
+                        (false, _) => "not held when decided".to_string(),
+                        (true, Some(t)) => {
+                            format!("carried out {} ({} after the decision)", date(t), span(v.stayed_seconds))
+                        }
+                        (true, None) => {
+                            format!("NOT carried out: still held {} after the decision", span(v.stayed_seconds))
+                        }
+                    };
+                    writeln!(
+                        out,
+                        "  {} {}#{}: revoke by {} on {} (@{}): {what}",
+                        v.identity,
+                        v.resource,
+                        v.permission,
+                        v.decision.reviewer,
+                        date(v.decision.decided_at),
+                        v.decision.position
+                    )?;
+                }
+            }
+            Ok(0)
+        }
         Report::Lag { known, format } => {
             check_known(index, known)?;
             let r = index.resolve(as_of(known));
@@ -178,4 +256,75 @@ pub fn run(
             emit(&mut out, format, answers::lag(r, &rows), table).map(|()| 0)
         }
     }
+}
+
+/// `tenure review record`: one `access.reviewed` event per current holder (and
+/// permission) of the resource, or of those named.
+pub fn record_review(
+    action: ReviewAction,
+    store: &Store,
+    mut index: &'static AccessIndex,
+    out: &mut dyn Write,
+) -> Result<i32, CliError> {
+    let ReviewAction::Record { resource, reviewer, decision, identity, permission, comment, at, json } = action;
+    let decision = if decision == "keep" { Decision::Keep } else { Decision::Revoke };
+    if reviewer.trim().is_empty() {
+        return Err(CliError::input("--reviewer: must not be empty"));
+    }
+    let at = at.unwrap_or_else(Timestamp::now);
+    let target = tenure_projections::Target::Resource(resource.clone());
+    let holders = ask(store, &mut index, |i| i.holders(&target, at, tenure_projections::AsOf::Head))?;
+    let chosen: Vec<_> = holders
+        .into_iter()
+        .filter(|h| identity.as_ref().is_none_or(|i| &h.identity == i))
+        .filter(|h| permission.as_ref().is_none_or(|p| &h.permission == p))
+        .collect();
+    if chosen.is_empty() {
+        let who = identity.as_deref().map_or_else(|| "no one".to_string(), |i| format!("'{i}' does not"));
+        let what = permission.as_ref().map_or_else(|| resource.clone(), |p| format!("{resource}#{p}"));
+        return Err(CliError::input(format!(
+            "{who} hold{} {what} at {}: nothing to review",
+            if identity.is_some() { "" } else { "s" },
+            date(at)
+        )));
+    }
+    let events: Vec<NewEvent> = chosen
+        .iter()
+        .map(|h| {
+            let mut e = NewEvent::new(
+                at,
+                EventData::AccessReviewed(Reviewed {
+                    identity: h.identity.as_str().into(),
+                    entitlement: tenure_engine::Entitlement::new(&h.resource, &h.permission),
+                    reviewer: reviewer.clone(),
+                    decision,
+                    comment: comment.clone(),
+                }),
+            );
+            e.source = Some("tenure-review".into());
+            e.actor = Some(reviewer.clone());
+            e
+        })
+        .collect();
+    let outcomes = store.append(events)?;
+    store.close();
+    let positions: Vec<u64> = outcomes.iter().map(|o| o.position().get()).collect();
+    if json {
+        let rows: Vec<serde_json::Value> = chosen
+            .iter()
+            .zip(&positions)
+            .map(|(h, p)| serde_json::json!({"identity": h.identity, "resource": h.resource, "permission": h.permission, "position": p}))
+            .collect();
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &serde_json::json!({"decision": decision, "reviewer": reviewer, "at": at, "recorded": rows}),
+        )
+        .map_err(CliError::from)?;
+        writeln!(out)?;
+    } else {
+        for (h, p) in chosen.iter().zip(&positions) {
+            writeln!(out, "{}: {} {}#{} (position {p})", decision.as_str(), h.identity, h.resource, h.permission)?;
+        }
+    }
+    Ok(0)
 }

@@ -169,3 +169,96 @@ fn leavers_nhi_and_lag_on_a_small_organisation() {
     let _ = std::process::Command::new("kill").arg(server.id().to_string()).status();
     server.wait().unwrap();
 }
+
+/// Access review: decisions recorded with `tenure review record`, then the report at
+/// several times: who holds, how, since when, approved by whom, the latest decision, and
+/// whether a `revoke` was carried out (Alice's leave ends the access 20 days after it).
+#[test]
+fn an_access_review_and_its_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = store(dir.path());
+    let record = |args: &[&str]| {
+        let mut all = vec!["review", "record", "--json"];
+        all.extend_from_slice(args);
+        json_of(&data, &all)
+    };
+    let revoke = record(&[
+        "--resource",
+        "vault",
+        "--reviewer",
+        "carol",
+        "--decision",
+        "revoke",
+        "--at",
+        "2024-02-10",
+        "--comment",
+        "left the team",
+    ]);
+    assert_eq!(
+        revoke["recorded"],
+        json!([{"identity": "alice", "resource": "vault", "permission": "admin", "position": 11}])
+    );
+    let keep = record(&["--resource", "db", "--reviewer", "dave", "--decision", "keep", "--at", "2024-02-11"]);
+    assert_eq!(keep["recorded"][0]["position"], 12);
+    // Nobody to review: an input error, nothing appended.
+    let none = common::tenure(
+        &data,
+        &["review", "record", "--resource", "vault", "--reviewer", "x", "--decision", "keep", "--identity", "bob"],
+    );
+    assert_eq!(none.status.code(), Some(2));
+    assert!(common::stderr(&none).contains("'bob' does not hold vault"), "{}", common::stderr(&none));
+
+    let vault = json_of(&data, &["report", "access", "--resource", "vault", "--at", "2024-02-20", "--json"]);
+    assert_eq!(vault["as_of"], 12);
+    assert_eq!(
+        vault["rows"],
+        json!([{
+            "identity": "alice", "resource": "vault", "permission": "admin",
+            "via": [{"kind": "direct", "grant": 6}],
+            "since": "2024-01-03T00:00:00Z",
+            "granted_by": [{"position": 6, "type": "access.granted", "effective_at": "2024-01-03T00:00:00Z", "source": "okta", "actor": null, "approver": "carol", "justification": null}],
+            "last_review": {"position": 11, "reviewer": "carol", "decision": "revoke", "decided_at": "2024-02-10T00:00:00Z", "recorded_at": vault["rows"][0]["last_review"]["recorded_at"], "comment": "left the team"},
+            "flags": ["revoke_not_carried_out"],
+        }])
+    );
+    assert_eq!(vault["revocations"][0]["carried_out_at"], Value::Null);
+    assert_eq!(vault["revocations"][0]["stayed_seconds"], 10.0 * 86_400.0);
+    // After Alice's leave: no holder, the decision carried out 20 days after it.
+    let later = json_of(&data, &["report", "access", "--resource", "vault", "--at", "2024-03-20", "--json"]);
+    assert_eq!(later["rows"], json!([]));
+    assert_eq!(later["revocations"][0]["carried_out_at"], "2024-03-01T00:00:00Z");
+    assert_eq!(later["revocations"][0]["stayed_seconds"], 20.0 * 86_400.0);
+    // db#read through the group: both events behind it, kept by dave; before the review
+    // (as known at position 10) never reviewed.
+    let db = json_of(&data, &["report", "access", "--resource", "db", "--at", "2024-02-20", "--json"]);
+    let row = &db["rows"][0];
+    assert_eq!(row["since"], "2024-01-02T00:00:00Z");
+    assert_eq!(
+        row["granted_by"].as_array().unwrap().iter().map(|g| g["position"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [5, 4]
+    );
+    assert_eq!(row["last_review"]["decision"], "keep");
+    assert_eq!(row["flags"], json!([]));
+    let before =
+        json_of(&data, &["report", "access", "--resource", "db", "--at", "2024-02-20", "--as-of", "10", "--json"]);
+    assert_eq!(before["rows"][0]["flags"], json!(["never_reviewed"]));
+    // The table names the decision and what became of it.
+    let table =
+        common::stdout(&common::tenure(&data, &["report", "access", "--resource", "vault", "--at", "2024-03-20"]));
+    assert!(table.contains("revoke by carol on 2024-02-10") && table.contains("carried out 2024-03-01"), "{table}");
+
+    // The audit API answers the same JSON.
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("auditor audit {AUDIT}\n")).unwrap();
+    let (mut server, first) = common::serve(&data, &["--token-file", tokens.to_str().unwrap()], &[]);
+    let root = common::root_of(&first);
+    let got: Value = ureq::get(&format!("{root}/v1/reports/access?resource=vault&at=2024-02-20"))
+        .set("Authorization", &format!("Bearer {AUDIT}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(got, vault);
+    let _ = std::process::Command::new("kill").arg(server.id().to_string()).status();
+    server.wait().unwrap();
+}

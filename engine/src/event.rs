@@ -167,6 +167,37 @@ pub struct Credential {
     pub expires_at: Option<Timestamp>,
 }
 
+/// A review decision of an access review: `reviewer` certified (`keep`) or asked to
+/// remove (`revoke`) `identity`'s `entitlement`. It changes no access: a `revoke` is
+/// carried out by an `access.revoked` (or the end of a membership).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reviewed {
+    pub identity: IdentityId,
+    pub entitlement: Entitlement,
+    pub reviewer: String,
+    pub decision: Decision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// An access review's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Keep,
+    Revoke,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Keep => "keep",
+            Decision::Revoke => "revoke",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Retracted {
@@ -207,6 +238,7 @@ macro_rules! for_each_event_type {
             17 => "credential.revoked", CredentialRevoked(Credential);
             18 => "event.retracted", EventRetracted(Retracted);
             19 => "group.updated", GroupUpdated(GroupUpdated);
+            20 => "access.reviewed", AccessReviewed(Reviewed);
         }
     };
 }
@@ -265,6 +297,7 @@ impl EventData {
             IdentityOwnerChanged(d) => Some(&d.identity),
             AccessGranted(d) => Some(&d.identity),
             AccessRevoked(d) => Some(&d.identity),
+            AccessReviewed(d) => Some(&d.identity),
             GroupMemberAdded(d) | GroupMemberRemoved(d) => Some(&d.identity),
             CredentialIssued(d) | CredentialRotated(d) | CredentialRevoked(d) => Some(&d.identity),
             GroupCreated(_) | GroupDeleted(_) | GroupUpdated(_) | GroupAccessGranted(_) | GroupAccessRevoked(_) => None,

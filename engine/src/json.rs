@@ -183,6 +183,10 @@ pub fn validate_data(data: &EventData) -> Result<(), FieldError> {
         }
         EventData::AccessGranted(g) => entitlement(&g.entitlement)?,
         EventData::AccessRevoked(r) => entitlement(&r.entitlement)?,
+        EventData::AccessReviewed(r) => {
+            entitlement(&r.entitlement)?;
+            non_empty("data.reviewer", &r.reviewer)?;
+        }
         EventData::GroupAccessGranted(g) | EventData::GroupAccessRevoked(g) => entitlement(&g.entitlement)?,
         EventData::CredentialIssued(c) | EventData::CredentialRotated(c) | EventData::CredentialRevoked(c) => {
             non_empty("data.credential", c.credential.as_str())?;

@@ -1,8 +1,9 @@
 //! Record payloads: an event as MessagePack, schema version 2 (written) and 1 (read).
 
 use crate::event::{
-    Attributes, Credential, Entitlement, Event, EventData, Granted, GroupAccess, GroupLifecycle, IdentityKind, Joined,
-    Membership, Moved, OwnerChanged, Rejoined, Retracted, Revoked, StatusChange, EVENT_TYPES,
+    Attributes, Credential, Decision, Entitlement, Event, EventData, Granted, GroupAccess, GroupLifecycle,
+    IdentityKind, Joined, Membership, Moved, OwnerChanged, Rejoined, Retracted, Reviewed, Revoked, StatusChange,
+    EVENT_TYPES,
 };
 use crate::ids::{CredentialId, GroupId, IdentityId, Position};
 use crate::time::Timestamp;
@@ -158,6 +159,11 @@ struct Record<S, A> {
     /// The envelope's `raw`, as JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rw: Option<S>,
+    /// `access.reviewed`: the reviewer, the decision (0 keep, 1 revoke), the comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rv: Option<S>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dc: Option<u8>,
 }
 
 /// A record as decoded.
@@ -202,6 +208,8 @@ pub fn encode_parts<'a>(parts: &EventParts<'a>, out: &mut Vec<u8>) {
         q: None,
         xi: None,
         rw: None,
+        rv: None,
+        dc: None,
     };
     let raw_text = parts.raw.map(|v| v.to_string());
     r.rw = raw_text.as_deref();
@@ -265,6 +273,16 @@ pub fn encode_parts<'a>(parts: &EventParts<'a>, out: &mut Vec<u8>) {
         EventRetracted(d) => {
             r.q = Some(d.position.get());
             r.w = Some(&d.reason);
+        }
+        AccessReviewed(d) => {
+            r.i = Some(d.identity.as_str());
+            (r.n, r.m) = names(&d.entitlement);
+            r.rv = Some(&d.reviewer);
+            r.dc = Some(match d.decision {
+                Decision::Keep => 0,
+                Decision::Revoke => 1,
+            });
+            r.w = d.comment.as_deref();
         }
     }
     // Plain data with string keys always encodes.
@@ -399,6 +417,17 @@ fn decode_v2(payload: &[u8]) -> Result<Event, String> {
             group: group(&mut r.g)?,
             display_name: r.dn.take(),
             external_id: r.xi.take(),
+        }),
+        20 => AccessReviewed(Reviewed {
+            identity: identity(&mut r.i)?,
+            entitlement: entitlement(&mut r)?,
+            reviewer: r.rv.take().ok_or_else(|| missing("rv"))?,
+            decision: match r.dc {
+                Some(0) => Decision::Keep,
+                Some(1) => Decision::Revoke,
+                _ => return Err(missing("dc")),
+            },
+            comment: r.w.take(),
         }),
         code => return Err(format!("unknown type code {code}")),
     };

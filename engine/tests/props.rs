@@ -86,6 +86,17 @@ fn body(code: usize, parts: Parts) -> EventData {
             EventData::EventRetracted(Retracted { position: Position(q), reason: reason.unwrap_or_else(|| "x".into()) })
         }
         19 => EventData::GroupUpdated(updated),
+        20 => EventData::AccessReviewed(tenure_engine::event::Reviewed {
+            identity,
+            entitlement,
+            reviewer: o,
+            decision: if q % 2 == 0 {
+                tenure_engine::event::Decision::Keep
+            } else {
+                tenure_engine::event::Decision::Revoke
+            },
+            comment: reason,
+        }),
         other => panic!("type code {other} of the registry has no body here: add it"),
     };
     assert_eq!(usize::from(data.type_code()), code);

@@ -143,3 +143,8 @@ pub fn nhi(report: &crate::reports::Nhi) -> Value {
 pub fn lag(as_of: u64, rows: &[crate::reports::LagRow]) -> Value {
     json!({"as_of": as_of, "rows": rows})
 }
+
+/// `report access`.
+pub fn access_review(review: &crate::reports::AccessReview) -> Value {
+    serde_json::to_value(review).unwrap_or(Value::Null)
+}

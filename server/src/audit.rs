@@ -349,3 +349,21 @@ pub async fn report_lag(State(app): State<Arc<App>>, _a: Auditor, Query(q): Para
     let rows = tenure_projections::reports::event_lag(&app.store, r)?;
     Ok(reply(answers::lag(r, &rows)))
 }
+
+#[utoipa::path(
+    operation_id = "report_access",
+    get,
+    path = "/v1/reports/access",
+    tag = "Reports",
+    description = "Access review of a resource: holders, how, since when, granted by whom, the latest review; revoke decisions carried out or not (tenure report access --json).",
+    params(("resource" = String, Query, description = "The resource reviewed"), ("at" = Option<String>, Query, description = "A time (default now)"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The report"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
+pub async fn report_access(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let resource = q.get("resource").filter(|r| !r.is_empty()).ok_or_else(|| bad("resource: required"))?;
+    let (at, r) = (time(&q, "at")?.unwrap_or_else(Timestamp::now), as_of(&q, &index)?);
+    let review = index.access_review(resource, at, r, &app.store)?;
+    Ok(reply(answers::access_review(&review)))
+}

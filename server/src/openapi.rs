@@ -45,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         crate::audit::report_leavers,
         crate::audit::report_nhi,
         crate::audit::report_lag,
+        crate::audit::report_access,
         crate::metrics_endpoint,
         document,
     ),

@@ -265,6 +265,8 @@ fn apply(w: &mut World, e: &Event, now: i64) {
         EventData::EventRetracted(_) => {}
         // A display name only: access is untouched.
         EventData::GroupUpdated(_) => {}
+        // A review decision changes no access.
+        EventData::AccessReviewed(_) => {}
     }
 }
 

@@ -108,6 +108,9 @@ impl AccessIndex {
             }
             // A new display name: nothing of access changes (the group keeps its name).
             EventData::GroupUpdated(_) => {}
+            // A review decision changes no access; the access review report reads the
+            // reviews from the log (by the identity's subject index).
+            EventData::AccessReviewed(_) => {}
             EventData::EventRetracted(r) => {
                 self.retracted.entry(r.position.get()).or_insert(pos);
             }

@@ -258,7 +258,7 @@ impl AccessIndex {
         out
     }
 
-    pub(super) fn target_ents(&self, target: &Target) -> Vec<u32> {
+    pub(crate) fn target_ents(&self, target: &Target) -> Vec<u32> {
         match target {
             Target::Entitlement(e) => self.ent_id(e).into_iter().collect(),
             Target::Resource(r) => self.by_resource.get(r).cloned().unwrap_or_default(),
@@ -266,7 +266,7 @@ impl AccessIndex {
     }
 
     /// Identities that ever had an event that could give them one of `ents`.
-    pub(super) fn candidates(&self, ents: &[u32]) -> Result<Vec<u32>, QueryError> {
+    pub(crate) fn candidates(&self, ents: &[u32]) -> Result<Vec<u32>, QueryError> {
         self.check()?;
         let mut all = Vec::new();
         for &e in ents {

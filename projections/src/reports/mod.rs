@@ -11,10 +11,12 @@ use tenure_engine::Timestamp;
 mod lag;
 mod leavers;
 mod nhi;
+mod review;
 
 pub use lag::{event_lag, LagRow};
 pub use leavers::{Believed, LeaverRow, Leavers};
 pub use nhi::{CredentialRow, Nhi, ServiceRow};
+pub use review::{AccessReview, GrantedBy, ReviewDecision, ReviewRow, Revocation};
 
 /// Count, median, 90th percentile and worst of a set of durations (seconds), by nearest
 /// rank: the median of n values is the ⌈n/2⌉-th smallest, the p90 the ⌈0.9 n⌉-th.

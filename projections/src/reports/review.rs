@@ -1,0 +1,241 @@
+//! Access review of a resource at `T` as known at `R`: every holder with how, since when,
+//! granted by whom, and the latest review decision; and every `revoke` decision, with
+//! whether and when it was carried out.
+
+use super::{seconds, ts};
+use crate::error::QueryError;
+use crate::fold::{fold_identity_with, FoldScope};
+use crate::index::AccessIndex;
+use crate::model::NEVER;
+use crate::query::{AsOf, Groups, Run, Target, Via};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tenure_engine::event::Decision;
+use tenure_engine::{Entitlement, Event, EventData, EventLog, Position, Timestamp};
+
+/// One event that gives a holder the access: a direct grant, or a membership and the
+/// group's grant, with who asked for it and who approved it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GrantedBy {
+    pub position: u64,
+    #[serde(rename = "type")]
+    pub event_type: &'static str,
+    pub effective_at: Timestamp,
+    pub source: Option<String>,
+    pub actor: Option<String>,
+    pub approver: Option<String>,
+    pub justification: Option<String>,
+}
+
+/// A recorded review decision.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReviewDecision {
+    pub position: u64,
+    pub reviewer: String,
+    pub decision: Decision,
+    pub decided_at: Timestamp,
+    pub recorded_at: Timestamp,
+    pub comment: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReviewRow {
+    pub identity: String,
+    pub resource: String,
+    pub permission: String,
+    pub via: Vec<Via>,
+    /// The start of the current uninterrupted holding (the reasons may have changed).
+    pub since: Timestamp,
+    /// The events behind each reason.
+    pub granted_by: Vec<GrantedBy>,
+    pub last_review: Option<ReviewDecision>,
+    /// `never_reviewed`, `revoke_not_carried_out`, `owner_not_active` (a service whose
+    /// owner at `T` is not active).
+    pub flags: Vec<&'static str>,
+}
+
+/// A `revoke` decision on the resource recorded by `R` and effective by `T`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Revocation {
+    pub identity: String,
+    pub resource: String,
+    pub permission: String,
+    pub decision: ReviewDecision,
+    /// Whether the access was held when the decision was taken.
+    pub held_at_decision: bool,
+    /// When the access ended after the decision, if it did by `T`.
+    pub carried_out_at: Option<Timestamp>,
+    /// How long the access stayed after the decision: until it ended, or until `T`.
+    pub stayed_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AccessReview {
+    pub resource: String,
+    pub at: Timestamp,
+    pub as_of: u64,
+    pub rows: Vec<ReviewRow>,
+    pub revocations: Vec<Revocation>,
+}
+
+/// The run of `ent` containing `t`, extended back and forth over runs that touch (the
+/// reasons changed, the access did not stop): its start and end.
+fn holding(runs: &[Run], ent: u32, t: i64) -> Option<(i64, i64)> {
+    let mut mine: Vec<&Run> = runs.iter().filter(|r| r.ent == ent).collect();
+    mine.sort_by_key(|r| r.from);
+    let i = mine.iter().position(|r| r.from <= t && t < r.to)?;
+    let (mut lo, mut hi) = (i, i);
+    while lo > 0 && mine[lo - 1].to == mine[lo].from {
+        lo -= 1;
+    }
+    while hi + 1 < mine.len() && mine[hi].to == mine[hi + 1].from {
+        hi += 1;
+    }
+    Some((mine[lo].from, mine[hi].to))
+}
+
+fn read(log: &dyn EventLog, p: u64) -> Result<Option<Event>, QueryError> {
+    let mut found = None;
+    log.scan_events(Position(p), Position(p), &mut |e| {
+        found = Some(e);
+        std::ops::ControlFlow::Break(())
+    })
+    .map_err(|e| QueryError::Log(e.to_string()))?;
+    Ok(found)
+}
+
+fn granted_by(log: &dyn EventLog, p: u64) -> Result<Option<GrantedBy>, QueryError> {
+    Ok(read(log, p)?.map(|e| {
+        let (approver, justification) = match &e.data {
+            EventData::AccessGranted(g) => (g.approver.clone(), g.justification.clone()),
+            _ => (None, None),
+        };
+        GrantedBy {
+            position: p,
+            event_type: e.data.type_name(),
+            effective_at: e.effective_at,
+            source: e.source,
+            actor: e.actor,
+            approver,
+            justification,
+        }
+    }))
+}
+
+impl AccessIndex {
+    /// The access review of `resource` at `at` as known at `as_of`. `log` gives the grants'
+    /// details and the review decisions (one pass over the log up to `as_of`).
+    pub fn access_review(
+        &self,
+        resource: &str,
+        at: Timestamp,
+        as_of: AsOf,
+        log: &dyn EventLog,
+    ) -> Result<AccessReview, QueryError> {
+        let r = self.resolve(as_of);
+        let t = at.as_micros();
+        // The review decisions on this resource, as known at R and effective by T.
+        let mut decisions: BTreeMap<(String, String), Vec<ReviewDecision>> = BTreeMap::new();
+        log.scan_events(Position(1), Position(r), &mut |e| {
+            if let EventData::AccessReviewed(v) = &e.data {
+                let p = e.position.get();
+                if v.entitlement.resource == resource && e.effective_at <= at && self.visible(p, r) {
+                    decisions.entry((v.identity.0.clone(), v.entitlement.permission.clone())).or_default().push(
+                        ReviewDecision {
+                            position: p,
+                            reviewer: v.reviewer.clone(),
+                            decision: v.decision,
+                            decided_at: e.effective_at,
+                            recorded_at: e.recorded_at,
+                            comment: v.comment.clone(),
+                        },
+                    );
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .map_err(|e| QueryError::Log(e.to_string()))?;
+        for list in decisions.values_mut() {
+            list.sort_by_key(|d| (d.decided_at, d.position));
+        }
+        let holders = self.holders(&Target::Resource(resource.to_string()), at, as_of)?;
+        let nhi = self.nhi(at, as_of, i64::MAX)?;
+        let mut groups = Groups::new(self, r);
+        let mut runs_of: BTreeMap<u32, Vec<Run>> = BTreeMap::new();
+        let mut runs = |index: &Self, name: &str, groups: &mut Groups<'_>| -> Result<Option<Vec<Run>>, QueryError> {
+            let Some(id) = index.identity_id(name)? else { return Ok(None) };
+            if let Some(runs) = runs_of.get(&id) {
+                return Ok(Some(runs.clone()));
+            }
+            let fold = fold_identity_with(index, id, r, FoldScope::ACCESS)?;
+            let runs = index.access_runs(&fold, groups);
+            runs_of.insert(id, runs.clone());
+            Ok(Some(runs))
+        };
+        let mut rows = Vec::new();
+        for h in holders {
+            let ent = self.ent_id(&Entitlement::new(&h.resource, &h.permission));
+            let since = match (ent, runs(self, &h.identity, &mut groups)?) {
+                (Some(ent), Some(runs)) => holding(&runs, ent, t).map_or(t, |(from, _)| from),
+                _ => t,
+            };
+            let mut granted = Vec::new();
+            for via in &h.via {
+                let positions = match via {
+                    Via::Direct { grant } => vec![*grant],
+                    Via::Group { membership, grant, .. } => vec![*membership, *grant],
+                };
+                for p in positions {
+                    granted.extend(granted_by(log, p)?);
+                }
+            }
+            let last_review =
+                decisions.get(&(h.identity.clone(), h.permission.clone())).and_then(|d| d.last()).cloned();
+            let mut flags = Vec::new();
+            match &last_review {
+                None => flags.push("never_reviewed"),
+                Some(d) if d.decision == Decision::Revoke => flags.push("revoke_not_carried_out"),
+                Some(_) => {}
+            }
+            if nhi.services.iter().any(|s| s.service == h.identity) {
+                flags.push("owner_not_active");
+            }
+            rows.push(ReviewRow {
+                identity: h.identity,
+                resource: h.resource,
+                permission: h.permission,
+                via: h.via,
+                since: ts(since),
+                granted_by: granted,
+                last_review,
+                flags,
+            });
+        }
+        let mut revocations = Vec::new();
+        for ((identity, permission), list) in &decisions {
+            for d in list.iter().filter(|d| d.decision == Decision::Revoke) {
+                let at_decision = d.decided_at.as_micros();
+                let ent = self.ent_id(&Entitlement::new(resource, permission));
+                let span = match (ent, runs(self, identity, &mut groups)?) {
+                    (Some(ent), Some(runs)) => holding(&runs, ent, at_decision),
+                    _ => None,
+                };
+                let (carried_out_at, stayed) = match span {
+                    None => (Some(d.decided_at), 0),
+                    Some((_, end)) if end != NEVER && end <= t => (Some(ts(end)), end - at_decision),
+                    Some(_) => (None, t - at_decision),
+                };
+                revocations.push(Revocation {
+                    identity: identity.clone(),
+                    resource: resource.to_string(),
+                    permission: permission.clone(),
+                    decision: d.clone(),
+                    held_at_decision: span.is_some(),
+                    carried_out_at,
+                    stayed_seconds: seconds(stayed),
+                });
+            }
+        }
+        Ok(AccessReview { resource: resource.to_string(), at, as_of: r, rows, revocations })
+    }
+}
