@@ -149,6 +149,31 @@ pub enum Report {
         #[command(flatten)]
         format: Format,
     },
+    /// Separation of duties over history: every interval in which someone held all the
+    /// entitlements of a rule at once, with the grants behind each side, and whether the
+    /// records showed it when it began.
+    ///
+    /// The policy is TOML: one `[[rule]]` per toxic combination, with a `name` and two or
+    /// more `entitlements` as RESOURCE#PERMISSION:
+    ///
+    ///   [[rule]]
+    ///   name = "create and approve payments"
+    ///   entitlements = ["payments#create", "payments#approve"]
+    Sod {
+        /// The policy file.
+        #[arg(long, value_name = "POLICY.toml")]
+        policy: PathBuf,
+        /// Only overlaps that reach past T1.
+        #[arg(long, value_name = "T1", value_parser = parse_time)]
+        from: Option<Timestamp>,
+        /// Only overlaps that begin before T2.
+        #[arg(long, value_name = "T2", value_parser = parse_time)]
+        to: Option<Timestamp>,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
     /// Event lag (recorded minus effective time) per source and type: count, median,
     /// p90 and worst.
     Lag {

@@ -7,7 +7,7 @@ use crate::{CliError, Report, ReviewAction};
 use std::io::Write;
 use tenure_engine::event::{Decision, Reviewed};
 use tenure_engine::{EventData, NewEvent, Store, Timestamp};
-use tenure_projections::reports::{event_lag, LagSummary};
+use tenure_projections::reports::{event_lag, LagSummary, Rule};
 use tenure_projections::{answers, AccessIndex};
 
 /// Seconds as a person reads them: `3d 4h`, `5h 2m`, `40s`, with a sign.
@@ -22,6 +22,57 @@ pub fn span(seconds: f64) -> String {
         (d, h, _) => format!("{d}d {h}h"),
     };
     format!("{sign}{text}")
+}
+
+/// `--from` / `--to` as a window; either may be left open.
+fn window(from: Option<Timestamp>, to: Option<Timestamp>) -> Result<Option<(Timestamp, Timestamp)>, CliError> {
+    match answers::open_window(from, to) {
+        Ok(w) => Ok(w),
+        Err(e) => Err(CliError::input(format!("--from/--to: {e}"))),
+    }
+}
+
+/// A separation-of-duties policy file: `[[rule]]` tables of `name` and `entitlements`.
+fn read_policy(path: &std::path::Path) -> Result<Vec<Rule>, CliError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Policy {
+        #[serde(default)]
+        rule: Vec<PolicyRule>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PolicyRule {
+        name: String,
+        entitlements: Vec<String>,
+    }
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::input(format!("{shown}: {e}")))?;
+    let policy: Policy =
+        toml::from_str(&text).map_err(|e| CliError::input(format!("{shown}: {}", e.to_string().trim())))?;
+    if policy.rule.is_empty() {
+        return Err(CliError::input(format!("{shown}: no [[rule]] in the policy")));
+    }
+    policy
+        .rule
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let at = format!("{shown}: rule {} ('{}')", i + 1, r.name);
+            if r.entitlements.len() < 2 {
+                return Err(CliError::input(format!("{at}: entitlements: give two or more")));
+            }
+            let entitlements = r
+                .entitlements
+                .iter()
+                .map(|e| {
+                    tenure_engine::Entitlement::parse_short(e)
+                        .ok_or_else(|| CliError::input(format!("{at}: entitlements: '{e}' is not RESOURCE#PERMISSION")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Rule { name: r.name, entitlements })
+        })
+        .collect()
 }
 
 fn summary_line(name: &str, s: &LagSummary) -> String {
@@ -44,16 +95,7 @@ pub fn run(
     match report {
         Report::Leavers { from, to, known, format } => {
             check_known(index, known)?;
-            let window = match (from, to) {
-                (None, None) => None,
-                (a, b) => {
-                    let (a, b) = (a.unwrap_or(Timestamp::from_micros(i64::MIN)), b.unwrap_or(Timestamp::MAX));
-                    if a >= b {
-                        return Err(CliError::input("--from must be before --to"));
-                    }
-                    Some((a, b))
-                }
-            };
+            let window = window(from, to)?;
             let report = ask(store, &mut index, |i| i.leavers(window, as_of(known), store))?;
             let list = |held: Vec<String>| if held.is_empty() { "-".to_string() } else { held.join("; ") };
             let mut table = Table::new(vec![
@@ -232,6 +274,44 @@ pub fn run(
                 }
             }
             Ok(0)
+        }
+        Report::Sod { policy, from, to, known, format } => {
+            check_known(index, known)?;
+            let rules = read_policy(&policy)?;
+            let window = window(from, to)?;
+            let report = ask(store, &mut index, |i| i.sod(&rules, window, as_of(known)))?;
+            let mut table = Table::new(vec!["RULE", "IDENTITY", "FROM", "TO", "KNOWN AT START", "SIDES"]);
+            for v in &report.violations {
+                let sides: Vec<String> = v
+                    .sides
+                    .iter()
+                    .map(|h| {
+                        let why = if format.csv { vias_csv(&h.via) } else { vias(&h.via) };
+                        format!("{}#{} ({why})", h.resource, h.permission)
+                    })
+                    .collect();
+                table.row(vec![
+                    v.rule.clone(),
+                    v.identity.clone(),
+                    date(v.from),
+                    v.to.map_or_else(|| "-".into(), date),
+                    if v.known_at_start { "yes".into() } else { "no".into() },
+                    sides.join("; "),
+                ]);
+            }
+            if !format.json && !format.csv {
+                writeln!(
+                    out,
+                    "{} violations of {} rules, {}:",
+                    report.violations.len(),
+                    report.rules.len(),
+                    as_of_line(index, known)
+                )?;
+                if table.is_empty() {
+                    return Ok(0);
+                }
+            }
+            emit(&mut out, format, answers::sod(&report), table).map(|()| 0)
         }
         Report::Lag { known, format } => {
             check_known(index, known)?;

@@ -354,6 +354,7 @@ fn docs_cli_md_has_the_current_help_text() {
         "report nhi",
         "report lag",
         "report access",
+        "report sod",
         "review",
         "review record",
         "verify",

@@ -148,3 +148,22 @@ pub fn lag(as_of: u64, rows: &[crate::reports::LagRow]) -> Value {
 pub fn access_review(review: &crate::reports::AccessReview) -> Value {
     serde_json::to_value(review).unwrap_or(Value::Null)
 }
+
+/// `report sod`.
+pub fn sod(report: &crate::reports::Sod) -> Value {
+    serde_json::to_value(report).unwrap_or(Value::Null)
+}
+
+/// A window of which either end may be open: `None` when both are.
+pub fn open_window(from: Option<Timestamp>, to: Option<Timestamp>) -> Result<Option<(Timestamp, Timestamp)>, String> {
+    match (from, to) {
+        (None, None) => Ok(None),
+        (a, b) => {
+            let (a, b) = (a.unwrap_or(Timestamp::from_micros(i64::MIN)), b.unwrap_or(Timestamp::MAX));
+            if a >= b {
+                return Err(format!("{a} is not before {b}"));
+            }
+            Ok(Some((a, b)))
+        }
+    }
+}

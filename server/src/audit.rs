@@ -298,16 +298,7 @@ pub async fn verify(State(app): State<Arc<App>>, _a: Auditor) -> Result<Response
 pub async fn report_leavers(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
     let index = index(&app)?;
     let r = as_of(&q, &index)?;
-    let window = match (time(&q, "from")?, time(&q, "to")?) {
-        (None, None) => None,
-        (a, b) => {
-            let (a, b) = (a.unwrap_or(Timestamp::from_micros(i64::MIN)), b.unwrap_or(Timestamp::MAX));
-            if a >= b {
-                return Err(bad("from must be before to"));
-            }
-            Some((a, b))
-        }
-    };
+    let window = answers::open_window(time(&q, "from")?, time(&q, "to")?).map_err(|e| bad(format!("from/to: {e}")))?;
     let report = index.leavers(window, r, &app.store)?;
     Ok(reply(answers::leavers(&report)))
 }
@@ -366,4 +357,34 @@ pub async fn report_access(State(app): State<Arc<App>>, _a: Auditor, Query(q): P
     let (at, r) = (time(&q, "at")?.unwrap_or_else(Timestamp::now), as_of(&q, &index)?);
     let review = index.access_review(resource, at, r, &app.store)?;
     Ok(reply(answers::access_review(&review)))
+}
+
+#[utoipa::path(
+    operation_id = "report_sod",
+    get,
+    path = "/v1/reports/sod",
+    tag = "Reports",
+    description = "Separation of duties over history: every interval in which someone held all of a set of entitlements (tenure report sod --json, for one rule).",
+    params(("entitlements" = String, Query, description = "Two or more RESOURCE#PERMISSION, comma-separated"), ("from" = Option<String>, Query, description = "Overlaps that reach past this time"), ("to" = Option<String>, Query, description = "Overlaps that begin before this time"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The report"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
+pub async fn report_sod(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let r = as_of(&q, &index)?;
+    let text = q.get("entitlements").ok_or_else(|| bad("entitlements: required (two or more RESOURCE#PERMISSION)"))?;
+    let entitlements = text
+        .split(',')
+        .map(|e| {
+            tenure_engine::Entitlement::parse_short(e.trim())
+                .ok_or_else(|| bad(format!("entitlements: '{e}' is not RESOURCE#PERMISSION")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if entitlements.len() < 2 {
+        return Err(bad("entitlements: give two or more"));
+    }
+    let window = answers::open_window(time(&q, "from")?, time(&q, "to")?).map_err(|e| bad(format!("from/to: {e}")))?;
+    let rule = tenure_projections::reports::Rule { name: text.clone(), entitlements };
+    let report = index.sod(&[rule], window, r)?;
+    Ok(reply(answers::sod(&report)))
 }

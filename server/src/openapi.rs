@@ -46,6 +46,7 @@ use utoipa::{Modify, OpenApi};
         crate::audit::report_nhi,
         crate::audit::report_lag,
         crate::audit::report_access,
+        crate::audit::report_sod,
         crate::metrics_endpoint,
         document,
     ),

@@ -515,3 +515,53 @@ pub fn credential_findings(
     }
     out
 }
+
+/// A violation of a separation-of-duties set: identity, from, to (µs; `None` open), every
+/// reason each entitlement was held during it, and whether the records as they stood at
+/// `from` (the last position recorded by then) showed all of the set held at `from`.
+pub type Overlap = (String, i64, Option<i64>, BTreeMap<Entitlement, Vec<OVia>>, bool);
+
+/// Every maximal interval in which an identity held all of `set`, as known at `r`,
+/// evaluated instant by instant (access changes only at effective times and expiries).
+pub fn sod(log: &[Event], set: &[Entitlement], r: u64) -> Vec<Overlap> {
+    let mut instants = BTreeSet::new();
+    for e in log {
+        instants.insert(e.effective_at.as_micros());
+        if let EventData::AccessGranted(g) = &e.data {
+            if let Some(x) = g.expires_at {
+                instants.insert(x.as_micros());
+            }
+        }
+    }
+    let instants: Vec<i64> = instants.into_iter().collect();
+    let names: BTreeSet<String> = log.iter().filter_map(|e| e.data.identity().map(|i| i.0.clone())).collect();
+    let mut out = Vec::new();
+    for id in names {
+        let at: Vec<BTreeMap<Entitlement, Vec<OVia>>> = instants.iter().map(|&t| access(log, &id, t, r)).collect();
+        let all = |a: &BTreeMap<Entitlement, Vec<OVia>>| set.iter().all(|e| a.contains_key(e));
+        let mut k = 0;
+        while k < instants.len() {
+            if !all(&at[k]) {
+                k += 1;
+                continue;
+            }
+            let start = k;
+            let mut via: BTreeMap<Entitlement, Vec<OVia>> = BTreeMap::new();
+            while k < instants.len() && all(&at[k]) {
+                for e in set {
+                    let slot = via.entry(e.clone()).or_default();
+                    slot.extend(at[k][e].iter().cloned());
+                    slot.sort();
+                    slot.dedup();
+                }
+                k += 1;
+            }
+            let from = instants[start];
+            let then = log.iter().filter(|e| e.recorded_at.as_micros() <= from).map(|e| e.position.get()).max();
+            let then = then.unwrap_or(0).min(r);
+            let known = all(&access(log, &id, from, then));
+            out.push((id.clone(), from, instants.get(k).copied(), via, known));
+        }
+    }
+    out
+}

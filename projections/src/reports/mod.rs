@@ -12,11 +12,13 @@ mod lag;
 mod leavers;
 mod nhi;
 mod review;
+mod sod;
 
 pub use lag::{event_lag, LagRow};
 pub use leavers::{Believed, LeaverRow, Leavers};
 pub use nhi::{CredentialRow, Nhi, ServiceRow};
 pub use review::{AccessReview, GrantedBy, ReviewDecision, ReviewRow, Revocation};
+pub use sod::{Rule, Sod, Violation};
 
 /// Count, median, 90th percentile and worst of a set of durations (seconds), by nearest
 /// rank: the median of n values is the ⌈n/2⌉-th smallest, the p90 the ⌈0.9 n⌉-th.
