@@ -364,6 +364,8 @@ fn docs_cli_md_has_the_current_help_text() {
         "sync status",
         "sync verify-delivery",
         "demo",
+        "completions",
+        "man",
         "generate",
     ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenure"));
