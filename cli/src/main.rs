@@ -174,6 +174,20 @@ pub enum Report {
         #[command(flatten)]
         format: Format,
     },
+    /// The anomalies (`tenure anomalies`) counted by kind and source, then each with its
+    /// event's type, subject and times; `--from`/`--to` keep those effective in a window.
+    Anomalies {
+        /// Only anomalies of events effective at or after T1.
+        #[arg(long, value_name = "T1", value_parser = parse_time)]
+        from: Option<Timestamp>,
+        /// Only anomalies of events effective before T2.
+        #[arg(long, value_name = "T2", value_parser = parse_time)]
+        to: Option<Timestamp>,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
+    },
     /// Event lag (recorded minus effective time) per source and type: count, median,
     /// p90 and worst.
     Lag {

@@ -313,6 +313,45 @@ pub fn run(
             }
             emit(&mut out, format, answers::sod(&report), table).map(|()| 0)
         }
+        Report::Anomalies { from, to, known, format } => {
+            check_known(index, known)?;
+            let window = window(from, to)?;
+            let report = ask(store, &mut index, |i| i.anomalies_report(window, as_of(known), store))?;
+            let mut table = Table::new(vec!["POSITION", "KIND", "SOURCE", "TYPE", "SUBJECT", "EFFECTIVE", "WHY"]);
+            for a in &report.rows {
+                let subject = match (&a.identity, &a.group) {
+                    (Some(i), Some(g)) => format!("{i} in {g}"),
+                    (Some(i), None) => i.clone(),
+                    (None, Some(g)) => g.clone(),
+                    (None, None) => "-".into(),
+                };
+                let kind =
+                    serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                table.row(vec![
+                    a.position.to_string(),
+                    kind,
+                    a.source.clone().unwrap_or_else(|| "-".into()),
+                    a.event_type.to_string(),
+                    subject,
+                    date(a.effective_at),
+                    a.reason.clone(),
+                ]);
+            }
+            if !format.json && !format.csv {
+                writeln!(out, "{} anomalies, {}:", report.rows.len(), as_of_line(index, known))?;
+                for g in &report.groups {
+                    let kind = serde_json::to_value(g.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    writeln!(out, "  {:>6}  {kind} from {}", g.count, g.source)?;
+                }
+                if table.is_empty() {
+                    return Ok(0);
+                }
+            }
+            emit(&mut out, format, answers::anomalies_report(&report), table).map(|()| 0)
+        }
         Report::Lag { known, format } => {
             check_known(index, known)?;
             let r = index.resolve(as_of(known));

@@ -355,6 +355,7 @@ fn docs_cli_md_has_the_current_help_text() {
         "report lag",
         "report access",
         "report sod",
+        "report anomalies",
         "review",
         "review record",
         "verify",

@@ -333,3 +333,38 @@ fn separation_of_duties_over_history() {
     let _ = std::process::Command::new("kill").arg(server.id().to_string()).status();
     server.wait().unwrap();
 }
+
+/// The anomalies report: a grant to Bob after he left (from okta) and a second join of
+/// Alice (from hr), counted by kind and source, and kept to a window.
+#[test]
+fn anomalies_counted_by_kind_and_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = store(dir.path());
+    let more = dir.path().join("more.jsonl");
+    std::fs::write(
+        &more,
+        r#"{"type":"access.granted","effective_at":"2024-02-05T00:00:00Z","source":"okta","source_event_id":"11","data":{"identity":"bob","entitlement":{"resource":"db","permission":"admin"}}}
+{"type":"identity.joined","effective_at":"2024-04-01T00:00:00Z","source":"hr","source_event_id":"12","data":{"identity":"alice","kind":"human","attributes":{}}}
+"#,
+    )
+    .unwrap();
+    assert!(common::tenure(&data, &["ingest", more.to_str().unwrap()]).status.success());
+    let report = json_of(&data, &["report", "anomalies", "--json"]);
+    assert_eq!(
+        report["groups"],
+        json!([
+            {"kind": "transition", "source": "hr", "count": 1, "positions": [12]},
+            {"kind": "not_joined", "source": "okta", "count": 1, "positions": [11]},
+        ])
+    );
+    assert_eq!(report["rows"][0]["position"], 11);
+    assert_eq!(report["rows"][0]["type"], "access.granted");
+    assert_eq!(report["rows"][0]["identity"], "bob");
+    let window = json_of(&data, &["report", "anomalies", "--from", "2024-03-01", "--json"]);
+    assert_eq!(
+        window["rows"].as_array().unwrap().iter().map(|r| r["position"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [12]
+    );
+    let table = common::stdout(&common::tenure(&data, &["report", "anomalies"]));
+    assert!(table.contains("1  not_joined from okta"), "{table}");
+}

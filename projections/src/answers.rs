@@ -167,3 +167,8 @@ pub fn open_window(from: Option<Timestamp>, to: Option<Timestamp>) -> Result<Opt
         }
     }
 }
+
+/// `report anomalies`.
+pub fn anomalies_report(report: &crate::reports::Anomalies) -> Value {
+    serde_json::to_value(report).unwrap_or(Value::Null)
+}

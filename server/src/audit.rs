@@ -388,3 +388,21 @@ pub async fn report_sod(State(app): State<Arc<App>>, _a: Auditor, Query(q): Para
     let report = index.sod(&[rule], window, r)?;
     Ok(reply(answers::sod(&report)))
 }
+
+#[utoipa::path(
+    operation_id = "report_anomalies",
+    get,
+    path = "/v1/reports/anomalies",
+    tag = "Reports",
+    description = "The anomalies counted by kind and source, each with its event's details (tenure report anomalies --json).",
+    params(("from" = Option<String>, Query, description = "Events effective at or after this time"), ("to" = Option<String>, Query, description = "Events effective before this time"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    responses((status = 200, description = "The report"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
+pub async fn report_anomalies(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
+    let index = index(&app)?;
+    let r = as_of(&q, &index)?;
+    let window = answers::open_window(time(&q, "from")?, time(&q, "to")?).map_err(|e| bad(format!("from/to: {e}")))?;
+    let report = index.anomalies_report(window, r, &app.store)?;
+    Ok(reply(answers::anomalies_report(&report)))
+}

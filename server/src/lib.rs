@@ -368,6 +368,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/reports/lag", get(audit::report_lag))
         .route("/v1/reports/access", get(audit::report_access))
         .route("/v1/reports/sod", get(audit::report_sod))
+        .route("/v1/reports/anomalies", get(audit::report_anomalies))
         .fallback(not_found)
         .with_state(app.clone())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

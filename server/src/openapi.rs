@@ -47,6 +47,7 @@ use utoipa::{Modify, OpenApi};
         crate::audit::report_lag,
         crate::audit::report_access,
         crate::audit::report_sod,
+        crate::audit::report_anomalies,
         crate::metrics_endpoint,
         document,
     ),

@@ -8,12 +8,14 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use tenure_engine::Timestamp;
 
+mod anomalies;
 mod lag;
 mod leavers;
 mod nhi;
 mod review;
 mod sod;
 
+pub use anomalies::{Anomalies, AnomalyGroup, AnomalyRow};
 pub use lag::{event_lag, LagRow};
 pub use leavers::{Believed, LeaverRow, Leavers};
 pub use nhi::{CredentialRow, Nhi, ServiceRow};
