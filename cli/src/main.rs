@@ -13,6 +13,7 @@ mod commands;
 mod demo;
 mod ingest;
 mod output;
+mod reconcile;
 mod report;
 mod serve;
 mod sync;
@@ -436,6 +437,39 @@ pub enum Command {
     Report {
         #[command(subcommand)]
         report: Report,
+    },
+    /// Compare a directory snapshot with what Tenure says at the snapshot's time.
+    ///
+    /// The snapshot is a SCIM ListResponse of Users and/or Groups as Okta or Entra ID
+    /// return it (several files, or an array of ListResponses, are joined), or a CSV with
+    /// the header `identity,active,department,groups` (groups separated by `;`; other
+    /// columns are compared as attributes of that name). Users match Tenure identities by
+    /// `userName` (against the identities' `userName` attribute, without regard to case),
+    /// then by `userName`, `externalId` or `id` as the identity's name. Rows: orphaned
+    /// (active here, absent there), disabled_there, missing, inactive_here, attribute,
+    /// membership_missing, membership_extra; the drift is their number. Dormant accounts
+    /// (active, no lifecycle event within --dormant-after) are listed apart.
+    Reconcile {
+        /// The snapshot files (SCIM JSON or CSV).
+        #[arg(long = "directory", value_name = "SNAPSHOT", required = true)]
+        directory: Vec<PathBuf>,
+        /// When the snapshot was taken (default: now).
+        #[arg(long, value_name = "T", value_parser = parse_time)]
+        at: Option<Timestamp>,
+        /// Compare service identities too (directories often hold only people).
+        #[arg(long)]
+        include_services: bool,
+        /// An active identity with no lifecycle event for this long before T is dormant.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "90d")]
+        dormant_after: i64,
+        /// Write the events that would bring Tenure in line (JSONL, effective at T, source
+        /// `reconcile`) to this file, for a person to review and `tenure ingest`.
+        #[arg(long, value_name = "FILE")]
+        emit_corrections: Option<PathBuf>,
+        #[command(flatten)]
+        known: Known,
+        #[command(flatten)]
+        format: Format,
     },
     /// Record access review decisions (`access.reviewed` events).
     Review {

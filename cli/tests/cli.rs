@@ -356,6 +356,7 @@ fn docs_cli_md_has_the_current_help_text() {
         "report access",
         "report sod",
         "report anomalies",
+        "reconcile",
         "review",
         "review record",
         "verify",

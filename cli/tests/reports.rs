@@ -368,3 +368,131 @@ fn anomalies_counted_by_kind_and_source() {
     let table = common::stdout(&common::tenure(&data, &["report", "anomalies"]));
     assert!(table.contains("1  not_joined from okta"), "{table}");
 }
+
+/// A drift row's kind, identity, directory key and field.
+type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// Reconciliation against an Okta-shaped SCIM export (a ListResponse of Users and one of
+/// Groups): the drift rows, the corrections, and drift 0 once they are ingested; the same
+/// from CSV; a bad CSV names its line and field.
+#[test]
+fn reconciliation_against_a_directory_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = store(dir.path());
+    let users = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 3, "startIndex": 1, "itemsPerPage": 3,
+        "Resources": [
+            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+             "id": "00u1alice", "userName": "alice", "active": true,
+             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Finance"}},
+            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "00u2bob", "userName": "bob", "active": false},
+            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "00u3dave", "userName": "dave", "active": true,
+             "name": {"givenName": "Dave"}},
+        ]
+    });
+    let groups = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 2, "startIndex": 1, "itemsPerPage": 2,
+        "Resources": [
+            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "00g1", "displayName": "eng", "members": [{"value": "00u1alice", "display": "alice"}]},
+            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "00g2", "displayName": "ops", "members": [{"value": "00u1alice"}, {"value": "00u3dave"}]},
+        ]
+    });
+    let (u, g) = (dir.path().join("users.json"), dir.path().join("groups.json"));
+    std::fs::write(&u, users.to_string()).unwrap();
+    std::fs::write(&g, groups.to_string()).unwrap();
+    let fix = dir.path().join("fix.jsonl");
+    let args =
+        ["reconcile", "--directory", u.to_str().unwrap(), "--directory", g.to_str().unwrap(), "--at", "2024-02-15"];
+    let mut with_fix = args.to_vec();
+    with_fix.extend(["--emit-corrections", fix.to_str().unwrap(), "--json"]);
+    let report = json_of(&data, &with_fix);
+    let rows: Vec<Row> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap(), r["identity"].as_str(), r["directory"].as_str(), r["field"].as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("attribute", Some("alice"), Some("alice"), Some("department")),
+            ("membership_missing", Some("alice"), Some("alice"), Some("ops")),
+            ("missing", None, Some("dave"), None),
+        ],
+        "{report:#}"
+    );
+    assert_eq!(report["drift"], 3);
+    assert_eq!(report["rows"][0]["there"], "Finance");
+    // The service is compared only when asked: its owner left, it is not in the directory.
+    let mut all = args.to_vec();
+    all.extend(["--include-services", "--json"]);
+    let with_services = json_of(&data, &all);
+    assert_eq!(with_services["drift"], 4);
+    assert!(with_services["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["kind"] == "orphaned" && r["identity"] == "svc"));
+    // The corrections bring Tenure in line: drift 0.
+    let fixes = std::fs::read_to_string(&fix).unwrap();
+    assert_eq!(fixes.lines().count(), 5, "{fixes}");
+    let o = common::tenure(&data, &["ingest", fix.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let mut again = args.to_vec();
+    again.push("--json");
+    assert_eq!(json_of(&data, &again)["drift"], 0, "{fixes}");
+    let table = common::stdout(&common::tenure(&data, &args));
+    assert!(table.starts_with("drift 0 at 2024-02-15"), "{table}");
+
+    // CSV: Alice moved to sales, Carol unknown here, Dave gone from ops.
+    let csv = dir.path().join("dir.csv");
+    std::fs::write(&csv, "identity,active,department,groups\nalice,true,sales,eng;ops\ncarol,true,,\ndave,true,,\n")
+        .unwrap();
+    let report = json_of(&data, &["reconcile", "--directory", csv.to_str().unwrap(), "--at", "2024-02-15", "--json"]);
+    let rows: Vec<(&str, Option<&str>, Option<&str>)> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap(), r["directory"].as_str(), r["field"].as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("attribute", Some("alice"), Some("department")),
+            ("missing", Some("carol"), None),
+            ("membership_extra", Some("dave"), Some("ops"))
+        ]
+    );
+    // The audit API takes the snapshot as the request body (both ListResponses at once).
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("auditor audit {AUDIT}\n")).unwrap();
+    let (mut server, first) = common::serve(&data, &["--token-file", tokens.to_str().unwrap()], &[]);
+    let root = common::root_of(&first);
+    let post = |body: &Value| -> (u16, Value) {
+        let r = ureq::post(&format!("{root}/v1/reports/reconcile?at=2024-02-15"))
+            .set("Authorization", &format!("Bearer {AUDIT}"))
+            .send_json(body.clone());
+        match r {
+            Ok(r) => (r.status(), r.into_json().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (status, answer) = post(&json!([users, groups]));
+    assert_eq!((status, &answer["drift"], &answer["corrections"]), (200, &json!(0), &json!([])), "{answer}");
+    let (status, answer) = post(&json!({"Resources": [{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}]}));
+    assert_eq!(status, 400);
+    assert!(answer.to_string().contains("userName is required"), "{answer}");
+    let _ = std::process::Command::new("kill").arg(server.id().to_string()).status();
+    server.wait().unwrap();
+    std::fs::write(&csv, "identity,active\nalice,maybe\n").unwrap();
+    let bad = common::tenure(&data, &["reconcile", "--directory", csv.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        common::stderr(&bad).contains("dir.csv: line 2: active: 'maybe' is not true or false"),
+        "{}",
+        common::stderr(&bad)
+    );
+}

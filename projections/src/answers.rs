@@ -172,3 +172,13 @@ pub fn open_window(from: Option<Timestamp>, to: Option<Timestamp>) -> Result<Opt
 pub fn anomalies_report(report: &crate::reports::Anomalies) -> Value {
     serde_json::to_value(report).unwrap_or(Value::Null)
 }
+
+/// `reconcile`: the report, with its corrections as the JSON lines `--emit-corrections`
+/// writes.
+pub fn reconcile(report: &crate::reports::Reconciliation) -> Value {
+    let mut value = serde_json::to_value(report).unwrap_or(Value::Null);
+    let corrections: Vec<Value> =
+        report.corrections.iter().filter_map(|e| serde_json::from_str(&e.to_json()).ok()).collect();
+    value["corrections"] = Value::Array(corrections);
+    value
+}

@@ -406,3 +406,34 @@ pub async fn report_anomalies(State(app): State<Arc<App>>, _a: Auditor, Query(q)
     let report = index.anomalies_report(window, r, &app.store)?;
     Ok(reply(answers::anomalies_report(&report)))
 }
+
+#[utoipa::path(
+    operation_id = "report_reconcile",
+    post,
+    path = "/v1/reports/reconcile",
+    tag = "Reports",
+    description = "Reconciliation against a directory snapshot posted as a SCIM ListResponse of Users and/or Groups (or an array of them): the drift rows and the corrections (tenure reconcile --json, corrections as JSON lines).",
+    params(("at" = Option<String>, Query, description = "When the snapshot was taken (default now)"), ("as_of" = Option<String>, Query, description = "A position or a record time"), ("include_services" = Option<bool>, Query, description = "Compare service identities too"), ("dormant_after" = Option<String>, Query, description = "A duration such as 90d (default 90d)")),
+    responses((status = 200, description = "The report"), (status = 400, description = "A bad parameter or snapshot"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
+    security(("bearer" = []))
+)]
+pub async fn report_reconcile(
+    State(app): State<Arc<App>>,
+    _a: Auditor,
+    Query(q): Params,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let snapshot: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    let mut reader = crate::snapshot::Snapshot::default();
+    reader.add_json("the snapshot", &snapshot).map_err(bad)?;
+    let users = reader.finish();
+    let index = index(&app)?;
+    let (at, r) = (time(&q, "at")?.unwrap_or_else(Timestamp::now), as_of(&q, &index)?);
+    let services = q.get("include_services").is_some_and(|v| v == "true" || v == "1");
+    let dormant = match q.get("dormant_after") {
+        Some(v) => answers::parse_duration(v).map_err(|e| bad(format!("dormant_after: {e}")))?,
+        None => 90 * 86_400_000_000,
+    };
+    let report = index.reconcile(&users, at, r, services, dormant)?;
+    Ok(reply(answers::reconcile(&report)))
+}

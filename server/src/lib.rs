@@ -20,6 +20,7 @@ pub mod model;
 pub mod openapi;
 pub mod outbound;
 mod patch;
+pub mod snapshot;
 mod users;
 pub mod webhooks;
 
@@ -369,6 +370,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/reports/access", get(audit::report_access))
         .route("/v1/reports/sod", get(audit::report_sod))
         .route("/v1/reports/anomalies", get(audit::report_anomalies))
+        .route("/v1/reports/reconcile", axum::routing::post(audit::report_reconcile))
         .fallback(not_found)
         .with_state(app.clone())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

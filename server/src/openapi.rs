@@ -48,6 +48,7 @@ use utoipa::{Modify, OpenApi};
         crate::audit::report_access,
         crate::audit::report_sod,
         crate::audit::report_anomalies,
+        crate::audit::report_reconcile,
         crate::metrics_endpoint,
         document,
     ),

@@ -190,7 +190,7 @@ fn the_openapi_document_lists_every_route() {
     let r = s.raw("GET", &s.url("/openapi.json"), None, &[]);
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.json["openapi"].as_str().unwrap().starts_with("3."), "{}", r.text);
-    let routes: [(&str, &[&str]); 32] = [
+    let routes: [(&str, &[&str]); 33] = [
         ("/scim/v2/ServiceProviderConfig", &["get"]),
         ("/scim/v2/ResourceTypes", &["get"]),
         ("/scim/v2/ResourceTypes/{name}", &["get"]),
@@ -221,6 +221,7 @@ fn the_openapi_document_lists_every_route() {
         ("/v1/reports/access", &["get"]),
         ("/v1/reports/sod", &["get"]),
         ("/v1/reports/anomalies", &["get"]),
+        ("/v1/reports/reconcile", &["post"]),
         ("/scim/v2/Users/{id}", &["get"]),
         ("/scim/v2/Groups/{id}", &["delete"]),
     ];
@@ -230,7 +231,7 @@ fn the_openapi_document_lists_every_route() {
             assert!(paths.get(path).and_then(|p| p.get(*m)).is_some(), "{m} {path} is not in the document");
         }
     }
-    assert_eq!(paths.len(), 30, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 31, "{:?}", paths.keys().collect::<Vec<_>>());
     assert_eq!(r.json["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     // Every route the document names answers something other than "no such endpoint".
     for path in paths.keys() {

@@ -12,6 +12,7 @@ mod anomalies;
 mod lag;
 mod leavers;
 mod nhi;
+mod reconcile;
 mod review;
 mod sod;
 
@@ -19,6 +20,7 @@ pub use anomalies::{Anomalies, AnomalyGroup, AnomalyRow};
 pub use lag::{event_lag, LagRow};
 pub use leavers::{Believed, LeaverRow, Leavers};
 pub use nhi::{CredentialRow, Nhi, ServiceRow};
+pub use reconcile::{DirUser, DormantRow, DriftRow, Reconciliation};
 pub use review::{AccessReview, GrantedBy, ReviewDecision, ReviewRow, Revocation};
 pub use sod::{Rule, Sod, Violation};
 
