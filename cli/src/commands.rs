@@ -260,7 +260,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             }
             emit(&mut out, format, json, table).map(|()| 0)
         }
-        Command::Timeline { identity, known, format } => {
+        Command::Timeline { identity, svg, known, format, page } => {
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
             check_known(index, known)?;
@@ -293,6 +293,23 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 }
             }
             let json = answers::timeline(&timeline, index.resolve(as_of(known)));
+            if svg.is_some() || page.html.is_some() {
+                let marks = ask(&store, &mut index, |i| i.marks(&identity, as_of(known)))?;
+                let picture = crate::picture::timeline_svg(&timeline, &marks);
+                if let Some(path) = &svg {
+                    std::fs::write(path, &picture)
+                        .map_err(|e| CliError::failure(format!("{}: {e}", path.display())))?;
+                }
+                let summary = vec![
+                    as_of_line(index, known),
+                    format!(
+                        "{} windows recorded late, {} retracted",
+                        marks.iter().filter(|m| m.kind == "late").count(),
+                        marks.iter().filter(|m| m.kind == "retracted").count()
+                    ),
+                ];
+                crate::report::write_page(&page, &format!("Timeline of {identity}"), &summary, Some(picture), &table)?;
+            }
             if !format.json && !format.csv {
                 writeln!(out, "timeline of {identity}, {}:", as_of_line(index, known))?;
             }
@@ -411,7 +428,16 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             }
             Ok(0)
         }
-        Command::Reconcile { directory, at, include_services, dormant_after, emit_corrections, known, format } => {
+        Command::Reconcile {
+            directory,
+            at,
+            include_services,
+            dormant_after,
+            emit_corrections,
+            known,
+            format,
+            page,
+        } => {
             let users = crate::reconcile::read_snapshot(&directory)?;
             let store = open_existing(&data("tenure-data"))?;
             let mut index = load_index(&store)?;
@@ -419,7 +445,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let at = at.unwrap_or_else(tenure_engine::Timestamp::now);
             let report =
                 ask(&store, &mut index, |i| i.reconcile(&users, at, as_of(known), include_services, dormant_after))?;
-            crate::reconcile::print(&report, index, known, format, emit_corrections.as_deref(), &mut out)
+            crate::reconcile::print(&report, index, (known, format, &page), emit_corrections.as_deref(), &mut out)
         }
         Command::Review { action } => {
             let dir = data("tenure-data");

@@ -13,6 +13,7 @@ mod commands;
 mod demo;
 mod ingest;
 mod output;
+mod picture;
 mod reconcile;
 mod report;
 mod serve;
@@ -116,6 +117,8 @@ pub enum Report {
         known: Known,
         #[command(flatten)]
         format: Format,
+        #[command(flatten)]
+        page: Page,
     },
     /// Services whose owner is not active (since when, and since when the records knew
     /// it), services without an owner, and credentials expired or not rotated.
@@ -131,6 +134,8 @@ pub enum Report {
         known: Known,
         #[command(flatten)]
         format: Format,
+        #[command(flatten)]
+        page: Page,
     },
     /// Access review of a resource: every holder, how, since when, granted by whom, the
     /// latest review decision; and every `revoke` decision, carried out or not.
@@ -149,6 +154,8 @@ pub enum Report {
         known: Known,
         #[command(flatten)]
         format: Format,
+        #[command(flatten)]
+        page: Page,
     },
     /// Separation of duties over history: every interval in which someone held all the
     /// entitlements of a rule at once, with the grants behind each side, and whether the
@@ -174,6 +181,8 @@ pub enum Report {
         known: Known,
         #[command(flatten)]
         format: Format,
+        #[command(flatten)]
+        page: Page,
     },
     /// The anomalies (`tenure anomalies`) counted by kind and source, then each with its
     /// event's type, subject and times; `--from`/`--to` keep those effective in a window.
@@ -188,6 +197,8 @@ pub enum Report {
         known: Known,
         #[command(flatten)]
         format: Format,
+        #[command(flatten)]
+        page: Page,
     },
     /// Event lag (recorded minus effective time) per source and type: count, median,
     /// p90 and worst.
@@ -196,7 +207,18 @@ pub enum Report {
         known: Known,
         #[command(flatten)]
         format: Format,
+        #[command(flatten)]
+        page: Page,
     },
+}
+
+/// A page for people: `--html FILE`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Page {
+    /// Also write a self-contained HTML page (inline CSS and SVG, no network) of the
+    /// answer to FILE: summary figures, a chart, the table.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// The knowledge point of a query.
@@ -373,10 +395,17 @@ pub enum Command {
     Timeline {
         /// The identity, as the source names it, or a userName it had.
         identity: String,
+        /// Also draw it as an SVG Gantt chart to FILE: status, memberships, grants and
+        /// access on one time axis, leaves and expiries marked, and hatched or outlined
+        /// the windows in which the records said something later corrected.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
         #[command(flatten)]
         known: Known,
         #[command(flatten)]
         format: Format,
+        #[command(flatten)]
+        page: Page,
     },
     /// What the records said about an identity at a time.
     ///
@@ -470,6 +499,8 @@ pub enum Command {
         known: Known,
         #[command(flatten)]
         format: Format,
+        #[command(flatten)]
+        page: Page,
     },
     /// Record access review decisions (`access.reviewed` events).
     Review {

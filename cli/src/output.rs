@@ -90,6 +90,14 @@ impl Table {
         self.rows.push(cells);
     }
 
+    pub fn headers(&self) -> Vec<String> {
+        self.headers.iter().map(|h| h.to_string()).collect()
+    }
+
+    pub fn rows(&self) -> &[Vec<String>] {
+        &self.rows
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }

@@ -82,8 +82,7 @@ fn read_csv(shown: &str, text: &str) -> Result<Vec<DirUser>, CliError> {
 pub fn print(
     report: &Reconciliation,
     index: &AccessIndex,
-    known: Known,
-    format: Format,
+    (known, format, page): (Known, Format, &crate::Page),
     corrections: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<i32, CliError> {
@@ -110,6 +109,17 @@ pub fn print(
         ]);
     }
     let json = tenure_projections::answers::reconcile(report);
+    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    for row in &report.rows {
+        *by_kind.entry(row.kind).or_default() += 1;
+    }
+    let chart: Vec<(String, f64)> = by_kind.iter().map(|(k, n)| (k.to_string(), *n as f64)).collect();
+    let svg = (!chart.is_empty()).then(|| crate::picture::bars_svg("drift by kind", "", &chart));
+    let summary = vec![
+        format!("drift {} at {}, {}", report.drift, date(report.at), as_of_line(index, known)),
+        format!("{} dormant accounts", report.dormant.len()),
+    ];
+    crate::report::write_page(page, "Reconciliation with the directory", &summary, svg, &table)?;
     if !format.json && !format.csv {
         writeln!(out, "drift {} at {}, {}:", report.drift, date(report.at), as_of_line(index, known))?;
     }

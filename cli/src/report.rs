@@ -3,7 +3,7 @@
 
 use crate::commands::{as_of, as_of_line, ask, check_known, emit};
 use crate::output::{date, vias, vias_csv, Table};
-use crate::{CliError, Report, ReviewAction};
+use crate::{CliError, Page, Report, ReviewAction};
 use std::io::Write;
 use tenure_engine::event::{Decision, Reviewed};
 use tenure_engine::{EventData, NewEvent, Store, Timestamp};
@@ -22,6 +22,19 @@ pub fn span(seconds: f64) -> String {
         (d, h, _) => format!("{d}d {h}h"),
     };
     format!("{sign}{text}")
+}
+
+/// Writes `--html FILE` when asked: title, summary lines, an optional chart, the table.
+pub fn write_page(
+    page: &Page,
+    title: &str,
+    summary: &[String],
+    svg: Option<String>,
+    table: &Table,
+) -> Result<(), CliError> {
+    let Some(path) = &page.html else { return Ok(()) };
+    let html = crate::picture::page(title, summary, svg.as_deref(), &table.headers(), table.rows());
+    std::fs::write(path, html).map_err(|e| CliError::failure(format!("{}: {e}", path.display())))
 }
 
 /// `--from` / `--to` as a window; either may be left open.
@@ -93,7 +106,7 @@ pub fn run(
 ) -> Result<i32, CliError> {
     let mut out = out;
     match report {
-        Report::Leavers { from, to, known, format } => {
+        Report::Leavers { from, to, known, format, page } => {
             check_known(index, known)?;
             let window = window(from, to)?;
             let report = ask(store, &mut index, |i| i.leavers(window, as_of(known), store))?;
@@ -133,6 +146,19 @@ pub fn run(
                     list(believed),
                 ]);
             }
+            let mut summary = vec![format!("{} leaves, {}", report.rows.len(), as_of_line(index, known))];
+            if let Some(all) = &report.overall {
+                summary.push(summary_line("all sources", all).trim().to_string());
+            }
+            summary.extend(report.by_source.iter().map(|(source, s)| summary_line(source, s).trim().to_string()));
+            let chart: Vec<(String, f64)> = report
+                .by_source
+                .iter()
+                .map(|(source, s)| (format!("{source} (median)"), s.median_seconds / 86_400.0))
+                .collect();
+            let svg =
+                (!chart.is_empty()).then(|| crate::picture::bars_svg("deprovisioning lag by source", "days", &chart));
+            write_page(&page, "Leaver compliance", &summary, svg, &table)?;
             if !format.json && !format.csv {
                 writeln!(out, "{} leaves, {}:", report.rows.len(), as_of_line(index, known))?;
             }
@@ -149,7 +175,7 @@ pub fn run(
             }
             Ok(0)
         }
-        Report::Nhi { at, max_age, known, format } => {
+        Report::Nhi { at, max_age, known, format, page } => {
             check_known(index, known)?;
             let at = at.unwrap_or_else(Timestamp::now);
             let report = ask(store, &mut index, |i| i.nhi(at, as_of(known), max_age))?;
@@ -183,6 +209,16 @@ pub fn run(
                     c.issued_by.to_string(),
                 ]);
             }
+            let summary = vec![
+                format!("at {}, {}", date(at), as_of_line(index, known)),
+                format!("{} services whose owner is not active or who have none", report.services.len()),
+                format!(
+                    "{} credential findings (expired, or older than {})",
+                    report.credentials.len(),
+                    span(report.max_age_seconds)
+                ),
+            ];
+            write_page(&page, "Non-human identities", &summary, None, &table)?;
             if !format.json && !format.csv {
                 writeln!(
                     out,
@@ -198,7 +234,7 @@ pub fn run(
             }
             emit(&mut out, format, answers::nhi(&report), table).map(|()| 0)
         }
-        Report::Access { resource, at, known, format } => {
+        Report::Access { resource, at, known, format, page } => {
             check_known(index, known)?;
             let at = at.unwrap_or_else(Timestamp::now);
             let review = ask(store, &mut index, |i| i.access_review(&resource, at, as_of(known), store))?;
@@ -239,6 +275,17 @@ pub fn run(
                     if row.flags.is_empty() { "-".into() } else { row.flags.join(" ") },
                 ]);
             }
+            let flagged = review.rows.iter().filter(|r| !r.flags.is_empty()).count();
+            let summary = vec![
+                format!("{} holders of {resource} at {}, {}", review.rows.len(), date(at), as_of_line(index, known)),
+                format!("{flagged} flagged"),
+                format!(
+                    "{} revoke decisions, {} not carried out",
+                    review.revocations.len(),
+                    review.revocations.iter().filter(|v| v.held_at_decision && v.carried_out_at.is_none()).count()
+                ),
+            ];
+            write_page(&page, &format!("Access review: {resource}"), &summary, None, &table)?;
             if !format.json && !format.csv {
                 writeln!(
                     out,
@@ -275,7 +322,7 @@ pub fn run(
             }
             Ok(0)
         }
-        Report::Sod { policy, from, to, known, format } => {
+        Report::Sod { policy, from, to, known, format, page } => {
             check_known(index, known)?;
             let rules = read_policy(&policy)?;
             let window = window(from, to)?;
@@ -299,6 +346,13 @@ pub fn run(
                     sides.join("; "),
                 ]);
             }
+            let summary = vec![format!(
+                "{} violations of {} rules, {}",
+                report.violations.len(),
+                report.rules.len(),
+                as_of_line(index, known)
+            )];
+            write_page(&page, "Separation of duties", &summary, None, &table)?;
             if !format.json && !format.csv {
                 writeln!(
                     out,
@@ -313,7 +367,7 @@ pub fn run(
             }
             emit(&mut out, format, answers::sod(&report), table).map(|()| 0)
         }
-        Report::Anomalies { from, to, known, format } => {
+        Report::Anomalies { from, to, known, format, page } => {
             check_known(index, known)?;
             let window = window(from, to)?;
             let report = ask(store, &mut index, |i| i.anomalies_report(window, as_of(known), store))?;
@@ -337,6 +391,17 @@ pub fn run(
                     a.reason.clone(),
                 ]);
             }
+            let label = |k: tenure_projections::AnomalyKind| {
+                serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            };
+            let chart: Vec<(String, f64)> = report
+                .groups
+                .iter()
+                .map(|g| (format!("{} from {}", label(g.kind), g.source), g.count as f64))
+                .collect();
+            let svg = (!chart.is_empty()).then(|| crate::picture::bars_svg("anomalies by kind and source", "", &chart));
+            let summary = vec![format!("{} anomalies, {}", report.rows.len(), as_of_line(index, known))];
+            write_page(&page, "Anomalies", &summary, svg, &table)?;
             if !format.json && !format.csv {
                 writeln!(out, "{} anomalies, {}:", report.rows.len(), as_of_line(index, known))?;
                 for g in &report.groups {
@@ -352,7 +417,7 @@ pub fn run(
             }
             emit(&mut out, format, answers::anomalies_report(&report), table).map(|()| 0)
         }
-        Report::Lag { known, format } => {
+        Report::Lag { known, format, page } => {
             check_known(index, known)?;
             let r = index.resolve(as_of(known));
             let rows = event_lag(store, r)?;
@@ -369,6 +434,18 @@ pub fn run(
                     show(s.worst_seconds),
                 ]);
             }
+            let chart: Vec<(String, f64)> = rows
+                .iter()
+                .map(|r| (format!("{} {}", r.source, r.event_type), r.summary.median_seconds / 3_600.0))
+                .collect();
+            let svg = (!chart.is_empty()).then(|| crate::picture::bars_svg("median event lag", "hours", &chart));
+            write_page(
+                &page,
+                "Event lag",
+                &[format!("event lag (recorded minus effective), {}", as_of_line(index, known))],
+                svg,
+                &table,
+            )?;
             if !format.json && !format.csv {
                 writeln!(out, "event lag (recorded minus effective), {}:", as_of_line(index, known))?;
             }
