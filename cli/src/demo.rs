@@ -152,6 +152,37 @@ pub fn run(dir: &Path, identities: usize, out: &mut impl Write) -> Result<(), Cl
     let report = tenure_engine::verify(dir)?;
     writeln!(out, "   Integrity: {} events chained, head hash {}.", report.intact, report.head_hash)?;
 
+    // Q6: the reports.
+    writeln!(out, "\n6. The governance reports (`tenure report ...`):")?;
+    let leavers = index.leavers(None, AsOf::Head, &store)?;
+    if let Some(all) = &leavers.overall {
+        writeln!(
+            out,
+            "   leavers: {} leaves; deprovisioning lag median {}, p90 {}, worst {}.",
+            all.count,
+            crate::report::span(all.median_seconds),
+            crate::report::span(all.p90_seconds),
+            crate::report::span(all.worst_seconds)
+        )?;
+    }
+    if let Some(bob) = leavers.rows.iter().find(|r| r.identity == "bob") {
+        let believed: Vec<String> =
+            bob.believed_after.iter().map(|b| format!("{}#{}", b.resource, b.permission)).collect();
+        writeln!(
+            out,
+            "   bob's leave was recorded {} late; until then the records still showed {}.",
+            crate::report::span(bob.lag_seconds),
+            if believed.is_empty() { "nothing".to_string() } else { believed.join(", ") }
+        )?;
+    }
+    let nhi = index.nhi(now, AsOf::Head, 90 * 86_400_000_000)?;
+    writeln!(
+        out,
+        "   non-human identities on 2022-06-01: {} services whose owner is not active, {} credential findings.",
+        nhi.services.len(),
+        nhi.credentials.len()
+    )?;
+
     writeln!(out, "\nAsk your own questions:")?;
     let d = dir.display();
     let t = command_name();
@@ -160,6 +191,10 @@ pub fn run(dir: &Path, identities: usize, out: &mut impl Write) -> Result<(), Cl
     writeln!(out, "  {t} --data {d} access bob --at 2022-04-15 --as-of {}", late_leave.saturating_sub(1))?;
     writeln!(out, "  {t} --data {d} timeline bob")?;
     writeln!(out, "  {t} --data {d} show ci-bot --at 2022-06-01")?;
+    writeln!(out, "  {t} --data {d} report leavers --from 2022-01-01 --to 2023-01-01")?;
+    writeln!(out, "  {t} --data {d} report nhi --at 2022-06-01")?;
+    writeln!(out, "  {t} --data {d} report access --resource payroll-db --at 2022-03-14")?;
+    writeln!(out, "  {t} --data {d} timeline alice --svg alice.svg --html alice.html")?;
     writeln!(out, "  {t} --data {d} verify")?;
     if t != "tenure" {
         writeln!(out, "(`cargo install --path cli` puts `tenure` on your PATH.)")?;

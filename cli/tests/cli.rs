@@ -426,7 +426,7 @@ fn every_command_the_demo_prints_works_as_printed() {
         .filter(|l| l.starts_with("  "))
         .map(str::trim)
         .collect();
-    assert_eq!(printed.len(), 6, "{text}");
+    assert_eq!(printed.len(), 10, "{text}");
     for line in printed {
         let o = Command::new("sh").arg("-c").arg(line).current_dir(dir.path()).output().unwrap();
         assert_eq!(o.status.code(), Some(0), "`{line}`: {}", stderr(&o));

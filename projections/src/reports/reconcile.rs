@@ -73,6 +73,8 @@ pub struct Reconciliation {
 
 /// What Tenure says of one identity at `T`.
 struct Here {
+    /// A service, and services are not compared.
+    skipped: bool,
     name: String,
     state: Option<(State, u64)>,
     attributes: Attributes,
@@ -99,9 +101,9 @@ impl AccessIndex {
         for id in self.ids() {
             let fold = fold_identity_with(self, id, r, FoldScope { profile: true, until: t })?;
             let profile = fold.profile_at(t);
-            if profile.is_some_and(|p| p.kind == IdentityKind::Service) && !services {
-                continue;
-            }
+            // Services left out of the comparison are still matched, so that a directory
+            // that lists them does not report them missing.
+            let skipped = profile.is_some_and(|p| p.kind == IdentityKind::Service) && !services;
             let state = fold.state_at(t).map(|s| (s.state, s.opened_by));
             let groups = fold
                 .memberships
@@ -110,7 +112,7 @@ impl AccessIndex {
                 .map(|m| (self.group_name(m.key).to_string(), m.opened_by))
                 .collect();
             let name = self.identity_name(id)?.to_string();
-            if matches!(state, Some((State::Active, _))) {
+            if matches!(state, Some((State::Active, _))) && !skipped {
                 let last = fold
                     .status
                     .iter()
@@ -123,6 +125,7 @@ impl AccessIndex {
                 }
             }
             here.push(Here {
+                skipped,
                 name,
                 state,
                 attributes: profile.map(|p| p.attributes.clone()).unwrap_or_default(),
@@ -173,6 +176,9 @@ impl AccessIndex {
             };
             seen[i] = true;
             let h = &here[i];
+            if h.skipped {
+                continue;
+            }
             let state = h.state.map(|s| s.0);
             let state_pos: Vec<u64> = h.state.map(|s| s.1).into_iter().collect();
             let state_name = state.map_or("absent", State::as_str);
@@ -217,7 +223,7 @@ impl AccessIndex {
                 }
             }
         }
-        for (h, _) in here.iter().zip(&seen).filter(|(_, seen)| !**seen) {
+        for (h, _) in here.iter().zip(&seen).filter(|(h, seen)| !**seen && !h.skipped) {
             if let Some((State::Active, pos)) = h.state {
                 rows.push(DriftRow {
                     kind: "orphaned",
