@@ -345,7 +345,7 @@ fn check(stream: &[(Op, i64, Option<usize>)], probes: &[(i64, u64, i64)]) -> Res
                 prop_assert_eq!(report.overall.map_or(0, |o| o.count), want.len());
             }
             let max_age = len * DAY;
-            let report = idx.nhi(t, as_of, max_age).unwrap();
+            let report = idx.nhi(t, as_of, max_age, max_age).unwrap();
             let got: Vec<oracle::Orphan> = report
                 .services
                 .iter()

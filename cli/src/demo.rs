@@ -175,7 +175,7 @@ pub fn run(dir: &Path, identities: usize, out: &mut impl Write) -> Result<(), Cl
             if believed.is_empty() { "nothing".to_string() } else { believed.join(", ") }
         )?;
     }
-    let nhi = index.nhi(now, AsOf::Head, 90 * 86_400_000_000)?;
+    let nhi = index.nhi(now, AsOf::Head, 90 * 86_400_000_000, 365 * 86_400_000_000)?;
     writeln!(
         out,
         "   non-human identities on 2022-06-01: {} services whose owner is not active, {} credential findings.",

@@ -130,6 +130,9 @@ pub enum Report {
         /// (`90d`, `12h`, `2w`).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "90d")]
         max_age: i64,
+        /// An active service with no lifecycle event for this long before T is dormant.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "365d")]
+        dormant_after: i64,
         #[command(flatten)]
         known: Known,
         #[command(flatten)]

@@ -88,6 +88,10 @@ fn read_policy(path: &std::path::Path) -> Result<Vec<Rule>, CliError> {
         .collect()
 }
 
+fn seconds_of(us: i64) -> f64 {
+    us as f64 / 1e6
+}
+
 fn summary_line(name: &str, s: &LagSummary) -> String {
     format!(
         "  {name}: {} leaves, lag median {}, p90 {}, worst {}",
@@ -175,10 +179,10 @@ pub fn run(
             }
             Ok(0)
         }
-        Report::Nhi { at, max_age, known, format, page } => {
+        Report::Nhi { at, max_age, dormant_after, known, format, page } => {
             check_known(index, known)?;
             let at = at.unwrap_or_else(Timestamp::now);
-            let report = ask(store, &mut index, |i| i.nhi(at, as_of(known), max_age))?;
+            let report = ask(store, &mut index, |i| i.nhi(at, as_of(known), max_age, dormant_after))?;
             let mut table = Table::new(vec!["FINDING", "IDENTITY", "OF", "SINCE", "KNOWN SINCE", "POSITION"]);
             let when = |t: Option<Timestamp>| t.map_or_else(|| "-".to_string(), date);
             for s in &report.services {
@@ -209,8 +213,23 @@ pub fn run(
                     c.issued_by.to_string(),
                 ]);
             }
+            for d in &report.dormant {
+                table.row(vec![
+                    "dormant".into(),
+                    d.identity.clone(),
+                    "-".into(),
+                    date(d.last_event_at),
+                    "-".into(),
+                    d.last_event.to_string(),
+                ]);
+            }
             let summary = vec![
                 format!("at {}, {}", date(at), as_of_line(index, known)),
+                format!(
+                    "{} dormant services (no lifecycle event in {})",
+                    report.dormant.len(),
+                    span(seconds_of(dormant_after))
+                ),
                 format!("{} services whose owner is not active or who have none", report.services.len()),
                 format!(
                     "{} credential findings (expired, or older than {})",

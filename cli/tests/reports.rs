@@ -103,6 +103,12 @@ fn leavers_nhi_and_lag_on_a_small_organisation() {
         .map(|c| (c["credential"].as_str().unwrap(), c["finding"].as_str().unwrap()))
         .collect();
     assert_eq!(findings, [("key1", "not_rotated")]);
+    assert_eq!(nhi["dormant"], json!([]), "the service's join is 41 days before: not dormant after 365 days");
+    let quiet = json_of(&data, &["report", "nhi", "--at", "2024-02-15", "--dormant-after", "30d", "--json"]);
+    assert_eq!(
+        quiet["dormant"],
+        json!([{"identity": "svc", "last_event": 7, "last_event_at": "2024-01-05T00:00:00Z"}])
+    );
     let before = json_of(&data, &["report", "nhi", "--at", "2024-02-15", "--as-of", "8", "--json"]);
     assert_eq!(before["services"], json!([]));
     assert_eq!(before["credentials"], json!([]), "issued 2024-01-05: within 90 days");

@@ -309,7 +309,7 @@ pub async fn report_leavers(State(app): State<Arc<App>>, _a: Auditor, Query(q): 
     path = "/v1/reports/nhi",
     tag = "Reports",
     description = "Non-human identities: services whose owner is not active, services without an owner, credentials expired or not rotated (tenure report nhi --json).",
-    params(("at" = Option<String>, Query, description = "A time (default now)"), ("max_age" = Option<String>, Query, description = "A duration such as 90d (default 90d)"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
+    params(("at" = Option<String>, Query, description = "A time (default now)"), ("max_age" = Option<String>, Query, description = "A duration such as 90d (default 90d)"), ("dormant_after" = Option<String>, Query, description = "A duration (default 365d)"), ("as_of" = Option<String>, Query, description = "A position or a record time")),
     responses((status = 200, description = "The report"), (status = 400, description = "A bad parameter"), (status = 401, description = "No or a wrong bearer token (WWW-Authenticate)"), (status = 403, description = "Not an audit token")),
     security(("bearer" = []))
 )]
@@ -320,7 +320,11 @@ pub async fn report_nhi(State(app): State<Arc<App>>, _a: Auditor, Query(q): Para
         Some(v) => answers::parse_duration(v).map_err(|e| bad(format!("max_age: {e}")))?,
         None => 90 * 86_400_000_000,
     };
-    let report = index.nhi(at, r, max_age)?;
+    let dormant = match q.get("dormant_after") {
+        Some(v) => answers::parse_duration(v).map_err(|e| bad(format!("dormant_after: {e}")))?,
+        None => 365 * 86_400_000_000,
+    };
+    let report = index.nhi(at, r, max_age, dormant)?;
     Ok(reply(answers::nhi(&report)))
 }
 

@@ -90,3 +90,14 @@ fn group_by<K: Ord, V>(items: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, V
     }
     out
 }
+
+/// The last lifecycle event (joined, moved, suspended, reactivated, left, rejoined, owner
+/// changed) of a folded identity effective by `t`: (effective µs, position).
+pub(crate) fn last_lifecycle(fold: &crate::fold::IdentityFold, t: i64) -> Option<(i64, u64)> {
+    fold.status
+        .iter()
+        .map(|s| (s.from, s.opened_by))
+        .chain(fold.profile.iter().map(|p| (p.from, p.position)))
+        .filter(|(from, _)| *from <= t)
+        .max()
+}

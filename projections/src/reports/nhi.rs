@@ -57,23 +57,33 @@ pub struct Nhi {
     pub max_age_seconds: f64,
     pub services: Vec<ServiceRow>,
     pub credentials: Vec<CredentialRow>,
+    /// Active services with no lifecycle event within the dormancy period before `at`.
+    pub dormant: Vec<super::DormantRow>,
 }
 
 impl AccessIndex {
     /// The non-human identity report at `at` as known at `as_of`; credentials not issued
-    /// or rotated within `max_age` (µs) before `at` are listed as `not_rotated`.
-    pub fn nhi(&self, at: Timestamp, as_of: AsOf, max_age: i64) -> Result<Nhi, QueryError> {
+    /// or rotated within `max_age` (µs) before `at` are listed as `not_rotated`, active
+    /// services with no lifecycle event within `dormant_after` (µs) as dormant.
+    pub fn nhi(&self, at: Timestamp, as_of: AsOf, max_age: i64, dormant_after: i64) -> Result<Nhi, QueryError> {
         self.check()?;
         let r = self.resolve(as_of);
         let t = at.as_micros();
         let scope = FoldScope { profile: true, until: t };
-        let (mut services, mut credentials) = (Vec::new(), Vec::new());
+        let (mut services, mut credentials, mut dormant) = (Vec::new(), Vec::new(), Vec::new());
         for id in self.ids() {
             let fold = fold_identity_with(self, id, r, scope)?;
             let name = || self.identity_name(id).map(str::to_string);
             let state = fold.state_at(t).map(|s| s.state);
             let profile = fold.profile_at(t);
             if let (Some(state @ (State::Active | State::Suspended)), Some(p)) = (state, profile) {
+                if p.kind == IdentityKind::Service && state == State::Active {
+                    let last =
+                        super::last_lifecycle(&fold, t).filter(|(when, _)| *when < t.saturating_sub(dormant_after));
+                    if let Some((when, pos)) = last {
+                        dormant.push(super::DormantRow { identity: name()?, last_event: pos, last_event_at: ts(when) });
+                    }
+                }
                 if p.kind == IdentityKind::Service {
                     let row = match p.owner {
                         None => Some(ServiceRow {
@@ -140,6 +150,7 @@ impl AccessIndex {
         services.sort_by(|a, b| a.service.cmp(&b.service));
         credentials
             .sort_by(|a, b| (&a.identity, &a.credential, a.finding).cmp(&(&b.identity, &b.credential, b.finding)));
-        Ok(Nhi { at, as_of: r, max_age_seconds: seconds(max_age), services, credentials })
+        dormant.sort_by(|a, b| a.identity.cmp(&b.identity));
+        Ok(Nhi { at, as_of: r, max_age_seconds: seconds(max_age), services, credentials, dormant })
     }
 }

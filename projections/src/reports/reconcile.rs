@@ -113,14 +113,9 @@ impl AccessIndex {
                 .collect();
             let name = self.identity_name(id)?.to_string();
             if matches!(state, Some((State::Active, _))) && !skipped {
-                let last = fold
-                    .status
-                    .iter()
-                    .map(|s| (s.from, s.opened_by))
-                    .chain(fold.profile.iter().map(|p| (p.from, p.position)))
-                    .filter(|(from, _)| *from <= t)
-                    .max();
-                if let Some((when, pos)) = last.filter(|(when, _)| *when < t.saturating_sub(dormant_after)) {
+                if let Some((when, pos)) =
+                    super::last_lifecycle(&fold, t).filter(|(when, _)| *when < t.saturating_sub(dormant_after))
+                {
                     dormant.push(DormantRow { identity: name.clone(), last_event: pos, last_event_at: ts(when) });
                 }
             }

@@ -159,7 +159,7 @@ impl AccessIndex {
             list.sort_by_key(|d| (d.decided_at, d.position));
         }
         let holders = self.holders(&Target::Resource(resource.to_string()), at, as_of)?;
-        let nhi = self.nhi(at, as_of, i64::MAX)?;
+        let nhi = self.nhi(at, as_of, i64::MAX, i64::MAX)?;
         let mut groups = Groups::new(self, r);
         let mut runs_of: BTreeMap<u32, Vec<Run>> = BTreeMap::new();
         let mut runs = |index: &Self, name: &str, groups: &mut Groups<'_>| -> Result<Option<Vec<Run>>, QueryError> {
