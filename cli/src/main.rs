@@ -107,12 +107,8 @@ pub enum Report {
     /// was recorded, was held at some time between the effective leave and its
     /// recording. Summaries: count, median, p90 and worst lag, per source.
     Leavers {
-        /// Only leaves effective at or after T1.
-        #[arg(long, value_name = "T1", value_parser = parse_time)]
-        from: Option<Timestamp>,
-        /// Only leaves effective before T2.
-        #[arg(long, value_name = "T2", value_parser = parse_time)]
-        to: Option<Timestamp>,
+        #[command(flatten)]
+        window: Window,
         #[command(flatten)]
         known: Known,
         #[command(flatten)]
@@ -174,12 +170,8 @@ pub enum Report {
         /// The policy file.
         #[arg(long, value_name = "POLICY.toml")]
         policy: PathBuf,
-        /// Only overlaps that reach past T1.
-        #[arg(long, value_name = "T1", value_parser = parse_time)]
-        from: Option<Timestamp>,
-        /// Only overlaps that begin before T2.
-        #[arg(long, value_name = "T2", value_parser = parse_time)]
-        to: Option<Timestamp>,
+        #[command(flatten)]
+        window: Window,
         #[command(flatten)]
         known: Known,
         #[command(flatten)]
@@ -190,12 +182,8 @@ pub enum Report {
     /// The anomalies (`tenure anomalies`) counted by kind and source, then each with its
     /// event's type, subject and times; `--from`/`--to` keep those effective in a window.
     Anomalies {
-        /// Only anomalies of events effective at or after T1.
-        #[arg(long, value_name = "T1", value_parser = parse_time)]
-        from: Option<Timestamp>,
-        /// Only anomalies of events effective before T2.
-        #[arg(long, value_name = "T2", value_parser = parse_time)]
-        to: Option<Timestamp>,
+        #[command(flatten)]
+        window: Window,
         #[command(flatten)]
         known: Known,
         #[command(flatten)]
@@ -213,6 +201,17 @@ pub enum Report {
         #[command(flatten)]
         page: Page,
     },
+}
+
+/// A window of effective time, either end open: `--from T1 --to T2`.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// Only what is effective at or after T1 (for `sod`: overlaps that reach past it).
+    #[arg(long, value_name = "T1", value_parser = parse_time)]
+    pub from: Option<Timestamp>,
+    /// Only what is effective before T2 (for `sod`: overlaps that begin before it).
+    #[arg(long, value_name = "T2", value_parser = parse_time)]
+    pub to: Option<Timestamp>,
 }
 
 /// A page for people: `--html FILE`.

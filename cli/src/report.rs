@@ -38,8 +38,8 @@ pub fn write_page(
 }
 
 /// `--from` / `--to` as a window; either may be left open.
-fn window(from: Option<Timestamp>, to: Option<Timestamp>) -> Result<Option<(Timestamp, Timestamp)>, CliError> {
-    match answers::open_window(from, to) {
+fn window_of(window: crate::Window) -> Result<Option<(Timestamp, Timestamp)>, CliError> {
+    match answers::open_window(window.from, window.to) {
         Ok(w) => Ok(w),
         Err(e) => Err(CliError::input(format!("--from/--to: {e}"))),
     }
@@ -110,9 +110,9 @@ pub fn run(
 ) -> Result<i32, CliError> {
     let mut out = out;
     match report {
-        Report::Leavers { from, to, known, format, page } => {
+        Report::Leavers { window, known, format, page } => {
             check_known(index, known)?;
-            let window = window(from, to)?;
+            let window = window_of(window)?;
             let report = ask(store, &mut index, |i| i.leavers(window, as_of(known), store))?;
             let list = |held: Vec<String>| if held.is_empty() { "-".to_string() } else { held.join("; ") };
             let mut table = Table::new(vec![
@@ -341,10 +341,10 @@ pub fn run(
             }
             Ok(0)
         }
-        Report::Sod { policy, from, to, known, format, page } => {
+        Report::Sod { policy, window, known, format, page } => {
             check_known(index, known)?;
             let rules = read_policy(&policy)?;
-            let window = window(from, to)?;
+            let window = window_of(window)?;
             let report = ask(store, &mut index, |i| i.sod(&rules, window, as_of(known)))?;
             let mut table = Table::new(vec!["RULE", "IDENTITY", "FROM", "TO", "KNOWN AT START", "SIDES"]);
             for v in &report.violations {
@@ -386,9 +386,9 @@ pub fn run(
             }
             emit(&mut out, format, answers::sod(&report), table).map(|()| 0)
         }
-        Report::Anomalies { from, to, known, format, page } => {
+        Report::Anomalies { window, known, format, page } => {
             check_known(index, known)?;
-            let window = window(from, to)?;
+            let window = window_of(window)?;
             let report = ask(store, &mut index, |i| i.anomalies_report(window, as_of(known), store))?;
             let mut table = Table::new(vec!["POSITION", "KIND", "SOURCE", "TYPE", "SUBJECT", "EFFECTIVE", "WHY"]);
             for a in &report.rows {

@@ -22,6 +22,41 @@ const ORG: &str = r#"{"type":"identity.joined","effective_at":"2024-01-01T00:00:
 {"type":"identity.left","effective_at":"2024-03-01T00:00:00Z","source":"hr","source_event_id":"10","data":{"identity":"alice"}}
 "#;
 
+/// `tenure serve` over a store with an audit token, and calls to its audit API.
+struct Api {
+    server: std::process::Child,
+    root: String,
+}
+
+impl Api {
+    fn start(dir: &Path, data: &Path) -> Api {
+        let tokens = dir.join("tokens");
+        std::fs::write(&tokens, format!("auditor audit {AUDIT}\n")).unwrap();
+        let (server, first) = common::serve(data, &["--token-file", tokens.to_str().unwrap()], &[]);
+        Api { server, root: common::root_of(&first) }
+    }
+
+    /// Status and JSON body (null when the body is not JSON).
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let request =
+            ureq::request(method, &format!("{}{path}", self.root)).set("Authorization", &format!("Bearer {AUDIT}"));
+        let result = match body {
+            Some(b) => request.send_json(b.clone()),
+            None => request.call(),
+        };
+        match result {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill").arg(self.server.id().to_string()).status();
+        self.server.wait().unwrap();
+    }
+}
+
 fn json_of(data: &Path, args: &[&str]) -> Value {
     let o = common::tenure(data, args);
     assert!(o.status.success(), "{args:?}: {}", common::stderr(&o));
@@ -152,28 +187,14 @@ fn leavers_nhi_and_lag_on_a_small_organisation() {
     assert!(common::stderr(&bad).contains("'ninety' is not a duration"), "{}", common::stderr(&bad));
 
     // The audit API answers the same JSON.
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("auditor audit {AUDIT}\n")).unwrap();
-    let (mut server, first) = common::serve(&data, &["--token-file", tokens.to_str().unwrap()], &[]);
-    let root = common::root_of(&first);
-    let get = |path: &str| -> Value {
-        ureq::get(&format!("{root}{path}"))
-            .set("Authorization", &format!("Bearer {AUDIT}"))
-            .call()
-            .unwrap()
-            .into_json()
-            .unwrap()
-    };
+    let api = Api::start(dir.path(), &data);
+    let get = |path: &str| api.call("GET", path, None).1;
     assert_eq!(get("/v1/reports/leavers"), report);
     assert_eq!(get("/v1/reports/leavers?from=2024-02-15"), late);
     assert_eq!(get("/v1/reports/nhi?at=2024-02-15&max_age=30d"), nhi);
     assert_eq!(get("/v1/reports/lag"), lags);
-    let r = ureq::get(&format!("{root}/v1/reports/nhi?max_age=ninety"))
-        .set("Authorization", &format!("Bearer {AUDIT}"))
-        .call();
-    assert!(matches!(r, Err(ureq::Error::Status(400, _))));
-    let _ = std::process::Command::new("kill").arg(server.id().to_string()).status();
-    server.wait().unwrap();
+    assert_eq!(api.call("GET", "/v1/reports/nhi?max_age=ninety", None).0, 400);
+    api.stop();
 }
 
 /// Access review: decisions recorded with `tenure review record`, then the report at
@@ -254,19 +275,9 @@ fn an_access_review_and_its_decisions() {
     assert!(table.contains("revoke by carol on 2024-02-10") && table.contains("carried out 2024-03-01"), "{table}");
 
     // The audit API answers the same JSON.
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("auditor audit {AUDIT}\n")).unwrap();
-    let (mut server, first) = common::serve(&data, &["--token-file", tokens.to_str().unwrap()], &[]);
-    let root = common::root_of(&first);
-    let got: Value = ureq::get(&format!("{root}/v1/reports/access?resource=vault&at=2024-02-20"))
-        .set("Authorization", &format!("Bearer {AUDIT}"))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
-    assert_eq!(got, vault);
-    let _ = std::process::Command::new("kill").arg(server.id().to_string()).status();
-    server.wait().unwrap();
+    let api = Api::start(dir.path(), &data);
+    assert_eq!(api.call("GET", "/v1/reports/access?resource=vault&at=2024-02-20", None), (200, vault));
+    api.stop();
 }
 
 /// Separation of duties over history: Alice read the db (through eng) and administered
@@ -320,24 +331,12 @@ fn separation_of_duties_over_history() {
         );
     }
     // The audit API, for one rule.
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("auditor audit {AUDIT}\n")).unwrap();
-    let (mut server, first) = common::serve(&data, &["--token-file", tokens.to_str().unwrap()], &[]);
-    let root = common::root_of(&first);
-    let got: Value = ureq::get(&format!("{root}/v1/reports/sod?entitlements=db%23read,vault%23admin"))
-        .set("Authorization", &format!("Bearer {AUDIT}"))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let api = Api::start(dir.path(), &data);
+    let (_, got) = api.call("GET", "/v1/reports/sod?entitlements=db%23read,vault%23admin", None);
     assert_eq!(got["violations"][0]["from"], "2024-01-03T00:00:00Z");
     assert_eq!(got["violations"][0]["sides"], sod["violations"][0]["sides"]);
-    let r = ureq::get(&format!("{root}/v1/reports/sod?entitlements=db%23read"))
-        .set("Authorization", &format!("Bearer {AUDIT}"))
-        .call();
-    assert!(matches!(r, Err(ureq::Error::Status(400, _))));
-    let _ = std::process::Command::new("kill").arg(server.id().to_string()).status();
-    server.wait().unwrap();
+    assert_eq!(api.call("GET", "/v1/reports/sod?entitlements=db%23read", None).0, 400);
+    api.stop();
 }
 
 /// The anomalies report: a grant to Bob after he left (from okta) and a second join of
@@ -472,27 +471,14 @@ fn reconciliation_against_a_directory_snapshot() {
         ]
     );
     // The audit API takes the snapshot as the request body (both ListResponses at once).
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, format!("auditor audit {AUDIT}\n")).unwrap();
-    let (mut server, first) = common::serve(&data, &["--token-file", tokens.to_str().unwrap()], &[]);
-    let root = common::root_of(&first);
-    let post = |body: &Value| -> (u16, Value) {
-        let r = ureq::post(&format!("{root}/v1/reports/reconcile?at=2024-02-15"))
-            .set("Authorization", &format!("Bearer {AUDIT}"))
-            .send_json(body.clone());
-        match r {
-            Ok(r) => (r.status(), r.into_json().unwrap()),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let api = Api::start(dir.path(), &data);
+    let post = |body: &Value| api.call("POST", "/v1/reports/reconcile?at=2024-02-15", Some(body));
     let (status, answer) = post(&json!([users, groups]));
     assert_eq!((status, &answer["drift"], &answer["corrections"]), (200, &json!(0), &json!([])), "{answer}");
     let (status, answer) = post(&json!({"Resources": [{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}]}));
     assert_eq!(status, 400);
     assert!(answer.to_string().contains("userName is required"), "{answer}");
-    let _ = std::process::Command::new("kill").arg(server.id().to_string()).status();
-    server.wait().unwrap();
+    api.stop();
     std::fs::write(&csv, "identity,active\nalice,maybe\n").unwrap();
     let bad = common::tenure(&data, &["reconcile", "--directory", csv.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(2));

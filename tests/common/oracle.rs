@@ -328,22 +328,8 @@ pub fn holders_during(
     t2: i64,
     r: u64,
 ) -> BTreeMap<(String, Entitlement), Vec<OVia>> {
-    let mut instants = BTreeSet::from([t1]);
-    for e in log {
-        let eff = e.effective_at.as_micros();
-        if t1 < eff && eff < t2 {
-            instants.insert(eff);
-        }
-        if let EventData::AccessGranted(g) = &e.data {
-            if let Some(x) = g.expires_at.map(|x| x.as_micros()) {
-                if t1 < x && x < t2 {
-                    instants.insert(x);
-                }
-            }
-        }
-    }
     let mut out: BTreeMap<(String, Entitlement), Vec<OVia>> = BTreeMap::new();
-    for t in instants {
+    for t in instants_in(log, t1, t2) {
         for (k, v) in holders(log, pred, t, r) {
             let slot = out.entry(k).or_default();
             slot.extend(v);
@@ -352,6 +338,26 @@ pub fn holders_during(
         }
     }
     out
+}
+
+/// `t1` and every instant inside `(t1, t2)` where something could change (an effective
+/// time or a grant's expiry), in order.
+pub fn instants_in(log: &[Event], t1: i64, t2: i64) -> BTreeSet<i64> {
+    let mut instants = BTreeSet::from([t1]);
+    for e in log {
+        let mut add = |x: i64| {
+            if t1 < x && x < t2 {
+                instants.insert(x);
+            }
+        };
+        add(e.effective_at.as_micros());
+        if let EventData::AccessGranted(g) = &e.data {
+            if let Some(x) = g.expires_at {
+                add(x.as_micros());
+            }
+        }
+    }
+    instants
 }
 
 /// Every anomaly of the log as known at `r`.
@@ -385,22 +391,8 @@ fn lifecycle_identity(data: &EventData) -> Option<&str> {
 
 /// Access of `id` at some instant of `[t1, t2)` as known at `r`: entitlement → every reason.
 pub fn access_during(log: &[Event], id: &str, t1: i64, t2: i64, r: u64) -> BTreeMap<Entitlement, Vec<OVia>> {
-    let mut instants = BTreeSet::from([t1]);
-    for e in log {
-        let mut add = |x: i64| {
-            if t1 < x && x < t2 {
-                instants.insert(x);
-            }
-        };
-        add(e.effective_at.as_micros());
-        if let EventData::AccessGranted(g) = &e.data {
-            if let Some(x) = g.expires_at {
-                add(x.as_micros());
-            }
-        }
-    }
     let mut out: BTreeMap<Entitlement, Vec<OVia>> = BTreeMap::new();
-    for t in instants {
+    for t in instants_in(log, t1, t2) {
         for (ent, via) in access(log, id, t, r) {
             let slot = out.entry(ent).or_default();
             slot.extend(via);
