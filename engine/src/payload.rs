@@ -304,6 +304,53 @@ fn schema_version(payload: &[u8]) -> Option<u8> {
     }
 }
 
+/// What a record says of an event besides its body: the fields a scan over the whole log
+/// for lags or for one type needs, read without building the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub position: u64,
+    pub type_code: u8,
+    pub recorded_at: Timestamp,
+    pub effective_at: Timestamp,
+    pub source: Option<String>,
+}
+
+/// Decodes a payload's [`Head`] only (the body's fields are skipped, not built): several
+/// times cheaper than [`decode_event`] for a scan that needs no more.
+pub fn decode_head(payload: &[u8]) -> Result<Head, DecodeError> {
+    #[derive(Deserialize)]
+    struct Fields {
+        p: u64,
+        r: i64,
+        e: i64,
+        #[serde(default)]
+        s: Option<String>,
+        t: u8,
+    }
+    match schema_version(payload) {
+        Some(2) => {
+            let f: Fields = rmp_serde::from_slice(payload).map_err(|e| DecodeError(e.to_string()))?;
+            Ok(Head {
+                position: f.p,
+                type_code: f.t,
+                recorded_at: Timestamp::from_micros(f.r),
+                effective_at: Timestamp::from_micros(f.e),
+                source: f.s,
+            })
+        }
+        _ => {
+            let e = decode_event(payload)?;
+            Ok(Head {
+                position: e.position.get(),
+                type_code: e.data.type_code(),
+                recorded_at: e.recorded_at,
+                effective_at: e.effective_at,
+                source: e.source,
+            })
+        }
+    }
+}
+
 /// Decodes a payload; an error when the bytes are not an event of a known schema version.
 pub fn decode_event(payload: &[u8]) -> Result<Event, DecodeError> {
     decode_any(payload).map_err(DecodeError)

@@ -78,6 +78,25 @@ pub trait EventLog: Send + Sync {
         to: Position,
         visit: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>,
     ) -> Result<()>;
+    /// Visits the [`crate::format::Head`] of positions `from..=to` (clamped to the head):
+    /// what a scan for lags or for one type of event needs, without the bodies. Backends
+    /// that can read heads alone override it.
+    fn scan_heads(
+        &self,
+        from: Position,
+        to: Position,
+        visit: &mut dyn FnMut(crate::format::Head) -> std::ops::ControlFlow<()>,
+    ) -> Result<()> {
+        self.scan_events(from, to, &mut |e| {
+            visit(crate::format::Head {
+                position: e.position.get(),
+                type_code: e.data.type_code(),
+                recorded_at: e.recorded_at,
+                effective_at: e.effective_at,
+                source: e.source,
+            })
+        })
+    }
     /// Positions of the events that name `subject`, ascending.
     fn positions_of(&self, subject: &Subject) -> Result<Vec<Position>>;
     /// The last position recorded at or before `t`.
@@ -116,6 +135,20 @@ impl EventLog for crate::Store {
         visit: &mut dyn FnMut(Event) -> std::ops::ControlFlow<()>,
     ) -> Result<()> {
         crate::Store::scan(self, from, to, visit)
+    }
+    fn scan_heads(
+        &self,
+        from: Position,
+        to: Position,
+        visit: &mut dyn FnMut(crate::format::Head) -> std::ops::ControlFlow<()>,
+    ) -> Result<()> {
+        crate::Store::scan_raw(self, from, to, |position, payload| {
+            let head = crate::format::decode_head(payload).map_err(|reason| crate::Error::Corrupt {
+                position: position.get(),
+                reason: format!("undecodable record: {reason}"),
+            })?;
+            Ok(visit(head))
+        })
     }
     fn positions_of(&self, subject: &Subject) -> Result<Vec<Position>> {
         crate::Store::positions_of(self, subject)

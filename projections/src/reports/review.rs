@@ -123,6 +123,19 @@ fn granted_by(log: &dyn EventLog, p: u64) -> Result<Option<GrantedBy>, QueryErro
 }
 
 impl AccessIndex {
+    /// Whether `name` is a service whose owner at `t` (as known at `r`) is not active, or
+    /// that has none.
+    fn service_without_active_owner(&self, name: &str, r: u64, t: i64) -> Result<bool, QueryError> {
+        let Some(id) = self.identity_id(name)? else { return Ok(false) };
+        let fold = fold_identity_with(self, id, r, FoldScope { profile: true, until: t })?;
+        let Some(p) = fold.profile_at(t).filter(|p| p.kind == tenure_engine::IdentityKind::Service) else {
+            return Ok(false);
+        };
+        let Some(owner) = p.owner else { return Ok(true) };
+        let owner = fold_identity_with(self, owner, r, FoldScope::access_at(t))?;
+        Ok(!owner.active_at(t))
+    }
+
     /// The access review of `resource` at `at` as known at `as_of`. `log` gives the grants'
     /// details and the review decisions (one pass over the log up to `as_of`).
     pub fn access_review(
@@ -136,7 +149,19 @@ impl AccessIndex {
         let t = at.as_micros();
         // The review decisions on this resource, as known at R and effective by T.
         let mut decisions: BTreeMap<(String, String), Vec<ReviewDecision>> = BTreeMap::new();
-        log.scan_events(Position(1), Position(r), &mut |e| {
+        // The heads first (no bodies built), then only the review events in full.
+        let reviewed =
+            tenure_engine::event::EVENT_TYPES.iter().position(|t| *t == "access.reviewed").unwrap_or(usize::MAX);
+        let mut positions = Vec::new();
+        log.scan_heads(Position(1), Position(r), &mut |h| {
+            if usize::from(h.type_code) == reviewed {
+                positions.push(h.position);
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .map_err(|e| QueryError::Log(e.to_string()))?;
+        for p in positions {
+            let Some(e) = read(log, p)? else { continue };
             if let EventData::AccessReviewed(v) = &e.data {
                 let p = e.position.get();
                 if v.entitlement.resource == resource && e.effective_at <= at && self.visible(p, r) {
@@ -152,14 +177,11 @@ impl AccessIndex {
                     );
                 }
             }
-            std::ops::ControlFlow::Continue(())
-        })
-        .map_err(|e| QueryError::Log(e.to_string()))?;
+        }
         for list in decisions.values_mut() {
             list.sort_by_key(|d| (d.decided_at, d.position));
         }
         let holders = self.holders(&Target::Resource(resource.to_string()), at, as_of)?;
-        let nhi = self.nhi(at, as_of, i64::MAX, i64::MAX)?;
         let mut groups = Groups::new(self, r);
         let mut runs_of: BTreeMap<u32, Vec<Run>> = BTreeMap::new();
         let mut runs = |index: &Self, name: &str, groups: &mut Groups<'_>| -> Result<Option<Vec<Run>>, QueryError> {
@@ -197,7 +219,7 @@ impl AccessIndex {
                 Some(d) if d.decision == Decision::Revoke => flags.push("revoke_not_carried_out"),
                 Some(_) => {}
             }
-            if nhi.services.iter().any(|s| s.service == h.identity) {
+            if self.service_without_active_owner(&h.identity, r, t)? {
                 flags.push("owner_not_active");
             }
             rows.push(ReviewRow {
