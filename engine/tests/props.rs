@@ -152,7 +152,14 @@ proptest! {
             raw: event.raw.clone(),
             data: event.data.clone(),
         };
-        prop_assert_eq!(decode_event(&encode_event(&recorded)).unwrap(), recorded);
+        let payload = encode_event(&recorded);
+        prop_assert_eq!(decode_event(&payload).unwrap(), recorded.clone());
+        // The head alone says the same of the event as the whole decode.
+        let head = tenure_engine::format::decode_head(&payload).unwrap();
+        prop_assert_eq!(
+            (head.position, head.type_code, head.recorded_at, head.effective_at, head.source),
+            (position, recorded.data.type_code(), recorded.recorded_at, recorded.effective_at, recorded.source)
+        );
     }
 }
 
