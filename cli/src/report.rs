@@ -88,10 +88,6 @@ fn read_policy(path: &std::path::Path) -> Result<Vec<Rule>, CliError> {
         .collect()
 }
 
-fn seconds_of(us: i64) -> f64 {
-    us as f64 / 1e6
-}
-
 fn summary_line(name: &str, s: &LagSummary) -> String {
     format!(
         "  {name}: {} leaves, lag median {}, p90 {}, worst {}",
@@ -228,7 +224,7 @@ pub fn run(
                 format!(
                     "{} dormant services (no lifecycle event in {})",
                     report.dormant.len(),
-                    span(seconds_of(dormant_after))
+                    span(tenure_projections::reports::seconds(dormant_after))
                 ),
                 format!("{} services whose owner is not active or who have none", report.services.len()),
                 format!(

@@ -315,6 +315,19 @@ pub struct Head {
     pub source: Option<String>,
 }
 
+impl Head {
+    /// The head of an event already decoded.
+    pub fn of(e: &Event) -> Head {
+        Head {
+            position: e.position.get(),
+            type_code: e.data.type_code(),
+            recorded_at: e.recorded_at,
+            effective_at: e.effective_at,
+            source: e.source.clone(),
+        }
+    }
+}
+
 /// Decodes a payload's [`Head`] only (the body's fields are skipped, not built): several
 /// times cheaper than [`decode_event`] for a scan that needs no more.
 pub fn decode_head(payload: &[u8]) -> Result<Head, DecodeError> {
@@ -338,16 +351,7 @@ pub fn decode_head(payload: &[u8]) -> Result<Head, DecodeError> {
                 source: f.s,
             })
         }
-        _ => {
-            let e = decode_event(payload)?;
-            Ok(Head {
-                position: e.position.get(),
-                type_code: e.data.type_code(),
-                recorded_at: e.recorded_at,
-                effective_at: e.effective_at,
-                source: e.source,
-            })
-        }
+        _ => Ok(Head::of(&decode_event(payload)?)),
     }
 }
 

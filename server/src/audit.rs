@@ -83,6 +83,19 @@ fn time(q: &HashMap<String, String>, name: &str) -> Result<Option<Timestamp>, Pr
     q.get(name).map(|v| parse_time(v).map_err(|e| bad(format!("{name}: {e}")))).transpose()
 }
 
+/// `from` and `to`, either open.
+fn window(q: &HashMap<String, String>) -> Result<Option<(Timestamp, Timestamp)>, Problem> {
+    answers::open_window(time(q, "from")?, time(q, "to")?).map_err(|e| bad(format!("from/to: {e}")))
+}
+
+/// A duration parameter (`90d`), µs; `default_days` when absent.
+fn duration(q: &HashMap<String, String>, name: &str, default_days: i64) -> Result<i64, Problem> {
+    match q.get(name) {
+        Some(v) => answers::parse_duration(v).map_err(|e| bad(format!("{name}: {e}"))),
+        None => Ok(default_days * 86_400_000_000),
+    }
+}
+
 /// `as_of`, checked against the index's head as the CLI checks `--as-of`.
 fn as_of(q: &HashMap<String, String>, index: &AccessIndex) -> Result<AsOf, Problem> {
     let Some(v) = q.get("as_of") else { return Ok(AsOf::Head) };
@@ -298,7 +311,7 @@ pub async fn verify(State(app): State<Arc<App>>, _a: Auditor) -> Result<Response
 pub async fn report_leavers(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
     let index = index(&app)?;
     let r = as_of(&q, &index)?;
-    let window = answers::open_window(time(&q, "from")?, time(&q, "to")?).map_err(|e| bad(format!("from/to: {e}")))?;
+    let window = window(&q)?;
     let report = index.leavers(window, r, &app.store)?;
     Ok(reply(answers::leavers(&report)))
 }
@@ -316,15 +329,7 @@ pub async fn report_leavers(State(app): State<Arc<App>>, _a: Auditor, Query(q): 
 pub async fn report_nhi(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
     let index = index(&app)?;
     let (at, r) = (time(&q, "at")?.unwrap_or_else(Timestamp::now), as_of(&q, &index)?);
-    let max_age = match q.get("max_age") {
-        Some(v) => answers::parse_duration(v).map_err(|e| bad(format!("max_age: {e}")))?,
-        None => 90 * 86_400_000_000,
-    };
-    let dormant = match q.get("dormant_after") {
-        Some(v) => answers::parse_duration(v).map_err(|e| bad(format!("dormant_after: {e}")))?,
-        None => 365 * 86_400_000_000,
-    };
-    let report = index.nhi(at, r, max_age, dormant)?;
+    let report = index.nhi(at, r, duration(&q, "max_age", 90)?, duration(&q, "dormant_after", 365)?)?;
     Ok(reply(answers::nhi(&report)))
 }
 
@@ -387,7 +392,7 @@ pub async fn report_sod(State(app): State<Arc<App>>, _a: Auditor, Query(q): Para
     if entitlements.len() < 2 {
         return Err(bad("entitlements: give two or more"));
     }
-    let window = answers::open_window(time(&q, "from")?, time(&q, "to")?).map_err(|e| bad(format!("from/to: {e}")))?;
+    let window = window(&q)?;
     let rule = tenure_projections::reports::Rule { name: text.clone(), entitlements };
     let report = index.sod(&[rule], window, r)?;
     Ok(reply(answers::sod(&report)))
@@ -406,7 +411,7 @@ pub async fn report_sod(State(app): State<Arc<App>>, _a: Auditor, Query(q): Para
 pub async fn report_anomalies(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
     let index = index(&app)?;
     let r = as_of(&q, &index)?;
-    let window = answers::open_window(time(&q, "from")?, time(&q, "to")?).map_err(|e| bad(format!("from/to: {e}")))?;
+    let window = window(&q)?;
     let report = index.anomalies_report(window, r, &app.store)?;
     Ok(reply(answers::anomalies_report(&report)))
 }
@@ -434,10 +439,6 @@ pub async fn report_reconcile(
     let index = index(&app)?;
     let (at, r) = (time(&q, "at")?.unwrap_or_else(Timestamp::now), as_of(&q, &index)?);
     let services = q.get("include_services").is_some_and(|v| v == "true" || v == "1");
-    let dormant = match q.get("dormant_after") {
-        Some(v) => answers::parse_duration(v).map_err(|e| bad(format!("dormant_after: {e}")))?,
-        None => 90 * 86_400_000_000,
-    };
-    let report = index.reconcile(&users, at, r, services, dormant)?;
+    let report = index.reconcile(&users, at, r, services, duration(&q, "dormant_after", 90)?)?;
     Ok(reply(answers::reconcile(&report)))
 }

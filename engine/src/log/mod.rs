@@ -87,15 +87,7 @@ pub trait EventLog: Send + Sync {
         to: Position,
         visit: &mut dyn FnMut(crate::format::Head) -> std::ops::ControlFlow<()>,
     ) -> Result<()> {
-        self.scan_events(from, to, &mut |e| {
-            visit(crate::format::Head {
-                position: e.position.get(),
-                type_code: e.data.type_code(),
-                recorded_at: e.recorded_at,
-                effective_at: e.effective_at,
-                source: e.source,
-            })
-        })
+        self.scan_events(from, to, &mut |e| visit(crate::format::Head::of(&e)))
     }
     /// Positions of the events that name `subject`, ascending.
     fn positions_of(&self, subject: &Subject) -> Result<Vec<Position>>;

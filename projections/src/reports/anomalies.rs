@@ -7,7 +7,7 @@ use crate::index::AccessIndex;
 use crate::query::AsOf;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tenure_engine::{EventLog, Position, Timestamp};
+use tenure_engine::{EventLog, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AnomalyRow {
@@ -56,26 +56,20 @@ impl AccessIndex {
         let r = self.resolve(as_of);
         let mut rows = Vec::new();
         for a in self.anomalies(as_of)? {
-            let mut row = None;
-            log.scan_events(Position(a.position), Position(a.position), &mut |e| {
-                let in_window = window.is_none_or(|(from, to)| from <= e.effective_at && e.effective_at < to);
-                if in_window {
-                    row = Some(AnomalyRow {
-                        position: a.position,
-                        kind: a.kind,
-                        reason: a.kind.to_string(),
-                        event_type: e.data.type_name(),
-                        identity: e.data.identity().map(|i| i.0.clone()),
-                        group: e.data.group().map(|g| g.0.clone()),
-                        source: e.source,
-                        effective_at: e.effective_at,
-                        recorded_at: e.recorded_at,
-                    });
-                }
-                std::ops::ControlFlow::Break(())
-            })
-            .map_err(|e| QueryError::Log(e.to_string()))?;
-            rows.extend(row);
+            let Some(e) = super::read_event(log, a.position)? else { continue };
+            if window.is_none_or(|(from, to)| from <= e.effective_at && e.effective_at < to) {
+                rows.push(AnomalyRow {
+                    position: a.position,
+                    kind: a.kind,
+                    reason: a.kind.to_string(),
+                    event_type: e.data.type_name(),
+                    identity: e.data.identity().map(|i| i.0.clone()),
+                    group: e.data.group().map(|g| g.0.clone()),
+                    source: e.source,
+                    effective_at: e.effective_at,
+                    recorded_at: e.recorded_at,
+                });
+            }
         }
         let mut groups: BTreeMap<(AnomalyKind, String), AnomalyGroup> = BTreeMap::new();
         for row in &rows {

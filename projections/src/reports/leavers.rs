@@ -8,7 +8,7 @@ use crate::index::AccessIndex;
 use crate::query::{AsOf, Groups, Held, Via};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tenure_engine::{EventLog, Position, Timestamp};
+use tenure_engine::{EventLog, Timestamp};
 
 /// An entitlement the records, as known just before the leave was recorded, showed held
 /// at some time after the effective leave: during `[from, to)` within `[L, recorded)`.
@@ -99,7 +99,7 @@ impl AccessIndex {
                 rows.push(LeaverRow {
                     identity: self.identity_name(id)?.to_string(),
                     position: p,
-                    source: source_of(log, p)?,
+                    source: super::read_event(log, p)?.and_then(|e| e.source),
                     effective_at: ts(l),
                     recorded_at: ts(recorded),
                     lag_seconds: seconds(recorded - l),
@@ -117,15 +117,4 @@ impl AccessIndex {
             .collect();
         Ok(Leavers { as_of: r, rows, by_source, overall })
     }
-}
-
-/// The `source` of the event at `p`.
-fn source_of(log: &dyn EventLog, p: u64) -> Result<Option<String>, QueryError> {
-    let mut source = None;
-    log.scan_events(Position(p), Position(p), &mut |e| {
-        source = e.source;
-        std::ops::ControlFlow::Break(())
-    })
-    .map_err(|e| QueryError::Log(e.to_string()))?;
-    Ok(source)
 }

@@ -54,6 +54,21 @@ impl LagSummary {
     }
 }
 
+/// The event at position `p` of `log` (none past its head).
+pub(crate) fn read_event(
+    log: &dyn tenure_engine::EventLog,
+    p: u64,
+) -> Result<Option<tenure_engine::Event>, crate::error::QueryError> {
+    let mut found = None;
+    let at = tenure_engine::Position(p);
+    log.scan_events(at, at, &mut |e| {
+        found = Some(e);
+        std::ops::ControlFlow::Break(())
+    })
+    .map_err(|e| crate::error::QueryError::Log(e.to_string()))?;
+    Ok(found)
+}
+
 /// µs as seconds.
 pub fn seconds(us: i64) -> f64 {
     us as f64 / 1e6

@@ -11,7 +11,7 @@ use crate::query::{AsOf, Groups, Run, Target, Via};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tenure_engine::event::Decision;
-use tenure_engine::{Entitlement, Event, EventData, EventLog, Position, Timestamp};
+use tenure_engine::{Entitlement, EventData, EventLog, Position, Timestamp};
 
 /// One event that gives a holder the access: a direct grant, or a membership and the
 /// group's grant, with who asked for it and who approved it.
@@ -94,18 +94,8 @@ fn holding(runs: &[Run], ent: u32, t: i64) -> Option<(i64, i64)> {
     Some((mine[lo].from, mine[hi].to))
 }
 
-fn read(log: &dyn EventLog, p: u64) -> Result<Option<Event>, QueryError> {
-    let mut found = None;
-    log.scan_events(Position(p), Position(p), &mut |e| {
-        found = Some(e);
-        std::ops::ControlFlow::Break(())
-    })
-    .map_err(|e| QueryError::Log(e.to_string()))?;
-    Ok(found)
-}
-
 fn granted_by(log: &dyn EventLog, p: u64) -> Result<Option<GrantedBy>, QueryError> {
-    Ok(read(log, p)?.map(|e| {
+    Ok(super::read_event(log, p)?.map(|e| {
         let (approver, justification) = match &e.data {
             EventData::AccessGranted(g) => (g.approver.clone(), g.justification.clone()),
             _ => (None, None),
@@ -161,7 +151,7 @@ impl AccessIndex {
         })
         .map_err(|e| QueryError::Log(e.to_string()))?;
         for p in positions {
-            let Some(e) = read(log, p)? else { continue };
+            let Some(e) = super::read_event(log, p)? else { continue };
             if let EventData::AccessReviewed(v) = &e.data {
                 let p = e.position.get();
                 if v.entitlement.resource == resource && e.effective_at <= at && self.visible(p, r) {
