@@ -47,6 +47,7 @@ enum Op {
     Issue(usize, u8, Option<i64>),
     Rotate(usize, u8, Option<i64>),
     Retract(usize),
+    Review(usize, usize, usize, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -73,6 +74,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (i(), 0u8..2, proptest::option::of(-2i64..10)).prop_map(|(a, b, c)| Op::Issue(a, b, c)),
         1 => (i(), 0u8..2, proptest::option::of(-2i64..10)).prop_map(|(a, b, c)| Op::Rotate(a, b, c)),
         2 => (0usize..1000).prop_map(Op::Retract),
+        2 => (i(), r(), p(), proptest::bool::ANY).prop_map(|(a, b, c, d)| Op::Review(a, b, c, d)),
     ]
 }
 
@@ -141,6 +143,13 @@ fn to_event(op: &Op, eff: Timestamp, head: u64) -> Option<NewEvent> {
                 EventData::CredentialRotated(cred)
             }
         }
+        Op::Review(i, r, p, keep) => EventData::AccessReviewed(tenure::engine::event::Reviewed {
+            identity: id(i),
+            entitlement: ent(r, p),
+            reviewer: "rev".into(),
+            decision: if keep { Decision::Keep } else { Decision::Revoke },
+            comment: None,
+        }),
         Op::Retract(p) => {
             if head == 0 {
                 return None;
@@ -376,6 +385,28 @@ fn check(stream: &[(Op, i64, Option<usize>)], probes: &[(i64, u64, i64)]) -> Res
                 .collect();
             let want_creds = oracle::credential_findings(&log, t.as_micros(), r, max_age);
             prop_assert_eq!(&got, &want_creds, "nhi credentials at day {} as of {} (split {})", t_day, r, split);
+        }
+        // The access review of each resource: holders, since when, the latest decision, flags.
+        for resource in RESOURCES {
+            let want = oracle::review(&log, resource, t.as_micros(), r);
+            for idx in all {
+                let review = idx.access_review(resource, t, as_of, &store).unwrap();
+                let got: Vec<oracle::ReviewLine> = review
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        (
+                            row.identity.clone(),
+                            Entitlement::new(&row.resource, &row.permission),
+                            from_index(&row.via),
+                            row.since.as_micros(),
+                            row.last_review.as_ref().map(|d| d.position),
+                            row.flags.clone(),
+                        )
+                    })
+                    .collect();
+                prop_assert_eq!(&got, &want, "review of {} at day {} as of {} (split {})", resource, t_day, r, split);
+            }
         }
         // Separation of duties: two sets, over all time and in a window.
         let sets = [vec![ent(0, 0), ent(1, 1)], vec![ent(0, 0), ent(0, 1)]];

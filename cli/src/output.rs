@@ -6,13 +6,35 @@ use tenure_projections::Via;
 
 /// `2024-02-15 09:00:00Z (9 months ago)`; the time is left out at midnight.
 pub fn date(t: Timestamp) -> String {
-    let Some(dt) = t.to_datetime() else { return t.to_rfc3339() };
-    let text = if dt.format("%H:%M:%S").to_string() == "00:00:00" {
-        dt.format("%Y-%m-%d").to_string()
-    } else {
-        dt.format("%Y-%m-%d %H:%M:%SZ").to_string()
+    let mut out = String::new();
+    push_date(&mut out, t);
+    out
+}
+
+/// [`date`], appended to `out`.
+pub fn push_date(out: &mut String, t: Timestamp) {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let Some(dt) = t.to_datetime() else { return out.push_str(&t.to_rfc3339()) };
+    // Written field by field (a report writes millions of dates; a format string is
+    // parsed on every call), as `%Y-%m-%d[ %H:%M:%SZ]` writes them.
+    let (y, m, d) = (dt.year(), dt.month(), dt.day());
+    let (hh, mm, ss) = (dt.hour(), dt.minute(), dt.second());
+    let midnight = (hh, mm, ss) == (0, 0, 0);
+    let _ = match ((0..=9999).contains(&y), midnight) {
+        (true, true) => write!(out, "{y:04}-{m:02}-{d:02}"),
+        (true, false) => write!(out, "{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}Z"),
+        (false, true) => write!(out, "{}", dt.format("%Y-%m-%d")),
+        (false, false) => write!(out, "{}", dt.format("%Y-%m-%d %H:%M:%SZ")),
     };
-    format!("{text} ({})", relative(t, Timestamp::now()))
+    let _ = write!(out, " ({})", relative(t, now()));
+}
+
+/// The time this process first asked: every relative date of one command's output is
+/// relative to the same instant (and a report's millions of dates read the clock once).
+fn now() -> Timestamp {
+    static NOW: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+    *NOW.get_or_init(Timestamp::now)
 }
 
 /// `3 days ago`, `in 2 months`, `today`.
@@ -42,18 +64,30 @@ pub fn position(p: Option<u64>) -> String {
 }
 
 pub fn vias(v: &[Via]) -> String {
-    v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; ")
+    let mut out = String::new();
+    push_vias(&mut out, v, false);
+    out
 }
 
 /// The compact form used in CSV: `direct:5`, `group:fin:4:3` (membership, grant).
 pub fn vias_csv(v: &[Via]) -> String {
-    v.iter()
-        .map(|v| match v {
-            Via::Direct { grant } => format!("direct:{grant}"),
-            Via::Group { group, membership, grant } => format!("group:{group}:{membership}:{grant}"),
-        })
-        .collect::<Vec<_>>()
-        .join(";")
+    let mut out = String::new();
+    push_vias(&mut out, v, true);
+    out
+}
+
+/// [`vias`] (or [`vias_csv`] when `csv`), appended to `out`.
+pub fn push_vias(out: &mut String, v: &[Via], csv: bool) {
+    use std::fmt::Write;
+    for (i, v) in v.iter().enumerate() {
+        let _ = match (csv, v) {
+            (false, v) => write!(out, "{}{v}", if i > 0 { "; " } else { "" }),
+            (true, Via::Direct { grant }) => write!(out, "{}direct:{grant}", if i > 0 { ";" } else { "" }),
+            (true, Via::Group { group, membership, grant }) => {
+                write!(out, "{}group:{group}:{membership}:{grant}", if i > 0 { ";" } else { "" })
+            }
+        };
+    }
 }
 
 /// Text from the log made safe for a terminal: control characters (a newline that would
@@ -139,6 +173,61 @@ impl Table {
     }
 }
 
+/// A JSON object written while it is made, laid out as `serde_json::to_writer_pretty` lays
+/// it out: some fields, then a large array whose items come one at a time, then the fields
+/// known only at the end. Memory holds one item, whatever the length of the array.
+pub struct JsonStream<'a> {
+    out: &'a mut dyn Write,
+    head: Option<Vec<(&'static str, serde_json::Value)>>,
+    array: &'static str,
+}
+
+/// `value` pretty-printed, its inner lines indented by `depth` levels.
+fn pretty_at(value: &impl serde::Serialize, depth: usize) -> Result<String, serde_json::Error> {
+    let text = serde_json::to_string_pretty(value)?;
+    Ok(text.replace('\n', &format!("\n{}", "  ".repeat(depth))))
+}
+
+impl<'a> JsonStream<'a> {
+    pub fn new(out: &'a mut dyn Write, head: Vec<(&'static str, serde_json::Value)>, array: &'static str) -> Self {
+        JsonStream { out, head: Some(head), array }
+    }
+
+    /// Writes what comes before the array's first item (once).
+    fn open(&mut self) -> std::io::Result<bool> {
+        let Some(head) = self.head.take() else { return Ok(false) };
+        writeln!(self.out, "{{")?;
+        for (key, value) in head {
+            writeln!(self.out, "  {}: {},", serde_json::Value::from(key), pretty_at(&value, 1)?)?;
+        }
+        write!(self.out, "  {}: [", serde_json::Value::from(self.array))?;
+        Ok(true)
+    }
+
+    /// An item as [`Self::item_text`] wants it (made on any thread).
+    pub fn render(item: &impl serde::Serialize) -> Result<String, serde_json::Error> {
+        pretty_at(item, 2)
+    }
+
+    /// An item already rendered by [`Self::render`].
+    pub fn item_text(&mut self, text: &str) -> std::io::Result<()> {
+        let first = self.open()?;
+        write!(self.out, "{}    {text}", if first { "\n" } else { ",\n" })
+    }
+
+    pub fn finish(mut self, tail: Vec<(&'static str, serde_json::Value)>) -> std::io::Result<()> {
+        if self.open()? {
+            write!(self.out, "]")?;
+        } else {
+            write!(self.out, "\n  ]")?;
+        }
+        for (key, value) in tail {
+            write!(self.out, ",\n  {}: {}", serde_json::Value::from(key), pretty_at(&value, 1)?)?;
+        }
+        writeln!(self.out, "\n}}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +240,42 @@ mod tests {
         assert_eq!(relative(t("2024-12-29"), now), "3 days ago");
         assert_eq!(relative(t("2025-03-15"), now), "in 2 months");
         assert_eq!(relative(t("2022-01-01"), now), "3 years ago");
+    }
+
+    #[test]
+    fn dates_read_as_their_format_strings_write_them() {
+        let day = 86_400_000_000i64;
+        for micros in [0, 1, day - 1, day, 1_700_000_000_123_456, -62_135_596_800_000_000, -70_000_000_000_000_000]
+            .into_iter()
+            .chain((0..500).map(|i| i * 7_777_777_777_777 - 2_000_000_000_000_000))
+        {
+            let t = Timestamp::from_micros(micros);
+            let dt = t.to_datetime().unwrap();
+            let text = if dt.format("%H:%M:%S").to_string() == "00:00:00" {
+                dt.format("%Y-%m-%d").to_string()
+            } else {
+                dt.format("%Y-%m-%d %H:%M:%SZ").to_string()
+            };
+            assert_eq!(date(t), format!("{text} ({})", relative(t, Timestamp::now())), "{micros}");
+        }
+    }
+
+    #[test]
+    fn a_streamed_object_reads_as_the_whole_one() {
+        let item = serde_json::json!({"a": [1, {"b": "x\ny"}], "c": null});
+        for n in [0, 1, 3] {
+            let mut out = Vec::new();
+            let mut s = JsonStream::new(&mut out, vec![("as_of", 7.into())], "rows");
+            for _ in 0..n {
+                s.item_text(&JsonStream::render(&item).unwrap()).unwrap();
+            }
+            s.finish(vec![("summary", serde_json::json!({"k": [1, 2]}))]).unwrap();
+            let whole = serde_json::json!({"as_of": 7, "rows": vec![item.clone(); n], "summary": {"k": [1, 2]}});
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), whole, "{text}");
+            // Laid out as the pretty printer lays out the same fields in the same order.
+            assert_eq!(text, format!("{}\n", serde_json::to_string_pretty(&whole).unwrap()), "{n} items");
+        }
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! table, CSV or JSON (the audit API's `/v1/reports/...` answers the same JSON).
 
 use crate::commands::{as_of, as_of_line, ask, check_known, emit};
-use crate::output::{date, vias, vias_csv, Table};
+use crate::output::{date, push_date, push_vias, vias, vias_csv, JsonStream, Table};
 use crate::{CliError, Page, Report, ReviewAction};
+use std::fmt::Write as _;
 use std::io::Write;
 use tenure_engine::event::{Decision, Reviewed};
 use tenure_engine::{EventData, NewEvent, Store, Timestamp};
-use tenure_projections::reports::{event_lag, LagSummary, Rule};
-use tenure_projections::{answers, AccessIndex};
+use tenure_projections::reports::{event_lag, LagSummary, LeaverRow, Rule};
+use tenure_projections::{answers, AccessIndex, QueryError};
 
 /// Seconds as a person reads them: `3d 4h`, `5h 2m`, `40s`, with a sign.
 pub fn span(seconds: f64) -> String {
@@ -98,6 +99,181 @@ fn summary_line(name: &str, s: &LagSummary) -> String {
     )
 }
 
+const LEAVER_COLUMNS: [&str; 8] =
+    ["IDENTITY", "LEFT", "RECORDED", "LAG", "SOURCE", "POSITION", "HELD BEFORE", "BELIEVED AFTER"];
+
+/// A leaver row as table (or CSV) cells.
+fn leaver_cells(row: &LeaverRow, csv: bool) -> Vec<String> {
+    // Written into one string per cell: a report at 10M events writes millions of these.
+    let mut held = String::new();
+    for (i, h) in row.held_before.iter().enumerate() {
+        let _ = write!(held, "{}{}#{} (", if i > 0 { "; " } else { "" }, h.resource, h.permission);
+        push_vias(&mut held, &h.via, csv);
+        held.push(')');
+    }
+    let mut believed = String::new();
+    for (i, b) in row.believed_after.iter().enumerate() {
+        let _ = write!(believed, "{}{}#{} until ", if i > 0 { "; " } else { "" }, b.resource, b.permission);
+        push_date(&mut believed, b.to);
+    }
+    let list = |text: String| if text.is_empty() { "-".to_string() } else { text };
+    vec![
+        row.identity.clone(),
+        date(row.effective_at),
+        date(row.recorded_at),
+        if csv { row.lag_seconds.to_string() } else { span(row.lag_seconds) },
+        row.source.clone().unwrap_or_else(|| "-".into()),
+        row.position.to_string(),
+        list(held),
+        list(believed),
+    ]
+}
+
+/// What stops a streamed report's query: its own error, or the writer having stopped
+/// (whose error is then the one told).
+enum Stop {
+    Query(QueryError),
+    WriterGone,
+}
+
+impl From<QueryError> for Stop {
+    fn from(e: QueryError) -> Self {
+        Stop::Query(e)
+    }
+}
+
+/// Where a streamed report's rows go: a JSON object (the audit API's, its summary after
+/// the rows) or CSV (the table's columns). Rows are written a few thousand at a time,
+/// rendered on every core (at 10M events a report writes hundreds of megabytes).
+enum Sink<'a> {
+    Json(JsonStream<'a>),
+    Csv { out: &'a mut dyn Write, started: bool },
+}
+
+/// How many rows a [`Sink`] renders at once.
+const RENDER_BATCH: usize = 4096;
+
+impl Sink<'_> {
+    fn rows(&mut self, rows: &[LeaverRow]) -> Result<(), CliError> {
+        let parts: Vec<&[LeaverRow]> = rows.chunks(256).collect();
+        match self {
+            Sink::Json(json) => {
+                let texts = tenure_projections::reports::par_map(
+                    &parts,
+                    || (),
+                    |_, part| part.iter().map(JsonStream::render).collect::<Result<Vec<String>, _>>(),
+                );
+                for text in texts {
+                    for text in text? {
+                        json.item_text(&text)?;
+                    }
+                }
+            }
+            Sink::Csv { out, started } => {
+                if !std::mem::replace(started, true) {
+                    write_csv(out, &[LEAVER_COLUMNS.map(String::from).to_vec()])?;
+                }
+                let blocks = tenure_projections::reports::par_map(
+                    &parts,
+                    || (),
+                    |_, part| {
+                        let cells: Vec<Vec<String>> = part.iter().map(|row| leaver_cells(row, true)).collect();
+                        let mut block = Vec::new();
+                        write_csv(&mut block, &cells).map(|()| block)
+                    },
+                );
+                for block in blocks {
+                    out.write_all(&block?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records as RFC 4180 CSV (the `csv` crate, as the tables' CSV).
+fn write_csv(out: &mut dyn Write, records: &[Vec<String>]) -> Result<(), CliError> {
+    let mut w = csv::Writer::from_writer(out);
+    for r in records {
+        w.write_record(r).map_err(|e| CliError::failure(e.to_string()))?;
+    }
+    Ok(w.flush()?)
+}
+
+/// `report leavers --json` / `--csv`: rows written as they are made, so memory holds a
+/// few batches of rows whatever the number of leaves. The query runs on its own thread
+/// and hands batches over a short channel, so that computing rows and writing them go on
+/// at once. A damaged index found before the first row is rebuilt as [`ask`] does; after
+/// it, the error stands (what was written cannot be taken back).
+fn leavers_streamed(
+    store: &Store,
+    mut index: &'static AccessIndex,
+    window: Option<(Timestamp, Timestamp)>,
+    known: crate::Known,
+    csv: bool,
+    out: &mut dyn Write,
+) -> Result<i32, CliError> {
+    loop {
+        let r = index.resolve(as_of(known));
+        let mut sink = if csv {
+            Sink::Csv { out: &mut *out, started: false }
+        } else {
+            Sink::Json(JsonStream::new(&mut *out, vec![("as_of", r.into())], "rows"))
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<LeaverRow>>(2);
+        let (result, sent, written) = std::thread::scope(|scope| {
+            let query = scope.spawn(move || {
+                let (mut pending, mut sent) = (Vec::new(), 0usize);
+                let result = index.leavers_each(window, as_of(known), store, |row| {
+                    pending.push(row);
+                    if pending.len() == RENDER_BATCH {
+                        sent += pending.len();
+                        tx.send(std::mem::take(&mut pending)).map_err(|_| Stop::WriterGone)?;
+                    }
+                    Ok(())
+                });
+                if result.is_ok() && !pending.is_empty() {
+                    sent += pending.len();
+                    let _ = tx.send(pending);
+                }
+                (result, sent)
+            });
+            let mut written = Ok(());
+            for batch in rx {
+                written = sink.rows(&batch);
+                if written.is_err() {
+                    break;
+                }
+            }
+            let (result, sent) = query.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (result, sent, written)
+        });
+        written?;
+        match result {
+            Err(Stop::Query(QueryError::Corrupt(e))) if sent == 0 => {
+                crate::commands::note(&format!("{e}; rebuilt from the log"));
+                index = crate::commands::load_index_with(store, true)?;
+            }
+            Err(Stop::Query(e)) => return Err(e.into()),
+            Err(Stop::WriterGone) => return Err(CliError::failure("the output stopped")),
+            Ok(summary) => {
+                match sink {
+                    Sink::Json(json) => json.finish(vec![
+                        ("by_source", serde_json::to_value(&summary.by_source)?),
+                        ("overall", serde_json::to_value(&summary.overall)?),
+                    ])?,
+                    Sink::Csv { out, started } => {
+                        if !started {
+                            write_csv(out, &[LEAVER_COLUMNS.map(String::from).to_vec()])?;
+                        }
+                    }
+                }
+                return Ok(0);
+            }
+        }
+    }
+}
+
 pub fn run(
     report: Report,
     store: &Store,
@@ -109,42 +285,13 @@ pub fn run(
         Report::Leavers { window, known, format, page } => {
             check_known(index, known)?;
             let window = window_of(window)?;
+            if page.html.is_none() && (format.json || format.csv) {
+                return leavers_streamed(store, index, window, known, format.csv, out);
+            }
             let report = ask(store, &mut index, |i| i.leavers(window, as_of(known), store))?;
-            let list = |held: Vec<String>| if held.is_empty() { "-".to_string() } else { held.join("; ") };
-            let mut table = Table::new(vec![
-                "IDENTITY",
-                "LEFT",
-                "RECORDED",
-                "LAG",
-                "SOURCE",
-                "POSITION",
-                "HELD BEFORE",
-                "BELIEVED AFTER",
-            ]);
+            let mut table = Table::new(LEAVER_COLUMNS.to_vec());
             for row in &report.rows {
-                let held: Vec<String> = row
-                    .held_before
-                    .iter()
-                    .map(|h| {
-                        let why = if format.csv { vias_csv(&h.via) } else { vias(&h.via) };
-                        format!("{}#{} ({why})", h.resource, h.permission)
-                    })
-                    .collect();
-                let believed: Vec<String> = row
-                    .believed_after
-                    .iter()
-                    .map(|b| format!("{}#{} until {}", b.resource, b.permission, date(b.to)))
-                    .collect();
-                table.row(vec![
-                    row.identity.clone(),
-                    date(row.effective_at),
-                    date(row.recorded_at),
-                    if format.csv { row.lag_seconds.to_string() } else { span(row.lag_seconds) },
-                    row.source.clone().unwrap_or_else(|| "-".into()),
-                    row.position.to_string(),
-                    list(held),
-                    list(believed),
-                ]);
+                table.row(leaver_cells(row, format.csv));
             }
             let mut summary = vec![format!("{} leaves, {}", report.rows.len(), as_of_line(index, known))];
             if let Some(all) = &report.overall {

@@ -117,6 +117,10 @@ pub(crate) fn encode(list: &[Filed<IdOp>], out: &mut Vec<u8>) {
                 put_str(out, &c.credential);
                 put_time(out, c.expires);
             }
+            IdOp::Reviewed(ent) => {
+                out.push(12);
+                put_varint(out, *ent as u64);
+            }
         }
     }
 }
@@ -241,6 +245,7 @@ pub(crate) fn decode(b: &[u8], lite: bool) -> Result<Vec<Filed<IdOp>>, Malformed
                 }
                 IdOp::Credential(Box::new(CredentialOp { action, credential: credential.to_string(), expires }))
             }
+            12 => IdOp::Reviewed(r.u32()?),
             _ => return Err(Malformed),
         };
         out.push(Filed { pos, eff, op });
@@ -283,7 +288,17 @@ pub(crate) fn encode_run(prev_id: u32, id: u32, from: i64, to: i64, via: &[RunVi
 }
 
 /// Calls `found` with the identity and reasons of every run in `b` that holds at `t`.
+#[cfg(test)]
 pub(crate) fn runs_at(b: &[u8], t: i64, mut found: impl FnMut(u32, &[RunVia])) -> Result<(), Malformed> {
+    runs_each(b, |id, from, to, via| {
+        if from <= t && t < to {
+            found(id, via);
+        }
+    })
+}
+
+/// Calls `found` with the identity, `[from, to)` and reasons of every run in `b`.
+pub(crate) fn runs_each(b: &[u8], mut found: impl FnMut(u32, i64, i64, &[RunVia])) -> Result<(), Malformed> {
     let mut r = Reader { b, at: 0 };
     let mut via = Vec::new();
     let mut id = 0u32;
@@ -292,21 +307,15 @@ pub(crate) fn runs_at(b: &[u8], t: i64, mut found: impl FnMut(u32, &[RunVia])) -
         let from = r.time_or_none()?.ok_or(Malformed)?;
         let to = r.time_or_none()?.map_or(NEVER, |d| from.wrapping_add(d));
         let n = r.varint()?;
-        let hit = from <= t && t < to;
         via.clear();
         for _ in 0..n {
-            let v = match r.byte()? {
+            via.push(match r.byte()? {
                 0 => RunVia::Direct { grant: r.varint()? },
                 1 => RunVia::Group { group: r.u32()?, membership: r.varint()?, grant: r.varint()? },
                 _ => return Err(Malformed),
-            };
-            if hit {
-                via.push(v);
-            }
+            });
         }
-        if hit {
-            found(id, &via);
-        }
+        found(id, from, to, &via);
     }
     Ok(())
 }

@@ -21,11 +21,17 @@ pub enum IdOp {
     Left,
     Rejoined(Option<PackedAttrs>),
     OwnerChanged(u32),
-    Granted { ent: u32, expires: i64 },
+    Granted {
+        ent: u32,
+        expires: i64,
+    },
     Revoked(u32),
     MemberAdded(u32),
     MemberRemoved(u32),
     Credential(Box<CredentialOp>),
+    /// An `access.reviewed` decision on entitlement `ent`: no access changes; filed so
+    /// that the access review finds an identity's decisions without reading the log.
+    Reviewed(u32),
 }
 
 #[derive(Clone, Debug)]

@@ -557,3 +557,48 @@ pub fn sod(log: &[Event], set: &[Entitlement], r: u64) -> Vec<Overlap> {
     }
     out
 }
+
+/// A row of the access review: (identity, entitlement, reasons, since (µs), the position
+/// of the latest decision, flags).
+pub type ReviewLine = (String, Entitlement, Vec<OVia>, i64, Option<u64>, Vec<&'static str>);
+
+/// The access review of `resource` at `t` as known at `r`, by brute force: the holders at
+/// `t`; for each, the start of its uninterrupted holding (walking back over every instant
+/// where access could change, asking the fold at each); the latest decision on it effective
+/// by `t`; and the flags.
+pub fn review(log: &[Event], resource: &str, t: i64, r: u64) -> Vec<ReviewLine> {
+    let instants: Vec<i64> = instants_in(log, i64::MIN, t).into_iter().chain([t]).rev().collect();
+    let known = known_at(log, r);
+    let orphaned: BTreeSet<String> = orphaned_services(log, t, r).into_iter().map(|o| o.0).collect();
+    let mut out = Vec::new();
+    for ((id, ent), via) in holders(log, |e| e.resource == resource, t, r) {
+        let mut since = t;
+        for &x in &instants[1..] {
+            if !access(log, &id, x, r).contains_key(&ent) {
+                break;
+            }
+            since = x;
+        }
+        let last = known
+            .iter()
+            .filter(|e| e.effective_at.as_micros() <= t)
+            .filter_map(|e| match &e.data {
+                EventData::AccessReviewed(v) if v.identity.as_str() == id && v.entitlement == ent => {
+                    Some((e.effective_at, e.position.get(), v.decision))
+                }
+                _ => None,
+            })
+            .max();
+        let mut flags = Vec::new();
+        match last {
+            None => flags.push("never_reviewed"),
+            Some((_, _, tenure::engine::event::Decision::Revoke)) => flags.push("revoke_not_carried_out"),
+            Some(_) => {}
+        }
+        if orphaned.contains(&id) {
+            flags.push("owner_not_active");
+        }
+        out.push((id, ent, via, since, last.map(|l| l.1), flags));
+    }
+    out
+}

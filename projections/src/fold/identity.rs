@@ -188,6 +188,8 @@ pub fn fold_identity_with(
                         anomaly(&mut fold, AnomalyKind::NotHeld);
                     }
                 }
+                // A review decision changes nothing the fold keeps.
+                IdOp::Reviewed(_) => {}
                 IdOp::Credential(_) if !with_profile => {}
                 IdOp::Credential(c) => {
                     let live = fold

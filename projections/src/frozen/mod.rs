@@ -49,7 +49,7 @@ pub(crate) use self::reader::*;
 pub(crate) use self::writer::*;
 
 const MAGIC: &[u8; 8] = b"TENUIDX\0";
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 const SECTIONS: usize = 17;
 const TABLE_AT: usize = 48;
 const HEADER_LEN: usize = 4096;
@@ -105,6 +105,8 @@ pub(crate) struct Small {
     pub group_events: Vec<Vec<Filed<GroupOp>>>,
     pub ents: Vec<Entitlement>,
     pub group_holders: Vec<Vec<u32>>,
+    /// Per entitlement, the identities with a review decision of it.
+    pub reviewed: Vec<Vec<u32>>,
     pub retracted: Vec<(u64, u64)>,
 }
 
@@ -197,6 +199,13 @@ mod tests {
                 credential: "key-1".into(),
                 expires_at: None,
             }),
+            EventData::AccessReviewed(Reviewed {
+                identity: "alice".into(),
+                entitlement: ent.clone(),
+                reviewer: "carol".into(),
+                decision: Decision::Revoke,
+                comment: None,
+            }),
             EventData::AccessRevoked(Revoked { identity: "alice".into(), entitlement: ent, reason: None }),
             EventData::EventRetracted(Retracted { position: Position(7), reason: "entered in error".into() }),
             EventData::IdentityLeft(StatusChange { identity: "alice".into(), reason: None }),
@@ -205,7 +214,7 @@ mod tests {
             index.apply(&event(i as u64 + 1, data));
         }
         let bytes = index.to_bytes();
-        assert_eq!((bytes.len(), crc32fast::hash(&bytes)), (4432, 871888078), "the index file format changed");
+        assert_eq!((bytes.len(), crc32fast::hash(&bytes)), (4448, 3982337913), "the index file format changed");
     }
 
     /// A file whose offset tables are `u64` (the form of a list section past 4 GiB) reads

@@ -260,7 +260,7 @@ impl Frozen {
         // checksums hold is an error here, never an index out of range above.
         let (ids, groups, ents) = (self.identities, self.groups, self.ents);
         let in_range = |op: &IdOp| match op {
-            IdOp::Granted { ent, .. } | IdOp::Revoked(ent) => *ent < ents,
+            IdOp::Granted { ent, .. } | IdOp::Revoked(ent) | IdOp::Reviewed(ent) => *ent < ents,
             IdOp::MemberAdded(g) | IdOp::MemberRemoved(g) => *g < groups,
             IdOp::OwnerChanged(o) => *o < ids,
             IdOp::Joined(j) => j.owner.is_none_or(|o| o < ids),
@@ -289,12 +289,26 @@ impl Frozen {
     }
 
     /// Calls `found` for each identity whose effective access to `ent`, as of the file's
-    /// head, holds at `t`, with the reasons (see [`crate::codec::runs_at`]).
+    /// head, holds at `t`, with the reasons (see [`crate::codec::runs_each`]).
     pub fn runs_at(
         &self,
         ent: u32,
         t: i64,
-        found: impl FnMut(u32, &[crate::model::RunVia]),
+        mut found: impl FnMut(u32, &[crate::model::RunVia]),
+    ) -> Result<(), CorruptIndex> {
+        self.runs_each(ent, |id, from, to, via| {
+            if from <= t && t < to {
+                found(id, via);
+            }
+        })
+    }
+
+    /// Calls `found` for each run of effective access to `ent` as of the file's head:
+    /// identity, `[from, to)` and reasons, identities ascending.
+    pub fn runs_each(
+        &self,
+        ent: u32,
+        found: impl FnMut(u32, i64, i64, &[crate::model::RunVia]),
     ) -> Result<(), CorruptIndex> {
         let b = self.item(S::RunsOff, S::Runs, ent)?;
         if b.is_empty() {
@@ -307,13 +321,13 @@ impl Frozen {
         let (ids, groups) = (self.identities, self.groups);
         let mut found = found;
         let mut past_end = false;
-        crate::codec::runs_at(&b[4..], t, |id, via| {
+        crate::codec::runs_each(&b[4..], |id, from, to, via| {
             let groups_ok = via.iter().all(|v| match v {
                 crate::model::RunVia::Group { group, .. } => *group < groups,
                 crate::model::RunVia::Direct { .. } => true,
             });
             if id < ids && groups_ok && !past_end {
-                found(id, via);
+                found(id, from, to, via);
             } else {
                 past_end = true;
             }

@@ -108,9 +108,14 @@ impl AccessIndex {
             }
             // A new display name: nothing of access changes (the group keeps its name).
             EventData::GroupUpdated(_) => {}
-            // A review decision changes no access; the access review report reads the
-            // reviews from the log (by the identity's subject index).
-            EventData::AccessReviewed(_) => {}
+            // A review decision changes no access. Filed under the identity, and the
+            // identity listed under the entitlement, so that the access review finds every
+            // decision on a resource from the index.
+            EventData::AccessReviewed(v) => {
+                let ent = self.ent(&v.entitlement);
+                let id = file_id(self, v.identity.as_str(), IdOp::Reviewed(ent));
+                push_cheap(&mut self.reviewed[ent as usize], id);
+            }
             EventData::EventRetracted(r) => {
                 self.retracted.entry(r.position.get()).or_insert(pos);
             }

@@ -61,6 +61,10 @@ pub struct AccessIndex {
     pub(crate) direct_holders: Tail<u32>,
     /// Entitlement → groups with a group grant event of it (all of them).
     pub(crate) group_holders: Vec<Vec<u32>>,
+    /// Entitlement → identities with an `access.reviewed` decision of it (with repeats).
+    /// Reviews are decisions people make, few beside the events: kept whole in memory
+    /// and in the index file's small part.
+    pub(crate) reviewed: Vec<Vec<u32>>,
     /// Group → identities with a membership event in it (with repeats; see `push_cheap`).
     pub(crate) members: Tail<u32>,
     /// Identity → groups it has membership events in.
@@ -141,6 +145,7 @@ impl AccessIndex {
         self.ents.push(e.clone());
         self.ent_ids.insert(e.clone(), id);
         self.group_holders.push(Vec::new());
+        self.reviewed.push(Vec::new());
         self.by_resource.entry(e.resource.clone()).or_default().push(id);
         id
     }
@@ -291,6 +296,8 @@ impl AccessIndex {
             || small.group_events.len() != small.groups.len()
             || small.ents.len() != frozen.ents as usize
             || small.group_holders.len() != small.ents.len()
+            || small.reviewed.len() != small.ents.len()
+            || small.reviewed.iter().flatten().any(|&id| id >= frozen.identities)
             || !ops_in_range
             || small.group_holders.iter().flatten().any(|&g| g >= groups)
         {
@@ -309,6 +316,7 @@ impl AccessIndex {
             retracted: small.retracted.into_iter().collect(),
             direct_holders: Tail::starting_at(frozen.ents),
             group_holders: small.group_holders,
+            reviewed: small.reviewed,
             members: Tail::starting_at(frozen.groups),
             groups_of: Tail::starting_at(frozen.identities),
             owned: Tail::starting_at(frozen.identities),
@@ -363,6 +371,7 @@ impl frozen::Source for AccessIndex {
             group_events: self.group_events.clone(),
             ents: self.ents.clone(),
             group_holders: self.group_holders.clone(),
+            reviewed: self.reviewed.iter().map(|l| union(Vec::new(), l)).collect(),
             retracted,
         }
     }

@@ -70,6 +70,19 @@ impl AccessIndex {
     /// As known at the head, with an index file and no retraction after it: the frozen
     /// identities whose access the tail may have changed (their own events, or events of
     /// groups they had memberships in). `None` when the runs cannot be used.
+    /// The runs the index file stores for `ents` as `(identity, entitlement, from, to)`,
+    /// sorted, with the identities they do not answer for (touched by the tail, or new in
+    /// it): when the file answers for `r` at all (at the head, no retraction in the tail).
+    pub(crate) fn stored_runs(&self, ents: &[u32], r: u64) -> Result<Option<StoredRuns>, CorruptIndex> {
+        let (Some(f), Some(touched)) = (&self.frozen, self.untouched_by_tail(r)) else { return Ok(None) };
+        let mut runs = Vec::new();
+        for &ent in ents.iter().filter(|&&e| e < f.ents) {
+            f.runs_each(ent, |id, from, to, _| runs.push((id, ent, from, to)))?;
+        }
+        runs.sort_unstable();
+        Ok(Some(StoredRuns { touched, identities: f.identities, runs }))
+    }
+
     pub(super) fn untouched_by_tail(&self, r: u64) -> Option<tenure_engine::maps::Set<u32>> {
         let f = self.frozen.as_ref()?;
         if r != self.head || self.retracted.values().any(|&by| by > f.head) {
@@ -152,5 +165,25 @@ impl AccessIndex {
         }
         sort_holders(&mut out);
         Ok(out)
+    }
+}
+
+/// What [`AccessIndex::stored_runs`] finds.
+pub(crate) struct StoredRuns {
+    touched: tenure_engine::maps::Set<u32>,
+    /// Identities from this id on are new in the tail.
+    identities: u32,
+    runs: Vec<(u32, u32, i64, i64)>,
+}
+
+impl StoredRuns {
+    /// The stored runs of `id` as `(entitlement, from, to)`, when they answer for it.
+    pub(crate) fn of(&self, id: u32) -> Option<impl Iterator<Item = (u32, i64, i64)> + '_> {
+        if id >= self.identities || self.touched.contains(&id) {
+            return None;
+        }
+        let lo = self.runs.partition_point(|run| run.0 < id);
+        let hi = self.runs.partition_point(|run| run.0 <= id);
+        Some(self.runs[lo..hi].iter().map(|&(_, ent, from, to)| (ent, from, to)))
     }
 }

@@ -174,6 +174,23 @@ impl<'a> Groups<'a> {
         let (index, r) = (self.index, self.r);
         self.folds.entry(g).or_insert_with(|| fold_group(index, g, r))
     }
+
+    /// The folds of `later` (made as known at a later position) that hold as known at
+    /// this one too: those of the groups in `gs` whose every event comes before it. Only
+    /// when no retraction was recorded after this position (then both positions see the
+    /// same events of those groups): `last_retraction` is the position of the last one.
+    pub(crate) fn borrow_from(&mut self, later: &mut Groups<'_>, gs: &[u32], last_retraction: u64) {
+        let r = self.r;
+        if last_retraction > r {
+            return;
+        }
+        for &g in gs {
+            if self.index.group_events.get(g as usize).is_some_and(|es| es.iter().all(|e| e.pos <= r)) {
+                let fold = later.get(g).clone();
+                self.folds.insert(g, fold);
+            }
+        }
+    }
 }
 
 /// Per entitlement id, the sorted reasons it is held.
@@ -307,7 +324,22 @@ impl AccessIndex {
     /// Effective access over all time: at each breakpoint the access is evaluated, and
     /// consecutive breakpoints with the same entitlement and the same reasons make one run.
     pub(crate) fn access_runs(&self, fold: &IdentityFold, groups: &mut Groups<'_>) -> Vec<Run> {
-        let points = self.breakpoints(fold, groups);
+        self.access_runs_within(fold, groups, i64::MIN, NEVER)
+    }
+
+    /// [`Self::access_runs`] within `[lo, hi)`: the runs cut at both ends, computed from
+    /// the breakpoints inside the window only (a window late in a long history costs
+    /// what the window holds, not the history).
+    pub(crate) fn access_runs_within(
+        &self,
+        fold: &IdentityFold,
+        groups: &mut Groups<'_>,
+        lo: i64,
+        hi: i64,
+    ) -> Vec<Run> {
+        let mut points = self.breakpoints(fold, groups);
+        points.retain(|&p| lo < p && p < hi);
+        points.insert(0, lo);
         let mut open: BTreeMap<u32, (i64, Vec<Via>)> = BTreeMap::new();
         let mut runs = Vec::new();
         for &t in &points {
@@ -323,7 +355,7 @@ impl AccessIndex {
             }
         }
         for (ent, (from, via)) in open {
-            runs.push(Run { ent, from, to: NEVER, via });
+            runs.push(Run { ent, from, to: hi, via });
         }
         runs
     }

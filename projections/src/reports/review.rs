@@ -6,12 +6,12 @@ use super::{seconds, ts};
 use crate::error::QueryError;
 use crate::fold::{fold_identity_with, FoldScope};
 use crate::index::AccessIndex;
-use crate::model::NEVER;
+use crate::model::{IdOp, NEVER};
 use crate::query::{AsOf, Groups, Run, Target, Via};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tenure_engine::event::Decision;
-use tenure_engine::{Entitlement, EventData, EventLog, Position, Timestamp};
+use tenure_engine::{Entitlement, EventData, EventLog, Timestamp};
 
 /// One event that gives a holder the access: a direct grant, or a membership and the
 /// group's grant, with who asked for it and who approved it.
@@ -117,6 +117,11 @@ impl AccessIndex {
     /// that has none.
     fn service_without_active_owner(&self, name: &str, r: u64, t: i64) -> Result<bool, QueryError> {
         let Some(id) = self.identity_id(name)? else { return Ok(false) };
+        // Most holders are people: their filed events (without attributes) say so at once.
+        let service = |e: &crate::model::Filed<IdOp>| matches!(&e.op, IdOp::Joined(j) if j.kind == tenure_engine::IdentityKind::Service);
+        if !self.id_events(id, true)?.iter().any(service) {
+            return Ok(false);
+        }
         let fold = fold_identity_with(self, id, r, FoldScope { profile: true, until: t })?;
         let Some(p) = fold.profile_at(t).filter(|p| p.kind == tenure_engine::IdentityKind::Service) else {
             return Ok(false);
@@ -126,8 +131,9 @@ impl AccessIndex {
         Ok(!owner.active_at(t))
     }
 
-    /// The access review of `resource` at `at` as known at `as_of`. `log` gives the grants'
-    /// details and the review decisions (one pass over the log up to `as_of`).
+    /// The access review of `resource` at `at` as known at `as_of`. The decisions are
+    /// found in the index (the identities with a decision on the resource, then their
+    /// filed decisions); `log` gives their details and the grants'.
     pub fn access_review(
         &self,
         resource: &str,
@@ -135,43 +141,48 @@ impl AccessIndex {
         as_of: AsOf,
         log: &dyn EventLog,
     ) -> Result<AccessReview, QueryError> {
+        self.check()?;
         let r = self.resolve(as_of);
         let t = at.as_micros();
+        let target = Target::Resource(resource.to_string());
+        let ents = self.target_ents(&target);
         // The review decisions on this resource, as known at R and effective by T.
         let mut decisions: BTreeMap<(String, String), Vec<ReviewDecision>> = BTreeMap::new();
-        // The heads first (no bodies built), then only the review events in full.
-        let reviewed =
-            tenure_engine::event::EVENT_TYPES.iter().position(|t| *t == "access.reviewed").unwrap_or(usize::MAX);
+        let mut reviewed: Vec<u32> = ents.iter().flat_map(|&e| self.reviewed[e as usize].iter().copied()).collect();
+        reviewed.sort_unstable();
+        reviewed.dedup();
         let mut positions = Vec::new();
-        log.scan_heads(Position(1), Position(r), &mut |h| {
-            if usize::from(h.type_code) == reviewed {
-                positions.push(h.position);
+        for id in reviewed {
+            for e in self.id_events(id, true)?.iter() {
+                if matches!(e.op, IdOp::Reviewed(ent) if ents.contains(&ent)) && e.eff <= t && self.visible(e.pos, r) {
+                    positions.push(e.pos);
+                }
             }
-            std::ops::ControlFlow::Continue(())
-        })
-        .map_err(|e| QueryError::Log(e.to_string()))?;
+        }
+        positions.sort_unstable();
         for p in positions {
             let Some(e) = super::read_event(log, p)? else { continue };
             if let EventData::AccessReviewed(v) = &e.data {
-                let p = e.position.get();
-                if v.entitlement.resource == resource && e.effective_at <= at && self.visible(p, r) {
-                    decisions.entry((v.identity.0.clone(), v.entitlement.permission.clone())).or_default().push(
-                        ReviewDecision {
-                            position: p,
-                            reviewer: v.reviewer.clone(),
-                            decision: v.decision,
-                            decided_at: e.effective_at,
-                            recorded_at: e.recorded_at,
-                            comment: v.comment.clone(),
-                        },
-                    );
-                }
+                decisions.entry((v.identity.0.clone(), v.entitlement.permission.clone())).or_default().push(
+                    ReviewDecision {
+                        position: p,
+                        reviewer: v.reviewer.clone(),
+                        decision: v.decision,
+                        decided_at: e.effective_at,
+                        recorded_at: e.recorded_at,
+                        comment: v.comment.clone(),
+                    },
+                );
             }
         }
         for list in decisions.values_mut() {
             list.sort_by_key(|d| (d.decided_at, d.position));
         }
-        let holders = self.holders(&Target::Resource(resource.to_string()), at, as_of)?;
+        let holders = self.holders(&target, at, as_of)?;
+        // The runs of access to the resource's entitlements, per identity: read from the
+        // index file where it answers for R (at its head, for identities the tail did not
+        // touch), folded otherwise.
+        let stored = self.stored_runs(&ents, r)?;
         let mut groups = Groups::new(self, r);
         let mut runs_of: BTreeMap<u32, Vec<Run>> = BTreeMap::new();
         let mut runs = |index: &Self, name: &str, groups: &mut Groups<'_>| -> Result<Option<Vec<Run>>, QueryError> {
@@ -179,11 +190,18 @@ impl AccessIndex {
             if let Some(runs) = runs_of.get(&id) {
                 return Ok(Some(runs.clone()));
             }
-            let fold = fold_identity_with(index, id, r, FoldScope::ACCESS)?;
-            let runs = index.access_runs(&fold, groups);
+            let runs = match stored.as_ref().and_then(|s| s.of(id)) {
+                // `holding` needs the times only.
+                Some(runs) => runs.map(|(ent, from, to)| Run { ent, from, to, via: Vec::new() }).collect(),
+                None => {
+                    let fold = fold_identity_with(index, id, r, FoldScope::ACCESS)?;
+                    index.access_runs(&fold, groups)
+                }
+            };
             runs_of.insert(id, runs.clone());
             Ok(Some(runs))
         };
+        let mut details: BTreeMap<u64, Option<GrantedBy>> = BTreeMap::new();
         let mut rows = Vec::new();
         for h in holders {
             let ent = self.ent_id(&Entitlement::new(&h.resource, &h.permission));
@@ -198,7 +216,11 @@ impl AccessIndex {
                     Via::Group { membership, grant, .. } => vec![*membership, *grant],
                 };
                 for p in positions {
-                    granted.extend(granted_by(log, p)?);
+                    let detail = match details.entry(p) {
+                        std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(new) => new.insert(granted_by(log, p)?),
+                    };
+                    granted.extend(detail.clone());
                 }
             }
             let last_review =
