@@ -438,14 +438,19 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             format,
             page,
         } => {
-            let users = crate::reconcile::read_snapshot(&directory)?;
             let store = open_existing(&data("tenure-data"))?;
-            let mut index = load_index(&store)?;
+            let index = load_index(&store)?;
             check_known(index, known)?;
             let at = at.unwrap_or_else(tenure_engine::Timestamp::now);
-            let report =
-                ask(&store, &mut index, |i| i.reconcile(&users, at, as_of(known), include_services, dormant_after))?;
-            crate::reconcile::print(&report, index, (known, format, &page), emit_corrections.as_deref(), &mut out)
+            crate::reconcile::run(
+                &store,
+                index,
+                &directory,
+                (at, include_services, dormant_after),
+                (known, format, &page),
+                emit_corrections.as_deref(),
+                &mut out,
+            )
         }
         Command::Review { action } => {
             let dir = data("tenure-data");

@@ -174,12 +174,14 @@ impl Table {
 }
 
 /// A JSON object written while it is made, laid out as `serde_json::to_writer_pretty` lays
-/// it out: some fields, then a large array whose items come one at a time, then the fields
-/// known only at the end. Memory holds one item, whatever the length of the array.
+/// it out: some fields, then a large array whose items come one at a time (then perhaps
+/// more fields and another array), then the fields known only at the end. Memory holds
+/// one item, whatever the length of the arrays.
 pub struct JsonStream<'a> {
     out: &'a mut dyn Write,
     head: Option<Vec<(&'static str, serde_json::Value)>>,
     array: &'static str,
+    items: usize,
 }
 
 /// `value` pretty-printed, its inner lines indented by `depth` levels.
@@ -190,18 +192,17 @@ fn pretty_at(value: &impl serde::Serialize, depth: usize) -> Result<String, serd
 
 impl<'a> JsonStream<'a> {
     pub fn new(out: &'a mut dyn Write, head: Vec<(&'static str, serde_json::Value)>, array: &'static str) -> Self {
-        JsonStream { out, head: Some(head), array }
+        JsonStream { out, head: Some(head), array, items: 0 }
     }
 
-    /// Writes what comes before the array's first item (once).
-    fn open(&mut self) -> std::io::Result<bool> {
-        let Some(head) = self.head.take() else { return Ok(false) };
+    /// Writes what comes before the first array's first item (once).
+    fn open(&mut self) -> std::io::Result<()> {
+        let Some(head) = self.head.take() else { return Ok(()) };
         writeln!(self.out, "{{")?;
         for (key, value) in head {
             writeln!(self.out, "  {}: {},", serde_json::Value::from(key), pretty_at(&value, 1)?)?;
         }
-        write!(self.out, "  {}: [", serde_json::Value::from(self.array))?;
-        Ok(true)
+        write!(self.out, "  {}: [", serde_json::Value::from(self.array))
     }
 
     /// An item as [`Self::item_text`] wants it (made on any thread).
@@ -211,19 +212,38 @@ impl<'a> JsonStream<'a> {
 
     /// An item already rendered by [`Self::render`].
     pub fn item_text(&mut self, text: &str) -> std::io::Result<()> {
-        let first = self.open()?;
-        write!(self.out, "{}    {text}", if first { "\n" } else { ",\n" })
+        self.open()?;
+        self.items += 1;
+        write!(self.out, "{}    {text}", if self.items == 1 { "\n" } else { ",\n" })
+    }
+
+    fn close_array(&mut self) -> std::io::Result<()> {
+        self.open()?;
+        write!(self.out, "{}]", if self.items == 0 { "" } else { "\n  " })
+    }
+
+    fn fields(&mut self, fields: Vec<(&'static str, serde_json::Value)>) -> std::io::Result<()> {
+        for (key, value) in fields {
+            write!(self.out, ",\n  {}: {}", serde_json::Value::from(key), pretty_at(&value, 1)?)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the array, writes `fields`, and starts the next array, `array`.
+    pub fn then(
+        mut self,
+        fields: Vec<(&'static str, serde_json::Value)>,
+        array: &'static str,
+    ) -> std::io::Result<Self> {
+        self.close_array()?;
+        self.fields(fields)?;
+        write!(self.out, ",\n  {}: [", serde_json::Value::from(array))?;
+        Ok(JsonStream { out: self.out, head: None, array, items: 0 })
     }
 
     pub fn finish(mut self, tail: Vec<(&'static str, serde_json::Value)>) -> std::io::Result<()> {
-        if self.open()? {
-            write!(self.out, "]")?;
-        } else {
-            write!(self.out, "\n  ]")?;
-        }
-        for (key, value) in tail {
-            write!(self.out, ",\n  {}: {}", serde_json::Value::from(key), pretty_at(&value, 1)?)?;
-        }
+        self.close_array()?;
+        self.fields(tail)?;
         writeln!(self.out, "\n}}")
     }
 }
@@ -269,8 +289,13 @@ mod tests {
             for _ in 0..n {
                 s.item_text(&JsonStream::render(&item).unwrap()).unwrap();
             }
+            let mut s = s.then(vec![("s1", 1.into())], "s2").unwrap();
+            for _ in 0..(3 - n) {
+                s.item_text(&JsonStream::render(&item).unwrap()).unwrap();
+            }
             s.finish(vec![("summary", serde_json::json!({"k": [1, 2]}))]).unwrap();
-            let whole = serde_json::json!({"as_of": 7, "rows": vec![item.clone(); n], "summary": {"k": [1, 2]}});
+            let whole = serde_json::json!({"as_of": 7, "rows": vec![item.clone(); n], "s1": 1,
+                "s2": vec![item.clone(); 3 - n], "summary": {"k": [1, 2]}});
             let text = String::from_utf8(out).unwrap();
             assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), whole, "{text}");
             // Laid out as the pretty printer lays out the same fields in the same order.

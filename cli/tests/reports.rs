@@ -479,6 +479,30 @@ fn reconciliation_against_a_directory_snapshot() {
     assert_eq!(status, 400);
     assert!(answer.to_string().contains("userName is required"), "{answer}");
     api.stop();
+    // A bad resource on the second page: the error names the file, the page, the resource
+    // and the line, before anything is compared; no corrections file is left behind.
+    let pages = dir.path().join("pages.json");
+    let bad_user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "active": true});
+    std::fs::write(&pages, format!("[{users},\n{{\"Resources\": [\n{}, {bad_user}]}}]", users["Resources"][0]))
+        .unwrap();
+    let gone = dir.path().join("never.jsonl");
+    let o = common::tenure(
+        &data,
+        &["reconcile", "--directory", pages.to_str().unwrap(), "--emit-corrections", gone.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
+    let said = common::stderr(&o);
+    assert!(said.contains("pages.json: resource 2 of page 2: userName is required"), "{said}");
+    assert!(said.contains("line 3"), "{said}");
+    assert!(common::stdout(&o).is_empty());
+    assert!(!gone.exists());
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!names.iter().any(|n| n.starts_with(".tmp")), "{names:?}");
+    std::fs::write(&pages, "{\"Resources\": [{\"userName\": \"x\",}]}").unwrap();
+    let o = common::tenure(&data, &["reconcile", "--directory", pages.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(common::stderr(&o).contains("pages.json: trailing comma at line 1 column 33"), "{}", common::stderr(&o));
     std::fs::write(&csv, "identity,active\nalice,maybe\n").unwrap();
     let bad = common::tenure(&data, &["reconcile", "--directory", csv.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(2));

@@ -432,9 +432,8 @@ pub async fn report_reconcile(
     Query(q): Params,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
-    let snapshot: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
     let mut reader = crate::snapshot::Snapshot::default();
-    reader.add_json("the snapshot", &snapshot).map_err(bad)?;
+    reader.read_json("the snapshot", &body[..]).map_err(bad)?;
     let users = reader.finish();
     let index = index(&app)?;
     let (at, r) = (time(&q, "at")?.unwrap_or_else(Timestamp::now), as_of(&q, &index)?);

@@ -6,15 +6,13 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use tenure_projections::reports::DirUser;
 
-/// Gathers users and groups from any number of pages, then joins them.
+/// Gathers users and groups from any number of pages, then joins them (all in memory:
+/// for a request body; the CLI streams with [`resources`] and [`Memberships`]).
 #[derive(Default)]
 pub struct Snapshot {
-    users: Vec<DirUser>,
-    /// A user's index by its directory `id`.
-    ids: BTreeMap<String, usize>,
-    /// (group name, member directory ids)
-    groups: Vec<(String, Vec<String>)>,
-    groups_known: bool,
+    /// Each user with its directory `id`.
+    users: Vec<(DirUser, Option<String>)>,
+    members: Memberships,
 }
 
 fn is_group(r: &Value) -> bool {
@@ -25,82 +23,237 @@ fn is_group(r: &Value) -> bool {
 }
 
 impl Snapshot {
-    /// Takes a ListResponse, an array of them, or a single resource. Errors name the page
-    /// and resource, after `shown` (a file name).
-    pub fn add_json(&mut self, shown: &str, value: &Value) -> Result<(), String> {
-        let pages = match value {
-            Value::Array(pages) => pages.clone(),
-            page => vec![page.clone()],
-        };
-        for (p, page) in pages.iter().enumerate() {
-            let resources = match page.get("Resources") {
-                Some(Value::Array(r)) => r.clone(),
-                Some(_) => return Err(format!("{shown}: page {}: Resources is not a list", p + 1)),
-                None => vec![page.clone()],
-            };
-            for (i, r) in resources.iter().enumerate() {
-                let at = format!("{shown}: resource {} of page {}", i + 1, p + 1);
-                if is_group(r) {
-                    self.groups_known = true;
-                    let name = r["displayName"]
-                        .as_str()
-                        .filter(|n| !n.is_empty())
-                        .ok_or_else(|| format!("{at}: a group without displayName"))?;
-                    let members = r["members"]
-                        .as_array()
-                        .map(|m| m.iter().filter_map(|m| m["value"].as_str().map(str::to_string)).collect())
-                        .unwrap_or_default();
-                    self.groups.push((name.to_string(), members));
-                    continue;
-                }
-                let draft = Draft::from_resource(r, true).map_err(|e| format!("{at}: {}", e.detail))?;
-                let mut keys = Vec::new();
-                let candidates = [
-                    draft.attrs.get("userName").cloned(),
-                    draft.attrs.get("externalId").cloned(),
-                    r["id"].as_str().map(str::to_string),
-                ];
-                for k in candidates.into_iter().flatten() {
-                    if !k.is_empty() && !keys.contains(&k) {
-                        keys.push(k);
-                    }
-                }
-                let own: Option<BTreeSet<String>> = r["groups"].as_array().map(|g| {
-                    g.iter().filter_map(|g| g["display"].as_str().or(g["value"].as_str()).map(str::to_string)).collect()
-                });
-                if let Some(id) = r["id"].as_str() {
-                    self.ids.insert(id.to_string(), self.users.len());
-                }
-                let mut attributes = draft.attrs.clone();
-                attributes.remove("externalId");
-                let user_name = draft.attrs.get("userName").cloned();
-                self.add_user(DirUser { keys, user_name, active: draft.active, attributes, groups: own });
-            }
+    /// Reads a ListResponse, an array of them, or a single resource from `reader`,
+    /// resource by resource: memory holds one resource at a time (and what is kept of
+    /// each user), never the document, whatever its size. Errors name the page and
+    /// resource after `shown` (a file name), and the line and column.
+    pub fn read_json(&mut self, shown: &str, reader: impl std::io::Read) -> Result<(), String> {
+        resources(shown, reader, &mut |at, r| self.add_resource(at, &r))
+    }
+
+    /// One resource: a group (its name and members' directory ids) or a user.
+    fn add_resource(&mut self, at: &str, r: &Value) -> Result<(), String> {
+        self.members.note(at, r)?;
+        if !is_group(r) {
+            self.users.push((user_of(at, r)?, r["id"].as_str().map(str::to_string)));
         }
         Ok(())
     }
 
     /// A user read otherwise (a CSV row); with `groups`, the snapshot says memberships.
     pub fn add_user(&mut self, user: DirUser) {
-        self.groups_known |= user.groups.is_some();
-        self.users.push(user);
+        self.members.known |= user.groups.is_some();
+        self.users.push((user, None));
     }
 
     /// The users with their groups: when any part of the snapshot gave memberships, every
     /// user has a (possibly empty) set; otherwise memberships are not compared.
-    pub fn finish(mut self) -> Vec<DirUser> {
-        if self.groups_known {
-            for u in &mut self.users {
-                u.groups.get_or_insert_with(BTreeSet::new);
-            }
-            for (name, members) in self.groups {
+    pub fn finish(self) -> Vec<DirUser> {
+        let members = self.members;
+        self.users
+            .into_iter()
+            .map(|(mut user, id)| {
+                members.complete(&mut user, id.as_deref());
+                user
+            })
+            .collect()
+    }
+}
+
+/// Calls `each` with every resource of a JSON snapshot read from `reader` (a
+/// ListResponse, an array of them, or a single resource) and where it stands (`resource
+/// 3 of page 1`), one at a time: memory holds one resource, never the document. Errors
+/// name `shown` (a file name), the page and resource, and the line and column.
+pub fn resources(
+    shown: &str,
+    reader: impl std::io::Read,
+    each: &mut dyn FnMut(&str, Value) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, reader));
+    serde::de::DeserializeSeed::deserialize(Top { each }, &mut de).map_err(|e| format!("{shown}: {e}"))?;
+    de.end().map_err(|e| format!("{shown}: {e}"))
+}
+
+/// A group resource's name and its members' directory ids; none for a user.
+fn group_of(at: &str, r: &Value) -> Result<Option<(String, Vec<String>)>, String> {
+    if !is_group(r) {
+        return Ok(None);
+    }
+    let name = r["displayName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| format!("{at}: a group without displayName"))?;
+    let members = r["members"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["value"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Ok(Some((name.to_string(), members)))
+}
+
+/// A user resource as a `DirUser` (flattened by the SCIM server's own mapping), with the
+/// groups it lists itself.
+fn user_of(at: &str, r: &Value) -> Result<DirUser, String> {
+    let draft = Draft::from_resource(r, true).map_err(|e| format!("{at}: {}", e.detail))?;
+    let mut keys = Vec::new();
+    let candidates = [
+        draft.attrs.get("userName").cloned(),
+        draft.attrs.get("externalId").cloned(),
+        r["id"].as_str().map(str::to_string),
+    ];
+    for k in candidates.into_iter().flatten() {
+        if !k.is_empty() && !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let own: Option<BTreeSet<String>> = r["groups"]
+        .as_array()
+        .map(|g| g.iter().filter_map(|g| g["display"].as_str().or(g["value"].as_str()).map(str::to_string)).collect());
+    let mut attributes = draft.attrs.clone();
+    attributes.remove("externalId");
+    let user_name = draft.attrs.get("userName").cloned();
+    Ok(DirUser { keys, user_name, active: draft.active, attributes, groups: own })
+}
+
+/// The memberships of a snapshot read in a first pass, so that a second pass can hand
+/// out each user, with its groups, as soon as it is read: per member directory id its
+/// groups, and whether any part of the snapshot says memberships at all.
+#[derive(Default)]
+pub struct Memberships {
+    of: BTreeMap<String, Vec<String>>,
+    pub known: bool,
+}
+
+impl Memberships {
+    /// Notes what a resource says of memberships (first pass), and checks that a user
+    /// resource reads as one (so that a bad resource is told, with its line, before
+    /// anything is compared).
+    pub fn note(&mut self, at: &str, r: &Value) -> Result<(), String> {
+        match group_of(at, r)? {
+            Some((name, members)) => {
+                self.known = true;
                 for m in members {
-                    if let Some(&i) = self.ids.get(&m) {
-                        self.users[i].groups.get_or_insert_with(BTreeSet::new).insert(name.clone());
-                    }
+                    self.of.entry(m).or_default().push(name.clone());
                 }
             }
+            None => {
+                user_of(at, r)?;
+                self.known |= r["groups"].is_array();
+            }
         }
-        self.users
+        Ok(())
+    }
+
+    /// The user of a resource with all its groups (second pass); none for a group.
+    pub fn user(&self, at: &str, r: &Value) -> Result<Option<DirUser>, String> {
+        if is_group(r) {
+            return Ok(None);
+        }
+        let mut user = user_of(at, r)?;
+        self.complete(&mut user, r["id"].as_str());
+        Ok(Some(user))
+    }
+
+    /// Gives `user` (with directory id `id`) the groups the snapshot's groups list it in;
+    /// when any part of the snapshot says memberships, every user has a set.
+    pub fn complete(&self, user: &mut DirUser, id: Option<&str>) {
+        if self.known {
+            let groups = user.groups.get_or_insert_with(BTreeSet::new);
+            groups.extend(id.and_then(|id| self.of.get(id)).into_iter().flatten().cloned());
+        }
+    }
+}
+
+/// The document: a page (an object) or an array of pages.
+struct Top<'a> {
+    each: &'a mut dyn FnMut(&str, Value) -> Result<(), String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Top<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Top<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a SCIM ListResponse, an array of them, or a resource")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        Page { each: self.each, page: 1 }.visit_map(map)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut page = 1;
+        while seq.next_element_seed(Page { each: &mut *self.each, page })?.is_some() {
+            page += 1;
+        }
+        Ok(())
+    }
+}
+
+/// One page: its `Resources` read one by one; without them, the object is a resource.
+struct Page<'a> {
+    each: &'a mut dyn FnMut(&str, Value) -> Result<(), String>,
+    page: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Page<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Page<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "page {}: an object", self.page)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut rest = serde_json::Map::new();
+        let mut listed = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "Resources" {
+                listed = true;
+                map.next_value_seed(Resources { each: &mut *self.each, page: self.page })?;
+            } else {
+                rest.insert(key, map.next_value()?);
+            }
+        }
+        if !listed {
+            let at = format!("resource 1 of page {}", self.page);
+            (self.each)(&at, Value::Object(rest)).map_err(serde::de::Error::custom)?;
+        }
+        Ok(())
+    }
+}
+
+/// A page's `Resources`, each handed to the snapshot as soon as it is read.
+struct Resources<'a> {
+    each: &'a mut dyn FnMut(&str, Value) -> Result<(), String>,
+    page: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Resources<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Resources<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "page {}: Resources as a list", self.page)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 1;
+        while let Some(r) = seq.next_element::<Value>()? {
+            let at = format!("resource {i} of page {}", self.page);
+            (self.each)(&at, r).map_err(serde::de::Error::custom)?;
+            i += 1;
+        }
+        Ok(())
     }
 }

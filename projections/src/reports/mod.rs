@@ -22,7 +22,7 @@ pub use lag::{event_lag, LagRow};
 pub use leavers::{Believed, LeaverRow, Leavers, LeaversSummary};
 pub use marks::Mark;
 pub use nhi::{CredentialRow, Nhi, ServiceRow};
-pub use reconcile::{DirUser, DormantRow, DriftRow, Reconciliation};
+pub use reconcile::{DirUser, DormantRow, DriftRow, ReconcileEnd, Reconciled, Reconciler, Reconciliation};
 pub use review::{AccessReview, GrantedBy, ReviewDecision, ReviewRow, Revocation};
 pub use sod::{Rule, Sod, Violation};
 
