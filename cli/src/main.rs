@@ -105,7 +105,9 @@ pub enum Report {
     /// The lag is recorded minus effective time (negative for a leave recorded ahead of
     /// its date); "believed after" is the access that, as known just before the leave
     /// was recorded, was held at some time between the effective leave and its
-    /// recording. Summaries: count, median, p90 and worst lag, per source.
+    /// recording. Summaries: count, median, p90 and worst lag, per source. With --json or
+    /// --csv the rows are written as they are made, a few thousand in memory at a time
+    /// (the JSON's summary comes after its rows).
     Leavers {
         #[command(flatten)]
         window: Window,
@@ -479,7 +481,10 @@ pub enum Command {
     /// then by `userName`, `externalId` or `id` as the identity's name. Rows: orphaned
     /// (active here, absent there), disabled_there, missing, inactive_here, attribute,
     /// membership_missing, membership_extra; the drift is their number. Dormant accounts
-    /// (active, no lifecycle event within --dormant-after) are listed apart.
+    /// (active, no lifecycle event within --dormant-after) are listed apart. The snapshot
+    /// is read as a stream, twice (memberships first; a bad resource is told, with its
+    /// line, before anything is compared); with --json or --csv the rows are written as
+    /// they are made; --emit-corrections is written whole or not at all.
     Reconcile {
         /// The snapshot files (SCIM JSON or CSV).
         #[arg(long = "directory", value_name = "SNAPSHOT", required = true)]
