@@ -54,19 +54,29 @@ impl LagSummary {
     }
 }
 
+/// What a scan of position `p` alone finds (none past the head).
+fn read_one<T>(
+    p: u64,
+    scan: impl FnOnce(
+        tenure_engine::Position,
+        &mut dyn FnMut(T) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), tenure_engine::Error>,
+) -> Result<Option<T>, crate::error::QueryError> {
+    let mut found = None;
+    scan(tenure_engine::Position(p), &mut |x| {
+        found = Some(x);
+        std::ops::ControlFlow::Break(())
+    })
+    .map_err(|e| crate::error::QueryError::Log(e.to_string()))?;
+    Ok(found)
+}
+
 /// The event at position `p` of `log` (none past its head).
 pub(crate) fn read_event(
     log: &dyn tenure_engine::EventLog,
     p: u64,
 ) -> Result<Option<tenure_engine::Event>, crate::error::QueryError> {
-    let mut found = None;
-    let at = tenure_engine::Position(p);
-    log.scan_events(at, at, &mut |e| {
-        found = Some(e);
-        std::ops::ControlFlow::Break(())
-    })
-    .map_err(|e| crate::error::QueryError::Log(e.to_string()))?;
-    Ok(found)
+    read_one(p, |at, visit| log.scan_events(at, at, visit))
 }
 
 /// The head (times, type, source) of the event at position `p` of `log`: a read that
@@ -75,14 +85,7 @@ pub(crate) fn read_head(
     log: &dyn tenure_engine::EventLog,
     p: u64,
 ) -> Result<Option<tenure_engine::payload::Head>, crate::error::QueryError> {
-    let mut found = None;
-    let at = tenure_engine::Position(p);
-    log.scan_heads(at, at, &mut |h| {
-        found = Some(h);
-        std::ops::ControlFlow::Break(())
-    })
-    .map_err(|e| crate::error::QueryError::Log(e.to_string()))?;
-    Ok(found)
+    read_one(p, |at, visit| log.scan_heads(at, at, visit))
 }
 
 /// `f` over `items` on every core, the results in `items`' order. Each thread makes its
