@@ -37,6 +37,7 @@ use uuid::Uuid;
 mod open;
 mod read;
 mod recovery;
+mod saved;
 mod shared;
 mod store;
 mod syncer;
@@ -46,6 +47,8 @@ mod writer;
 
 pub(crate) use self::read::*;
 pub(crate) use self::recovery::*;
+pub(crate) use self::saved::Saved;
+pub use self::saved::{saved_state_head, SAVE_AFTER, STATE_FILE};
 pub(crate) use self::shared::*;
 pub use self::store::*;
 pub(crate) use self::syncer::*;

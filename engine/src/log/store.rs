@@ -55,11 +55,14 @@ pub struct StoreOptions {
     /// Failures to inject into the log's writes and syncs (tests of the failure paths:
     /// a failed, short or ENOSPC write, a failed sync). `None` in every real use.
     pub faults: Option<Arc<dyn Faults>>,
+    /// A writer that closes having taken in this many events or more past its
+    /// `writer.state` writes a new one (see [`STATE_FILE`]). Tests lower it.
+    pub save_state_after: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { clock: Box::new(Timestamp::now), sync: true, faults: None }
+        StoreOptions { clock: Box::new(Timestamp::now), sync: true, faults: None, save_state_after: SAVE_AFTER }
     }
 }
 

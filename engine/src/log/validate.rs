@@ -16,6 +16,9 @@ pub(crate) struct State {
     pub(crate) identities: Set<Box<str>>,
     pub(crate) groups: Set<Box<str>>,
     pub(crate) retractions: Set<u64>,
+    /// The state as of an earlier head, from `writer.state` (see `saved`): the maps
+    /// above hold only what was taken in after it.
+    pub(crate) saved: Option<Box<Saved>>,
 }
 
 impl State {
@@ -29,7 +32,42 @@ impl State {
             identities: Set::default(),
             groups: Set::default(),
             retractions: Set::default(),
+            saved: None,
         }
+    }
+
+    /// The state of a `writer.state` file, to which the events after its head are added.
+    pub(crate) fn from_saved(saved: Saved) -> Self {
+        State {
+            head: saved.head,
+            chain: saved.chain,
+            last_recorded: saved.last_recorded,
+            fingerprints: Fingerprints::with_seeds(saved.seeds),
+            saved: Some(Box::new(saved)),
+            ..State::new()
+        }
+    }
+
+    /// How many events were taken in past the saved file (all of them without one).
+    pub(crate) fn unsaved(&self) -> u64 {
+        self.head - self.saved.as_ref().map_or(0, |s| s.head)
+    }
+
+    /// The first position of an idempotency key, by its fingerprint.
+    pub(crate) fn key(&self, fingerprint: u128) -> Option<u64> {
+        self.dedup.get(&fingerprint).copied().or_else(|| self.saved.as_ref().and_then(|s| s.key(fingerprint)))
+    }
+
+    pub(crate) fn has_identity(&self, name: &str) -> bool {
+        self.identities.contains(name) || self.saved.as_ref().is_some_and(|s| s.has_identity(name))
+    }
+
+    pub(crate) fn has_group(&self, name: &str) -> bool {
+        self.groups.contains(name) || self.saved.as_ref().is_some_and(|s| s.has_group(name))
+    }
+
+    pub(crate) fn is_retraction(&self, position: u64) -> bool {
+        self.retractions.contains(&position) || self.saved.as_ref().is_some_and(|s| s.is_retraction(position))
     }
 
     /// Takes a recorded event into the validation state.
@@ -42,13 +80,15 @@ impl State {
     /// made it), into the validation state.
     pub(crate) fn take(&mut self, position: u64, recorded_at: Timestamp, key: Option<u128>, data: &EventData) {
         if let Some(key) = key {
-            self.dedup.entry(key).or_insert(position);
+            if self.key(key).is_none() {
+                self.dedup.insert(key, position);
+            }
         }
         match data {
-            EventData::IdentityJoined(j) => {
+            EventData::IdentityJoined(j) if !self.has_identity(j.identity.as_str()) => {
                 self.identities.insert(j.identity.as_str().into());
             }
-            EventData::GroupCreated(g) => {
+            EventData::GroupCreated(g) if !self.has_group(g.group.as_str()) => {
                 self.groups.insert(g.group.as_str().into());
             }
             EventData::EventRetracted(_) => {
@@ -109,29 +149,45 @@ impl CheckSession {
 }
 
 /// Idempotency keys `(source, source_event_id)` as 128-bit fingerprints: two SipHash-1-3
-/// with independent random keys (std's `RandomState`), over the length of the source, the
-/// source and the event id. The validation state keeps 16 bytes per key instead of a
-/// string (a heap allocation and a pointer to follow on every lookup of 10M keys), and a
-/// key is hashed once per event. With secret keys drawn per process, a source cannot aim
-/// at a collision, and the chance of one by accident among 10M keys is about 10^-25:
-/// far below that of an undetected disk error (docs/decisions.md).
-pub(crate) struct Fingerprints(std::collections::hash_map::RandomState, std::collections::hash_map::RandomState);
+/// with independent secret keys, over the length of the source, the source and the event
+/// id. The validation state keeps 16 bytes per key instead of a string (a heap allocation
+/// and a pointer to follow on every lookup of 10M keys), and a key is hashed once per
+/// event. The keys are drawn from the operating system's randomness when a state is built
+/// from the log, and kept in `writer.state` with the fingerprints they made (a file of the
+/// data directory, which a source cannot read): a source cannot aim at a collision, and
+/// the chance of one by accident among 10M keys is about 10^-25, far below that of an
+/// undetected disk error (docs/decisions.md).
+pub(crate) struct Fingerprints {
+    pub(crate) seeds: [u64; 4],
+}
 
 impl Fingerprints {
     pub(crate) fn new() -> Self {
-        Fingerprints(Default::default(), Default::default())
+        use std::hash::BuildHasher;
+        // Each `RandomState` carries keys from the OS; hashing a counter under them gives
+        // a seed no one outside this process can predict.
+        let mut seeds = [0u64; 4];
+        for (i, s) in seeds.iter_mut().enumerate() {
+            *s = std::collections::hash_map::RandomState::new().hash_one(i);
+        }
+        Fingerprints { seeds }
+    }
+
+    pub(crate) fn with_seeds(seeds: [u64; 4]) -> Self {
+        Fingerprints { seeds }
     }
 
     pub(crate) fn of(&self, source: &str, source_event_id: &str) -> u128 {
-        use std::hash::{BuildHasher, Hasher};
-        let half = |state: &std::collections::hash_map::RandomState| {
-            let mut h = state.build_hasher();
+        use std::hash::Hasher;
+        let half = |k0: u64, k1: u64| {
+            let mut h = siphasher::sip::SipHasher13::new_with_keys(k0, k1);
             h.write_usize(source.len());
             h.write(source.as_bytes());
             h.write(source_event_id.as_bytes());
             h.finish()
         };
-        (u128::from(half(&self.0)) << 64) | u128::from(half(&self.1))
+        let [a, b, c, d] = self.seeds;
+        (u128::from(half(a, b)) << 64) | u128::from(half(c, d))
     }
 }
 
@@ -161,14 +217,14 @@ impl Writer {
             let key = event.idempotency_key().map(|(s, k)| self.state.fingerprints.of(s, k));
             keys.push(key);
             if let Some(key) = key {
-                let earlier = self.state.dedup.get(&key).or_else(|| session.keys.get(&key));
-                if let Some(&p) = earlier.or_else(|| batch_keys.get(&key)) {
+                let earlier = self.state.key(key).or_else(|| session.keys.get(&key).copied());
+                if let Some(p) = earlier.or_else(|| batch_keys.get(&key).copied()) {
                     outcomes.push(Outcome::Duplicate(Position(p)));
                     continue;
                 }
             }
             let known_identity = |id: &str| {
-                self.state.identities.contains(id) || session.identities.contains(id) || batch_identities.contains(id)
+                self.state.has_identity(id) || session.identities.contains(id) || batch_identities.contains(id)
             };
             match &event.data {
                 EventData::IdentityJoined(_) => {}
@@ -193,7 +249,7 @@ impl Writer {
             }
             if let Some(group) = event.data.group() {
                 let created = matches!(event.data, EventData::GroupCreated(_));
-                let known = self.state.groups.contains(group.as_str())
+                let known = self.state.has_group(group.as_str())
                     || session.groups.contains(group.as_str())
                     || batch_groups.contains(group.as_str());
                 if !created && !known {
@@ -205,7 +261,7 @@ impl Writer {
                 if target >= next {
                     return Err(reject("data.position", format!("position {target} does not exist")));
                 }
-                if self.state.retractions.contains(&target)
+                if self.state.is_retraction(target)
                     || session.retractions.contains(&target)
                     || batch_retractions.contains(&target)
                 {

@@ -57,26 +57,39 @@ impl Writer {
             }
             drop(to_syncer);
         });
+        self.save_state();
     }
 
-    /// Builds the validation state from the log, once.
+    /// Builds the validation state, once: from `writer.state` when it is sound and names
+    /// this log (the chain hash at its head), plus the events after it; else from the
+    /// whole log.
     pub(crate) fn ensure_state(&mut self) -> Result<()> {
         if self.built {
             return Ok(());
         }
         let (head, chain) = (self.state.head, self.state.chain);
-        let mut state = State::new();
-        let (start, end) = {
-            let offsets = self.shared.offsets.read().map_err(|_| Error::Closed)?;
-            (offsets[0], *offsets.last().unwrap_or(&HEADER_LEN))
+        let shared = &self.shared;
+        let (saved_end, end) = {
+            let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
+            let saved = Saved::open(&shared.dir).filter(|s| {
+                s.head <= head
+                    && offsets
+                        .get(s.head as usize)
+                        .and_then(|&end| chain_at_end(&shared.reader, &shared.log_path, s.head, end).ok())
+                        == Some(s.chain)
+            });
+            let state = saved.map_or_else(State::new, State::from_saved);
+            let saved_end = offsets.get(state.head as usize).copied().unwrap_or(HEADER_LEN);
+            self.state = state;
+            (saved_end, *offsets.last().unwrap_or(&HEADER_LEN))
         };
-        let mut scanner = Scanner::new(&self.shared.reader, start, end);
-        let mut position = 0u64;
+        let mut scanner = Scanner::new(&shared.reader, saved_end, end);
+        let mut position = self.state.head;
         while position < head {
             position += 1;
             let rec = match scanner.next_record() {
                 Ok(Some(rec)) if rec.crc_ok => rec,
-                Err(ScanStop::Io(e)) => return Err(Error::io(&self.shared.log_path, e)),
+                Err(ScanStop::Io(e)) => return Err(Error::io(&shared.log_path, e)),
                 _ => return Err(Error::Corrupt { position, reason: "record checksum mismatch".into() }),
             };
             let event = format::decode_event(rec.payload)
@@ -84,13 +97,25 @@ impl Writer {
             if event.position.get() != position {
                 return Err(Error::Corrupt { position, reason: format!("record claims position {}", event.position) });
             }
-            state.apply(&event);
+            self.state.apply(&event);
         }
-        state.head = head;
-        state.chain = chain;
-        self.state = state;
+        self.state.head = head;
+        self.state.chain = chain;
         self.built = true;
         Ok(())
+    }
+
+    /// At close: writes `writer.state` when this process took in
+    /// [`StoreOptions::save_state_after`] events or more past it, and everything it took in was acknowledged. A file that
+    /// cannot be written is only a cost for the next open.
+    pub(crate) fn save_state(&self) {
+        let acknowledged = self.shared.head.load(Ordering::Acquire);
+        if !self.built || self.state.head != acknowledged || self.shared.failure().is_some() {
+            return;
+        }
+        if self.state.unsaved() >= self.options.save_state_after.max(1) {
+            let _ = saved::save(&self.shared.dir, &self.state);
+        }
     }
 
     pub(crate) fn commit_group(&mut self, group: Vec<Request>, to_syncer: &mpsc::SyncSender<Pending>) {
