@@ -17,6 +17,10 @@ pub const LOCK_FILE: &str = "LOCK";
 /// End offset of every record, 8 bytes each: lets `open` skip scanning the log.
 pub const INDEX_FILE: &str = "events.idx";
 
+/// The writer's validation state as of a position (`log::saved`): lets a writer's first
+/// append read only the log's tail.
+pub const STATE_FILE: &str = "writer.state";
+
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
 }

@@ -134,7 +134,8 @@ pub fn repair(dir: impl AsRef<Path>, apply: bool) -> Result<RepairReport> {
         file.sync_all().map_err(|e| Error::io(&path, e))?;
     }
     // The derived files may describe the cut records: removed, to be rebuilt.
-    for derived in [crate::files::INDEX_FILE, crate::subjects::SUBJECTS_FILE, "access.index"] {
+    for derived in [crate::files::INDEX_FILE, crate::subjects::SUBJECTS_FILE, crate::files::STATE_FILE, "access.index"]
+    {
         let p = dir.join(derived);
         match std::fs::remove_file(&p) {
             Ok(()) => {}

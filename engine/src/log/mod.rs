@@ -48,7 +48,7 @@ mod writer;
 pub(crate) use self::read::*;
 pub(crate) use self::recovery::*;
 pub(crate) use self::saved::Saved;
-pub use self::saved::{saved_state_head, SAVE_AFTER, STATE_FILE};
+pub use self::saved::{saved_state_head, SAVE_AFTER};
 pub(crate) use self::shared::*;
 pub use self::store::*;
 pub(crate) use self::syncer::*;
@@ -57,7 +57,7 @@ pub(crate) use self::validate::*;
 pub use self::verify::*;
 pub(crate) use self::writer::*;
 pub(crate) use crate::files::*;
-pub use crate::files::{INDEX_FILE, LOCK_FILE, LOG_FILE};
+pub use crate::files::{INDEX_FILE, LOCK_FILE, LOG_FILE, STATE_FILE};
 
 /// A stream of recorded events, as [`EventLog::subscribe`] returns it.
 pub type EventStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Event>> + Send + 'static>>;

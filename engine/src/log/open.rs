@@ -37,10 +37,10 @@ impl Store {
                 &format!("unacknowledged torn tail cut at open: {}", damage.reason),
             )?;
             file.set_len(damage.cut_at).map_err(|e| Error::io(&path, e))?;
-            offsets.truncate(offsets.partition_point(|&o| o <= damage.cut_at));
+            offsets.truncate(offsets.count_at_or_before(damage.cut_at));
         }
-        let head = offsets.len() as u64 - 1;
-        let end = *offsets.last().unwrap_or(&HEADER_LEN);
+        let head = offsets.head();
+        let end = offsets.last();
         let chain = match head {
             0 => GENESIS,
             _ => chain_ending_at(&file, &path, end)?,
@@ -67,11 +67,7 @@ impl Store {
         let idx_path = dir.join(INDEX_FILE);
         let idx_len = std::fs::metadata(&idx_path).map(|m| m.len()).unwrap_or(u64::MAX);
         if idx_len != head * 8 {
-            let mut bytes = Vec::with_capacity(offsets.len() * 8);
-            for o in &offsets[1..] {
-                bytes.extend_from_slice(&o.to_le_bytes());
-            }
-            write_renamed(&idx_path, &bytes)?;
+            write_renamed(&idx_path, &offsets.file_bytes())?;
         }
         let idx_file =
             OpenOptions::new().read(true).write(true).open(&idx_path).map_err(|e| Error::io(&idx_path, e))?;
@@ -130,9 +126,9 @@ impl Store {
         check_log_header(&file, &path, file_len)?;
         let recovered = recover(&dir, &file, &path, file_len, marker, Mode::Read)?;
         let offsets = recovered.offsets;
-        let end = *offsets.last().unwrap_or(&HEADER_LEN);
-        let chain = match offsets.len() {
-            1 => GENESIS,
+        let end = offsets.last();
+        let chain = match offsets.head() {
+            0 => GENESIS,
             _ => chain_ending_at(&file, &path, end)?,
         };
         let shared = Shared::new(&dir, &path, offsets, chain)?;
@@ -161,7 +157,7 @@ impl Store {
         let Ok(marker::Read::Found(m)) = marker::read(&shared.dir) else { return Ok(self.head()) };
         let (head, start) = {
             let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
-            (offsets.len() as u64 - 1, *offsets.last().unwrap_or(&HEADER_LEN))
+            (offsets.head(), offsets.last())
         };
         if m.head <= head {
             return Ok(Position(head));

@@ -78,11 +78,12 @@ pub(crate) fn scan_once(
 ) -> Result<(), (u64, Error)> {
     let (start, end, to) = {
         let offsets = shared.offsets.read().map_err(|_| (from, Error::Closed))?;
-        let to = to.min(offsets.len() as u64 - 1);
+        let to = to.min(offsets.head());
         if from > to {
             return Ok(());
         }
-        (offsets[(from - 1) as usize], offsets[to as usize], to)
+        let at = |p: u64| offsets.get(p as usize).unwrap_or(HEADER_LEN);
+        (at(from - 1), at(to), to)
     };
     let mut scanner = Scanner::new(&shared.reader, start, end);
     let mut position = from;
@@ -116,7 +117,7 @@ pub(crate) fn scan_once(
 pub(crate) fn rebuild_offsets(shared: &Shared) -> Result<bool> {
     let (head, end) = {
         let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
-        (offsets.len() as u64 - 1, *offsets.last().unwrap_or(&HEADER_LEN))
+        (offsets.head(), offsets.last())
     };
     let mut scanned = scan_log(&shared.reader, HEADER_LEN, end, 1);
     if let Some(e) = scanned.io_error.take() {
@@ -124,12 +125,14 @@ pub(crate) fn rebuild_offsets(shared: &Shared) -> Result<bool> {
     }
     let mut offsets = shared.offsets.write().map_err(|_| Error::Closed)?;
     let found = scanned.ends.len() as u64;
-    let differs = scanned.ends.iter().take(head as usize).ne(offsets[1..].iter().take(found as usize));
+    let mut ends = offsets.to_ends();
+    let differs = scanned.ends.iter().take(head as usize).ne(ends.iter().take(found as usize));
     if !differs {
         return Ok(false);
     }
     let keep = found.min(head) as usize;
-    offsets[1..=keep].copy_from_slice(&scanned.ends[..keep]);
+    ends[..keep].copy_from_slice(&scanned.ends[..keep]);
+    *offsets = Offsets::from_ends(ends);
     if let Ok(mut notices) = shared.notices.lock() {
         notices.push(format!(
             "{}: the offsets file is damaged (it sent a read into the middle of a record); offsets were \
@@ -147,7 +150,7 @@ pub(crate) fn chain_at(shared: &Shared, position: u64) -> Result<Hash> {
     }
     let end = {
         let offsets = shared.offsets.read().map_err(|_| Error::Closed)?;
-        *offsets.get(position as usize).ok_or(Error::Corrupt { position, reason: "past the head".into() })?
+        offsets.get(position as usize).ok_or(Error::Corrupt { position, reason: "past the head".into() })?
     };
     chain_ending_at(&shared.reader, &shared.log_path, end)
 }

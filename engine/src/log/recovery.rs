@@ -5,49 +5,143 @@
 #[allow(unused_imports)]
 use super::*;
 
-/// Reads the offsets file: entry `i` is the end offset of position `i + 1`. Returns the
-/// longest prefix that is consistent with the log up to `limit` and ends at a batch
-/// boundary, as `offsets` (with the header length first). The file is derived and
-/// written after each sync without a sync of its own, so any suffix of it may be missing
-/// or stale.
-pub(crate) fn load_offsets(log: &File, idx_path: &Path, limit: u64) -> Result<Vec<u64>> {
-    let mut offsets = vec![HEADER_LEN];
+/// Where every position ends: `get(p)` is the end offset of position `p`, `get(0)` the
+/// end of the log's header, and `len() == head + 1`. The entries of a sound prefix of the
+/// offsets file (`events.idx`) are read from its map, page by page as they are asked for,
+/// not copied: a one-shot query at 10M events touches a few pages of a 73 MB file. The
+/// entries after that prefix (found by scanning the log, appended, or rebuilt) are kept
+/// in memory.
+pub(crate) struct Offsets {
+    mapped: Option<memmap2::Mmap>,
+    /// How many entries of the map are in use (positions `1..=mapped_len`).
+    mapped_len: usize,
+    tail: Vec<u64>,
+}
+
+impl Offsets {
+    /// No positions: the end of the header only.
+    pub(crate) fn empty() -> Self {
+        Offsets { mapped: None, mapped_len: 0, tail: Vec::new() }
+    }
+
+    /// From the end offsets of positions `1..`, in memory.
+    pub(crate) fn from_ends(ends: Vec<u64>) -> Self {
+        Offsets { mapped: None, mapped_len: 0, tail: ends }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        1 + self.mapped_len + self.tail.len()
+    }
+
+    /// The last position.
+    pub(crate) fn head(&self) -> u64 {
+        (self.len() - 1) as u64
+    }
+
+    pub(crate) fn get(&self, position: usize) -> Option<u64> {
+        match position {
+            0 => Some(HEADER_LEN),
+            p if p <= self.mapped_len => {
+                let map = self.mapped.as_ref()?;
+                let at = (p - 1) * 8;
+                map.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
+            }
+            p => self.tail.get(p - 1 - self.mapped_len).copied(),
+        }
+    }
+
+    /// Where the last position ends (the header's end for an empty log).
+    pub(crate) fn last(&self) -> u64 {
+        self.get(self.len() - 1).unwrap_or(HEADER_LEN)
+    }
+
+    pub(crate) fn extend_from_slice(&mut self, ends: &[u64]) {
+        self.tail.extend_from_slice(ends);
+    }
+
+    /// Keeps positions `0..len`.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        let keep = len.saturating_sub(1);
+        if keep <= self.mapped_len {
+            self.mapped_len = keep;
+            self.tail.clear();
+        } else {
+            self.tail.truncate(keep - self.mapped_len);
+        }
+    }
+
+    /// How many leading entries (position 0 first) end at or before `offset`.
+    pub(crate) fn count_at_or_before(&self, offset: u64) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid).is_some_and(|o| o <= offset) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The end offsets of positions `1..`, as the offsets file holds them.
+    pub(crate) fn file_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity((self.len() - 1) * 8);
+        if let Some(map) = &self.mapped {
+            bytes.extend_from_slice(&map[..self.mapped_len * 8]);
+        }
+        for o in &self.tail {
+            bytes.extend_from_slice(&o.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// The end offsets of positions `1..`, in memory.
+    pub(crate) fn to_ends(&self) -> Vec<u64> {
+        (1..self.len()).filter_map(|p| self.get(p)).collect()
+    }
+}
+
+/// Maps the offsets file: entry `i` is the end offset of position `i + 1`. Returns the
+/// longest prefix that ends at or before `limit` and at a batch boundary, checked at its
+/// end (the framing and CRC of its last record) and nowhere else: a damaged entry before
+/// it sends a read astray, which the read path catches by the record's own checks and
+/// mends by rebuilding the offsets from the log (`read::rebuild_offsets`). The file is
+/// derived and written after each sync without a sync of its own, so any suffix of it
+/// may be missing or stale; it is only ever extended in place or replaced by a rename,
+/// never rewritten in place, so the mapped entries do not change under a reader.
+pub(crate) fn load_offsets(log: &File, idx_path: &Path, limit: u64) -> Result<Offsets> {
     let file = match File::open(idx_path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(offsets),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Offsets::empty()),
         Err(e) => return Err(Error::io(idx_path, e)),
     };
-    // Read through a large buffer straight into the offsets (no second copy of a file of
-    // 8 bytes per event), stopping at the first entry that cannot be right.
     let len = file.metadata().map_err(|e| Error::io(idx_path, e))?.len();
-    offsets.reserve_exact((len / 8) as usize);
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut entry = [0u8; 8];
-    loop {
-        match reader.read_exact(&mut entry) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(Error::io(idx_path, e)),
-        }
-        let end = u64::from_le_bytes(entry);
-        let start = *offsets.last().unwrap_or(&HEADER_LEN);
-        if end < start + format::RECORD_OVERHEAD as u64 || end > limit {
-            break;
-        }
-        offsets.push(end);
+    if len < 8 {
+        return Ok(Offsets::empty());
     }
+    // SAFETY: the offsets file is only ever extended in place (by the one writer, past the
+    // entries in use here) or replaced by a rename; its mapped bytes do not change, and it
+    // is never truncated in place.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(idx_path, e))?;
+    let entries = map.len() / 8;
+    let mut offsets = Offsets { mapped: Some(map), mapped_len: entries, tail: Vec::new() };
+    // The entries at or before `limit` (they rise in a sound file).
+    offsets.truncate(offsets.count_at_or_before(limit));
     // Back off to the last whole record whose batch ends with it, checking its framing.
     while offsets.len() > 1 {
         let n = offsets.len();
-        let (start, end) = (offsets[n - 2], offsets[n - 1]);
+        let (start, end) = (offsets.get(n - 2).unwrap_or(HEADER_LEN), offsets.last());
+        if end < start + format::RECORD_OVERHEAD as u64 {
+            return Ok(Offsets::empty());
+        }
         let mut scanner = Scanner::new(log, start, end);
         match scanner.next_record() {
             Ok(Some(rec)) if rec.crc_ok && rec.end_offset() == end && !rec.continues => break,
-            Ok(Some(rec)) if rec.crc_ok && rec.end_offset() == end => {
-                offsets.pop();
-            }
+            Ok(Some(rec)) if rec.crc_ok && rec.end_offset() == end => offsets.truncate(n - 1),
             // The file disagrees with the log: trust neither, scan the log from the start.
-            _ => return Ok(vec![HEADER_LEN]),
+            _ => return Ok(Offsets::empty()),
         }
     }
     Ok(offsets)
@@ -129,7 +223,7 @@ pub(crate) enum Mode {
 /// What recovery found: the records that read back whole (by their end offsets), the
 /// acknowledged head, and damage past it (for the writer to cut).
 pub(crate) struct Recovered {
-    pub(crate) offsets: Vec<u64>,
+    pub(crate) offsets: Offsets,
     pub(crate) acknowledged: Option<Marker>,
     pub(crate) damage: Option<Damage>,
 }
@@ -154,12 +248,12 @@ pub(crate) fn recover(
         _ => file_len,
     };
     let mut offsets = load_offsets(file, &dir.join(INDEX_FILE), limit)?;
-    let start = *offsets.last().unwrap_or(&HEADER_LEN);
+    let start = offsets.last();
     let mut scanned = scan_log(file, start, limit, offsets.len() as u64);
     if let Some(e) = scanned.io_error.take() {
         return Err(Error::io(path, e));
     }
-    offsets.append(&mut scanned.ends);
+    offsets.extend_from_slice(&scanned.ends);
     let Some(m) = acked else {
         if let Some(d) = scanned.damage {
             let why = match marker {
@@ -177,8 +271,8 @@ pub(crate) fn recover(
         }
         return Ok(Recovered { offsets, acknowledged: None, damage: None });
     };
-    let reached = offsets.len() as u64 - 1;
-    let head_end = offsets.get(m.head as usize).copied();
+    let reached = offsets.head();
+    let head_end = offsets.get(m.head as usize);
     check_reaches(file, path, &m, (reached, head_end), &scanned.damage, start, file_len)?;
     if mode == Mode::Read {
         offsets.truncate(m.head as usize + 1);

@@ -27,7 +27,6 @@
 #[allow(unused_imports)]
 use super::*;
 
-pub const STATE_FILE: &str = "writer.state";
 const MAGIC: &[u8; 8] = b"TENUVALS";
 const VERSION: u32 = 1;
 const HEADER: usize = 144;

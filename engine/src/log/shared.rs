@@ -61,7 +61,7 @@ pub(crate) struct Shared {
     pub(crate) reader: File,
     /// `offsets[p - 1]` is where position `p` starts; the last entry is the end of the
     /// last record. So `offsets.len() == head + 1`.
-    pub(crate) offsets: RwLock<Vec<u64>>,
+    pub(crate) offsets: RwLock<Offsets>,
     /// Loaded on the first read by subject (see `crate::subjects`); the writer files its
     /// appends in it either way.
     pub(crate) subjects: RwLock<SubjectIndex>,
@@ -82,8 +82,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(dir: &Path, path: &Path, offsets: Vec<u64>, chain: Hash) -> Result<Arc<Shared>> {
-        let head = offsets.len() as u64 - 1;
+    pub(crate) fn new(dir: &Path, path: &Path, offsets: Offsets, chain: Hash) -> Result<Arc<Shared>> {
+        let head = offsets.head();
         let reader = File::open(path).map_err(|e| Error::io(path, e))?;
         let (head_tx, _) = watch::channel(head);
         Ok(Arc::new(Shared {

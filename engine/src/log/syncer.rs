@@ -113,8 +113,8 @@ impl Syncer {
         // head, then answer.
         if let Ok(mut offsets) = self.shared.offsets.write() {
             offsets.extend_from_slice(&p.new_offsets);
-            debug_assert_eq!(offsets.len() as u64, p.head + 1);
-            debug_assert_eq!(offsets.last().copied(), Some(p.end));
+            debug_assert_eq!(offsets.head(), p.head);
+            debug_assert_eq!(offsets.last(), p.end);
         }
         if let Ok(mut h) = self.shared.head_hash.lock() {
             *h = p.chain;

@@ -75,13 +75,13 @@ impl Writer {
                 s.head <= head
                     && offsets
                         .get(s.head as usize)
-                        .and_then(|&end| chain_at_end(&shared.reader, &shared.log_path, s.head, end).ok())
+                        .and_then(|end| chain_at_end(&shared.reader, &shared.log_path, s.head, end).ok())
                         == Some(s.chain)
             });
             let state = saved.map_or_else(State::new, State::from_saved);
-            let saved_end = offsets.get(state.head as usize).copied().unwrap_or(HEADER_LEN);
+            let saved_end = offsets.get(state.head as usize).unwrap_or(HEADER_LEN);
             self.state = state;
-            (saved_end, *offsets.last().unwrap_or(&HEADER_LEN))
+            (saved_end, offsets.last())
         };
         let mut scanner = Scanner::new(&shared.reader, saved_end, end);
         let mut position = self.state.head;
