@@ -126,3 +126,53 @@ fn an_index_file_ahead_of_its_log_is_refused() {
         other => panic!("expected a refusal, got {:?}", other.map(|i| i.head())),
     }
 }
+
+/// A byte flipped anywhere in a section that queries read in part (offset tables, names,
+/// member and holder lists) is caught by the checksum of the block it lies in: every
+/// query that reads it reports the damage, and no query answers otherwise than the sound
+/// file does.
+#[test]
+fn a_flipped_byte_in_any_section_is_reported_never_believed() {
+    let (_dir, _store, path) = store_with_index_file(13);
+    let good = std::fs::read(&path).unwrap();
+    let sound = AccessIndex::open_file(&path).unwrap();
+    let t = tenure::Timestamp::parse_lenient("2021-06-01").unwrap();
+    let targets: Vec<Target> = (0..40).map(|i| Target::parse(&format!("app-{i:04}")).unwrap()).collect();
+    // Sections 1..=13 of the header's table at byte 48: name offsets, names, sorted ids,
+    // events offsets, events, groups-of offsets and lists, owned, direct holders, members.
+    for section in 1..=13usize {
+        let at = 48 + section * 16;
+        let offset = u64::from_le_bytes(good[at..at + 8].try_into().unwrap()) as usize;
+        let len = u64::from_le_bytes(good[at + 8..at + 16].try_into().unwrap()) as usize;
+        if len == 0 {
+            continue;
+        }
+        let mut bytes = good.clone();
+        bytes[offset + len / 2] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let index = AccessIndex::open_file(&path).expect("the header is intact");
+        let mut reported = 0;
+        for name in names() {
+            match index.access(&name, t, AsOf::Head) {
+                Err(QueryError::Corrupt(e)) => {
+                    assert!(e.to_string().contains("checksum"), "section {section}: {e}");
+                    reported += 1;
+                }
+                answer => assert_eq!(answer, sound.access(&name, t, AsOf::Head), "section {section}, {name}"),
+            }
+            match index.profile(&name, t, AsOf::Head) {
+                Err(QueryError::Corrupt(_)) => reported += 1,
+                answer => assert_eq!(answer, sound.profile(&name, t, AsOf::Head), "section {section}, {name}"),
+            }
+        }
+        for target in &targets {
+            for as_of in [AsOf::Head, AsOf::Position(sound.head().get() / 2)] {
+                match index.holders(target, t, as_of) {
+                    Err(QueryError::Corrupt(_)) => reported += 1,
+                    answer => assert_eq!(answer, sound.holders(target, t, as_of), "section {section}"),
+                }
+            }
+        }
+        assert!(reported > 0, "section {section}: the flipped byte went unnoticed");
+    }
+}

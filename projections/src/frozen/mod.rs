@@ -49,8 +49,11 @@ pub(crate) use self::reader::*;
 pub(crate) use self::writer::*;
 
 const MAGIC: &[u8; 8] = b"TENUIDX\0";
-const VERSION: u32 = 4;
-const SECTIONS: usize = 17;
+const VERSION: u32 = 5;
+const SECTIONS: usize = 18;
+/// Bytes per checked block: every section carries a CRC-32 per block of this many bytes
+/// (in the `Blocks` section), so that a query checks only the blocks it reads.
+const BLOCK: usize = 1 << 16;
 const TABLE_AT: usize = 48;
 const HEADER_LEN: usize = 4096;
 
@@ -75,6 +78,7 @@ pub(crate) enum S {
     Small,
     RunsOff,
     Runs,
+    Blocks,
 }
 
 const SECTION_NAMES: [&str; SECTIONS] = [
@@ -95,6 +99,7 @@ const SECTION_NAMES: [&str; SECTIONS] = [
     "group and entitlement tables",
     "access-runs offsets",
     "access-runs",
+    "block checksums",
 ];
 
 /// What a frozen index file holds besides the per-subject lists: small enough to load
@@ -214,7 +219,7 @@ mod tests {
             index.apply(&event(i as u64 + 1, data));
         }
         let bytes = index.to_bytes();
-        assert_eq!((bytes.len(), crc32fast::hash(&bytes)), (4448, 3982337913), "the index file format changed");
+        assert_eq!((bytes.len(), crc32fast::hash(&bytes)), (4516, 3203722401), "the index file format changed");
     }
 
     /// A file whose offset tables are `u64` (the form of a list section past 4 GiB) reads

@@ -30,6 +30,10 @@ pub(crate) struct Frozen {
     /// in this process.
     crcs: [u32; SECTIONS],
     checked: [std::sync::OnceLock<bool>; SECTIONS],
+    /// Per section, the index in `Blocks` of its first block's CRC-32; and per block,
+    /// whether it was checked (and held) in this process.
+    first_block: [usize; SECTIONS],
+    block_checked: Vec<std::sync::OnceLock<bool>>,
     pub head: u64,
     pub identities: u32,
     pub groups: u32,
@@ -90,6 +94,8 @@ impl Frozen {
             widths: [0; SECTIONS],
             crcs,
             checked: std::array::from_fn(|_| std::sync::OnceLock::new()),
+            first_block: [0; SECTIONS],
+            block_checked: Vec::new(),
             origin: origin.clone(),
         };
         if frozen.sections[S::IdSorted as usize].1 != frozen.identities as usize * 4 {
@@ -114,6 +120,19 @@ impl Frozen {
                 _ => return Err(bad("a section has the wrong length")),
             };
         }
+        // The block checksums: the sections' blocks in file order, checked whole at open.
+        let mut order: Vec<usize> = (0..SECTIONS).filter(|&s| s != S::Blocks as usize).collect();
+        order.sort_by_key(|&s| frozen.sections[s].0);
+        let mut blocks = 0usize;
+        for s in order {
+            frozen.first_block[s] = blocks;
+            blocks += frozen.sections[s].1.div_ceil(BLOCK);
+        }
+        if frozen.sections[S::Blocks as usize].1 != blocks * 4 {
+            return Err(bad("the block checksums do not cover the sections"));
+        }
+        frozen.checked(S::Blocks)?;
+        frozen.block_checked = (0..blocks).map(|_| std::sync::OnceLock::new()).collect();
         RecordedTimes::parse(frozen.section(S::Recorded), frozen.head, true)
             .map_err(|_| bad("the recorded_at table is damaged"))?;
         Ok(frozen)
@@ -143,9 +162,54 @@ impl Frozen {
         }
     }
 
-    /// Checks every byte of the file: each section's CRC, and each item's of the
-    /// sections whose items carry their own. For `tenure verify`.
+    /// Bytes `range` of section `s`, once the CRC-32 of every block they lie in was
+    /// found right (each block checked once per process): what a query reads of a large
+    /// section, without checking all of it.
+    pub(crate) fn checked_range(&self, s: S, range: std::ops::Range<usize>) -> Result<&[u8], CorruptIndex> {
+        let bytes = self.section(s);
+        let slice = bytes.get(range.clone()).ok_or_else(|| self.corrupt("a read past the end of a section"))?;
+        if range.is_empty() || self.checked[s as usize].get() == Some(&true) {
+            return Ok(slice);
+        }
+        let crcs = self.section(S::Blocks);
+        for b in range.start / BLOCK..=(range.end - 1) / BLOCK {
+            let i = self.first_block[s as usize] + b;
+            let block = &bytes[b * BLOCK..((b + 1) * BLOCK).min(bytes.len())];
+            let ok = self.block_checked.get(i).is_some_and(|c| {
+                *c.get_or_init(|| crcs.len() >= i * 4 + 4 && crc32fast::hash(block) == le_u32(crcs, i * 4))
+            });
+            if !ok {
+                return Err(self.corrupt(&format!("the {} section fails its checksum", SECTION_NAMES[s as usize])));
+            }
+        }
+        Ok(slice)
+    }
+
+    /// Checks every byte of the file: each section's CRC and its blocks', and each
+    /// item's of the sections whose items carry their own. For `tenure verify`.
     pub fn check_all(&self) -> Result<(), CorruptIndex> {
+        // The blocks first: a whole section found sound is not checked block by block.
+        for s in [
+            S::Recorded,
+            S::IdNamesOff,
+            S::IdNames,
+            S::IdSorted,
+            S::IdEventsOff,
+            S::IdEvents,
+            S::GroupsOfOff,
+            S::GroupsOf,
+            S::OwnedOff,
+            S::Owned,
+            S::DirectOff,
+            S::Direct,
+            S::MembersOff,
+            S::Members,
+            S::Small,
+            S::RunsOff,
+            S::Runs,
+        ] {
+            self.checked_range(s, 0..self.section(s).len())?;
+        }
         for s in [
             S::IdNamesOff,
             S::IdNames,
@@ -174,20 +238,22 @@ impl Frozen {
 
     /// Item `i` of a list table: the bytes between two offsets of `off` in `blob`.
     pub(crate) fn item(&self, off: S, blob: S, i: u32) -> Result<&[u8], CorruptIndex> {
-        let table = self.checked(off)?;
         let width = usize::from(self.widths[off as usize]);
         let at = i as usize * width;
-        if at + 2 * width > table.len() {
+        if at + 2 * width > self.section(off).len() {
             return Err(self.corrupt("list index out of range"));
         }
+        let table = self.checked_range(off, at..at + 2 * width)?;
         let entry = |at: usize| if width == 4 { le_u32(table, at) as usize } else { le_u64(table, at) as usize };
-        let (from, to) = (entry(at), entry(at + width));
+        let (from, to) = (entry(0), entry(width));
+        if from > to || to > self.section(blob).len() {
+            return Err(self.corrupt("list offsets out of order"));
+        }
         // The events and runs lists carry a CRC per item, checked by their readers.
-        let blob = match blob {
-            S::IdEvents | S::Runs => self.section(blob),
-            _ => self.checked(blob)?,
-        };
-        blob.get(from..to).ok_or_else(|| self.corrupt("list offsets out of order"))
+        match blob {
+            S::IdEvents | S::Runs => Ok(&self.section(blob)[from..to]),
+            _ => self.checked_range(blob, from..to),
+        }
     }
 
     pub(crate) fn ids(&self, off: S, blob: S, i: u32, limit: u32, out: &mut Vec<u32>) -> Result<(), CorruptIndex> {
@@ -231,11 +297,10 @@ impl Frozen {
 
     /// The id of `name`, by binary search over the names in sorted order.
     pub fn identity_id(&self, name: &str) -> Result<Option<u32>, CorruptIndex> {
-        let sorted = self.checked(S::IdSorted)?;
         let (mut lo, mut hi) = (0usize, self.identities as usize);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let id = le_u32(sorted, mid * 4);
+            let id = le_u32(self.checked_range(S::IdSorted, mid * 4..mid * 4 + 4)?, 0);
             match self.identity_name(id)?.cmp(name) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,

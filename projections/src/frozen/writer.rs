@@ -12,6 +12,11 @@ pub(crate) struct Counting<W> {
     /// The CRC-32 of each section, and of what was written since the last section.
     crcs: [u32; SECTIONS],
     crc: crc32fast::Hasher,
+    /// The CRC-32 of every whole or last block of the sections written, in file order,
+    /// and of what was written of the current block.
+    blocks: Vec<u32>,
+    block: crc32fast::Hasher,
+    in_block: usize,
     /// Write every offset table as `u64`, whatever the size of its list section.
     wide: bool,
 }
@@ -21,7 +26,26 @@ impl<W: Write> Counting<W> {
         self.inner.write_all(b)?;
         self.crc.update(b);
         self.at += b.len() as u64;
+        let mut rest = b;
+        while !rest.is_empty() {
+            let n = rest.len().min(BLOCK - self.in_block);
+            self.block.update(&rest[..n]);
+            self.in_block += n;
+            rest = &rest[n..];
+            if self.in_block == BLOCK {
+                self.blocks.push(std::mem::take(&mut self.block).finalize());
+                self.in_block = 0;
+            }
+        }
         Ok(())
+    }
+
+    /// Ends the current block where a section ends (blocks never span two sections).
+    fn end_block(&mut self) {
+        if self.in_block > 0 {
+            self.blocks.push(std::mem::take(&mut self.block).finalize());
+            self.in_block = 0;
+        }
     }
 
     /// Records that section `s` is what was written since `start`.
@@ -30,6 +54,7 @@ impl<W: Write> Counting<W> {
     pub(crate) fn section(&mut self, s: S, start: u64) {
         self.sections[s as usize] = (start, self.at - start);
         self.crcs[s as usize] = std::mem::take(&mut self.crc).finalize();
+        self.end_block();
     }
 
     /// Writes a list table: `count` items into section `blob` (each written by `item`),
@@ -90,10 +115,16 @@ pub(crate) fn write_with<W: Write + Seek>(
         sections: [(0, 0); SECTIONS],
         crcs: [0; SECTIONS],
         crc: crc32fast::Hasher::new(),
+        blocks: Vec::new(),
+        block: crc32fast::Hasher::new(),
+        in_block: 0,
         wide,
     };
     w.put(&[0u8; HEADER_LEN])?;
     w.crc = crc32fast::Hasher::new();
+    w.blocks.clear();
+    w.block = crc32fast::Hasher::new();
+    w.in_block = 0;
 
     let start = w.at;
     let mut recorded = RecordedWriter::default();
@@ -150,6 +181,12 @@ pub(crate) fn write_with<W: Write + Seek>(
     let small = rmp_serde::to_vec(&src.small()).map_err(|e| std::io::Error::other(e.to_string()))?;
     w.checked(&small)?;
     w.section(S::Small, start);
+
+    // Last: the block checksums of every section before, in file order.
+    let blocks: Vec<u8> = w.blocks.iter().flat_map(|c| c.to_le_bytes()).collect();
+    let start = w.at;
+    w.put(&blocks)?;
+    w.section(S::Blocks, start);
 
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(MAGIC);

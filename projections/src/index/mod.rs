@@ -51,7 +51,10 @@ pub struct AccessIndex {
     pub(crate) identities: Interner,
     pub(crate) groups: Interner,
     pub(crate) ents: Vec<Entitlement>,
-    pub(crate) ent_ids: tenure_engine::maps::Map<Entitlement, u32>,
+    /// Entitlement and resource names → ids, made from `ents` when first asked for: a
+    /// one-shot query about an identity never needs them (30,000 entitlements at 10M
+    /// events cost a few ms to hash).
+    pub(crate) ent_names: std::sync::OnceLock<EntNames>,
     pub(crate) id_events: Tail<Filed<IdOp>>,
     /// Per group: created / deleted / access granted / access revoked (all of them).
     pub(crate) group_events: Vec<Vec<Filed<GroupOp>>>,
@@ -71,8 +74,29 @@ pub struct AccessIndex {
     pub(crate) groups_of: Tail<u32>,
     /// Owner → services that named it as owner at some point.
     pub(crate) owned: Tail<u32>,
+}
+
+/// Names of entitlements and resources → ids (see [`AccessIndex::ent_names`]).
+#[derive(Default)]
+pub(crate) struct EntNames {
+    ids: tenure_engine::maps::Map<Entitlement, u32>,
     /// Resource → its entitlements.
     pub(crate) by_resource: tenure_engine::maps::Map<String, Vec<u32>>,
+}
+
+impl EntNames {
+    fn of(ents: &[Entitlement]) -> Self {
+        let mut names = EntNames::default();
+        for (i, e) in ents.iter().enumerate() {
+            names.add(e, i as u32);
+        }
+        names
+    }
+
+    fn add(&mut self, e: &Entitlement, id: u32) {
+        self.ids.insert(e.clone(), id);
+        self.by_resource.entry(e.resource.clone()).or_default().push(id);
+    }
 }
 
 impl AccessIndex {
@@ -138,20 +162,27 @@ impl AccessIndex {
     }
 
     fn ent(&mut self, e: &Entitlement) -> u32 {
-        if let Some(&id) = self.ent_ids.get(e) {
+        if let Some(id) = self.ent_id(e) {
             return id;
         }
         let id = u32::try_from(self.ents.len()).expect("fewer than 2^32 entitlements");
         self.ents.push(e.clone());
-        self.ent_ids.insert(e.clone(), id);
         self.group_holders.push(Vec::new());
         self.reviewed.push(Vec::new());
-        self.by_resource.entry(e.resource.clone()).or_default().push(id);
+        // `ent_id` above made the names.
+        if let Some(names) = self.ent_names.get_mut() {
+            names.add(e, id);
+        }
         id
     }
 
+    /// The names of the entitlements, made on first use.
+    pub(crate) fn ent_names(&self) -> &EntNames {
+        self.ent_names.get_or_init(|| EntNames::of(&self.ents))
+    }
+
     pub(crate) fn ent_id(&self, e: &Entitlement) -> Option<u32> {
-        self.ent_ids.get(e).copied()
+        self.ent_names().ids.get(e).copied()
     }
 
     /// Whether position `pos` is part of the log as known at `r`: recorded by then and not
@@ -283,10 +314,6 @@ impl AccessIndex {
 
     fn from_frozen(frozen: Frozen) -> Result<Self, CorruptIndex> {
         let small = frozen.small()?;
-        let mut by_resource: tenure_engine::maps::Map<String, Vec<u32>> = Default::default();
-        for (i, e) in small.ents.iter().enumerate() {
-            by_resource.entry(e.resource.clone()).or_default().push(i as u32);
-        }
         let (groups, ents) = (small.groups.len() as u32, small.ents.len() as u32);
         let ops_in_range = small.group_events.iter().flatten().all(|e| match e.op {
             GroupOp::Granted(ent) | GroupOp::Revoked(ent) => ent < ents,
@@ -309,7 +336,7 @@ impl AccessIndex {
             recorded: Vec::new(),
             identities: Interner::starting_at(frozen.identities),
             groups: Interner::from_names(small.groups),
-            ent_ids: small.ents.iter().enumerate().map(|(i, e)| (e.clone(), i as u32)).collect(),
+            ent_names: Default::default(),
             ents: small.ents,
             id_events: Tail::starting_at(frozen.identities),
             group_events: small.group_events,
@@ -320,7 +347,6 @@ impl AccessIndex {
             members: Tail::starting_at(frozen.groups),
             groups_of: Tail::starting_at(frozen.identities),
             owned: Tail::starting_at(frozen.identities),
-            by_resource,
             frozen: Some(frozen),
         })
     }

@@ -278,7 +278,7 @@ impl AccessIndex {
     pub(crate) fn target_ents(&self, target: &Target) -> Vec<u32> {
         match target {
             Target::Entitlement(e) => self.ent_id(e).into_iter().collect(),
-            Target::Resource(r) => self.by_resource.get(r).cloned().unwrap_or_default(),
+            Target::Resource(r) => self.ent_names().by_resource.get(r).cloned().unwrap_or_default(),
         }
     }
 
