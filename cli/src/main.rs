@@ -142,8 +142,10 @@ pub enum Report {
     /// latest review decision; and every `revoke` decision, carried out or not.
     ///
     /// Rows are flagged `never_reviewed`, `revoke_not_carried_out` (the latest decision
-    /// is `revoke` and the access is still held) or `owner_not_active` (a service whose
-    /// owner is not active). Decisions are recorded with `tenure review record`.
+    /// is `revoke` and the access is still held), `owner_not_active` (a service whose
+    /// owner is not active) or `held_past_expiry` (a direct grant ran out at its expiry
+    /// during the holding and the access went on, through a group). Decisions are
+    /// recorded with `tenure review record`.
     Access {
         /// The resource reviewed (every permission on it).
         #[arg(long, value_name = "RESOURCE")]

@@ -598,6 +598,24 @@ pub fn review(log: &[Event], resource: &str, t: i64, r: u64) -> Vec<ReviewLine> 
         if orphaned.contains(&id) {
             flags.push("owner_not_active");
         }
+        // A direct grant that ran out at its expiry x within the holding: just before x,
+        // the grant in force was one expiring at x.
+        let expiries: BTreeSet<i64> = known
+            .iter()
+            .filter_map(|e| match &e.data {
+                EventData::AccessGranted(g) if g.identity.as_str() == id && g.entitlement == ent => {
+                    g.expires_at.map(|x| x.as_micros())
+                }
+                _ => None,
+            })
+            .filter(|&x| since < x && x <= t)
+            .collect();
+        let ran_out = expiries.into_iter().any(|x| {
+            world(log, r, x - 1).idents.get(&id).and_then(|i| i.grants.get(&ent)).is_some_and(|g| g.1 == Some(x))
+        });
+        if ran_out {
+            flags.push("held_past_expiry");
+        }
         out.push((id, ent, via, since, last.map(|l| l.1), flags));
     }
     out

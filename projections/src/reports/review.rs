@@ -50,7 +50,9 @@ pub struct ReviewRow {
     pub granted_by: Vec<GrantedBy>,
     pub last_review: Option<ReviewDecision>,
     /// `never_reviewed`, `revoke_not_carried_out`, `owner_not_active` (a service whose
-    /// owner at `T` is not active).
+    /// owner at `T` is not active), `held_past_expiry` (a direct grant of the entitlement
+    /// ran out at its `expires_at` during the current holding, at or before `T`, and the
+    /// access went on through another reason: time-bound access made lasting).
     pub flags: Vec<&'static str>,
 }
 
@@ -129,6 +131,26 @@ impl AccessIndex {
         let Some(owner) = p.owner else { return Ok(true) };
         let owner = fold_identity_with(self, owner, r, FoldScope::access_at(t))?;
         Ok(!owner.active_at(t))
+    }
+
+    /// The instants within `(since, t]` at which a direct grant of `ent` to `id` ran out
+    /// at its `expires_at`, as known at `r` (an identity without a time-bound grant of it
+    /// that ended by `t` is not folded).
+    fn expiries_within(&self, id: u32, ent: u32, since: i64, t: i64, r: u64) -> Result<Vec<i64>, QueryError> {
+        let ran_out = |e: &crate::model::Filed<IdOp>| {
+            matches!(e.op, IdOp::Granted { ent: g, expires } if g == ent && expires != NEVER && expires <= t)
+                && self.visible(e.pos, r)
+        };
+        if !self.id_events(id, true)?.iter().any(ran_out) {
+            return Ok(Vec::new());
+        }
+        let fold = fold_identity_with(self, id, r, FoldScope { profile: false, until: t })?;
+        Ok(fold
+            .grants
+            .iter()
+            .filter(|s| s.key == ent && s.closed_by.is_none() && s.to != NEVER && since < s.to && s.to <= t)
+            .map(|s| s.to)
+            .collect())
     }
 
     /// The access review of `resource` at `at` as known at `as_of`. The decisions are
@@ -233,6 +255,11 @@ impl AccessIndex {
             }
             if self.service_without_active_owner(&h.identity, r, t)? {
                 flags.push("owner_not_active");
+            }
+            if let (Some(ent), Some(id)) = (ent, self.identity_id(&h.identity)?) {
+                if !self.expiries_within(id, ent, since, t, r)?.is_empty() {
+                    flags.push("held_past_expiry");
+                }
             }
             rows.push(ReviewRow {
                 identity: h.identity,
