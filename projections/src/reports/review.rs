@@ -115,13 +115,18 @@ fn granted_by(log: &dyn EventLog, p: u64) -> Result<Option<GrantedBy>, QueryErro
 }
 
 impl AccessIndex {
-    /// Whether `name` is a service whose owner at `t` (as known at `r`) is not active, or
-    /// that has none.
-    fn service_without_active_owner(&self, name: &str, r: u64, t: i64) -> Result<bool, QueryError> {
-        let Some(id) = self.identity_id(name)? else { return Ok(false) };
+    /// Whether identity `id`, whose filed events are `events`, is a service whose owner at
+    /// `t` (as known at `r`) is not active, or that has none.
+    fn service_without_active_owner(
+        &self,
+        id: u32,
+        events: &[crate::model::Filed<IdOp>],
+        r: u64,
+        t: i64,
+    ) -> Result<bool, QueryError> {
         // Most holders are people: their filed events (without attributes) say so at once.
         let service = |e: &crate::model::Filed<IdOp>| matches!(&e.op, IdOp::Joined(j) if j.kind == tenure_engine::IdentityKind::Service);
-        if !self.id_events(id, true)?.iter().any(service) {
+        if !events.iter().any(service) {
             return Ok(false);
         }
         let fold = fold_identity_with(self, id, r, FoldScope { profile: true, until: t })?;
@@ -133,15 +138,22 @@ impl AccessIndex {
         Ok(!owner.active_at(t))
     }
 
-    /// The instants within `(since, t]` at which a direct grant of `ent` to `id` ran out
-    /// at its `expires_at`, as known at `r` (an identity without a time-bound grant of it
-    /// that ended by `t` is not folded).
-    fn expiries_within(&self, id: u32, ent: u32, since: i64, t: i64, r: u64) -> Result<Vec<i64>, QueryError> {
+    /// The instants within `(since, t]` at which a direct grant of `ent` to `id` (whose
+    /// filed events are `events`) ran out at its `expires_at`, as known at `r` (an
+    /// identity without a time-bound grant of it that ended by `t` is not folded).
+    fn expiries_within(
+        &self,
+        (id, events): (u32, &[crate::model::Filed<IdOp>]),
+        ent: u32,
+        since: i64,
+        t: i64,
+        r: u64,
+    ) -> Result<Vec<i64>, QueryError> {
         let ran_out = |e: &crate::model::Filed<IdOp>| {
             matches!(e.op, IdOp::Granted { ent: g, expires } if g == ent && expires != NEVER && expires <= t)
                 && self.visible(e.pos, r)
         };
-        if !self.id_events(id, true)?.iter().any(ran_out) {
+        if !events.iter().any(ran_out) {
             return Ok(Vec::new());
         }
         let fold = fold_identity_with(self, id, r, FoldScope { profile: false, until: t })?;
@@ -207,27 +219,29 @@ impl AccessIndex {
         let stored = self.stored_runs(&ents, r)?;
         let mut groups = Groups::new(self, r);
         let mut runs_of: BTreeMap<u32, Vec<Run>> = BTreeMap::new();
-        let mut runs = |index: &Self, name: &str, groups: &mut Groups<'_>| -> Result<Option<Vec<Run>>, QueryError> {
-            let Some(id) = index.identity_id(name)? else { return Ok(None) };
-            if let Some(runs) = runs_of.get(&id) {
-                return Ok(Some(runs.clone()));
-            }
-            let runs = match stored.as_ref().and_then(|s| s.of(id)) {
-                // `holding` needs the times only.
-                Some(runs) => runs.map(|(ent, from, to)| Run { ent, from, to, via: Vec::new() }).collect(),
-                None => {
-                    let fold = fold_identity_with(index, id, r, FoldScope::ACCESS)?;
-                    index.access_runs(&fold, groups)
+        let mut runs =
+            |index: &Self, id: Option<u32>, groups: &mut Groups<'_>| -> Result<Option<Vec<Run>>, QueryError> {
+                let Some(id) = id else { return Ok(None) };
+                if let Some(runs) = runs_of.get(&id) {
+                    return Ok(Some(runs.clone()));
                 }
+                let runs = match stored.as_ref().and_then(|s| s.of(id)) {
+                    // `holding` needs the times only.
+                    Some(runs) => runs.map(|(ent, from, to)| Run { ent, from, to, via: Vec::new() }).collect(),
+                    None => {
+                        let fold = fold_identity_with(index, id, r, FoldScope::ACCESS)?;
+                        index.access_runs(&fold, groups)
+                    }
+                };
+                runs_of.insert(id, runs.clone());
+                Ok(Some(runs))
             };
-            runs_of.insert(id, runs.clone());
-            Ok(Some(runs))
-        };
         let mut details: BTreeMap<u64, Option<GrantedBy>> = BTreeMap::new();
         let mut rows = Vec::new();
         for h in holders {
             let ent = self.ent_id(&Entitlement::new(&h.resource, &h.permission));
-            let since = match (ent, runs(self, &h.identity, &mut groups)?) {
+            let id = self.identity_id(&h.identity)?;
+            let since = match (ent, runs(self, id, &mut groups)?) {
                 (Some(ent), Some(runs)) => holding(&runs, ent, t).map_or(t, |(from, _)| from),
                 _ => t,
             };
@@ -253,12 +267,16 @@ impl AccessIndex {
                 Some(d) if d.decision == Decision::Revoke => flags.push("revoke_not_carried_out"),
                 Some(_) => {}
             }
-            if self.service_without_active_owner(&h.identity, r, t)? {
-                flags.push("owner_not_active");
-            }
-            if let (Some(ent), Some(id)) = (ent, self.identity_id(&h.identity)?) {
-                if !self.expiries_within(id, ent, since, t, r)?.is_empty() {
-                    flags.push("held_past_expiry");
+            // One read of the holder's filed events serves both checks.
+            if let Some(id) = id {
+                let events = self.id_events(id, true)?;
+                if self.service_without_active_owner(id, &events, r, t)? {
+                    flags.push("owner_not_active");
+                }
+                if let Some(ent) = ent {
+                    if !self.expiries_within((id, &events), ent, since, t, r)?.is_empty() {
+                        flags.push("held_past_expiry");
+                    }
                 }
             }
             rows.push(ReviewRow {
@@ -277,7 +295,7 @@ impl AccessIndex {
             for d in list.iter().filter(|d| d.decision == Decision::Revoke) {
                 let at_decision = d.decided_at.as_micros();
                 let ent = self.ent_id(&Entitlement::new(resource, permission));
-                let span = match (ent, runs(self, identity, &mut groups)?) {
+                let span = match (ent, runs(self, self.identity_id(identity)?, &mut groups)?) {
                     (Some(ent), Some(runs)) => holding(&runs, ent, at_decision),
                     _ => None,
                 };
