@@ -188,7 +188,8 @@ impl Frozen {
     /// Checks every byte of the file: each section's CRC and its blocks', and each
     /// item's of the sections whose items carry their own. For `tenure verify`.
     pub fn check_all(&self) -> Result<(), CorruptIndex> {
-        // The blocks first: a whole section found sound is not checked block by block.
+        // Every section's blocks, then the section whole (blocks first: a section found
+        // sound whole is not checked block by block).
         for s in [
             S::Recorded,
             S::IdNamesOff,
@@ -209,22 +210,6 @@ impl Frozen {
             S::Runs,
         ] {
             self.checked_range(s, 0..self.section(s).len())?;
-        }
-        for s in [
-            S::IdNamesOff,
-            S::IdNames,
-            S::IdSorted,
-            S::IdEventsOff,
-            S::GroupsOfOff,
-            S::GroupsOf,
-            S::OwnedOff,
-            S::Owned,
-            S::DirectOff,
-            S::Direct,
-            S::MembersOff,
-            S::Members,
-            S::RunsOff,
-        ] {
             self.checked(s)?;
         }
         for id in 0..self.identities {
