@@ -25,6 +25,7 @@ pub mod index;
 mod lists;
 pub mod model;
 mod open;
+mod par;
 mod persist;
 pub mod projection;
 pub mod query;
