@@ -79,16 +79,16 @@ impl State {
     /// Takes an event, given by its parts (its idempotency key as [`Fingerprints::of`]
     /// made it), into the validation state.
     pub(crate) fn take(&mut self, position: u64, recorded_at: Timestamp, key: Option<u128>, data: &EventData) {
+        // No lookup in the saved file: a stored event's key passed validation (it is in
+        // neither part), and a name in both parts is merged as one when the file is saved.
         if let Some(key) = key {
-            if self.key(key).is_none() {
-                self.dedup.insert(key, position);
-            }
+            self.dedup.entry(key).or_insert(position);
         }
         match data {
-            EventData::IdentityJoined(j) if !self.has_identity(j.identity.as_str()) => {
+            EventData::IdentityJoined(j) => {
                 self.identities.insert(j.identity.as_str().into());
             }
-            EventData::GroupCreated(g) if !self.has_group(g.group.as_str()) => {
+            EventData::GroupCreated(g) => {
                 self.groups.insert(g.group.as_str().into());
             }
             EventData::EventRetracted(_) => {
