@@ -137,28 +137,9 @@ impl Table {
     }
 
     pub fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let rows: Vec<Vec<String>> =
-            self.rows.iter().map(|r| r.iter().map(|c| clean(c).into_owned()).collect()).collect();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: Vec<&str>| -> String {
-            let last = cells.len() - 1;
-            cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| if i == last { c.to_string() } else { format!("{c:<w$}", w = widths[i]) })
-                .collect::<Vec<_>>()
-                .join("  ")
-        };
-        writeln!(out, "{}", line(self.headers.clone()))?;
-        for row in &rows {
-            writeln!(out, "{}", line(row.iter().map(|s| s.as_str()).collect()))?;
-        }
-        Ok(())
+        let mut stream = TableStream::new(self.headers.clone());
+        stream.rows(out, &self.rows)?;
+        stream.finish(out)
     }
 
     /// RFC 4180 CSV, written by the `csv` crate (fields holding `,`, `"`, `\n` or `\r`
@@ -170,6 +151,65 @@ impl Table {
             w.write_record(row)?;
         }
         w.flush()
+    }
+}
+
+/// A [`Table`] printed while its rows are made, batch by batch, in memory bounded by a
+/// batch: the columns are as wide as the headers and the first batch; a later cell wider
+/// than its column widens it from there on (rows already printed stay as they were).
+pub struct TableStream {
+    headers: Vec<&'static str>,
+    widths: Option<Vec<usize>>,
+}
+
+impl TableStream {
+    pub fn new(headers: Vec<&'static str>) -> Self {
+        TableStream { headers, widths: None }
+    }
+
+    /// Prints `rows` (the headers first, with the first batch); every cell passes through
+    /// [`clean`].
+    pub fn rows(&mut self, out: &mut (impl Write + ?Sized), rows: &[Vec<String>]) -> std::io::Result<()> {
+        let rows: Vec<Vec<std::borrow::Cow<'_, str>>> =
+            rows.iter().map(|r| r.iter().map(|c| clean(c)).collect()).collect();
+        let first = self.widths.is_none();
+        let widths = self.widths.get_or_insert_with(|| self.headers.iter().map(|h| h.chars().count()).collect());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut line = String::new();
+        let mut write_line = |cells: &mut dyn Iterator<Item = &str>| -> std::io::Result<()> {
+            line.clear();
+            let mut cells = cells.peekable();
+            let mut i = 0;
+            while let Some(c) = cells.next() {
+                line.push_str(c);
+                if cells.peek().is_some() {
+                    let pad = widths[i].saturating_sub(c.chars().count()) + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+                i += 1;
+            }
+            line.push('\n');
+            out.write_all(line.as_bytes())
+        };
+        if first {
+            write_line(&mut self.headers.iter().copied())?;
+        }
+        for row in &rows {
+            write_line(&mut row.iter().map(|c| c.as_ref()))?;
+        }
+        Ok(())
+    }
+
+    /// Prints the headers if no row came.
+    pub fn finish(&mut self, out: &mut (impl Write + ?Sized)) -> std::io::Result<()> {
+        if self.widths.is_none() {
+            self.rows(out, &[])?;
+        }
+        Ok(())
     }
 }
 
@@ -278,6 +318,30 @@ mod tests {
             };
             assert_eq!(date(t), format!("{text} ({})", relative(t, Timestamp::now())), "{micros}");
         }
+    }
+
+    #[test]
+    fn a_streamed_table_is_aligned_by_its_first_batch_and_widens_after() {
+        let cells = |r: &[&str]| r.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        let mut out = Vec::new();
+        let mut t = TableStream::new(vec!["NAME", "N", "NOTE"]);
+        t.rows(&mut out, &[cells(&["ann", "1", "a"]), cells(&["bo", "22", "b\nc"])]).unwrap();
+        t.rows(&mut out, &[cells(&["cassandra", "3", "d"]), cells(&["di", "4", "e"])]).unwrap();
+        t.finish(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let want = "NAME  N   NOTE\nann   1   a\nbo    22  b\\nc\ncassandra  3   d\ndi         4   e\n";
+        assert_eq!(text, want);
+        // One batch prints as the whole table does; no row, the headers.
+        let mut whole = Table::new(vec!["NAME", "N", "NOTE"]);
+        whole.row(cells(&["ann", "1", "a"]));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        whole.print(&mut a).unwrap();
+        let mut t = TableStream::new(vec!["NAME", "N", "NOTE"]);
+        t.rows(&mut b, &[cells(&["ann", "1", "a"])]).unwrap();
+        assert_eq!(a, b);
+        let mut empty = Vec::new();
+        TableStream::new(vec!["A", "B"]).finish(&mut empty).unwrap();
+        assert_eq!(empty, b"A  B\n");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! table, CSV or JSON (the audit API's `/v1/reports/...` answers the same JSON).
 
 use crate::commands::{as_of, as_of_line, ask, check_known, emit};
-use crate::output::{date, push_date, push_vias, vias, vias_csv, JsonStream, Table};
+use crate::output::{date, push_date, push_vias, vias, vias_csv, JsonStream, Table, TableStream};
 use crate::{CliError, Page, Report, ReviewAction};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -99,6 +99,39 @@ fn summary_line(name: &str, s: &LagSummary) -> String {
     )
 }
 
+const REVIEW_COLUMNS: [&str; 7] = ["IDENTITY", "PERMISSION", "WHY", "SINCE", "GRANTED BY", "LAST REVIEW", "FLAGS"];
+
+/// An access review row as table (or CSV) cells.
+fn review_cells(row: &tenure_projections::reports::ReviewRow, csv: bool) -> Vec<String> {
+    let why = if csv { vias_csv(&row.via) } else { vias(&row.via) };
+    let mut granted = String::new();
+    for (i, g) in row.granted_by.iter().enumerate() {
+        let _ = write!(granted, "{}@{}", if i > 0 { "; " } else { "" }, g.position);
+        if let Some(a) = &g.actor {
+            let _ = write!(granted, " by {a}");
+        }
+        if let Some(a) = &g.approver {
+            let _ = write!(granted, " approved by {a}");
+        }
+        if let Some(j) = &g.justification {
+            let _ = write!(granted, " \"{j}\"");
+        }
+    }
+    let review = row.last_review.as_ref().map_or_else(
+        || "-".to_string(),
+        |d| format!("{} by {} on {} (@{})", d.decision.as_str(), d.reviewer, date(d.decided_at), d.position),
+    );
+    vec![
+        row.identity.clone(),
+        row.permission.clone(),
+        why,
+        date(row.since),
+        granted,
+        review,
+        if row.flags.is_empty() { "-".into() } else { row.flags.join(" ") },
+    ]
+}
+
 const LEAVER_COLUMNS: [&str; 8] =
     ["IDENTITY", "LEFT", "RECORDED", "LAG", "SOURCE", "POSITION", "HELD BEFORE", "BELIEVED AFTER"];
 
@@ -148,6 +181,7 @@ impl From<QueryError> for Stop {
 enum Sink<'a> {
     Json(JsonStream<'a>),
     Csv { out: &'a mut dyn Write, started: bool },
+    Table { out: &'a mut dyn Write, table: TableStream },
 }
 
 /// How many rows a [`Sink`] renders at once.
@@ -186,6 +220,14 @@ impl Sink<'_> {
                     out.write_all(&block?)?;
                 }
             }
+            Sink::Table { out, table } => {
+                let cells = tenure_projections::reports::par_map(
+                    &parts,
+                    || (),
+                    |_, part| part.iter().map(|row| leaver_cells(row, false)).collect::<Vec<_>>(),
+                );
+                table.rows(&mut **out, &cells.concat())?;
+            }
         }
         Ok(())
     }
@@ -208,17 +250,21 @@ fn write_csv(out: &mut dyn Write, records: &[Vec<String>]) -> Result<(), CliErro
 fn leavers_streamed(
     store: &Store,
     mut index: &'static AccessIndex,
-    window: Option<(Timestamp, Timestamp)>,
-    known: crate::Known,
-    csv: bool,
+    (window, known): (Option<(Timestamp, Timestamp)>, crate::Known),
+    format: crate::Format,
+    page: &Page,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
     loop {
+        // `--html` writes every row into the page as well.
+        let mut all = page.html.is_some().then(|| Table::new(LEAVER_COLUMNS.to_vec()));
         let r = index.resolve(as_of(known));
-        let mut sink = if csv {
+        let mut sink = if format.csv {
             Sink::Csv { out: &mut *out, started: false }
-        } else {
+        } else if format.json {
             Sink::Json(JsonStream::new(&mut *out, vec![("as_of", r.into())], "rows"))
+        } else {
+            Sink::Table { out: &mut *out, table: TableStream::new(LEAVER_COLUMNS.to_vec()) }
         };
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<LeaverRow>>(2);
         let (result, sent, written) = std::thread::scope(|scope| {
@@ -240,6 +286,9 @@ fn leavers_streamed(
             });
             let mut written = Ok(());
             for batch in rx {
+                if let Some(all) = all.as_mut() {
+                    batch.iter().for_each(|row| all.row(leaver_cells(row, false)));
+                }
                 written = sink.rows(&batch);
                 if written.is_err() {
                     break;
@@ -257,6 +306,22 @@ fn leavers_streamed(
             Err(Stop::Query(e)) => return Err(e.into()),
             Err(Stop::WriterGone) => return Err(CliError::failure("the output stopped")),
             Ok(summary) => {
+                if let Some(table) = &all {
+                    let mut lines = vec![format!("{} leaves, {}", summary.count, as_of_line(index, known))];
+                    if let Some(all) = &summary.overall {
+                        lines.push(summary_line("all sources", all).trim().to_string());
+                    }
+                    lines
+                        .extend(summary.by_source.iter().map(|(source, s)| summary_line(source, s).trim().to_string()));
+                    let chart: Vec<(String, f64)> = summary
+                        .by_source
+                        .iter()
+                        .map(|(source, s)| (format!("{source} (median)"), s.median_seconds / 86_400.0))
+                        .collect();
+                    let svg = (!chart.is_empty())
+                        .then(|| crate::picture::bars_svg("deprovisioning lag by source", "days", &chart));
+                    write_page(page, "Leaver compliance", &lines, svg, table)?;
+                }
                 match sink {
                     Sink::Json(json) => json.finish(vec![
                         ("by_source", serde_json::to_value(&summary.by_source)?),
@@ -265,6 +330,17 @@ fn leavers_streamed(
                     Sink::Csv { out, started } => {
                         if !started {
                             write_csv(out, &[LEAVER_COLUMNS.map(String::from).to_vec()])?;
+                        }
+                    }
+                    Sink::Table { out, mut table } => {
+                        table.finish(&mut *out)?;
+                        writeln!(out, "{} leaves, {}", summary.count, as_of_line(index, known))?;
+                        if let Some(all) = &summary.overall {
+                            writeln!(out, "lag:")?;
+                            writeln!(out, "{}", summary_line("all sources", all))?;
+                            for (source, s) in &summary.by_source {
+                                writeln!(out, "{}", summary_line(source, s))?;
+                            }
                         }
                     }
                 }
@@ -285,42 +361,7 @@ pub fn run(
         Report::Leavers { window, known, format, page } => {
             check_known(index, known)?;
             let window = window_of(window)?;
-            if page.html.is_none() && (format.json || format.csv) {
-                return leavers_streamed(store, index, window, known, format.csv, out);
-            }
-            let report = ask(store, &mut index, |i| i.leavers(window, as_of(known), store))?;
-            let mut table = Table::new(LEAVER_COLUMNS.to_vec());
-            for row in &report.rows {
-                table.row(leaver_cells(row, format.csv));
-            }
-            let mut summary = vec![format!("{} leaves, {}", report.rows.len(), as_of_line(index, known))];
-            if let Some(all) = &report.overall {
-                summary.push(summary_line("all sources", all).trim().to_string());
-            }
-            summary.extend(report.by_source.iter().map(|(source, s)| summary_line(source, s).trim().to_string()));
-            let chart: Vec<(String, f64)> = report
-                .by_source
-                .iter()
-                .map(|(source, s)| (format!("{source} (median)"), s.median_seconds / 86_400.0))
-                .collect();
-            let svg =
-                (!chart.is_empty()).then(|| crate::picture::bars_svg("deprovisioning lag by source", "days", &chart));
-            write_page(&page, "Leaver compliance", &summary, svg, &table)?;
-            if !format.json && !format.csv {
-                writeln!(out, "{} leaves, {}:", report.rows.len(), as_of_line(index, known))?;
-            }
-            let json = answers::leavers(&report);
-            emit(&mut out, format, json, table)?;
-            if !format.json && !format.csv {
-                if let Some(all) = &report.overall {
-                    writeln!(out, "lag:")?;
-                    writeln!(out, "{}", summary_line("all sources", all))?;
-                    for (source, s) in &report.by_source {
-                        writeln!(out, "{}", summary_line(source, s))?;
-                    }
-                }
-            }
-            Ok(0)
+            leavers_streamed(store, index, (window, known), format, &page, out)
         }
         Report::Nhi { at, max_age, dormant_after, known, format, page } => {
             check_known(index, known)?;
@@ -400,54 +441,26 @@ pub fn run(
             check_known(index, known)?;
             let at = at.unwrap_or_else(Timestamp::now);
             let review = ask(store, &mut index, |i| i.access_review(&resource, at, as_of(known), store))?;
-            let mut table =
-                Table::new(vec!["IDENTITY", "PERMISSION", "WHY", "SINCE", "GRANTED BY", "LAST REVIEW", "FLAGS"]);
-            for row in &review.rows {
-                let why = if format.csv { vias_csv(&row.via) } else { vias(&row.via) };
-                let granted: Vec<String> = row
-                    .granted_by
-                    .iter()
-                    .map(|g| {
-                        let mut who = vec![format!("@{}", g.position)];
-                        if let Some(a) = &g.actor {
-                            who.push(format!("by {a}"));
-                        }
-                        if let Some(a) = &g.approver {
-                            who.push(format!("approved by {a}"));
-                        }
-                        if let Some(j) = &g.justification {
-                            who.push(format!("\"{j}\""));
-                        }
-                        who.join(" ")
-                    })
-                    .collect();
-                let review = row.last_review.as_ref().map_or_else(
-                    || "-".to_string(),
-                    |d| {
-                        format!("{} by {} on {} (@{})", d.decision.as_str(), d.reviewer, date(d.decided_at), d.position)
-                    },
-                );
-                table.row(vec![
-                    row.identity.clone(),
-                    row.permission.clone(),
-                    why,
-                    date(row.since),
-                    granted.join("; "),
-                    review,
-                    if row.flags.is_empty() { "-".into() } else { row.flags.join(" ") },
-                ]);
-            }
             let flagged = review.rows.iter().filter(|r| !r.flags.is_empty()).count();
-            let summary = vec![
-                format!("{} holders of {resource} at {}, {}", review.rows.len(), date(at), as_of_line(index, known)),
-                format!("{flagged} flagged"),
-                format!(
-                    "{} revoke decisions, {} not carried out",
-                    review.revocations.len(),
-                    review.revocations.iter().filter(|v| v.held_at_decision && v.carried_out_at.is_none()).count()
-                ),
-            ];
-            write_page(&page, &format!("Access review: {resource}"), &summary, None, &table)?;
+            if page.html.is_some() {
+                let mut table = Table::new(REVIEW_COLUMNS.to_vec());
+                review.rows.iter().for_each(|row| table.row(review_cells(row, false)));
+                let summary = vec![
+                    format!(
+                        "{} holders of {resource} at {}, {}",
+                        review.rows.len(),
+                        date(at),
+                        as_of_line(index, known)
+                    ),
+                    format!("{flagged} flagged"),
+                    format!(
+                        "{} revoke decisions, {} not carried out",
+                        review.revocations.len(),
+                        review.revocations.iter().filter(|v| v.held_at_decision && v.carried_out_at.is_none()).count()
+                    ),
+                ];
+                write_page(&page, &format!("Access review: {resource}"), &summary, None, &table)?;
+            }
             if !format.json && !format.csv {
                 writeln!(
                     out,
@@ -457,7 +470,43 @@ pub fn run(
                     review.rows.len()
                 )?;
             }
-            emit(&mut out, format, answers::access_review(&review), table)?;
+            // Rows rendered a batch at a time on every core (a large resource has tens of
+            // thousands of holders).
+            let parts: Vec<&[tenure_projections::reports::ReviewRow]> = review.rows.chunks(256).collect();
+            if format.json {
+                let head = vec![
+                    ("resource", serde_json::to_value(&review.resource)?),
+                    ("at", serde_json::to_value(review.at)?),
+                    ("as_of", review.as_of.into()),
+                ];
+                let mut json = JsonStream::new(&mut *out, head, "rows");
+                let texts = tenure_projections::reports::par_map(
+                    &parts,
+                    || (),
+                    |_, part| part.iter().map(JsonStream::render).collect::<Result<Vec<String>, _>>(),
+                );
+                for text in texts {
+                    for text in text? {
+                        json.item_text(&text)?;
+                    }
+                }
+                json.finish(vec![("revocations", serde_json::to_value(&review.revocations)?)])?;
+                return Ok(0);
+            }
+            let cells = tenure_projections::reports::par_map(
+                &parts,
+                || (),
+                |_, part| part.iter().map(|row| review_cells(row, format.csv)).collect::<Vec<_>>(),
+            )
+            .concat();
+            if format.csv {
+                write_csv(&mut *out, &[REVIEW_COLUMNS.map(String::from).to_vec()])?;
+                write_csv(&mut *out, &cells)?;
+                return Ok(0);
+            }
+            let mut table = TableStream::new(REVIEW_COLUMNS.to_vec());
+            table.rows(&mut *out, &cells)?;
+            table.finish(&mut *out)?;
             if !format.json && !format.csv && !review.revocations.is_empty() {
                 writeln!(out, "revoke decisions:")?;
                 for v in &review.revocations {

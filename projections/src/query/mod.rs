@@ -208,6 +208,7 @@ mod access;
 mod anomalies;
 mod diff;
 mod holders;
+pub(crate) use holders::StoredRuns;
 mod profile;
 mod timeline;
 

@@ -2,12 +2,12 @@
 //! granted by whom, and the latest review decision; and every `revoke` decision, with
 //! whether and when it was carried out.
 
-use super::{seconds, ts};
+use super::{par_map, seconds, ts};
 use crate::error::QueryError;
 use crate::fold::{fold_identity_with, FoldScope};
 use crate::index::AccessIndex;
 use crate::model::{IdOp, NEVER};
-use crate::query::{AsOf, Groups, Run, Target, Via};
+use crate::query::{AsOf, Groups, Run, StoredRuns, Target, Via};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tenure_engine::event::Decision;
@@ -115,6 +115,24 @@ fn granted_by(log: &dyn EventLog, p: u64) -> Result<Option<GrantedBy>, QueryErro
 }
 
 impl AccessIndex {
+    /// The runs of identity `id`'s access (the times only: what [`holding`] needs): from
+    /// `stored` where it answers for the identity, folded as known at `r` otherwise.
+    fn runs_of(
+        &self,
+        stored: Option<&StoredRuns>,
+        id: u32,
+        r: u64,
+        groups: &mut Groups<'_>,
+    ) -> Result<Vec<Run>, QueryError> {
+        Ok(match stored.and_then(|s| s.of(id)) {
+            Some(runs) => runs.map(|(ent, from, to)| Run { ent, from, to, via: Vec::new() }).collect(),
+            None => {
+                let fold = fold_identity_with(self, id, r, FoldScope::ACCESS)?;
+                self.access_runs(&fold, groups)
+            }
+        })
+    }
+
     /// Whether identity `id`, whose filed events are `events`, is a service whose owner at
     /// `t` (as known at `r`) is not active, or that has none.
     fn service_without_active_owner(
@@ -217,86 +235,87 @@ impl AccessIndex {
         // index file where it answers for R (at its head, for identities the tail did not
         // touch), folded otherwise.
         let stored = self.stored_runs(&ents, r)?;
+        // The events behind the reasons, each read once, on every core.
+        let mut positions: Vec<u64> = holders
+            .iter()
+            .flat_map(|h| &h.via)
+            .flat_map(|via| match via {
+                Via::Direct { grant } => [Some(*grant), None],
+                Via::Group { membership, grant, .. } => [Some(*membership), Some(*grant)],
+            })
+            .flatten()
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        let details =
+            par_map(&positions, || (), |_, &p| granted_by(log, p)).into_iter().collect::<Result<Vec<_>, _>>()?;
+        let detail = |p: u64| positions.binary_search(&p).ok().and_then(|i| details[i].clone());
+        // Each holder's `since` and flags, on every core.
+        let rows = par_map(
+            &holders,
+            || Groups::new(self, r),
+            |groups, h| -> Result<ReviewRow, QueryError> {
+                let ent = self.ent_id(&Entitlement::new(&h.resource, &h.permission));
+                let id = self.identity_id(&h.identity)?;
+                let since = match (ent, id) {
+                    (Some(ent), Some(id)) => {
+                        holding(&self.runs_of(stored.as_ref(), id, r, groups)?, ent, t).map_or(t, |(from, _)| from)
+                    }
+                    _ => t,
+                };
+                let granted_by = h
+                    .via
+                    .iter()
+                    .flat_map(|via| match via {
+                        Via::Direct { grant } => vec![*grant],
+                        Via::Group { membership, grant, .. } => vec![*membership, *grant],
+                    })
+                    .filter_map(detail)
+                    .collect();
+                let last_review =
+                    decisions.get(&(h.identity.clone(), h.permission.clone())).and_then(|d| d.last()).cloned();
+                let mut flags = Vec::new();
+                match &last_review {
+                    None => flags.push("never_reviewed"),
+                    Some(d) if d.decision == Decision::Revoke => flags.push("revoke_not_carried_out"),
+                    Some(_) => {}
+                }
+                // One read of the holder's filed events serves both checks.
+                if let Some(id) = id {
+                    let events = self.id_events(id, true)?;
+                    if self.service_without_active_owner(id, &events, r, t)? {
+                        flags.push("owner_not_active");
+                    }
+                    if let Some(ent) = ent {
+                        if !self.expiries_within((id, &events), ent, since, t, r)?.is_empty() {
+                            flags.push("held_past_expiry");
+                        }
+                    }
+                }
+                Ok(ReviewRow {
+                    identity: h.identity.clone(),
+                    resource: h.resource.clone(),
+                    permission: h.permission.clone(),
+                    via: h.via.clone(),
+                    since: ts(since),
+                    granted_by,
+                    last_review,
+                    flags,
+                })
+            },
+        )
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
         let mut groups = Groups::new(self, r);
-        let mut runs_of: BTreeMap<u32, Vec<Run>> = BTreeMap::new();
-        let mut runs =
-            |index: &Self, id: Option<u32>, groups: &mut Groups<'_>| -> Result<Option<Vec<Run>>, QueryError> {
-                let Some(id) = id else { return Ok(None) };
-                if let Some(runs) = runs_of.get(&id) {
-                    return Ok(Some(runs.clone()));
-                }
-                let runs = match stored.as_ref().and_then(|s| s.of(id)) {
-                    // `holding` needs the times only.
-                    Some(runs) => runs.map(|(ent, from, to)| Run { ent, from, to, via: Vec::new() }).collect(),
-                    None => {
-                        let fold = fold_identity_with(index, id, r, FoldScope::ACCESS)?;
-                        index.access_runs(&fold, groups)
-                    }
-                };
-                runs_of.insert(id, runs.clone());
-                Ok(Some(runs))
-            };
-        let mut details: BTreeMap<u64, Option<GrantedBy>> = BTreeMap::new();
-        let mut rows = Vec::new();
-        for h in holders {
-            let ent = self.ent_id(&Entitlement::new(&h.resource, &h.permission));
-            let id = self.identity_id(&h.identity)?;
-            let since = match (ent, runs(self, id, &mut groups)?) {
-                (Some(ent), Some(runs)) => holding(&runs, ent, t).map_or(t, |(from, _)| from),
-                _ => t,
-            };
-            let mut granted = Vec::new();
-            for via in &h.via {
-                let positions = match via {
-                    Via::Direct { grant } => vec![*grant],
-                    Via::Group { membership, grant, .. } => vec![*membership, *grant],
-                };
-                for p in positions {
-                    let detail = match details.entry(p) {
-                        std::collections::btree_map::Entry::Occupied(known) => known.into_mut(),
-                        std::collections::btree_map::Entry::Vacant(new) => new.insert(granted_by(log, p)?),
-                    };
-                    granted.extend(detail.clone());
-                }
-            }
-            let last_review =
-                decisions.get(&(h.identity.clone(), h.permission.clone())).and_then(|d| d.last()).cloned();
-            let mut flags = Vec::new();
-            match &last_review {
-                None => flags.push("never_reviewed"),
-                Some(d) if d.decision == Decision::Revoke => flags.push("revoke_not_carried_out"),
-                Some(_) => {}
-            }
-            // One read of the holder's filed events serves both checks.
-            if let Some(id) = id {
-                let events = self.id_events(id, true)?;
-                if self.service_without_active_owner(id, &events, r, t)? {
-                    flags.push("owner_not_active");
-                }
-                if let Some(ent) = ent {
-                    if !self.expiries_within((id, &events), ent, since, t, r)?.is_empty() {
-                        flags.push("held_past_expiry");
-                    }
-                }
-            }
-            rows.push(ReviewRow {
-                identity: h.identity,
-                resource: h.resource,
-                permission: h.permission,
-                via: h.via,
-                since: ts(since),
-                granted_by: granted,
-                last_review,
-                flags,
-            });
-        }
         let mut revocations = Vec::new();
         for ((identity, permission), list) in &decisions {
             for d in list.iter().filter(|d| d.decision == Decision::Revoke) {
                 let at_decision = d.decided_at.as_micros();
                 let ent = self.ent_id(&Entitlement::new(resource, permission));
-                let span = match (ent, runs(self, self.identity_id(identity)?, &mut groups)?) {
-                    (Some(ent), Some(runs)) => holding(&runs, ent, at_decision),
+                let span = match (ent, self.identity_id(identity)?) {
+                    (Some(ent), Some(id)) => {
+                        holding(&self.runs_of(stored.as_ref(), id, r, &mut groups)?, ent, at_decision)
+                    }
                     _ => None,
                 };
                 let (carried_out_at, stayed) = match span {
