@@ -707,6 +707,19 @@ impl From<std::io::Error> for CliError {
     }
 }
 
+impl From<csv::Error> for CliError {
+    fn from(e: csv::Error) -> Self {
+        match e.is_io_error() {
+            // A write that failed (a closed pipe among them) is told as the I/O error it is.
+            true => match e.into_kind() {
+                csv::ErrorKind::Io(e) => e.into(),
+                other => CliError::failure(format!("{other:?}")),
+            },
+            false => CliError::failure(e.to_string()),
+        }
+    }
+}
+
 impl From<serde_json::Error> for CliError {
     fn from(e: serde_json::Error) -> Self {
         match e.io_error_kind() {

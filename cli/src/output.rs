@@ -13,21 +13,56 @@ pub fn date(t: Timestamp) -> String {
 
 /// [`date`], appended to `out`.
 pub fn push_date(out: &mut String, t: Timestamp) {
-    use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
-    let Some(dt) = t.to_datetime() else { return out.push_str(&t.to_rfc3339()) };
-    // Written field by field (a report writes millions of dates; a format string is
-    // parsed on every call), as `%Y-%m-%d[ %H:%M:%SZ]` writes them.
-    let (y, m, d) = (dt.year(), dt.month(), dt.day());
-    let (hh, mm, ss) = (dt.hour(), dt.minute(), dt.second());
-    let midnight = (hh, mm, ss) == (0, 0, 0);
-    let _ = match ((0..=9999).contains(&y), midnight) {
-        (true, true) => write!(out, "{y:04}-{m:02}-{d:02}"),
-        (true, false) => write!(out, "{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}Z"),
-        (false, true) => write!(out, "{}", dt.format("%Y-%m-%d")),
-        (false, false) => write!(out, "{}", dt.format("%Y-%m-%d %H:%M:%SZ")),
-    };
-    let _ = write!(out, " ({})", relative(t, now()));
+    // Written digit by digit from the day count (a report writes millions of dates; chrono
+    // and a format string cost more than the rest of a row), as `%Y-%m-%d[ %H:%M:%SZ]`
+    // writes them; years outside 0..=9999 go through chrono.
+    let secs = t.as_micros().div_euclid(1_000_000);
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        use std::fmt::Write;
+        let Some(dt) = t.to_datetime() else { return out.push_str(&t.to_rfc3339()) };
+        let _ = match of_day {
+            0 => write!(out, "{}", dt.format("%Y-%m-%d")),
+            _ => write!(out, "{}", dt.format("%Y-%m-%d %H:%M:%SZ")),
+        };
+    } else {
+        let two = |out: &mut String, n: i64| {
+            out.push(char::from(b'0' + (n / 10) as u8));
+            out.push(char::from(b'0' + (n % 10) as u8));
+        };
+        two(out, y / 100);
+        two(out, y % 100);
+        out.push('-');
+        two(out, m);
+        out.push('-');
+        two(out, d);
+        if of_day != 0 {
+            out.push(' ');
+            two(out, of_day / 3_600);
+            out.push(':');
+            two(out, of_day % 3_600 / 60);
+            out.push(':');
+            two(out, of_day % 60);
+            out.push('Z');
+        }
+    }
+    out.push_str(" (");
+    push_relative(out, t, now());
+    out.push(')');
+}
+
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// The time this process first asked: every relative date of one command's output is
@@ -38,20 +73,32 @@ fn now() -> Timestamp {
 }
 
 /// `3 days ago`, `in 2 months`, `today`.
-pub fn relative(t: Timestamp, now: Timestamp) -> String {
+#[cfg(test)]
+fn relative(t: Timestamp, now: Timestamp) -> String {
+    let mut out = String::new();
+    push_relative(&mut out, t, now);
+    out
+}
+
+/// [`relative`], appended to `out`.
+fn push_relative(out: &mut String, t: Timestamp, now: Timestamp) {
+    use std::fmt::Write;
     let days = (now.as_micros() - t.as_micros()) / 86_400_000_000;
     let (n, future) = (days.abs(), days < 0);
-    let span = match n {
-        0 => return "today".to_string(),
-        1 => "1 day".to_string(),
-        2..=60 => format!("{n} days"),
-        61..=729 => format!("{} months", n / 30),
-        _ => format!("{} years", n / 365),
-    };
+    if n == 0 {
+        return out.push_str("today");
+    }
     if future {
-        format!("in {span}")
-    } else {
-        format!("{span} ago")
+        out.push_str("in ");
+    }
+    let _ = match n {
+        1 => write!(out, "1 day"),
+        2..=60 => write!(out, "{n} days"),
+        61..=729 => write!(out, "{} months", n / 30),
+        _ => write!(out, "{} years", n / 365),
+    };
+    if !future {
+        out.push_str(" ago");
     }
 }
 
@@ -308,6 +355,9 @@ mod tests {
         for micros in [0, 1, day - 1, day, 1_700_000_000_123_456, -62_135_596_800_000_000, -70_000_000_000_000_000]
             .into_iter()
             .chain((0..500).map(|i| i * 7_777_777_777_777 - 2_000_000_000_000_000))
+            // Every day around two leap days and a century's end, at varying times.
+            .chain((0..3_000).map(|i| 946_000_000_000_000 + i * (day + 3_600_000_001)))
+            .chain((0..1_500).map(|i| -2_209_000_000_000_000 + i * (day - 1)))
         {
             let t = Timestamp::from_micros(micros);
             let dt = t.to_datetime().unwrap();

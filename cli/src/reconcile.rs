@@ -167,7 +167,7 @@ pub fn run(
         }
         (true, false) => {
             let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(COLUMNS).map_err(|e| CliError::failure(e.to_string()))?;
+            w.write_record(COLUMNS)?;
             Sink::Csv(Box::new(w))
         }
     };
@@ -177,7 +177,7 @@ pub fn run(
             Reconciled::Row(row) => match &mut sink {
                 Sink::Gather(rows, ..) => rows.push(row),
                 Sink::Json(json, _) => json.item_text(&JsonStream::render(&row)?)?,
-                Sink::Csv(w) => w.write_record(cells(&row)).map_err(|e| CliError::failure(e.to_string()))?,
+                Sink::Csv(w) => w.write_record(cells(&row))?,
             },
             Reconciled::Fix(e) => {
                 count += 1;

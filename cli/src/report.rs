@@ -176,58 +176,53 @@ impl From<QueryError> for Stop {
 }
 
 /// Where a streamed report's rows go: a JSON object (the audit API's, its summary after
-/// the rows) or CSV (the table's columns). Rows are written a few thousand at a time,
-/// rendered on every core (at 10M events a report writes hundreds of megabytes).
+/// the rows), CSV, or the table. Each row is rendered by the query's worker that made it
+/// (on every core: at 10M events a report writes hundreds of megabytes); the writer only
+/// writes.
 enum Sink<'a> {
     Json(JsonStream<'a>),
-    Csv { out: &'a mut dyn Write, started: bool },
+    Csv(Box<csv::Writer<&'a mut dyn Write>>),
     Table { out: &'a mut dyn Write, table: TableStream },
 }
 
-/// How many rows a [`Sink`] renders at once.
+/// How many rows go to the writer at once.
 const RENDER_BATCH: usize = 4096;
 
+/// A row as its [`Sink`] writes it, and as the `--html` page shows it (when asked).
+struct Rendered {
+    out: Result<Out, serde_json::Error>,
+    page: Option<Vec<String>>,
+}
+
+enum Out {
+    Json(String),
+    Cells(Vec<String>),
+}
+
+impl Rendered {
+    fn of(row: &LeaverRow, format: crate::Format, page: bool) -> Rendered {
+        let out = if format.json {
+            JsonStream::render(row).map(Out::Json)
+        } else {
+            Ok(Out::Cells(leaver_cells(row, format.csv)))
+        };
+        Rendered { out, page: page.then(|| leaver_cells(row, false)) }
+    }
+}
+
 impl Sink<'_> {
-    fn rows(&mut self, rows: &[LeaverRow]) -> Result<(), CliError> {
-        let parts: Vec<&[LeaverRow]> = rows.chunks(256).collect();
-        match self {
-            Sink::Json(json) => {
-                let texts = tenure_projections::reports::par_map(
-                    &parts,
-                    || (),
-                    |_, part| part.iter().map(JsonStream::render).collect::<Result<Vec<String>, _>>(),
-                );
-                for text in texts {
-                    for text in text? {
-                        json.item_text(&text)?;
-                    }
-                }
+    fn rows(&mut self, rows: Vec<Rendered>) -> Result<(), CliError> {
+        let mut cells = Vec::new();
+        for row in rows {
+            match (&mut *self, row.out?) {
+                (Sink::Json(json), Out::Json(text)) => json.item_text(&text)?,
+                (Sink::Csv(w), Out::Cells(row)) => w.write_record(&row)?,
+                (Sink::Table { .. }, Out::Cells(row)) => cells.push(row),
+                _ => return Err(CliError::failure("a row rendered for another format")),
             }
-            Sink::Csv { out, started } => {
-                if !std::mem::replace(started, true) {
-                    write_csv(out, &[LEAVER_COLUMNS.map(String::from).to_vec()])?;
-                }
-                let blocks = tenure_projections::reports::par_map(
-                    &parts,
-                    || (),
-                    |_, part| {
-                        let cells: Vec<Vec<String>> = part.iter().map(|row| leaver_cells(row, true)).collect();
-                        let mut block = Vec::new();
-                        write_csv(&mut block, &cells).map(|()| block)
-                    },
-                );
-                for block in blocks {
-                    out.write_all(&block?)?;
-                }
-            }
-            Sink::Table { out, table } => {
-                let cells = tenure_projections::reports::par_map(
-                    &parts,
-                    || (),
-                    |_, part| part.iter().map(|row| leaver_cells(row, false)).collect::<Vec<_>>(),
-                );
-                table.rows(&mut **out, &cells.concat())?;
-            }
+        }
+        if let Sink::Table { out, table } = self {
+            table.rows(&mut **out, &cells)?;
         }
         Ok(())
     }
@@ -237,7 +232,7 @@ impl Sink<'_> {
 fn write_csv(out: &mut dyn Write, records: &[Vec<String>]) -> Result<(), CliError> {
     let mut w = csv::Writer::from_writer(out);
     for r in records {
-        w.write_record(r).map_err(|e| CliError::failure(e.to_string()))?;
+        w.write_record(r)?;
     }
     Ok(w.flush()?)
 }
@@ -260,17 +255,21 @@ fn leavers_streamed(
         let mut all = page.html.is_some().then(|| Table::new(LEAVER_COLUMNS.to_vec()));
         let r = index.resolve(as_of(known));
         let mut sink = if format.csv {
-            Sink::Csv { out: &mut *out, started: false }
+            let mut w = csv::Writer::from_writer(&mut *out as &mut dyn Write);
+            w.write_record(LEAVER_COLUMNS)?;
+            Sink::Csv(Box::new(w))
         } else if format.json {
             Sink::Json(JsonStream::new(&mut *out, vec![("as_of", r.into())], "rows"))
         } else {
             Sink::Table { out: &mut *out, table: TableStream::new(LEAVER_COLUMNS.to_vec()) }
         };
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<LeaverRow>>(2);
+        let paged = all.is_some();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Rendered>>(2);
         let (result, sent, written) = std::thread::scope(|scope| {
             let query = scope.spawn(move || {
                 let (mut pending, mut sent) = (Vec::new(), 0usize);
-                let result = index.leavers_each(window, as_of(known), store, |row| {
+                let render = |row: LeaverRow| Rendered::of(&row, format, paged);
+                let result = index.leavers_each(window, as_of(known), store, render, |row| {
                     pending.push(row);
                     if pending.len() == RENDER_BATCH {
                         sent += pending.len();
@@ -285,11 +284,11 @@ fn leavers_streamed(
                 (result, sent)
             });
             let mut written = Ok(());
-            for batch in rx {
+            for mut batch in rx {
                 if let Some(all) = all.as_mut() {
-                    batch.iter().for_each(|row| all.row(leaver_cells(row, false)));
+                    batch.iter_mut().for_each(|row| all.row(row.page.take().unwrap_or_default()));
                 }
-                written = sink.rows(&batch);
+                written = sink.rows(batch);
                 if written.is_err() {
                     break;
                 }
@@ -327,11 +326,7 @@ fn leavers_streamed(
                         ("by_source", serde_json::to_value(&summary.by_source)?),
                         ("overall", serde_json::to_value(&summary.overall)?),
                     ])?,
-                    Sink::Csv { out, started } => {
-                        if !started {
-                            write_csv(out, &[LEAVER_COLUMNS.map(String::from).to_vec()])?;
-                        }
-                    }
+                    Sink::Csv(mut w) => w.flush()?,
                     Sink::Table { out, mut table } => {
                         table.finish(&mut *out)?;
                         writeln!(out, "{} leaves, {}", summary.count, as_of_line(index, known))?;

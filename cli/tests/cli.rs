@@ -378,32 +378,45 @@ fn docs_cli_md_has_the_current_help_text() {
     }
 }
 
-/// `tenure log | head -1`: the reader closing the pipe is where output stops, not an error.
+/// `tenure log | head -1`: the reader closing the pipe is where output stops, not an error
+/// (also for the streamed reports, whose CSV goes through the `csv` crate's writer).
 #[test]
 fn a_closed_pipe_is_not_an_error() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("org.jsonl");
-    assert!(tenure(dir.path(), &["generate", "--identities", "300", "--years", "2", "--out", file.to_str().unwrap()])
+    assert!(tenure(dir.path(), &["generate", "--identities", "3000", "--years", "2", "--out", file.to_str().unwrap()])
         .status
         .success());
     let data = dir.path().join("store");
     assert!(tenure(&data, &["ingest", file.to_str().unwrap()]).status.success());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
-        .arg("--data")
-        .arg(&data)
-        .arg("log")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    assert!(first.starts_with("{\"position\":1,"), "{first}");
-    // The reader is dropped here: the pipe closes with most of the log unwritten.
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let commands: [&[&str]; 4] = [
+        &["log"],
+        &["report", "leavers", "--csv"],
+        &["report", "leavers"],
+        &["report", "access", "--resource", "app-0000", "--csv"],
+    ];
+    for args in commands {
+        // Longer than the pipe's buffer and the output's: the writes after the reader
+        // stopped do fail.
+        let whole = tenure(&data, args);
+        assert!(whole.status.success() && whole.stdout.len() > 300_000, "{args:?}: {} bytes", whole.stdout.len());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tenure"))
+            .arg("--data")
+            .arg(&data)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        assert!(!first.is_empty(), "{args:?}");
+        // The reader is dropped here: the pipe closes with most of the output unwritten.
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 /// Every command the demo prints runs as printed (through a shell, from where the demo

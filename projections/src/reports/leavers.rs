@@ -72,23 +72,31 @@ impl AccessIndex {
         log: &dyn EventLog,
     ) -> Result<Leavers, QueryError> {
         let mut rows = Vec::new();
-        let summary = self.leavers_each(window, as_of, log, |row| {
-            rows.push(row);
-            Ok::<_, QueryError>(())
-        })?;
+        let summary = self.leavers_each(
+            window,
+            as_of,
+            log,
+            |row| row,
+            |row| {
+                rows.push(row);
+                Ok::<_, QueryError>(())
+            },
+        )?;
         Ok(Leavers { as_of: summary.as_of, rows, by_source: summary.by_source, overall: summary.overall })
     }
 
-    /// [`Self::leavers`], each row handed to `each` as soon as it is made, in the same order,
-    /// in memory bounded by a few thousand rows whatever the number of leaves. The leaves
-    /// are found in the index's per-identity lists (no fold of identities that never left)
-    /// and their rows computed on every core.
-    pub fn leavers_each<E: From<QueryError>>(
+    /// [`Self::leavers`], each row passed through `render` (on the thread that made it, so
+    /// that a caller's formatting runs on every core too) and handed to `each` as soon as
+    /// it is made, in the same order, in memory bounded by a few thousand rows whatever
+    /// the number of leaves. The leaves are found in the index's per-identity lists (no
+    /// fold of identities that never left) and their rows computed on every core.
+    pub fn leavers_each<T: Send, E: From<QueryError>>(
         &self,
         window: Option<(Timestamp, Timestamp)>,
         as_of: AsOf,
         log: &dyn EventLog,
-        mut each: impl FnMut(LeaverRow) -> Result<(), E>,
+        render: impl Fn(LeaverRow) -> T + Sync,
+        mut each: impl FnMut(T) -> Result<(), E>,
     ) -> Result<LeaversSummary, E> {
         self.check().map_err(QueryError::from)?;
         let r = self.resolve(as_of);
@@ -118,11 +126,17 @@ impl AccessIndex {
             let rows = par_map(
                 chunk,
                 || Groups::new(self, r),
-                |groups, &(l, p, id)| self.leaver_row(id, (l, p), (r, last_retraction), groups, log),
+                |groups, &(l, p, id)| -> Result<_, QueryError> {
+                    let Some(row) = self.leaver_row(id, (l, p), (r, last_retraction), groups, log)? else {
+                        return Ok(None);
+                    };
+                    let lag = (row.source.clone().unwrap_or_else(|| "-".into()), row.lag_micros());
+                    Ok(Some((lag, render(row))))
+                },
             );
             for row in rows {
-                let Some(row) = row? else { continue };
-                lags.push((row.source.clone().unwrap_or_else(|| "-".into()), row.lag_micros()));
+                let Some((lag, row)) = row? else { continue };
+                lags.push(lag);
                 each(row)?;
             }
         }
