@@ -1,6 +1,6 @@
 //! The commands: open the store, ask the index, print.
 
-use crate::output::{date, position, until, vias, vias_csv, Table};
+use crate::output::{date, position, until, vias, vias_csv, Rendered, Sink, Table, RENDER_BATCH};
 use crate::{Cli, CliError, Command, Format, Known};
 use serde_json::json;
 use std::io::Write;
@@ -170,6 +170,99 @@ pub(crate) fn as_of_line(index: &AccessIndex, known: Known) -> String {
     }
 }
 
+/// `tenure diff`: every change rendered on the worker that found it (identities compared on
+/// every core) and spilled to two temporary files, gains and losses, so that memory holds
+/// a few thousand identities' changes whatever the size of the answer; then the counts,
+/// the gains and the losses are written as `Diff` lays them out. A damaged index is
+/// rebuilt and the query asked again, as [`ask`] does (nothing is written before the end).
+fn diff_streamed(
+    store: &Store,
+    mut index: &'static AccessIndex,
+    (identity, from, to): (Option<&str>, tenure_engine::Timestamp, tenure_engine::Timestamp),
+    known: crate::Known,
+    format: crate::Format,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let spill = || -> Result<std::io::BufWriter<std::fs::File>, CliError> {
+        let file =
+            tempfile::tempfile().map_err(|e| CliError::failure(format!("a temporary file for the answer: {e}")))?;
+        Ok(std::io::BufWriter::with_capacity(1 << 16, file))
+    };
+    let (mut gained, mut lost) = (spill()?, spill()?);
+    let (mut n_gained, mut n_lost) = (0usize, 0usize);
+    let render = |c: tenure_projections::Change| {
+        Rendered::of(&c, format, |csv| {
+            let why = if csv { vias_csv(&c.via) } else { vias(&c.via) };
+            // The change column is set when the row is written.
+            vec![String::new(), c.identity.clone(), c.resource.clone(), c.permission.clone(), why]
+        })
+    };
+    enum Stop {
+        Query(QueryError),
+        Spill(CliError),
+    }
+    impl From<QueryError> for Stop {
+        fn from(e: QueryError) -> Self {
+            Stop::Query(e)
+        }
+    }
+    let each = |gain: bool, row: Rendered| -> Result<(), Stop> {
+        let (count, file) = if gain { (&mut n_gained, &mut gained) } else { (&mut n_lost, &mut lost) };
+        *count += 1;
+        row.spill(file).map_err(Stop::Spill)
+    };
+    match index.diff_each(identity, (from, to), as_of(known), render, each) {
+        Err(Stop::Query(QueryError::Corrupt(e))) => {
+            note(&format!("{e}; rebuilt from the log"));
+            index = load_index_with(store, true)?;
+            return diff_streamed(store, index, (identity, from, to), known, format, out);
+        }
+        Err(Stop::Query(e)) => return Err(e.into()),
+        Err(Stop::Spill(e)) => return Err(e),
+        Ok(()) => {}
+    }
+    if !format.json && !format.csv {
+        writeln!(
+            out,
+            "access {} between {} and {}: {n_gained} gained, {n_lost} lost",
+            identity.map(|i| format!("of {i}")).unwrap_or_else(|| "of everyone".into()),
+            date(from),
+            date(to),
+        )?;
+        if n_gained + n_lost == 0 {
+            return Ok(());
+        }
+    }
+    let head = vec![
+        ("from", serde_json::to_value(from)?),
+        ("to", serde_json::to_value(to)?),
+        ("identity", serde_json::to_value(identity)?),
+        ("as_of", index.resolve(as_of(known)).into()),
+    ];
+    let mut sink = Sink::new(out, format, head, "gained", vec!["CHANGE", "IDENTITY", "RESOURCE", "PERMISSION", "WHY"])?;
+    for (sign, spill, last) in [("+", gained, false), ("-", lost, true)] {
+        let file = spill.into_inner().map_err(|e| CliError::from(e.into_error()))?;
+        let mut read = std::io::BufReader::with_capacity(1 << 16, file);
+        std::io::Seek::rewind(&mut read)?;
+        let mut batch = Vec::with_capacity(RENDER_BATCH);
+        loop {
+            let row = Rendered::read(&mut read)?;
+            let end = row.is_none();
+            batch.extend(row.map(|r| r.with_change(sign)));
+            if batch.len() == RENDER_BATCH || (end && !batch.is_empty()) {
+                sink.rows(std::mem::take(&mut batch))?;
+            }
+            if end {
+                break;
+            }
+        }
+        if !last {
+            sink = sink.then(Vec::new(), "lost")?;
+        }
+    }
+    sink.finish(Vec::new()).map(|_| ())
+}
+
 /// Runs a command; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32, CliError> {
     // Buffered: a holders list of 100k lines must not cost 100k write calls.
@@ -245,20 +338,31 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 ),
                 (None, None) => return Err(CliError::input("give --at T or --during T1..T2")),
             };
-            let mut table = Table::new(vec!["IDENTITY", "RESOURCE", "PERMISSION", "WHY"]);
-            for h in &holders {
-                let why = if format.csv { vias_csv(&h.via) } else { vias(&h.via) };
-                table.row(vec![h.identity.clone(), h.resource.clone(), h.permission.clone(), why]);
-            }
-            let json = answers::holders(&target, when, index.resolve(as_of(known)), &holders);
             if !format.json && !format.csv {
                 writeln!(out, "holders of {target} {when_text}, {}:", as_of_line(index, known))?;
-                if table.is_empty() {
+                if holders.is_empty() {
                     writeln!(out, "nobody")?;
                     return Ok(0);
                 }
             }
-            emit(&mut out, format, json, table).map(|()| 0)
+            // Written a batch at a time, rendered on every core (a popular entitlement has
+            // hundreds of thousands of holders).
+            let mut head = vec![("resource", target.as_str().into()), ("as_of", index.resolve(as_of(known)).into())];
+            head.push(match when {
+                answers::When::At(at) => ("at", serde_json::to_value(at)?),
+                answers::When::During(from, to) => ("during", serde_json::json!({"from": from, "to": to})),
+            });
+            let mut sink =
+                Sink::new(&mut out, format, head, "holders", vec!["IDENTITY", "RESOURCE", "PERMISSION", "WHY"])?;
+            for batch in holders.chunks(RENDER_BATCH) {
+                sink.rows(Rendered::all(batch, |h| {
+                    Rendered::of(h, format, |csv| {
+                        let why = if csv { vias_csv(&h.via) } else { vias(&h.via) };
+                        vec![h.identity.clone(), h.resource.clone(), h.permission.clone(), why]
+                    })
+                }))?;
+            }
+            sink.finish(Vec::new()).map(|_| 0)
         }
         Command::Timeline { identity, svg, known, format, page } => {
             let store = open_existing(&data("tenure-data"))?;
@@ -345,30 +449,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let mut index = load_index(&store)?;
             check_known(index, known)?;
             let identity = identity.map(|i| resolve_in(&store, &mut index, &i)).transpose()?;
-            let diff = ask(&store, &mut index, |i| i.diff(identity.as_deref(), from, to, as_of(known)))?;
-            let mut table = Table::new(vec!["CHANGE", "IDENTITY", "RESOURCE", "PERMISSION", "WHY"]);
-            for (change, list) in [("+", &diff.gained), ("-", &diff.lost)] {
-                for c in list {
-                    let why = if format.csv { vias_csv(&c.via) } else { vias(&c.via) };
-                    table.row(vec![change.into(), c.identity.clone(), c.resource.clone(), c.permission.clone(), why]);
-                }
-            }
-            let json = answers::diff(from, to, identity.as_deref(), index.resolve(as_of(known)), &diff);
-            if !format.json && !format.csv {
-                writeln!(
-                    out,
-                    "access {} between {} and {}: {} gained, {} lost",
-                    identity.as_deref().map(|i| format!("of {i}")).unwrap_or_else(|| "of everyone".into()),
-                    date(from),
-                    date(to),
-                    diff.gained.len(),
-                    diff.lost.len()
-                )?;
-                if table.is_empty() {
-                    return Ok(0);
-                }
-            }
-            emit(&mut out, format, json, table).map(|()| 0)
+            diff_streamed(&store, index, (identity.as_deref(), from, to), known, format, &mut out).map(|()| 0)
         }
         Command::Log { identity, group, from, limit, json: _ } => {
             let store = open_existing(&data("tenure-data"))?;

@@ -335,6 +335,173 @@ impl<'a> JsonStream<'a> {
     }
 }
 
+/// How many rows go to the writer at once.
+pub const RENDER_BATCH: usize = 4096;
+
+/// Where a streamed answer's rows go: a JSON object (the audit API's shape, its fields
+/// known only at the end after the rows), CSV, or the table. Rows come [`Rendered`] (by
+/// the workers that made them, on every core: at 10M events an answer can be hundreds of
+/// megabytes); the sink only writes, so memory holds a batch whatever the answer's size.
+pub enum Sink<'a> {
+    Json(JsonStream<'a>),
+    Csv(Box<csv::Writer<&'a mut dyn Write>>),
+    Table { out: &'a mut dyn Write, table: TableStream },
+}
+
+/// A row as its [`Sink`] writes it, and as an `--html` page shows it (when asked).
+pub struct Rendered {
+    out: Result<Out, serde_json::Error>,
+    pub page: Option<Vec<String>>,
+}
+
+enum Out {
+    Json(String),
+    Cells(Vec<String>),
+}
+
+impl Rendered {
+    /// `row` as `format` writes it: its JSON, or `cells(csv)`.
+    pub fn of(row: &impl serde::Serialize, format: crate::Format, cells: impl FnOnce(bool) -> Vec<String>) -> Rendered {
+        let out = if format.json { JsonStream::render(row).map(Out::Json) } else { Ok(Out::Cells(cells(format.csv))) };
+        Rendered { out, page: None }
+    }
+
+    /// The row with its first cell set to `first` (JSON rows are left as they are).
+    pub fn with_change(mut self, first: &str) -> Rendered {
+        if let Ok(Out::Cells(cells)) = &mut self.out {
+            if let Some(c) = cells.first_mut() {
+                *c = first.to_string();
+            }
+        }
+        self
+    }
+
+    pub fn with_page(self, page: Option<Vec<String>>) -> Rendered {
+        Rendered { page, ..self }
+    }
+
+    /// `rows` rendered on every core, in order.
+    pub fn all<R: Sync>(rows: &[R], render: impl Fn(&R) -> Rendered + Sync) -> Vec<Rendered> {
+        let parts: Vec<&[R]> = rows.chunks(256).collect();
+        tenure_projections::reports::par_map(&parts, || (), |_, part| part.iter().map(&render).collect::<Vec<_>>())
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Writes the row to `spill` (a length-prefixed record) to be read back by
+    /// [`Rendered::read`].
+    pub fn spill(self, spill: &mut impl Write) -> Result<(), crate::CliError> {
+        let put = |spill: &mut dyn Write, bytes: &[u8]| -> std::io::Result<()> {
+            spill.write_all(&(bytes.len() as u64).to_le_bytes())?;
+            spill.write_all(bytes)
+        };
+        match self.out? {
+            Out::Json(text) => {
+                spill.write_all(&[0])?;
+                put(spill, text.as_bytes())?;
+            }
+            Out::Cells(cells) => {
+                spill.write_all(&[1])?;
+                spill.write_all(&(cells.len() as u64).to_le_bytes())?;
+                for c in &cells {
+                    put(spill, c.as_bytes())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next row [`Rendered::spill`] wrote to `spill`, none at its end.
+    pub fn read(spill: &mut impl std::io::Read) -> Result<Option<Rendered>, crate::CliError> {
+        let mut tag = [0u8];
+        if spill.read(&mut tag)? == 0 {
+            return Ok(None);
+        }
+        let word = |spill: &mut dyn std::io::Read| -> std::io::Result<u64> {
+            let mut b = [0u8; 8];
+            spill.read_exact(&mut b)?;
+            Ok(u64::from_le_bytes(b))
+        };
+        let text = |spill: &mut dyn std::io::Read| -> Result<String, crate::CliError> {
+            let mut b = vec![0u8; word(spill)? as usize];
+            spill.read_exact(&mut b)?;
+            String::from_utf8(b).map_err(|e| crate::CliError::failure(format!("a spilled row: {e}")))
+        };
+        let out = match tag[0] {
+            0 => Out::Json(text(spill)?),
+            _ => {
+                let n = word(spill)? as usize;
+                Out::Cells((0..n).map(|_| text(spill)).collect::<Result<_, _>>()?)
+            }
+        };
+        Ok(Some(Rendered { out: Ok(out), page: None }))
+    }
+}
+
+impl<'a> Sink<'a> {
+    /// A sink writing to `out` as `format` says: a JSON object opening with `head` and the
+    /// array `array`, CSV or a table of `headers`.
+    pub fn new(
+        out: &'a mut dyn Write,
+        format: crate::Format,
+        head: Vec<(&'static str, serde_json::Value)>,
+        array: &'static str,
+        headers: Vec<&'static str>,
+    ) -> Result<Sink<'a>, crate::CliError> {
+        Ok(if format.csv {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(&headers)?;
+            Sink::Csv(Box::new(w))
+        } else if format.json {
+            Sink::Json(JsonStream::new(out, head, array))
+        } else {
+            Sink::Table { out, table: TableStream::new(headers) }
+        })
+    }
+
+    pub fn rows(&mut self, rows: Vec<Rendered>) -> Result<(), crate::CliError> {
+        let mut cells = Vec::new();
+        for row in rows {
+            match (&mut *self, row.out?) {
+                (Sink::Json(json), Out::Json(text)) => json.item_text(&text)?,
+                (Sink::Csv(w), Out::Cells(row)) => w.write_record(&row)?,
+                (Sink::Table { .. }, Out::Cells(row)) => cells.push(row),
+                _ => return Err(crate::CliError::failure("a row rendered for another format")),
+            }
+        }
+        if let Sink::Table { out, table } = self {
+            table.rows(&mut **out, &cells)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the JSON object's array with `fields` and opens the array `array` (the table
+    /// and CSV go on with the same columns).
+    pub fn then(self, fields: Vec<(&'static str, serde_json::Value)>, array: &'static str) -> std::io::Result<Self> {
+        match self {
+            Sink::Json(json) => Ok(Sink::Json(json.then(fields, array)?)),
+            other => Ok(other),
+        }
+    }
+
+    /// Ends the answer (the JSON object with `tail`); a table's output is handed back for
+    /// what follows it.
+    pub fn finish(
+        self,
+        tail: Vec<(&'static str, serde_json::Value)>,
+    ) -> Result<Option<&'a mut dyn Write>, crate::CliError> {
+        match self {
+            Sink::Json(json) => json.finish(tail).map(|()| None).map_err(Into::into),
+            Sink::Csv(mut w) => w.flush().map(|()| None).map_err(Into::into),
+            Sink::Table { out, mut table } => {
+                table.finish(&mut *out)?;
+                Ok(Some(out))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! table, CSV or JSON (the audit API's `/v1/reports/...` answers the same JSON).
 
 use crate::commands::{as_of, as_of_line, ask, check_known, emit};
-use crate::output::{date, push_date, push_vias, vias, vias_csv, JsonStream, Table, TableStream};
+use crate::output::{date, push_date, push_vias, vias, vias_csv, Rendered, Sink, Table, RENDER_BATCH};
 use crate::{CliError, Page, Report, ReviewAction};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -175,68 +175,6 @@ impl From<QueryError> for Stop {
     }
 }
 
-/// Where a streamed report's rows go: a JSON object (the audit API's, its summary after
-/// the rows), CSV, or the table. Each row is rendered by the query's worker that made it
-/// (on every core: at 10M events a report writes hundreds of megabytes); the writer only
-/// writes.
-enum Sink<'a> {
-    Json(JsonStream<'a>),
-    Csv(Box<csv::Writer<&'a mut dyn Write>>),
-    Table { out: &'a mut dyn Write, table: TableStream },
-}
-
-/// How many rows go to the writer at once.
-const RENDER_BATCH: usize = 4096;
-
-/// A row as its [`Sink`] writes it, and as the `--html` page shows it (when asked).
-struct Rendered {
-    out: Result<Out, serde_json::Error>,
-    page: Option<Vec<String>>,
-}
-
-enum Out {
-    Json(String),
-    Cells(Vec<String>),
-}
-
-impl Rendered {
-    fn of(row: &LeaverRow, format: crate::Format, page: bool) -> Rendered {
-        let out = if format.json {
-            JsonStream::render(row).map(Out::Json)
-        } else {
-            Ok(Out::Cells(leaver_cells(row, format.csv)))
-        };
-        Rendered { out, page: page.then(|| leaver_cells(row, false)) }
-    }
-}
-
-impl Sink<'_> {
-    fn rows(&mut self, rows: Vec<Rendered>) -> Result<(), CliError> {
-        let mut cells = Vec::new();
-        for row in rows {
-            match (&mut *self, row.out?) {
-                (Sink::Json(json), Out::Json(text)) => json.item_text(&text)?,
-                (Sink::Csv(w), Out::Cells(row)) => w.write_record(&row)?,
-                (Sink::Table { .. }, Out::Cells(row)) => cells.push(row),
-                _ => return Err(CliError::failure("a row rendered for another format")),
-            }
-        }
-        if let Sink::Table { out, table } = self {
-            table.rows(&mut **out, &cells)?;
-        }
-        Ok(())
-    }
-}
-
-/// Records as RFC 4180 CSV (the `csv` crate, as the tables' CSV).
-fn write_csv(out: &mut dyn Write, records: &[Vec<String>]) -> Result<(), CliError> {
-    let mut w = csv::Writer::from_writer(out);
-    for r in records {
-        w.write_record(r)?;
-    }
-    Ok(w.flush()?)
-}
-
 /// `report leavers --json` / `--csv`: rows written as they are made, so memory holds a
 /// few batches of rows whatever the number of leaves. The query runs on its own thread
 /// and hands batches over a short channel, so that computing rows and writing them go on
@@ -254,21 +192,16 @@ fn leavers_streamed(
         // `--html` writes every row into the page as well.
         let mut all = page.html.is_some().then(|| Table::new(LEAVER_COLUMNS.to_vec()));
         let r = index.resolve(as_of(known));
-        let mut sink = if format.csv {
-            let mut w = csv::Writer::from_writer(&mut *out as &mut dyn Write);
-            w.write_record(LEAVER_COLUMNS)?;
-            Sink::Csv(Box::new(w))
-        } else if format.json {
-            Sink::Json(JsonStream::new(&mut *out, vec![("as_of", r.into())], "rows"))
-        } else {
-            Sink::Table { out: &mut *out, table: TableStream::new(LEAVER_COLUMNS.to_vec()) }
-        };
+        let mut sink = Sink::new(&mut *out, format, vec![("as_of", r.into())], "rows", LEAVER_COLUMNS.to_vec())?;
         let paged = all.is_some();
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Rendered>>(2);
         let (result, sent, written) = std::thread::scope(|scope| {
             let query = scope.spawn(move || {
                 let (mut pending, mut sent) = (Vec::new(), 0usize);
-                let render = |row: LeaverRow| Rendered::of(&row, format, paged);
+                let render = |row: LeaverRow| {
+                    let page = paged.then(|| leaver_cells(&row, false));
+                    Rendered::of(&row, format, |csv| leaver_cells(&row, csv)).with_page(page)
+                };
                 let result = index.leavers_each(window, as_of(known), store, render, |row| {
                     pending.push(row);
                     if pending.len() == RENDER_BATCH {
@@ -321,14 +254,13 @@ fn leavers_streamed(
                         .then(|| crate::picture::bars_svg("deprovisioning lag by source", "days", &chart));
                     write_page(page, "Leaver compliance", &lines, svg, table)?;
                 }
-                match sink {
-                    Sink::Json(json) => json.finish(vec![
-                        ("by_source", serde_json::to_value(&summary.by_source)?),
-                        ("overall", serde_json::to_value(&summary.overall)?),
-                    ])?,
-                    Sink::Csv(mut w) => w.flush()?,
-                    Sink::Table { out, mut table } => {
-                        table.finish(&mut *out)?;
+                let tail = vec![
+                    ("by_source", serde_json::to_value(&summary.by_source)?),
+                    ("overall", serde_json::to_value(&summary.overall)?),
+                ];
+                match sink.finish(tail)? {
+                    None => {}
+                    Some(out) => {
                         writeln!(out, "{} leaves, {}", summary.count, as_of_line(index, known))?;
                         if let Some(all) = &summary.overall {
                             writeln!(out, "lag:")?;
@@ -467,42 +399,19 @@ pub fn run(
             }
             // Rows rendered a batch at a time on every core (a large resource has tens of
             // thousands of holders).
-            let parts: Vec<&[tenure_projections::reports::ReviewRow]> = review.rows.chunks(256).collect();
-            if format.json {
-                let head = vec![
-                    ("resource", serde_json::to_value(&review.resource)?),
-                    ("at", serde_json::to_value(review.at)?),
-                    ("as_of", review.as_of.into()),
-                ];
-                let mut json = JsonStream::new(&mut *out, head, "rows");
-                let texts = tenure_projections::reports::par_map(
-                    &parts,
-                    || (),
-                    |_, part| part.iter().map(JsonStream::render).collect::<Result<Vec<String>, _>>(),
-                );
-                for text in texts {
-                    for text in text? {
-                        json.item_text(&text)?;
-                    }
-                }
-                json.finish(vec![("revocations", serde_json::to_value(&review.revocations)?)])?;
-                return Ok(0);
+            let head = vec![
+                ("resource", serde_json::to_value(&review.resource)?),
+                ("at", serde_json::to_value(review.at)?),
+                ("as_of", review.as_of.into()),
+            ];
+            let mut sink = Sink::new(&mut *out, format, head, "rows", REVIEW_COLUMNS.to_vec())?;
+            for batch in review.rows.chunks(RENDER_BATCH) {
+                sink.rows(Rendered::all(batch, |row| Rendered::of(row, format, |csv| review_cells(row, csv))))?;
             }
-            let cells = tenure_projections::reports::par_map(
-                &parts,
-                || (),
-                |_, part| part.iter().map(|row| review_cells(row, format.csv)).collect::<Vec<_>>(),
-            )
-            .concat();
-            if format.csv {
-                write_csv(&mut *out, &[REVIEW_COLUMNS.map(String::from).to_vec()])?;
-                write_csv(&mut *out, &cells)?;
+            let Some(out) = sink.finish(vec![("revocations", serde_json::to_value(&review.revocations)?)])? else {
                 return Ok(0);
-            }
-            let mut table = TableStream::new(REVIEW_COLUMNS.to_vec());
-            table.rows(&mut *out, &cells)?;
-            table.finish(&mut *out)?;
-            if !format.json && !format.csv && !review.revocations.is_empty() {
+            };
+            if !review.revocations.is_empty() {
                 writeln!(out, "revoke decisions:")?;
                 for v in &review.revocations {
                     let what = match (v.held_at_decision, v.carried_out_at) {

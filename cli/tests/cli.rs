@@ -419,6 +419,63 @@ fn a_closed_pipe_is_not_an_error() {
     }
 }
 
+/// `diff` and `who` stream their answers a few thousand rows at a time (spilled to disk
+/// for `diff`): the table, the CSV and the JSON still say the same, in the same order,
+/// across batches.
+#[test]
+fn streamed_answers_say_the_same_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("org.jsonl");
+    assert!(tenure(dir.path(), &["generate", "--identities", "3000", "--years", "2", "--out", file.to_str().unwrap()])
+        .status
+        .success());
+    let data = dir.path().join("store");
+    assert!(tenure(&data, &["ingest", file.to_str().unwrap()]).status.success());
+    let queries: [(&[&str], &str); 2] = [
+        (&["diff", "--from", "2020-06-01", "--to", "2021-12-01"], "gained"),
+        (&["who", "app-0000", "--during", "2020-01-01..2022-01-01"], "holders"),
+    ];
+    for (args, array) in queries {
+        let run = |extra: &str| {
+            let mut a = args.to_vec();
+            if !extra.is_empty() {
+                a.push(extra);
+            }
+            let o = tenure(&data, &a);
+            assert!(o.status.success(), "{a:?}: {}", stderr(&o));
+            String::from_utf8(o.stdout).unwrap()
+        };
+        let json: serde_json::Value = serde_json::from_str(&run("--json")).unwrap();
+        let csv = run("--csv");
+        let table = run("");
+        // The JSON's rows, in order: gains then losses for diff.
+        let mut rows: Vec<(String, &serde_json::Value)> =
+            json[array].as_array().unwrap().iter().map(|r| ("+".to_string(), r)).collect();
+        if array == "gained" {
+            rows.extend(json["lost"].as_array().unwrap().iter().map(|r| ("-".to_string(), r)));
+        }
+        assert!(rows.len() > 4096, "{args:?}: {} rows, fewer than a batch", rows.len());
+        let mut lines = csv.lines();
+        lines.next();
+        let table_rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(table_rows.len(), rows.len(), "{args:?}");
+        for (i, ((change, row), line)) in rows.iter().zip(lines).enumerate() {
+            let mut want = vec![
+                row["identity"].as_str().unwrap(),
+                row["resource"].as_str().unwrap(),
+                row["permission"].as_str().unwrap(),
+            ];
+            if array == "gained" {
+                want.insert(0, change);
+            }
+            let fields: Vec<&str> = line.split(',').collect();
+            assert_eq!(&fields[..want.len()], &want[..], "{args:?} row {i}");
+            let cells: Vec<&str> = table_rows[i].split_whitespace().collect();
+            assert_eq!(&cells[..want.len()], &want[..], "{args:?} table row {i}");
+        }
+    }
+}
+
 /// Every command the demo prints runs as printed (through a shell, from where the demo
 /// ran), exits 0 and answers something.
 #[test]
