@@ -92,6 +92,11 @@ pub(crate) fn scan_once(
         let rec = match scanner.next_record() {
             Ok(Some(rec)) => rec,
             Ok(None) => return Err(corrupt("record missing")),
+            // The offsets put the record past the file's end: they are astray (a damaged
+            // events.idx), not the disk: rebuilt from the log like any other astray read.
+            Err(ScanStop::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(corrupt("record past the end of the log"))
+            }
             Err(ScanStop::Io(e)) => return Err((position, Error::io(&shared.log_path, e))),
             Err(_) => return Err(corrupt("record framing broken")),
         };
