@@ -291,7 +291,17 @@ fn check(stream: &[(Op, i64, Option<usize>)], probes: &[(i64, u64, i64)]) -> Res
             let want_during = oracle::holders_during(&log, pred, t.as_micros(), t2.as_micros(), r);
             // As known at the head, the frozen file's runs answer for what the tail leaves alone.
             let want_head = oracle::holders(&log, pred, t.as_micros(), head);
+            let want_during_head = oracle::holders_during(&log, pred, t.as_micros(), t2.as_micros(), head);
             for idx in all {
+                let got = to_map(idx.holders_during(target, t, t2, AsOf::Head).unwrap());
+                prop_assert_eq!(
+                    &got,
+                    &want_during_head,
+                    "who {} during day {}..{} at the head",
+                    target,
+                    t_day,
+                    t_day + 1 + len
+                );
                 let got = to_map(idx.holders(target, t, AsOf::Head).unwrap());
                 prop_assert_eq!(&got, &want_head, "who {} at day {} at the head (split {})", target, t_day, split);
                 let got = to_map(idx.holders(target, t, as_of).unwrap());

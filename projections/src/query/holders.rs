@@ -28,18 +28,7 @@ impl AccessIndex {
         let t = at.as_micros();
         let mut groups = Groups::new(self, r);
         let mut out = Vec::new();
-        let (fold_these, from_runs) = match self.untouched_by_tail(r) {
-            Some(touched) => {
-                let frozen = self.frozen.as_ref().map_or(0, |f| f.identities);
-                let fold: Vec<u32> = if touched.is_empty() && self.identities.end() == frozen {
-                    Vec::new() // the tail changed no one's access
-                } else {
-                    self.candidates(&ents)?.into_iter().filter(|id| *id >= frozen || touched.contains(id)).collect()
-                };
-                (fold, Some(touched))
-            }
-            None => (self.candidates(&ents)?, None),
-        };
+        let (fold_these, from_runs) = self.split_candidates(&ents, r)?;
         if let (Some(touched), Some(f)) = (&from_runs, &self.frozen) {
             let mut failed = None;
             for &ent in ents.iter().filter(|&&e| e < f.ents) {
@@ -65,6 +54,28 @@ impl AccessIndex {
         }
         sort_holders(&mut out);
         Ok(out)
+    }
+
+    /// The identities whose answer must be folded, and (when the index file's runs answer
+    /// for `r`) the frozen identities the runs do not answer for: as known at the head, only
+    /// those the tail touched or created are folded; otherwise every candidate.
+    fn split_candidates(
+        &self,
+        ents: &[u32],
+        r: u64,
+    ) -> Result<(Vec<u32>, Option<tenure_engine::maps::Set<u32>>), QueryError> {
+        Ok(match self.untouched_by_tail(r) {
+            Some(touched) => {
+                let frozen = self.frozen.as_ref().map_or(0, |f| f.identities);
+                let fold: Vec<u32> = if touched.is_empty() && self.identities.end() == frozen {
+                    Vec::new() // the tail changed no one's access
+                } else {
+                    self.candidates(ents)?.into_iter().filter(|id| *id >= frozen || touched.contains(id)).collect()
+                };
+                (fold, Some(touched))
+            }
+            None => (self.candidates(ents)?, None),
+        })
     }
 
     /// As known at the head, with an index file and no retraction after it: the frozen
@@ -109,6 +120,7 @@ impl AccessIndex {
             })
             .collect();
         via.sort();
+        via.dedup();
         Ok(Holder {
             identity: self.identity_name(id)?.to_string(),
             resource: e.resource.clone(),
@@ -156,11 +168,42 @@ impl AccessIndex {
         }
         let ents = self.target_ents(target);
         let r = self.resolve(as_of);
+        let (lo, hi) = (from.as_micros(), to.as_micros());
         let mut groups = Groups::new(self, r);
         let mut out = Vec::new();
-        for id in self.candidates(&ents)? {
+        let (fold_these, from_runs) = self.split_candidates(&ents, r)?;
+        // From the stored runs where they answer: every run overlapping the window, its
+        // reasons gathered per identity (an identity's runs come together).
+        if let (Some(touched), Some(f)) = (&from_runs, &self.frozen) {
+            let mut failed = None;
+            for &ent in ents.iter().filter(|&&e| e < f.ents) {
+                let e = &self.ents[ent as usize];
+                let mut current: Option<(u32, Vec<RunVia>)> = None;
+                let mut flush = |current: Option<(u32, Vec<RunVia>)>, out: &mut Vec<Holder>| {
+                    let Some((id, via)) = current else { return };
+                    match self.holder_from_run(id, e, &via) {
+                        Ok(h) => out.push(h),
+                        Err(err) => failed = failed.take().or(Some(err)),
+                    }
+                };
+                f.runs_each(ent, |id, a, b, via| {
+                    if touched.contains(&id) || a >= hi || b <= lo {
+                        return;
+                    }
+                    match &mut current {
+                        Some((held, vias)) if *held == id => vias.extend_from_slice(via),
+                        _ => flush(current.replace((id, via.to_vec())), &mut out),
+                    }
+                })?;
+                flush(current, &mut out);
+            }
+            if let Some(err) = failed {
+                return Err(err.into());
+            }
+        }
+        for id in fold_these {
             let fold = fold_identity_with(self, id, r, FoldScope::ACCESS)?;
-            let set = self.access_during(&fold, from.as_micros(), to.as_micros(), &mut groups, Some(&ents));
+            let set = self.access_during(&fold, lo, hi, &mut groups, Some(&ents));
             self.holders_from(id, set, &mut out)?;
         }
         sort_holders(&mut out);
