@@ -378,18 +378,25 @@ fn docs_cli_md_has_the_current_help_text() {
     }
 }
 
+/// A store of `identities` generated over two years (2020 and 2021), in `dir/store`.
+fn generated_store(dir: &std::path::Path, identities: u32) -> std::path::PathBuf {
+    let file = dir.join("org.jsonl");
+    let n = identities.to_string();
+    assert!(tenure(dir, &["generate", "--identities", &n, "--years", "2", "--out", file.to_str().unwrap()])
+        .status
+        .success());
+    let data = dir.join("store");
+    assert!(tenure(&data, &["ingest", file.to_str().unwrap()]).status.success());
+    data
+}
+
 /// `tenure log | head -1`: the reader closing the pipe is where output stops, not an error
 /// (also for the streamed reports, whose CSV goes through the `csv` crate's writer).
 #[test]
 fn a_closed_pipe_is_not_an_error() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("org.jsonl");
-    assert!(tenure(dir.path(), &["generate", "--identities", "3000", "--years", "2", "--out", file.to_str().unwrap()])
-        .status
-        .success());
-    let data = dir.path().join("store");
-    assert!(tenure(&data, &["ingest", file.to_str().unwrap()]).status.success());
+    let data = generated_store(dir.path(), 3000);
     let commands: [&[&str]; 4] = [
         &["log"],
         &["report", "leavers", "--csv"],
@@ -425,12 +432,7 @@ fn a_closed_pipe_is_not_an_error() {
 #[test]
 fn streamed_answers_say_the_same_in_every_format() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("org.jsonl");
-    assert!(tenure(dir.path(), &["generate", "--identities", "3000", "--years", "2", "--out", file.to_str().unwrap()])
-        .status
-        .success());
-    let data = dir.path().join("store");
-    assert!(tenure(&data, &["ingest", file.to_str().unwrap()]).status.success());
+    let data = generated_store(dir.path(), 3000);
     let queries: [(&[&str], &str); 2] = [
         (&["diff", "--from", "2020-06-01", "--to", "2021-12-01"], "gained"),
         (&["who", "app-0000", "--during", "2020-01-01..2022-01-01"], "holders"),
