@@ -116,3 +116,58 @@ fn the_audit_api_answers_what_the_cli_prints() {
     let _ = Command::new("kill").arg(server.id().to_string()).status();
     server.wait().unwrap();
 }
+
+/// The large answers (`holders`, `diff`, `report leavers`) are written by the server a row
+/// at a time into a temporary file and sent from it: on a generated organisation, with
+/// thousands of rows, gains and losses, they still equal what the CLI prints.
+#[test]
+fn the_large_answers_are_streamed_and_still_equal_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("org.jsonl");
+    let o = common::tenure(
+        dir.path(),
+        &["generate", "--identities", "2000", "--years", "2", "--out", file.to_str().unwrap()],
+    );
+    assert!(o.status.success());
+    let data = dir.path().join("store");
+    assert!(common::tenure(&data, &["ingest", file.to_str().unwrap()]).status.success());
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("auditor audit {AUDIT}\n")).unwrap();
+    let (mut server, first) = common::serve(&data, &["--token-file", tokens.to_str().unwrap()], &[]);
+    let root = common::root_of(&first);
+    let pairs: [(&str, &[&str]); 5] = [
+        ("/v1/diff?from=2020-06-01&to=2021-12-01", &["diff", "--from", "2020-06-01", "--to", "2021-12-01"]),
+        ("/v1/holders?resource=app-0000&at=2021-06-01", &["who", "app-0000", "--at", "2021-06-01"]),
+        (
+            "/v1/holders?resource=app-0000&during=2020-01-01..2022-01-01",
+            &["who", "app-0000", "--during", "2020-01-01..2022-01-01"],
+        ),
+        ("/v1/reports/leavers", &["report", "leavers"]),
+        (
+            "/v1/reports/leavers?from=2021-01-01&as_of=10000",
+            &["report", "leavers", "--from", "2021-01-01", "--as-of", "10000"],
+        ),
+    ];
+    for (path, args) in pairs {
+        let (status, api) = get(&format!("{root}{path}"), Some(AUDIT));
+        assert_eq!(status, 200, "{path}: {api}");
+        let mut args = args.to_vec();
+        args.push("--json");
+        let want = cli(&data, &args);
+        assert_eq!(api, want, "{path} differs from tenure {args:?}");
+        let rows =
+            ["gained", "lost", "holders", "rows"].iter().filter_map(|k| api[k].as_array()).map(Vec::len).sum::<usize>();
+        assert!(rows > 50, "{path}: {rows} rows");
+        if path.starts_with("/v1/diff") {
+            assert!(!api["lost"].as_array().unwrap().is_empty() && !api["gained"].as_array().unwrap().is_empty());
+        }
+    }
+    // A bad parameter is still the answer's status, before any byte of a body.
+    assert_eq!(get(&format!("{root}/v1/diff?from=2020-06-01"), Some(AUDIT)).0, 400);
+    assert_eq!(
+        get(&format!("{root}/v1/holders?resource=app-0000&at=2021-06-01&during=2020-01-01..2021-01-01"), Some(AUDIT)).0,
+        400
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

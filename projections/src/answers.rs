@@ -1,8 +1,11 @@
 //! The JSON form of each query's answer, as `tenure ... --json` prints it and the audit
 //! API (`/v1/...` of `tenure serve`) answers it: one builder per query, so the two can
-//! never differ. Also the parsing of the arguments both take (times, `as of`, windows).
+//! never differ. The answers that can be large (`who`, `diff`, `report leavers`) are
+//! written a row at a time by each side instead (the CLI's `Sink`, the server's
+//! `JsonOut`), in the shapes of docs/cli.md; tests compare the two as values. Also the
+//! parsing of the arguments both take (times, `as of`, windows).
 
-use crate::query::{AsOf, Diff, Held, Holder, Profile, Timeline};
+use crate::query::{AsOf, Held, Profile, Timeline};
 use crate::Anomaly;
 use serde_json::{json, Value};
 use tenure_engine::Timestamp;
@@ -47,18 +50,6 @@ pub enum When {
     During(Timestamp, Timestamp),
 }
 
-/// `who`: the holders of `resource` (as asked: `RESOURCE` or `RESOURCE#PERMISSION`).
-pub fn holders(resource: &str, when: When, as_of: u64, holders: &[Holder]) -> Value {
-    let mut answer = json!({"resource": resource, "as_of": as_of, "holders": holders});
-    if let Some(obj) = answer.as_object_mut() {
-        match when {
-            When::At(at) => obj.insert("at".into(), json!(at)),
-            When::During(from, to) => obj.insert("during".into(), json!({"from": from, "to": to})),
-        };
-    }
-    answer
-}
-
 /// `timeline`.
 pub fn timeline(timeline: &Timeline, as_of: u64) -> Value {
     let mut answer = serde_json::to_value(timeline).unwrap_or(Value::Null);
@@ -76,15 +67,6 @@ pub fn profile(profile: &Profile, at: Timestamp, as_of: u64) -> Value {
         obj.insert("as_of".into(), json!(as_of));
     }
     answer
-}
-
-/// `diff`: access gained and lost between two times (of one identity or everyone).
-pub fn diff(from: Timestamp, to: Timestamp, identity: Option<&str>, as_of: u64, diff: &Diff) -> Value {
-    json!({
-        "from": from, "to": to, "identity": identity,
-        "as_of": as_of,
-        "gained": diff.gained, "lost": diff.lost,
-    })
 }
 
 /// `anomalies`, each with the type of the event at its position.
@@ -127,11 +109,6 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         .ok()
         .and_then(|n| n.checked_mul(unit_us))
         .ok_or_else(|| format!("'{s}' is not a duration (a number and s, m, h, d or w: 90d)"))
-}
-
-/// `report leavers`.
-pub fn leavers(report: &crate::reports::Leavers) -> Value {
-    serde_json::to_value(report).unwrap_or(Value::Null)
 }
 
 /// `report nhi`.

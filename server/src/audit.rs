@@ -1,5 +1,6 @@
 //! The audit API: `GET /v1/...`, the CLI's queries over HTTP, each answering exactly the
-//! JSON of `tenure ... --json` (both are made by `tenure_projections::answers`), for
+//! JSON of `tenure ... --json` (both are made by `tenure_projections::answers`, or for
+//! the large answers written a row at a time in the same shapes: see [`spilled`]), for
 //! tokens of the read-only audit scope only.
 //!
 //! - `/v1/access/{identity}?at=T&as_of=R`
@@ -22,9 +23,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::io::{BufRead, Read, Seek, Write};
 use std::sync::Arc;
 use tenure_engine::Timestamp;
-use tenure_projections::answers::{self, parse_as_of, parse_time, parse_window, When};
+use tenure_projections::answers::{self, parse_as_of, parse_time, parse_window};
 use tenure_projections::{AccessIndex, AsOf, QueryError, Target};
 
 /// An audit API error.
@@ -125,6 +127,109 @@ fn identity(app: &App, index: &AccessIndex, name: &str) -> Result<String, Proble
     }
 }
 
+fn internal(e: impl std::fmt::Display) -> Problem {
+    Problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// A large answer (`holders`, `diff`, `report leavers`): written by `make`, under the
+/// index's read lock, on a blocking thread, into a temporary file, a row at a time, so
+/// that memory holds a batch of rows whatever the answer's size and neither the runtime
+/// nor the writers (who wait for the lock) wait for a slow client; then sent from the
+/// file. An error before the first byte is the request's answer (400, 404, ...).
+async fn spilled(
+    app: Arc<App>,
+    make: impl FnOnce(&App, &AccessIndex, &mut dyn std::io::Write) -> Result<(), Problem> + Send + 'static,
+) -> Result<Response, Problem> {
+    let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, Problem> {
+        let mut file = tempfile::tempfile().map_err(internal)?;
+        {
+            let index = index(&app)?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut file);
+            make(&app, &index, &mut out)?;
+            out.flush().map_err(internal)?;
+        }
+        file.rewind().map_err(internal)?;
+        Ok(file)
+    })
+    .await
+    .map_err(internal)??;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        loop {
+            let mut chunk = vec![0; 1 << 16];
+            let sent = match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    tx.blocking_send(Ok(chunk))
+                }
+                Err(e) => tx.blocking_send(Err(e)),
+            };
+            if sent.is_err() {
+                break; // the client went away
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], axum::body::Body::from_stream(body)).into_response())
+}
+
+/// A JSON object written as it is made, compact, as `Value::to_string` writes it (its
+/// fields in the order given).
+struct JsonOut<'a> {
+    out: &'a mut dyn std::io::Write,
+    fields: usize,
+    items: usize,
+}
+
+impl<'a> JsonOut<'a> {
+    fn new(out: &'a mut dyn std::io::Write) -> Result<Self, Problem> {
+        out.write_all(b"{").map_err(internal)?;
+        Ok(JsonOut { out, fields: 0, items: 0 })
+    }
+
+    fn key(&mut self, key: &str) -> Result<(), Problem> {
+        let comma = if self.fields > 0 { "," } else { "" };
+        self.fields += 1;
+        write!(self.out, "{comma}{}:", Value::from(key)).map_err(internal)
+    }
+
+    fn field(&mut self, key: &str, value: &impl serde::Serialize) -> Result<(), Problem> {
+        self.key(key)?;
+        serde_json::to_writer(&mut *self.out, value).map_err(internal)
+    }
+
+    fn open(&mut self, key: &str) -> Result<(), Problem> {
+        self.key(key)?;
+        self.items = 0;
+        self.out.write_all(b"[").map_err(internal)
+    }
+
+    /// An item of the open array, already serialized.
+    fn item_text(&mut self, text: &str) -> Result<(), Problem> {
+        let comma = if self.items > 0 { "," } else { "" };
+        self.items += 1;
+        write!(self.out, "{comma}{text}").map_err(internal)
+    }
+
+    fn close(&mut self) -> Result<(), Problem> {
+        self.out.write_all(b"]").map_err(internal)
+    }
+
+    fn array<T: serde::Serialize>(&mut self, key: &str, items: impl Iterator<Item = T>) -> Result<(), Problem> {
+        self.open(key)?;
+        for item in items {
+            self.item_text(&serde_json::to_string(&item).map_err(internal)?)?;
+        }
+        self.close()
+    }
+
+    fn end(self) -> Result<(), Problem> {
+        self.out.write_all(b"}").map_err(internal)
+    }
+}
+
 fn reply(v: Value) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
@@ -163,23 +268,33 @@ pub async fn access(
     security(("bearer" = []))
 )]
 pub async fn holders(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
-    let index = index(&app)?;
-    let resource = q.get("resource").ok_or_else(|| bad("resource: required (RESOURCE or RESOURCE#PERMISSION)"))?;
-    let target = Target::parse(resource)
-        .ok_or_else(|| bad(format!("resource: '{resource}' is not RESOURCE or RESOURCE#PERMISSION")))?;
-    let r = as_of(&q, &index)?;
-    let (when, found) = match (q.get("during"), time(&q, "at")?) {
-        (Some(_), Some(_)) => return Err(bad("give at or during, not both")),
-        (Some(w), None) => {
-            let (from, to) = parse_window(w).map_err(|e| bad(format!("during: {e}")))?;
-            (When::During(from, to), index.holders_during(&target, from, to, r)?)
+    spilled(app, move |_, index, out| {
+        let resource = q.get("resource").ok_or_else(|| bad("resource: required (RESOURCE or RESOURCE#PERMISSION)"))?;
+        let target = Target::parse(resource)
+            .ok_or_else(|| bad(format!("resource: '{resource}' is not RESOURCE or RESOURCE#PERMISSION")))?;
+        let r = as_of(&q, index)?;
+        let (when, found) = match (q.get("during"), time(&q, "at")?) {
+            (Some(_), Some(_)) => return Err(bad("give at or during, not both")),
+            (Some(w), None) => {
+                let (from, to) = parse_window(w).map_err(|e| bad(format!("during: {e}")))?;
+                (json!({"during": {"from": from, "to": to}}), index.holders_during(&target, from, to, r)?)
+            }
+            (None, at) => {
+                let at = at.unwrap_or_else(Timestamp::now);
+                (json!({"at": at}), index.holders(&target, at, r)?)
+            }
+        };
+        // The shape of `tenure who --json` (docs/cli.md), written a holder at a time.
+        let mut o = JsonOut::new(out)?;
+        o.field("resource", resource)?;
+        o.field("as_of", &index.resolve(r))?;
+        for (k, v) in when.as_object().into_iter().flatten() {
+            o.field(k, v)?;
         }
-        (None, at) => {
-            let at = at.unwrap_or_else(Timestamp::now);
-            (When::At(at), index.holders(&target, at, r)?)
-        }
-    };
-    Ok(reply(answers::holders(resource, when, index.resolve(r), &found)))
+        o.array("holders", found.iter())?;
+        o.end()
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -237,13 +352,39 @@ pub async fn profile(
     security(("bearer" = []))
 )]
 pub async fn diff(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
-    let index = index(&app)?;
-    let from = time(&q, "from")?.ok_or_else(|| bad("from: required"))?;
-    let to = time(&q, "to")?.ok_or_else(|| bad("to: required"))?;
-    let r = as_of(&q, &index)?;
-    let id = q.get("identity").map(|n| identity(&app, &index, n)).transpose()?;
-    let d = index.diff(id.as_deref(), from, to, r)?;
-    Ok(reply(answers::diff(from, to, id.as_deref(), index.resolve(r), &d)))
+    spilled(app, move |app, index, out| {
+        let from = time(&q, "from")?.ok_or_else(|| bad("from: required"))?;
+        let to = time(&q, "to")?.ok_or_else(|| bad("to: required"))?;
+        let r = as_of(&q, index)?;
+        let id = q.get("identity").map(|n| identity(app, index, n)).transpose()?;
+        // The shape of `tenure diff --json`: the gains written as they are found, the losses
+        // kept in a second temporary file until the gains are done.
+        let mut o = JsonOut::new(out)?;
+        o.field("from", &from)?;
+        o.field("to", &to)?;
+        o.field("identity", &id)?;
+        o.field("as_of", &index.resolve(r))?;
+        o.open("gained")?;
+        let mut lost = std::io::BufWriter::new(tempfile::tempfile().map_err(internal)?);
+        let render = |c: tenure_projections::Change| serde_json::to_string(&c).map_err(internal);
+        index.diff_each(id.as_deref(), (from, to), r, render, |gain, c| -> Result<(), Problem> {
+            let text = c?;
+            match gain {
+                true => o.item_text(&text),
+                false => writeln!(lost, "{text}").map_err(internal),
+            }
+        })?;
+        o.close()?;
+        o.open("lost")?;
+        let mut lost = lost.into_inner().map_err(|e| internal(e.into_error()))?;
+        lost.rewind().map_err(internal)?;
+        for line in std::io::BufReader::new(lost).lines() {
+            o.item_text(&line.map_err(internal)?)?;
+        }
+        o.close()?;
+        o.end()
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -309,11 +450,21 @@ pub async fn verify(State(app): State<Arc<App>>, _a: Auditor) -> Result<Response
     security(("bearer" = []))
 )]
 pub async fn report_leavers(State(app): State<Arc<App>>, _a: Auditor, Query(q): Params) -> Result<Response, Problem> {
-    let index = index(&app)?;
-    let r = as_of(&q, &index)?;
-    let window = window(&q)?;
-    let report = index.leavers(window, r, &app.store)?;
-    Ok(reply(answers::leavers(&report)))
+    spilled(app, move |app, index, out| {
+        let r = as_of(&q, index)?;
+        let window = window(&q)?;
+        // The shape of `tenure report leavers --json`, written a row at a time.
+        let mut o = JsonOut::new(out)?;
+        o.field("as_of", &index.resolve(r))?;
+        o.open("rows")?;
+        let render = |row: tenure_projections::reports::LeaverRow| serde_json::to_string(&row).map_err(internal);
+        let summary = index.leavers_each(window, r, &app.store, render, |row| o.item_text(&row?))?;
+        o.close()?;
+        o.field("by_source", &summary.by_source)?;
+        o.field("overall", &summary.overall)?;
+        o.end()
+    })
+    .await
 }
 
 #[utoipa::path(
