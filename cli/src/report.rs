@@ -238,13 +238,14 @@ fn leavers_streamed(
             Err(Stop::Query(e)) => return Err(e.into()),
             Err(Stop::WriterGone) => return Err(CliError::failure("the output stopped")),
             Ok(summary) => {
+                // The count, then the lag overall and per source.
+                let mut lines = vec![format!("{} leaves, {}", summary.count, as_of_line(index, known))];
+                if let Some(all) = &summary.overall {
+                    lines.push(summary_line("all sources", all));
+                    lines.extend(summary.by_source.iter().map(|(source, s)| summary_line(source, s)));
+                }
                 if let Some(table) = &all {
-                    let mut lines = vec![format!("{} leaves, {}", summary.count, as_of_line(index, known))];
-                    if let Some(all) = &summary.overall {
-                        lines.push(summary_line("all sources", all).trim().to_string());
-                    }
-                    lines
-                        .extend(summary.by_source.iter().map(|(source, s)| summary_line(source, s).trim().to_string()));
+                    let lines: Vec<String> = lines.iter().map(|l| l.trim().to_string()).collect();
                     let chart: Vec<(String, f64)> = summary
                         .by_source
                         .iter()
@@ -261,13 +262,12 @@ fn leavers_streamed(
                 match sink.finish(tail)? {
                     None => {}
                     Some(out) => {
-                        writeln!(out, "{} leaves, {}", summary.count, as_of_line(index, known))?;
-                        if let Some(all) = &summary.overall {
+                        writeln!(out, "{}", lines[0])?;
+                        if lines.len() > 1 {
                             writeln!(out, "lag:")?;
-                            writeln!(out, "{}", summary_line("all sources", all))?;
-                            for (source, s) in &summary.by_source {
-                                writeln!(out, "{}", summary_line(source, s))?;
-                            }
+                        }
+                        for line in &lines[1..] {
+                            writeln!(out, "{line}")?;
                         }
                     }
                 }

@@ -183,7 +183,9 @@ impl AccessIndex {
                     let Some((id, via)) = current else { return };
                     match self.holder_from_run(id, e, &via) {
                         Ok(h) => out.push(h),
-                        Err(err) => failed = failed.take().or(Some(err)),
+                        Err(err) => {
+                            failed.get_or_insert(err);
+                        }
                     }
                 };
                 f.runs_each(ent, |id, a, b, via| {

@@ -96,6 +96,16 @@ fn holding(runs: &[Run], ent: u32, t: i64) -> Option<(i64, i64)> {
     Some((mine[lo].from, mine[hi].to))
 }
 
+/// The positions of the events behind a reason: the grant, or the membership and the
+/// group's grant.
+fn positions_of(via: &Via) -> impl Iterator<Item = u64> {
+    let (first, second) = match via {
+        Via::Direct { grant } => (*grant, None),
+        Via::Group { membership, grant, .. } => (*membership, Some(*grant)),
+    };
+    std::iter::once(first).chain(second)
+}
+
 fn granted_by(log: &dyn EventLog, p: u64) -> Result<Option<GrantedBy>, QueryError> {
     Ok(super::read_event(log, p)?.map(|e| {
         let (approver, justification) = match &e.data {
@@ -236,15 +246,7 @@ impl AccessIndex {
         // touch), folded otherwise.
         let stored = self.stored_runs(&ents, r)?;
         // The events behind the reasons, each read once, on every core.
-        let mut positions: Vec<u64> = holders
-            .iter()
-            .flat_map(|h| &h.via)
-            .flat_map(|via| match via {
-                Via::Direct { grant } => [Some(*grant), None],
-                Via::Group { membership, grant, .. } => [Some(*membership), Some(*grant)],
-            })
-            .flatten()
-            .collect();
+        let mut positions: Vec<u64> = holders.iter().flat_map(|h| &h.via).flat_map(positions_of).collect();
         positions.sort_unstable();
         positions.dedup();
         let details =
@@ -263,15 +265,7 @@ impl AccessIndex {
                     }
                     _ => t,
                 };
-                let granted_by = h
-                    .via
-                    .iter()
-                    .flat_map(|via| match via {
-                        Via::Direct { grant } => vec![*grant],
-                        Via::Group { membership, grant, .. } => vec![*membership, *grant],
-                    })
-                    .filter_map(detail)
-                    .collect();
+                let granted_by = h.via.iter().flat_map(positions_of).filter_map(detail).collect();
                 let last_review =
                     decisions.get(&(h.identity.clone(), h.permission.clone())).and_then(|d| d.last()).cloned();
                 let mut flags = Vec::new();
