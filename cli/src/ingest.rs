@@ -4,9 +4,12 @@
 //! the first parses and validates every part after the ones before it (a
 //! `CheckSession` holds what the parts create: names and idempotency fingerprints), so a
 //! bad line anywhere stops the ingest before anything is stored; the second parses again
-//! and appends part by part. Standard input is copied to a temporary file during the
-//! first pass. Memory: one part of events, one line of at most `MAX_EVENT_JSON_BYTES`,
-//! and the session (about 16 bytes per event plus the names the file creates).
+//! and appends part by part. In both passes a reader thread reads the next part and
+//! parses it on every core while the part before is checked or appended (parsing JSON
+//! is most of an ingest's work). Standard input is copied to a temporary file during
+//! the first pass. Memory: three parts of events (the one being checked or appended,
+//! one waiting, one being read), and the session (about 16 bytes per event plus the
+//! names the file creates).
 
 use crate::CliError;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -144,7 +147,7 @@ impl<R: BufRead> Lines<R> {
                 break;
             }
             any = true;
-            let (take, done) = match memchr(chunk) {
+            let (take, done) = match memchr::memchr(b'\n', chunk) {
                 Some(i) => (i + 1, true),
                 None => (chunk.len(), false),
             };
@@ -189,10 +192,6 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-fn memchr(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
-}
-
 /// Where the input comes from in each pass.
 enum Input {
     File(std::fs::File),
@@ -216,6 +215,119 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
     }
 }
 
+/// How a line failed to become an event.
+enum Bad {
+    /// Not JSON, or not an event: the reason and the line's text.
+    Parse(String, String),
+    /// Longer than an event may be, or not UTF-8: the reason.
+    Unreadable(String),
+}
+
+/// A part of the input: its lines' numbers, each parsed into an event or why not.
+type Part = Vec<(usize, Result<NewEvent, Bad>)>;
+
+/// Reads the input's lines from `from_line` on, but those in `skip` and the blank ones,
+/// a part of [`PART_EVENTS`] at a time, parses each part on every core and sends it on.
+/// Runs beside the check or the append of the part before, so that parsing (most of an
+/// ingest's work) overlaps the writer's. Stops early when the receiver is gone.
+fn read_parts(
+    input: Box<dyn Read + Send>,
+    name: &str,
+    from_line: usize,
+    skip: &BTreeSet<usize>,
+    bar: &ProgressBar,
+    parts: std::sync::mpsc::SyncSender<Result<Part, CliError>>,
+) {
+    let mut lines = Lines::new(std::io::BufReader::with_capacity(1 << 20, input));
+    // The part's text, one string, and each line's number and span in it (or why it
+    // has no text): parsed after the whole part is read.
+    let mut text = String::new();
+    let mut spans: Vec<(usize, Result<std::ops::Range<usize>, String>)> = Vec::with_capacity(PART_EVENTS);
+    let parse = |text: &str, spans: &mut Vec<(usize, Result<std::ops::Range<usize>, String>)>| -> Part {
+        let parsed = tenure_projections::reports::par_map(
+            spans,
+            || (),
+            |_, (n, span)| {
+                let event = match span {
+                    Ok(range) => {
+                        let line = &text[range.clone()];
+                        NewEvent::from_json(line).map_err(|e| Bad::Parse(e.to_string(), line.to_string()))
+                    }
+                    Err(why) => Err(Bad::Unreadable(why.clone())),
+                };
+                (*n, event)
+            },
+        );
+        spans.clear();
+        parsed
+    };
+    loop {
+        let next = match lines.next_line(name) {
+            Ok(next) => next,
+            Err(e) => {
+                let _ = parts.send(Err(e));
+                return;
+            }
+        };
+        let Some((n, line)) = next else { break };
+        if n < from_line || skip.contains(&n) {
+            continue;
+        }
+        match line {
+            Line::Text(t) if t.trim().is_empty() => continue,
+            Line::Text(t) => {
+                bar.inc(t.len() as u64 + 1);
+                let at = text.len();
+                text.push_str(t);
+                spans.push((n, Ok(at..text.len())));
+            }
+            Line::TooLong => spans.push((n, Err(format!("line longer than {MAX_EVENT_JSON_BYTES} bytes")))),
+            Line::NotUtf8(at) => spans.push((n, Err(format!("not UTF-8 (byte {} of the line)", at + 1)))),
+        }
+        if spans.len() == PART_EVENTS {
+            let part = parse(&text, &mut spans);
+            text.clear();
+            if parts.send(Ok(part)).is_err() {
+                return;
+            }
+        }
+    }
+    if !spans.is_empty() {
+        let part = parse(&text, &mut spans);
+        let _ = parts.send(Ok(part));
+    }
+}
+
+/// Runs `consume` on each part of the input as [`read_parts`] reads and parses it on
+/// other threads.
+fn each_part(
+    input: Box<dyn Read + Send>,
+    name: &str,
+    from_line: usize,
+    skip: &BTreeSet<usize>,
+    bar: &ProgressBar,
+    mut consume: impl FnMut(Part) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    std::thread::scope(|scope| {
+        // One part waits while the one before is checked or appended: memory holds three.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let reader = scope.spawn(move || read_parts(input, name, from_line, skip, bar, tx));
+        let mut outcome = Ok(());
+        for part in rx.iter() {
+            outcome = part.and_then(&mut consume);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        // Dropping the receiver (on an error) stops the reader at its next part.
+        drop(rx);
+        if let Err(panic) = reader.join() {
+            std::panic::resume_unwind(panic);
+        }
+        outcome
+    })
+}
+
 /// Ingests one file (or standard input for `-`), from line `from_line` on.
 pub fn ingest_file(
     store: &Store,
@@ -225,10 +337,10 @@ pub fn ingest_file(
 ) -> Result<Summary, CliError> {
     let name = path.display().to_string();
     let skipping = rejects.is_some();
-    let (first_pass, input): (Box<dyn Read>, Input) = if name == "-" {
+    let (first_pass, input): (Box<dyn Read + Send>, Input) = if name == "-" {
         let spool = tempfile::tempfile().map_err(|e| CliError::failure(format!("a temporary file: {e}")))?;
         let copy = spool.try_clone().map_err(|e| CliError::failure(format!("a temporary file: {e}")))?;
-        let tee = Tee { inner: std::io::stdin().lock(), copy: Some(std::io::BufWriter::new(copy)) };
+        let tee = Tee { inner: std::io::stdin(), copy: Some(std::io::BufWriter::new(copy)) };
         (Box::new(tee), Input::Spooled(spool))
     } else {
         let open = || std::fs::File::open(path).map_err(|e| CliError::input(format!("{name}: {e}")));
@@ -247,19 +359,37 @@ pub fn ingest_file(
     let mut bad: Vec<Reject> = Vec::new();
     let mut skip_lines: BTreeSet<usize> = BTreeSet::new();
     let mut dup_lines: BTreeSet<usize> = BTreeSet::new();
-    let mut part: Vec<NewEvent> = Vec::with_capacity(PART_EVENTS);
-    let mut part_lines: Vec<usize> = Vec::with_capacity(PART_EVENTS);
-    let check = |part: &mut Vec<NewEvent>,
-                 part_lines: &mut Vec<usize>,
+    let check = |parsed: Part,
                  bad: &mut Vec<Reject>,
                  skip_lines: &mut BTreeSet<usize>,
                  dup_lines: &mut BTreeSet<usize>|
      -> Result<(), CliError> {
+        let mut part: Vec<NewEvent> = Vec::with_capacity(parsed.len());
+        let mut part_lines: Vec<usize> = Vec::with_capacity(parsed.len());
+        for (n, event) in parsed {
+            match event {
+                Ok(e) => {
+                    part.push(e);
+                    part_lines.push(n);
+                }
+                Err(Bad::Parse(error, raw)) if skipping => {
+                    bad.push(Reject { line: n, error, raw });
+                    skip_lines.insert(n);
+                }
+                Err(Bad::Unreadable(error)) if skipping => {
+                    bad.push(Reject { line: n, error, raw: String::new() });
+                    skip_lines.insert(n);
+                }
+                Err(Bad::Parse(error, _) | Bad::Unreadable(error)) => {
+                    return Err(CliError::input(format!("{name}:{n}: {error}")))
+                }
+            }
+        }
         // The part is shared with the writer, not copied. A rejected event (when skipping)
         // is set aside and the check goes on after it: the events before it passed, so
         // they are checked again alone and join the session. Each event is checked at
         // most twice: linear in the part, whatever the number of rejections.
-        let events = std::sync::Arc::new(std::mem::take(part));
+        let events = std::sync::Arc::new(part);
         let mut from = 0;
         let mut note_duplicates = |outcomes: &[Outcome], start: usize| {
             for (o, &line) in outcomes.iter().zip(&part_lines[start..]) {
@@ -291,47 +421,16 @@ pub fn ingest_file(
                 Err(e) => return Err(e.into()),
             }
         }
-        part_lines.clear();
         Ok(())
     };
-    {
-        let mut lines = Lines::new(std::io::BufReader::with_capacity(1 << 20, first_pass));
-        while let Some((n, line)) = lines.next_line(&name)? {
-            if n < from_line {
-                continue;
-            }
-            let parsed = match line {
-                Line::Text(t) if t.trim().is_empty() => continue,
-                Line::Text(t) => {
-                    bar.inc(t.len() as u64 + 1);
-                    NewEvent::from_json(t).map_err(|e| (e.to_string(), t.to_string()))
-                }
-                Line::TooLong => Err((format!("line longer than {MAX_EVENT_JSON_BYTES} bytes"), String::new())),
-                Line::NotUtf8(at) => Err((format!("not UTF-8 (byte {} of the line)", at + 1), String::new())),
-            };
-            match parsed {
-                Ok(e) => {
-                    part.push(e);
-                    part_lines.push(n);
-                    if part.len() == PART_EVENTS {
-                        check(&mut part, &mut part_lines, &mut bad, &mut skip_lines, &mut dup_lines)?;
-                    }
-                }
-                Err((error, raw)) if skipping => {
-                    bad.push(Reject { line: n, error, raw });
-                    skip_lines.insert(n);
-                }
-                Err((error, _)) => return Err(CliError::input(format!("{name}:{n}: {error}"))),
-            }
-        }
-        if !part.is_empty() {
-            check(&mut part, &mut part_lines, &mut bad, &mut skip_lines, &mut dup_lines)?;
-        }
-    }
+    let none = BTreeSet::new();
+    each_part(first_pass, &name, from_line, &none, &bar, |part| {
+        check(part, &mut bad, &mut skip_lines, &mut dup_lines)
+    })?;
 
     // Pass 2: the same lines again, appended part by part.
     bar.set_message(format!("storing {name}"));
-    let second: Box<dyn Read> = match input {
+    let second: Box<dyn Read + Send> = match input {
         Input::File(f) => Box::new(f),
         Input::Spooled(mut f) => {
             use std::io::Seek;
@@ -341,13 +440,26 @@ pub fn ingest_file(
     };
     let mut summary = Summary::default();
     let mut conflicts: Vec<String> = Vec::new();
-    let mut lines = Lines::new(std::io::BufReader::with_capacity(1 << 20, second));
     let mut last_line_stored = from_line.saturating_sub(1);
-    let mut append = |part: &mut Vec<NewEvent>,
-                      part_lines: &mut Vec<usize>,
-                      summary: &mut Summary,
-                      conflicts: &mut Vec<String>|
-     -> Result<(), CliError> {
+    let mut append = |parsed: Part, summary: &mut Summary, conflicts: &mut Vec<String>| -> Result<(), CliError> {
+        let mut part: Vec<NewEvent> = Vec::with_capacity(parsed.len());
+        let mut part_lines: Vec<usize> = Vec::with_capacity(parsed.len());
+        for (n, event) in parsed {
+            match event {
+                Ok(e) => {
+                    part.push(e);
+                    part_lines.push(n);
+                }
+                Err(Bad::Parse(e, _)) => {
+                    return Err(CliError::input(format!("{name}:{n}: {e} (the file changed?)")));
+                }
+                Err(Bad::Unreadable(_)) => {
+                    return Err(CliError::input(format!(
+                        "{name}:{n}: the file changed between the check and the append"
+                    )));
+                }
+            }
+        }
         // Events first delivered before: kept to compare with what was stored.
         let redelivered: Vec<(usize, usize, NewEvent)> = part_lines
             .iter()
@@ -355,7 +467,7 @@ pub fn ingest_file(
             .filter(|(_, n)| dup_lines.contains(n))
             .map(|(i, &n)| (i, n, part[i].clone()))
             .collect();
-        let outcomes = match store.append(std::mem::take(part)) {
+        let outcomes = match store.append(part) {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 let stored = match summary.appended {
@@ -400,31 +512,9 @@ pub fn ingest_file(
             }
         }
         last_line_stored = *part_lines.last().unwrap_or(&last_line_stored);
-        part_lines.clear();
         Ok(())
     };
-    while let Some((n, line)) = lines.next_line(&name)? {
-        if n < from_line || skip_lines.contains(&n) {
-            continue;
-        }
-        let Line::Text(t) = line else {
-            return Err(CliError::input(format!("{name}:{n}: the file changed between the check and the append")));
-        };
-        bar.inc(t.len() as u64 + 1);
-        if t.trim().is_empty() {
-            continue;
-        }
-        let event =
-            NewEvent::from_json(t).map_err(|e| CliError::input(format!("{name}:{n}: {e} (the file changed?)")))?;
-        part.push(event);
-        part_lines.push(n);
-        if part.len() == PART_EVENTS {
-            append(&mut part, &mut part_lines, &mut summary, &mut conflicts)?;
-        }
-    }
-    if !part.is_empty() {
-        append(&mut part, &mut part_lines, &mut summary, &mut conflicts)?;
-    }
+    each_part(second, &name, from_line, &skip_lines, &bar, |part| append(part, &mut summary, &mut conflicts))?;
     bar.finish_and_clear();
     for c in &conflicts {
         eprintln!("tenure: warning: {}", crate::output::clean(c));

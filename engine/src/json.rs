@@ -4,6 +4,7 @@ use crate::event::{EventData, FieldError, NewEvent};
 use crate::time::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -13,11 +14,15 @@ pub const MAX_EVENT_JSON_BYTES: usize = 64 * 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawEnvelope {
+struct RawEnvelope<'a> {
     #[serde(rename = "type")]
     kind: Option<Value>,
     effective_at: Option<Value>,
-    data: Option<Value>,
+    /// The text of `data`, parsed straight into its type once `type` is known (no
+    /// `Value` tree in between). (`null`, as for every field, is
+    /// missing.)
+    #[serde(borrow, default, deserialize_with = "raw_text")]
+    data: Option<&'a RawValue>,
     id: Option<Value>,
     source: Option<Value>,
     source_event_id: Option<Value>,
@@ -42,8 +47,13 @@ fn required_string(field: &str, value: Option<Value>) -> Result<String, FieldErr
     optional_string(field, value)?.ok_or_else(|| FieldError::new(field, "missing"))
 }
 
-fn data_as<T: DeserializeOwned>(data: Value) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize(data).map_err(|e| {
+fn raw_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+fn data_as<T: DeserializeOwned>(data: &RawValue) -> Result<T, FieldError> {
+    let mut de = serde_json::Deserializer::from_str(data.get());
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." || path.is_empty() { "data".to_string() } else { format!("data.{path}") };
         let inner = e.into_inner().to_string();
@@ -86,7 +96,8 @@ pub fn parse_event(line: &str) -> Result<NewEvent, FieldError> {
     let effective_at =
         Timestamp::parse_rfc3339(&effective_text).map_err(|e| FieldError::new("effective_at", e.to_string()))?;
     let data = match raw.data {
-        Some(Value::Object(map)) => Value::Object(map),
+        Some(text) if text.get() == "null" => return Err(FieldError::new("data", "missing")),
+        Some(text) if text.get().starts_with('{') => text,
         Some(_) => return Err(FieldError::new("data", "expected an object")),
         None => return Err(FieldError::new("data", "missing")),
     };
@@ -114,7 +125,7 @@ pub fn parse_event(line: &str) -> Result<NewEvent, FieldError> {
 macro_rules! define_parse_data {
     ($($code:literal => $name:literal, $variant:ident($body:ty);)*) => {
         /// The `data` of an event of type `kind`, by the registry (`for_each_event_type!`).
-        fn parse_data(kind: &str, data: Value) -> Result<EventData, FieldError> {
+        fn parse_data(kind: &str, data: &RawValue) -> Result<EventData, FieldError> {
             match kind {
                 $($name => data_as(data).map(EventData::$variant),)*
                 other => Err(FieldError::new("type", format!("unknown event type '{other}'"))),
