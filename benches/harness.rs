@@ -9,17 +9,20 @@
 //!
 //! Baselines: raw sled (one key per event, `apply_batch` of 1,000 then `flush`) for
 //! ingest, scan and bytes on disk; the disk's own sequential write rate (1 MiB writes,
-//! one fdatasync each); the naive fold of the tests for queries. Results go to stdout as
+//! one fdatasync each); the naive fold of the tests for queries; and a peer, what a team
+//! would build instead: the same events in SQLite, access and holders at T by SQL
+//! (`sqlite_peer.rs`), its answers compared with Tenure's. Results go to stdout as
 //! a table and to `target/bench-results/harness-<events>.json`.
 
 #[path = "../tests/common/oracle.rs"]
 mod oracle;
+mod sqlite_peer;
 
 /// The allocator of the `tenure` binary, so that the harness measures what it runs.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -44,6 +47,10 @@ struct Args {
     /// Add a run at 100M events.
     #[arg(long)]
     large: bool,
+    /// Load the SQLite peer (and time its queries) up to this many events: at 10M its
+    /// load alone takes many minutes.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    peer_max: usize,
     /// The CI smoke run: fewer samples and shorter budgets.
     #[arg(long)]
     quick: bool,
@@ -715,6 +722,109 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         serde_json::json!({"ns_per_holder": per_holder, "holders": holder_count}),
     );
     drop(log);
+
+    // --- The peer: the same events in SQLite, the same questions by SQL, in this run.
+    if n <= args.peer_max {
+        let path = base.path().join("sqlite-peer.db");
+        let mut peer = sqlite_peer::Peer::create(&path).expect("sqlite");
+        let mut spent = Duration::ZERO;
+        for_each_batch(n, |batch| {
+            let t = Instant::now();
+            peer.append(&batch).expect("sqlite append");
+            spent += t.elapsed();
+        });
+        let peer_rate = n as f64 / spent.as_secs_f64();
+        report.add(
+            "sqlite_ingest",
+            "durable ingest vs SQLite, batches of 1000 (events/s)",
+            format!("{ingest_rate:.0}"),
+            format!("sqlite {peer_rate:.0}"),
+            Some(ingest_rate / peer_rate),
+            serde_json::json!({"tenure": ingest_rate, "sqlite": peer_rate}),
+        );
+        let peer_bytes = ["", "-wal", "-shm"]
+            .iter()
+            .map(|x| std::fs::metadata(format!("{}{x}", path.display())).map(|m| m.len()).unwrap_or(0))
+            .sum::<u64>() as f64
+            / n as f64;
+        report.add(
+            "sqlite_bytes",
+            "bytes on disk per event, all files, vs SQLite",
+            format!("{all_bytes:.0}"),
+            format!("sqlite {peer_bytes:.0}"),
+            Some(all_bytes / peer_bytes),
+            serde_json::json!({"tenure": all_bytes, "sqlite": peer_bytes}),
+        );
+        // The same samples to both, answers compared (entitlements, holders; no provenance).
+        let mut paired = |key: &str,
+                          what: &str,
+                          samples: usize,
+                          ask: &mut dyn FnMut(&mut Rng) -> (Duration, Duration, bool)| {
+            let (mut ours, mut theirs, mut differ) = (Vec::new(), Vec::new(), 0usize);
+            let budget = Instant::now();
+            while ours.len() < samples && (ours.len() < 20 || budget.elapsed() < time_budget) {
+                let (a, b, same) = ask(&mut rng);
+                ours.push(a);
+                theirs.push(b);
+                differ += usize::from(!same);
+            }
+            let done = ours.len();
+            let ((p50, p99, _), (sp50, sp99, _)) = (percentiles(ours), percentiles(theirs));
+            report.add(
+                key,
+                what,
+                format!("p50 {p50:.1} p99 {p99:.1} µs"),
+                format!("sqlite p50 {sp50:.0} µs, {differ}/{done} differ"),
+                Some(sp50 / p50),
+                serde_json::json!({"p50_us": p50, "p99_us": p99, "sqlite_p50_us": sp50, "sqlite_p99_us": sp99, "samples": done, "answers_differ": differ}),
+            );
+        };
+        let mut shown = false;
+        paired("sqlite_access", "access of identity at T vs SQLite", samples, &mut |rng| {
+            let (id, t) = pick(rng);
+            let s = Instant::now();
+            let ours: BTreeSet<(String, String)> = index
+                .access(&id, t, AsOf::Head)
+                .map(|v| v.into_iter().map(|h| (h.resource, h.permission)).collect())
+                .unwrap_or_default();
+            let a = s.elapsed();
+            let s = Instant::now();
+            let theirs = peer.access(&id, t.as_micros()).expect("sqlite access");
+            if ours != theirs && !shown {
+                shown = true;
+                println!("    (first difference: access of {id} at {t}: Tenure {ours:?}, SQLite {theirs:?})");
+            }
+            (a, s.elapsed(), ours == theirs)
+        });
+        let mut shown = false;
+        paired("sqlite_holders", "holders of an entitlement at T vs SQLite", samples / 10, &mut |rng| {
+            let name = ents[rng.below(ents.len() as u64) as usize];
+            let e = Target::parse(name).expect("target");
+            let (resource, permission) = name.split_once('#').expect("short form");
+            let (_, t) = pick(rng);
+            let s = Instant::now();
+            let ours: BTreeSet<String> =
+                index.holders(&e, t, AsOf::Head).expect("holders").into_iter().map(|h| h.identity).collect();
+            let a = s.elapsed();
+            let s = Instant::now();
+            let theirs = peer.holders(resource, permission, t.as_micros()).expect("sqlite holders");
+            if ours != theirs && !shown {
+                shown = true;
+                let only =
+                    |a: &BTreeSet<String>, b: &BTreeSet<String>| a.difference(b).take(3).cloned().collect::<Vec<_>>();
+                println!(
+                    "    (first difference: {name} at {t}: only Tenure {:?}, only SQLite {:?})",
+                    only(&ours, &theirs),
+                    only(&theirs, &ours)
+                );
+            }
+            (a, s.elapsed(), ours == theirs)
+        });
+        drop(peer);
+        if !args.keep {
+            std::fs::remove_file(&path).ok();
+        }
+    }
 
     // --- What a user feels: a one-shot `tenure access` process on this store.
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/tenure");

@@ -428,6 +428,10 @@ pub fn ingest_file(
         check(part, &mut bad, &mut skip_lines, &mut dup_lines)
     })?;
 
+    // What pass 1 learned is in `skip_lines` and `dup_lines`; the session's fingerprints
+    // and names (tens of bytes per event) go before the writer builds its own.
+    drop(session);
+
     // Pass 2: the same lines again, appended part by part.
     bar.set_message(format!("storing {name}"));
     let second: Box<dyn Read + Send> = match input {
