@@ -30,7 +30,7 @@ pub(crate) fn unzigzag(x: u64) -> i64 {
     ((x >> 1) as i64) ^ -((x & 1) as i64)
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
@@ -149,11 +149,11 @@ impl<'a> Reader<'a> {
         Ok(x)
     }
 
-    fn u32(&mut self) -> Result<u32, Malformed> {
+    pub(crate) fn u32(&mut self) -> Result<u32, Malformed> {
         u32::try_from(self.varint()?).map_err(|_| Malformed)
     }
 
-    fn str(&mut self) -> Result<&'a str, Malformed> {
+    pub(crate) fn str(&mut self) -> Result<&'a str, Malformed> {
         let len = usize::try_from(self.varint()?).map_err(|_| Malformed)?;
         let end = self.at.checked_add(len).ok_or(Malformed)?;
         let s = self.b.get(self.at..end).ok_or(Malformed)?;
@@ -162,7 +162,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A time written by [`put_time`].
-    fn time(&mut self) -> Result<i64, Malformed> {
+    pub(crate) fn time(&mut self) -> Result<i64, Malformed> {
         Ok(self.time_or_none()?.unwrap_or(NEVER))
     }
 

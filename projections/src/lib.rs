@@ -18,6 +18,7 @@
 
 pub mod answers;
 mod codec;
+mod ents;
 pub mod error;
 pub mod fold;
 pub mod frozen;

@@ -36,20 +36,19 @@
 use crate::error::{CorruptIndex, WriteError};
 use crate::model::{Filed, GroupOp, IdOp};
 use crate::recorded::{RecordedTimes, RecordedWriter};
-use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use tenure_engine::Entitlement;
 
 mod reader;
+mod small;
 mod writer;
 
 pub(crate) use self::reader::*;
 pub(crate) use self::writer::*;
 
 const MAGIC: &[u8; 8] = b"TENUIDX\0";
-const VERSION: u32 = 5;
+const VERSION: u32 = 6;
 const SECTIONS: usize = 18;
 /// Bytes per checked block: every section carries a CRC-32 per block of this many bytes
 /// (in the `Blocks` section), so that a query checks only the blocks it reads.
@@ -104,11 +103,11 @@ const SECTION_NAMES: [&str; SECTIONS] = [
 
 /// What a frozen index file holds besides the per-subject lists: small enough to load
 /// whole at open.
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Default, Debug)]
 pub(crate) struct Small {
     pub groups: Vec<String>,
     pub group_events: Vec<Vec<Filed<GroupOp>>>,
-    pub ents: Vec<Entitlement>,
+    pub ents: crate::ents::EntTable,
     pub group_holders: Vec<Vec<u32>>,
     /// Per entitlement, the identities with a review decision of it.
     pub reviewed: Vec<Vec<u32>>,
@@ -219,7 +218,7 @@ mod tests {
             index.apply(&event(i as u64 + 1, data));
         }
         let bytes = index.to_bytes();
-        assert_eq!((bytes.len(), crc32fast::hash(&bytes)), (4516, 3203722401), "the index file format changed");
+        assert_eq!((bytes.len(), crc32fast::hash(&bytes)), (4506, 2645533778), "the index file format changed");
     }
 
     /// A file whose offset tables are `u64` (the form of a list section past 4 GiB) reads

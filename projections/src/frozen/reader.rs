@@ -394,6 +394,6 @@ impl Frozen {
         if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
             return Err(self.corrupt("the group and entitlement tables fail their checksum"));
         }
-        rmp_serde::from_slice(&b[4..]).map_err(|e| self.corrupt(&e.to_string()))
+        super::small::decode_small(&b[4..]).map_err(|_| self.corrupt("the group and entitlement tables do not decode"))
     }
 }

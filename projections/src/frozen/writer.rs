@@ -178,7 +178,8 @@ pub(crate) fn write_with<W: Write + Seek>(
     w.table(S::RunsOff, S::Runs, runs.len() as u32, |w, ent| Ok(w.checked(&runs[ent as usize])?))?;
 
     let start = w.at;
-    let small = rmp_serde::to_vec(&src.small()).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut small = Vec::new();
+    super::small::encode_small(&src.small(), &mut small)?;
     w.checked(&small)?;
     w.section(S::Small, start);
 

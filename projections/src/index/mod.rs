@@ -18,6 +18,7 @@ pub use crate::lists::Interner;
 use crate::lists::Tail;
 
 mod apply;
+use crate::ents::EntTable;
 use crate::model::{CredentialAction, CredentialOp, Filed, GroupOp, IdOp, JoinedOp, PackedAttrs, NEVER};
 use std::borrow::Cow;
 use std::path::Path;
@@ -50,7 +51,7 @@ pub struct AccessIndex {
     /// Names of the identities that are not in the frozen file.
     pub(crate) identities: Interner,
     pub(crate) groups: Interner,
-    pub(crate) ents: Vec<Entitlement>,
+    pub(crate) ents: EntTable,
     /// Entitlement and resource names → ids, made from `ents` when first asked for: a
     /// one-shot query about an identity never needs them (30,000 entitlements at 10M
     /// events cost a few ms to hash).
@@ -85,10 +86,10 @@ pub(crate) struct EntNames {
 }
 
 impl EntNames {
-    fn of(ents: &[Entitlement]) -> Self {
+    fn of(ents: &EntTable) -> Self {
         let mut names = EntNames::default();
         for (i, e) in ents.iter().enumerate() {
-            names.add(e, i as u32);
+            names.add(&e.to_entitlement(), i as u32);
         }
         names
     }

@@ -64,11 +64,11 @@ impl AccessIndex {
                     let after = self.access_of(&fold, to.as_micros(), groups, None);
                     let name = self.identity_name(id)?;
                     let change = |ent: u32, via: &Vec<Via>| {
-                        let e = &self.ents[ent as usize];
+                        let e = self.ents.get(ent);
                         render(Change {
                             identity: name.to_string(),
-                            resource: e.resource.clone(),
-                            permission: e.permission.clone(),
+                            resource: e.resource.to_string(),
+                            permission: e.permission.to_string(),
                             via: via.clone(),
                         })
                     };

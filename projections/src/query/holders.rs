@@ -32,7 +32,7 @@ impl AccessIndex {
         if let (Some(touched), Some(f)) = (&from_runs, &self.frozen) {
             let mut failed = None;
             for &ent in ents.iter().filter(|&&e| e < f.ents) {
-                let e = &self.ents[ent as usize];
+                let e = self.ents.get(ent);
                 f.runs_at(ent, t, |id, via| {
                     if touched.contains(&id) || failed.is_some() {
                         return;
@@ -108,7 +108,12 @@ impl AccessIndex {
         Some(touched)
     }
 
-    pub(super) fn holder_from_run(&self, id: u32, e: &Entitlement, via: &[RunVia]) -> Result<Holder, CorruptIndex> {
+    pub(super) fn holder_from_run(
+        &self,
+        id: u32,
+        e: crate::ents::EntName<'_>,
+        via: &[RunVia],
+    ) -> Result<Holder, CorruptIndex> {
         let mut via: Vec<Via> = via
             .iter()
             .map(|v| match *v {
@@ -123,8 +128,8 @@ impl AccessIndex {
         via.dedup();
         Ok(Holder {
             identity: self.identity_name(id)?.to_string(),
-            resource: e.resource.clone(),
-            permission: e.permission.clone(),
+            resource: e.resource.to_string(),
+            permission: e.permission.to_string(),
             via,
         })
     }
@@ -177,7 +182,7 @@ impl AccessIndex {
         if let (Some(touched), Some(f)) = (&from_runs, &self.frozen) {
             let mut failed = None;
             for &ent in ents.iter().filter(|&&e| e < f.ents) {
-                let e = &self.ents[ent as usize];
+                let e = self.ents.get(ent);
                 let mut current: Option<(u32, Vec<RunVia>)> = None;
                 let mut flush = |current: Option<(u32, Vec<RunVia>)>, out: &mut Vec<Holder>| {
                     let Some((id, via)) = current else { return };

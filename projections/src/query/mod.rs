@@ -268,8 +268,8 @@ impl AccessIndex {
         let mut out: Vec<Held> = set
             .into_iter()
             .map(|(ent, via)| {
-                let e = &self.ents[ent as usize];
-                Held { resource: e.resource.clone(), permission: e.permission.clone(), via }
+                let e = self.ents.get(ent);
+                Held { resource: e.resource.to_string(), permission: e.permission.to_string(), via }
             })
             .collect();
         out.sort_by(|a, b| (&a.resource, &a.permission).cmp(&(&b.resource, &b.permission)));

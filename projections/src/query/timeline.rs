@@ -26,7 +26,7 @@ impl AccessIndex {
         let grants = fold
             .grants
             .iter()
-            .map(|s| span(self.ents[s.key as usize].to_string(), s.from, s.to, s.opened_by, s.closed_by))
+            .map(|s| span(self.ents.get(s.key).to_string(), s.from, s.to, s.opened_by, s.closed_by))
             .collect();
         let memberships = fold
             .memberships
@@ -37,7 +37,7 @@ impl AccessIndex {
         let mut access: Vec<TimelineSpan> = runs
             .into_iter()
             .map(|run| TimelineSpan {
-                what: self.ents[run.ent as usize].to_string(),
+                what: self.ents.get(run.ent).to_string(),
                 from: to_ts(run.from),
                 to: end_ts(run.to),
                 opened_by: run.via.iter().map(via_position).max().unwrap_or(0),

@@ -182,10 +182,10 @@ impl AccessIndex {
             for (ent, (from, to, mut via)) in seen {
                 via.sort();
                 via.dedup();
-                let e = &self.ents[ent as usize];
+                let e = self.ents.get(ent);
                 believed_after.push(Believed {
-                    resource: e.resource.clone(),
-                    permission: e.permission.clone(),
+                    resource: e.resource.to_string(),
+                    permission: e.permission.to_string(),
                     via,
                     from: ts(from),
                     to: ts(to),

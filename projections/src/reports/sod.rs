@@ -111,8 +111,8 @@ impl AccessIndex {
                                 .collect();
                             via.sort();
                             via.dedup();
-                            let ent = &self.ents[e as usize];
-                            Held { resource: ent.resource.clone(), permission: ent.permission.clone(), via }
+                            let ent = self.ents.get(e);
+                            Held { resource: ent.resource.to_string(), permission: ent.permission.to_string(), via }
                         })
                         .collect();
                     // As the records stood when it began.
