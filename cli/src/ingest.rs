@@ -298,6 +298,26 @@ fn read_parts(
     }
 }
 
+/// A part's events and their line numbers; each line that is no event goes to `bad`,
+/// which stops the split with its error or lets it go on.
+fn split(
+    parsed: Part,
+    mut bad: impl FnMut(usize, Bad) -> Result<(), CliError>,
+) -> Result<(Vec<NewEvent>, Vec<usize>), CliError> {
+    let mut events = Vec::with_capacity(parsed.len());
+    let mut lines = Vec::with_capacity(parsed.len());
+    for (n, event) in parsed {
+        match event {
+            Ok(e) => {
+                events.push(e);
+                lines.push(n);
+            }
+            Err(why) => bad(n, why)?,
+        }
+    }
+    Ok((events, lines))
+}
+
 /// Runs `consume` on each part of the input as [`read_parts`] reads and parses it on
 /// other threads.
 fn each_part(
@@ -364,27 +384,19 @@ pub fn ingest_file(
                  skip_lines: &mut BTreeSet<usize>,
                  dup_lines: &mut BTreeSet<usize>|
      -> Result<(), CliError> {
-        let mut part: Vec<NewEvent> = Vec::with_capacity(parsed.len());
-        let mut part_lines: Vec<usize> = Vec::with_capacity(parsed.len());
-        for (n, event) in parsed {
-            match event {
-                Ok(e) => {
-                    part.push(e);
-                    part_lines.push(n);
-                }
-                Err(Bad::Parse(error, raw)) if skipping => {
-                    bad.push(Reject { line: n, error, raw });
-                    skip_lines.insert(n);
-                }
-                Err(Bad::Unreadable(error)) if skipping => {
-                    bad.push(Reject { line: n, error, raw: String::new() });
-                    skip_lines.insert(n);
-                }
-                Err(Bad::Parse(error, _) | Bad::Unreadable(error)) => {
-                    return Err(CliError::input(format!("{name}:{n}: {error}")))
-                }
+        let (part, part_lines) = split(parsed, |n, why| match why {
+            Bad::Parse(error, raw) if skipping => {
+                bad.push(Reject { line: n, error, raw });
+                skip_lines.insert(n);
+                Ok(())
             }
-        }
+            Bad::Unreadable(error) if skipping => {
+                bad.push(Reject { line: n, error, raw: String::new() });
+                skip_lines.insert(n);
+                Ok(())
+            }
+            Bad::Parse(error, _) | Bad::Unreadable(error) => Err(CliError::input(format!("{name}:{n}: {error}"))),
+        })?;
         // The part is shared with the writer, not copied. A rejected event (when skipping)
         // is set aside and the check goes on after it: the events before it passed, so
         // they are checked again alone and join the session. Each event is checked at
@@ -446,24 +458,12 @@ pub fn ingest_file(
     let mut conflicts: Vec<String> = Vec::new();
     let mut last_line_stored = from_line.saturating_sub(1);
     let mut append = |parsed: Part, summary: &mut Summary, conflicts: &mut Vec<String>| -> Result<(), CliError> {
-        let mut part: Vec<NewEvent> = Vec::with_capacity(parsed.len());
-        let mut part_lines: Vec<usize> = Vec::with_capacity(parsed.len());
-        for (n, event) in parsed {
-            match event {
-                Ok(e) => {
-                    part.push(e);
-                    part_lines.push(n);
-                }
-                Err(Bad::Parse(e, _)) => {
-                    return Err(CliError::input(format!("{name}:{n}: {e} (the file changed?)")));
-                }
-                Err(Bad::Unreadable(_)) => {
-                    return Err(CliError::input(format!(
-                        "{name}:{n}: the file changed between the check and the append"
-                    )));
-                }
-            }
-        }
+        let (part, part_lines) = split(parsed, |n, why| {
+            Err(CliError::input(match why {
+                Bad::Parse(e, _) => format!("{name}:{n}: {e} (the file changed?)"),
+                Bad::Unreadable(_) => format!("{name}:{n}: the file changed between the check and the append"),
+            }))
+        })?;
         // Events first delivered before: kept to compare with what was stored.
         let redelivered: Vec<(usize, usize, NewEvent)> = part_lines
             .iter()
