@@ -7,8 +7,8 @@
 //! and appends part by part. In both passes a reader thread reads the next part and
 //! parses it on every core while the part before is checked or appended (parsing JSON
 //! is most of an ingest's work). Standard input is copied to a temporary file during
-//! the first pass. Memory: three parts of events (the one being checked or appended,
-//! one waiting, one being read), and the session (about 16 bytes per event plus the
+//! the first pass. Memory: three parts of events of about `PART_BYTES` of text at most
+//! (the one being checked or appended, one waiting, one being read), and the session (about 16 bytes per event plus the
 //! names the file creates).
 
 use crate::CliError;
@@ -21,6 +21,9 @@ use tenure_engine::{CheckSession, NewEvent, Outcome, Store};
 
 /// Events per part: validated, then appended, as one batch.
 pub const PART_EVENTS: usize = 1 << 16;
+/// A part also ends once its lines hold this many bytes, so that a file of long lines
+/// (up to `MAX_EVENT_JSON_BYTES` each) keeps parts as small in memory as ordinary ones.
+pub const PART_BYTES: usize = 32 << 20;
 /// A line with no end within this many bytes is not JSONL: the ingest stops.
 pub const MAX_SKIPPED_LINE_BYTES: usize = 64 << 20;
 /// Conflicting re-deliveries printed one by one (the rest are counted).
@@ -227,7 +230,8 @@ enum Bad {
 type Part = Vec<(usize, Result<NewEvent, Bad>)>;
 
 /// Reads the input's lines from `from_line` on, but those in `skip` and the blank ones,
-/// a part of [`PART_EVENTS`] at a time, parses each part on every core and sends it on.
+/// a part of [`PART_EVENTS`] lines (or about [`PART_BYTES`]) at a time, parses each part
+/// on every core and sends it on.
 /// Runs beside the check or the append of the part before, so that parsing (most of an
 /// ingest's work) overlaps the writer's. Stops early when the receiver is gone.
 fn read_parts(
@@ -284,7 +288,7 @@ fn read_parts(
             Line::TooLong => spans.push((n, Err(format!("line longer than {MAX_EVENT_JSON_BYTES} bytes")))),
             Line::NotUtf8(at) => spans.push((n, Err(format!("not UTF-8 (byte {} of the line)", at + 1)))),
         }
-        if spans.len() == PART_EVENTS {
+        if spans.len() == PART_EVENTS || text.len() >= PART_BYTES {
             let part = parse(&text, &mut spans);
             text.clear();
             if parts.send(Ok(part)).is_err() {

@@ -128,6 +128,42 @@ fn a_bad_line_names_file_line_and_field_and_stores_nothing_of_the_file() {
     assert!(stderr(&o).starts_with(&format!("tenure: {}: ", missing.display())), "{}", stderr(&o));
 }
 
+/// Lines near the longest an event may be end a part by its bytes (`PART_BYTES`) long
+/// before its count: the check still covers the whole file, the duplicate in a later
+/// part is known as one, and a bad last line still stores nothing.
+#[test]
+fn a_file_of_long_lines_is_checked_whole_across_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let long = "x".repeat(60_000);
+    let line = |k: usize, who: &str| {
+        format!(
+            r#"{{"type":"identity.joined","effective_at":"2024-01-01T00:00:00Z","source":"hr","source_event_id":"{k}","data":{{"identity":"{who}","kind":"human","attributes":{{"note":"{long}"}}}}}}"#
+        ) + "\n"
+    };
+    // 700 lines of about 60 KB: two parts by their bytes.
+    let mut text: String = (0..699).map(|k| line(k, &format!("p{k}"))).collect();
+    text.push_str(&line(0, "p0"));
+    let bad =
+        text.clone() + r#"{"type":"identity.left","effective_at":"2024-02-01T00:00:00Z","data":{"identity":"nobody"}}"#;
+    let f = write(dir.path(), "bad.jsonl", &bad);
+    let o = tenure(&data, &["ingest", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with(&format!("tenure: {}:701: field data.identity: unknown identity", f.display())),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !data.join("events.log").exists() || tenure(&data, &["log"]).stdout.is_empty(),
+        "nothing of the file is stored"
+    );
+    let f = write(dir.path(), "good.jsonl", &text);
+    let o = tenure(&data, &["ingest", f.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("{}: 699 appended (positions 1..699), 1 duplicate skipped\n", f.display()));
+}
+
 #[test]
 fn skip_invalid_stores_the_good_lines_and_writes_the_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
