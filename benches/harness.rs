@@ -135,6 +135,9 @@ impl Rng {
     }
 }
 
+/// One sample asked of Tenure and of the SQLite peer: each one's time, and what differed.
+type PeerSample = (Duration, Duration, Option<String>);
+
 struct Report {
     rows: Vec<(String, String, String, String)>,
     json: BTreeMap<String, serde_json::Value>,
@@ -755,18 +758,21 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             Some(all_bytes / peer_bytes),
             serde_json::json!({"tenure": all_bytes, "sqlite": peer_bytes}),
         );
-        // The same samples to both, answers compared (entitlements, holders; no provenance).
-        let mut paired = |key: &str,
-                          what: &str,
-                          samples: usize,
-                          ask: &mut dyn FnMut(&mut Rng) -> (Duration, Duration, bool)| {
+        // The same samples to both, answers compared (entitlements, holders; no
+        // provenance): `ask` times both and describes a difference; the first is shown.
+        let mut paired = |key: &str, what: &str, samples: usize, ask: &mut dyn FnMut(&mut Rng) -> PeerSample| {
             let (mut ours, mut theirs, mut differ) = (Vec::new(), Vec::new(), 0usize);
             let budget = Instant::now();
             while ours.len() < samples && (ours.len() < 20 || budget.elapsed() < time_budget) {
-                let (a, b, same) = ask(&mut rng);
+                let (a, b, difference) = ask(&mut rng);
                 ours.push(a);
                 theirs.push(b);
-                differ += usize::from(!same);
+                if let Some(d) = difference {
+                    if differ == 0 {
+                        println!("    (first difference: {d})");
+                    }
+                    differ += 1;
+                }
             }
             let done = ours.len();
             let ((p50, p99, _), (sp50, sp99, _)) = (percentiles(ours), percentiles(theirs));
@@ -779,7 +785,6 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
                 serde_json::json!({"p50_us": p50, "p99_us": p99, "sqlite_p50_us": sp50, "sqlite_p99_us": sp99, "samples": done, "answers_differ": differ}),
             );
         };
-        let mut shown = false;
         paired("sqlite_access", "access of identity at T vs SQLite", samples, &mut |rng| {
             let (id, t) = pick(rng);
             let s = Instant::now();
@@ -790,13 +795,9 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             let a = s.elapsed();
             let s = Instant::now();
             let theirs = peer.access(&id, t.as_micros()).expect("sqlite access");
-            if ours != theirs && !shown {
-                shown = true;
-                println!("    (first difference: access of {id} at {t}: Tenure {ours:?}, SQLite {theirs:?})");
-            }
-            (a, s.elapsed(), ours == theirs)
+            let b = s.elapsed();
+            (a, b, (ours != theirs).then(|| format!("access of {id} at {t}: Tenure {ours:?}, SQLite {theirs:?}")))
         });
-        let mut shown = false;
         paired("sqlite_holders", "holders of an entitlement at T vs SQLite", samples / 10, &mut |rng| {
             let name = ents[rng.below(ents.len() as u64) as usize];
             let e = Target::parse(name).expect("target");
@@ -808,17 +809,13 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
             let a = s.elapsed();
             let s = Instant::now();
             let theirs = peer.holders(resource, permission, t.as_micros()).expect("sqlite holders");
-            if ours != theirs && !shown {
-                shown = true;
-                let only =
-                    |a: &BTreeSet<String>, b: &BTreeSet<String>| a.difference(b).take(3).cloned().collect::<Vec<_>>();
-                println!(
-                    "    (first difference: {name} at {t}: only Tenure {:?}, only SQLite {:?})",
-                    only(&ours, &theirs),
-                    only(&theirs, &ours)
-                );
-            }
-            (a, s.elapsed(), ours == theirs)
+            let b = s.elapsed();
+            let only =
+                |x: &BTreeSet<String>, y: &BTreeSet<String>| x.difference(y).take(3).cloned().collect::<Vec<_>>();
+            let difference = (ours != theirs).then(|| {
+                format!("{name} at {t}: only Tenure {:?}, only SQLite {:?}", only(&ours, &theirs), only(&theirs, &ours))
+            });
+            (a, b, difference)
         });
         drop(peer);
         if !args.keep {

@@ -83,11 +83,14 @@ pub(crate) fn decode_small(b: &[u8]) -> Result<Small, Malformed> {
         }
         Ok(n)
     };
-    let ids = |r: &mut Reader<'_>| -> Result<Vec<Vec<u32>>, Malformed> {
+    // One list per entitlement: their count must be the entitlements' (so that a damaged
+    // count cannot ask for a huge vector either).
+    let ids = |r: &mut Reader<'_>, ents: usize| -> Result<Vec<Vec<u32>>, Malformed> {
         let n = usize::try_from(r.varint()?).map_err(|_| Malformed)?;
-        let mut lists = Vec::new();
-        lists.try_reserve_exact(n).map_err(|_| Malformed)?;
-        lists.resize(n, Vec::new());
+        if n != ents {
+            return Err(Malformed);
+        }
+        let mut lists = vec![Vec::new(); n];
         let filled = count(r)?;
         let mut last = None;
         for _ in 0..filled {
@@ -143,8 +146,8 @@ pub(crate) fn decode_small(b: &[u8]) -> Result<Small, Malformed> {
     let table = n.checked_mul(8).and_then(|len| r.b.get(r.at..r.at.checked_add(len)?)).ok_or(Malformed)?;
     r.at += table.len();
     let ents = crate::ents::EntTable::read(text, table).ok_or(Malformed)?;
-    let group_holders = ids(&mut r)?;
-    let reviewed = ids(&mut r)?;
+    let group_holders = ids(&mut r, ents.len())?;
+    let reviewed = ids(&mut r, ents.len())?;
     let n = count(&mut r)?;
     let mut retracted = Vec::with_capacity(n);
     for _ in 0..n {

@@ -89,14 +89,14 @@ impl EntNames {
     fn of(ents: &EntTable) -> Self {
         let mut names = EntNames::default();
         for (i, e) in ents.iter().enumerate() {
-            names.add(&e.to_entitlement(), i as u32);
+            names.add(e.to_entitlement(), i as u32);
         }
         names
     }
 
-    fn add(&mut self, e: &Entitlement, id: u32) {
-        self.ids.insert(e.clone(), id);
+    fn add(&mut self, e: Entitlement, id: u32) {
         self.by_resource.entry(e.resource.clone()).or_default().push(id);
+        self.ids.insert(e, id);
     }
 }
 
@@ -172,7 +172,7 @@ impl AccessIndex {
         self.reviewed.push(Vec::new());
         // `ent_id` above made the names.
         if let Some(names) = self.ent_names.get_mut() {
-            names.add(e, id);
+            names.add(e.clone(), id);
         }
         id
     }
