@@ -98,6 +98,14 @@ pub fn render_group(group: &Group, base: &str) -> Value {
     out
 }
 
+/// `s` without `prefix` (ASCII), compared without regard to case; none when `s` does not
+/// start with it. Slices only where the prefix's bytes matched, so never inside a
+/// character, whatever a client sent.
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let n = prefix.len();
+    (s.len() >= n && s.as_bytes()[..n].eq_ignore_ascii_case(prefix.as_bytes())).then(|| s.get(n..)).flatten()
+}
+
 fn canonical<'a>(list: &[&'a str], name: &str) -> Option<&'a str> {
     list.iter().copied().find(|c| c.eq_ignore_ascii_case(name))
 }
@@ -223,14 +231,10 @@ enum Target {
 
 /// Resolves a PATCH path (or a key of a path-less value) to what it edits.
 fn target(path: &str) -> Result<Target, ScimError> {
-    let lower = path.to_ascii_lowercase();
-    let enterprise_prefix = format!("{}:", ENTERPRISE.to_ascii_lowercase());
-    let core_prefix = format!("{}:", USER_SCHEMA.to_ascii_lowercase());
-    if lower == ENTERPRISE.to_ascii_lowercase() {
+    if path.eq_ignore_ascii_case(ENTERPRISE) {
         return Ok(Target::Enterprise);
     }
-    if let Some(rest) = lower.strip_prefix(&enterprise_prefix) {
-        let rest = &path[path.len() - rest.len()..];
+    if let Some(rest) = strip_prefix_ci(path, ENTERPRISE).and_then(|r| r.strip_prefix(':')) {
         if rest.eq_ignore_ascii_case("manager") || rest.eq_ignore_ascii_case("manager.value") {
             return Ok(Target::Manager);
         }
@@ -238,18 +242,14 @@ fn target(path: &str) -> Result<Target, ScimError> {
             ScimError::invalid_path(format!("`{path}` is not an attribute of the enterprise extension"))
         });
     }
-    let path = match lower.strip_prefix(&core_prefix) {
-        Some(rest) => &path[path.len() - rest.len()..],
-        None => path,
-    };
+    let path = strip_prefix_ci(path, USER_SCHEMA).and_then(|r| r.strip_prefix(':')).unwrap_or(path);
     if path.eq_ignore_ascii_case("active") {
         return Ok(Target::Active);
     }
     if path.eq_ignore_ascii_case("name") {
         return Ok(Target::Name);
     }
-    if path.len() >= 9 && path[..9].eq_ignore_ascii_case("addresses") {
-        let rest = &path[9..];
+    if let Some(rest) = strip_prefix_ci(path, "addresses") {
         if rest.is_empty() {
             return Ok(Target::Address { kind: None, sub: None });
         }
@@ -276,8 +276,7 @@ fn target(path: &str) -> Result<Target, ScimError> {
         return Ok(Target::Address { kind: Some(kind), sub });
     }
     for kind in ["entitlements", "roles"] {
-        if path.len() >= kind.len() && path[..kind.len()].eq_ignore_ascii_case(kind) {
-            let rest = &path[kind.len()..];
+        if let Some(rest) = strip_prefix_ci(path, kind) {
             if rest.is_empty() {
                 return Ok(Target::Grants { kind, value: None });
             }
@@ -299,8 +298,7 @@ fn target(path: &str) -> Result<Target, ScimError> {
             .ok_or_else(|| ScimError::invalid_path(format!("`{path}` is not a sub-attribute of name")));
     }
     for attr in MULTI {
-        if path.len() >= attr.len() && path[..attr.len()].eq_ignore_ascii_case(attr) {
-            let rest = &path[attr.len()..];
+        if let Some(rest) = strip_prefix_ci(path, attr) {
             if rest.is_empty() {
                 return Ok(Target::Multi { attr, kind: None });
             }
@@ -325,7 +323,7 @@ fn target(path: &str) -> Result<Target, ScimError> {
             };
         }
     }
-    if path.eq_ignore_ascii_case("id") || path.to_ascii_lowercase().starts_with("meta") {
+    if path.eq_ignore_ascii_case("id") || strip_prefix_ci(path, "meta").is_some() {
         return Err(ScimError::mutability(format!("`{path}` is read-only")));
     }
     if path.eq_ignore_ascii_case("groups") {
@@ -747,6 +745,21 @@ pub fn project(mut resource: Value, query: &std::collections::HashMap<String, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_cut_inside_a_character_are_refused_not_panicked_on() {
+        // Each path has a two-byte character where a prefix's last byte would fall.
+        for path in ["addresseé", "entitlementé", "roleé", "emailé", "urn:ietf:params:scim:schemas:core:2.0:Useé"]
+        {
+            assert!(target(path).is_err(), "{path}");
+        }
+        assert!(matches!(target("ADDRESSES"), Ok(Target::Address { kind: None, sub: None })));
+        assert!(
+            matches!(target(&format!("{}:userName", USER_SCHEMA.to_uppercase())), Ok(Target::Attr(a)) if a == "userName")
+        );
+        assert!(matches!(target(&format!("{ENTERPRISE}:Manager.Value")), Ok(Target::Manager)));
+        assert!(matches!(target("Meta.created"), Err(e) if e.detail.contains("read-only")));
+    }
 
     fn draft() -> Draft {
         Draft::from_resource(
