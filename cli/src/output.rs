@@ -141,7 +141,10 @@ pub fn push_vias(out: &mut String, v: &[Via], csv: bool) {
 /// forge a table row, an ANSI escape that would recolour or rewrite the screen) are
 /// shown escaped, as `\n`, `\u{1b}`. JSON and CSV output keep the text as recorded.
 pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    // A control character is a byte below 0x20, 0x7f, or U+0080-U+009F (0xc2 then a
+    // byte): a scan of bytes (which the compiler vectorises) rules most cells out.
+    let suspect = s.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2);
+    if !suspect || !s.chars().any(char::is_control) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -505,6 +508,23 @@ impl<'a> Sink<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_nothing_else() {
+        for (text, shown) in [
+            ("a\u{1b}[31mb", "a\\u{1b}[31mb"),
+            ("x\ny", "x\\ny"),
+            ("del\u{7f}", "del\\u{7f}"),
+            ("nel\u{85}", "nel\\u{85}"),
+            ("csi\u{9b}", "csi\\u{9b}"),
+        ] {
+            assert_eq!(clean(text), shown, "{text:?}");
+        }
+        // Characters that share a first byte with the C1 controls, and others, pass as they are.
+        for text in ["§ 3 °C ± ¼", "café", "ü", "plain", ""] {
+            assert!(matches!(clean(text), std::borrow::Cow::Borrowed(t) if t == text), "{text:?}");
+        }
+    }
 
     #[test]
     fn relative_dates() {
