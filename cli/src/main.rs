@@ -484,9 +484,12 @@ pub enum Command {
     /// (active here, absent there), disabled_there, missing, inactive_here, attribute,
     /// membership_missing, membership_extra; the drift is their number. Dormant accounts
     /// (active, no lifecycle event within --dormant-after) are listed apart. The snapshot
-    /// is read as a stream, twice (memberships first; a bad resource is told, with its
-    /// line, before anything is compared); with --json or --csv the rows are written as
-    /// they are made; --emit-corrections is written whole or not at all.
+    /// is read as a stream, once: its resources are made into users on every core, the
+    /// memberships noted and the users kept in a temporary file, so that a bad resource
+    /// is told, with its line, before anything is compared; the users are then compared
+    /// from that file. The rows are written as they are made, in every form (the table's
+    /// totals and dormant accounts follow its rows; --html keeps every row for its page);
+    /// --emit-corrections is written whole or not at all.
     Reconcile {
         /// The snapshot files (SCIM JSON or CSV).
         #[arg(long = "directory", value_name = "SNAPSHOT", required = true)]

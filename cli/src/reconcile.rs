@@ -1,16 +1,17 @@
 //! `tenure reconcile`: reading a directory snapshot (SCIM JSON as Okta and Entra ID return
 //! it, or CSV) into `DirUser`s, and printing the comparison.
 
-use crate::commands::{as_of_line, emit};
-use crate::output::{date, JsonStream, Table};
+use crate::commands::as_of_line;
+use crate::output::{date, Rendered, Sink, Table, RENDER_BATCH};
 use crate::{CliError, Format, Known};
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tenure_engine::Timestamp;
-use tenure_projections::reports::{DirUser, DriftRow, Reconciled, Reconciliation};
+use tenure_projections::reports::{DirUser, DriftRow, Reconciled};
 use tenure_projections::{AccessIndex, QueryError};
-use tenure_server::snapshot::{resources, Memberships};
+use tenure_server::snapshot::{check, raw_resources, Memberships, Resource};
 
 /// A snapshot file opened past a byte-order mark and blanks: whether it is JSON (a SCIM
 /// document; otherwise CSV), and its reader.
@@ -35,75 +36,98 @@ fn open_snapshot(file: &Path) -> Result<(String, bool, std::io::BufReader<std::f
 
 /// Hands `each` every user of the snapshot files with its groups: users from the Users,
 /// memberships from the Groups (by the members' directory ids) and from each user's own
-/// `groups` (or the CSV's column). Two passes over the files (the memberships first), each
-/// a stream (a SCIM document resource by resource, a CSV row by row): memory holds the
-/// memberships and a few batches of resources, never a file. In the second pass a
-/// thread reads the document while the resources already read become users on every
-/// core.
+/// `groups` (or the CSV's column). Two passes: the first reads the files (a SCIM document
+/// resource by resource, cut by one thread and made into users on every core; a CSV row
+/// by row), notes the memberships and keeps each user in a temporary file, so that a bad
+/// resource anywhere is told before anything is compared; the second reads the users
+/// back (on a thread of its own) and hands them out with their groups. Memory holds the
+/// memberships and a few batches of users, never a file.
 pub fn each_user(files: &[PathBuf], each: &mut dyn FnMut(DirUser) -> Result<(), CliError>) -> Result<(), CliError> {
+    let temporary = |e: std::io::Error| CliError::failure(format!("a temporary file: {e}"));
     let mut members = Memberships::default();
+    let mut spill = std::io::BufWriter::new(tempfile::tempfile().map_err(temporary)?);
+    let mut keep = |user: &(DirUser, Option<String>)| -> Result<(), CliError> {
+        serde_json::to_writer(&mut spill, user)?;
+        spill.write_all(b"\n").map_err(temporary)
+    };
     for file in files {
         let (shown, json, reader) = open_snapshot(file)?;
         if json {
-            resources(&shown, reader, &mut |at, r| members.note(at, &r)).map_err(CliError::input)?;
-        } else {
-            members.known |= read_csv(&shown, reader)?.1;
-        }
-    }
-    for file in files {
-        let (shown, json, reader) = open_snapshot(file)?;
-        if json {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(String, serde_json::Value)>>(2);
-            let read = std::thread::scope(|scope| {
-                let shown = &shown;
-                let reading = scope.spawn(move || {
-                    let mut batch = Vec::new();
-                    let read = resources(shown, reader, &mut |at, r| {
-                        batch.push((at.to_string(), r));
-                        if batch.len() == 1024 {
-                            // The users' side stopped: its error is the one told.
-                            tx.send(std::mem::take(&mut batch)).map_err(|_| "stopped".to_string())?;
-                        }
-                        Ok(())
-                    });
-                    if read.is_ok() {
-                        let _ = tx.send(batch);
-                    }
-                    read
-                });
-                let mut done = Ok(());
-                for batch in rx {
-                    let users = tenure_projections::reports::par_map(&batch, || (), |_, (at, r)| members.user(at, r));
-                    done = users.into_iter().try_for_each(|user| match user.map_err(CliError::input)? {
-                        Some(user) => each(user),
-                        None => Ok(()),
-                    });
-                    if done.is_err() {
-                        break;
+            let cut = |send: &mut dyn FnMut((String, Box<RawValue>)) -> Result<(), CliError>| {
+                raw_resources(&shown, reader, &mut |at, raw| send((at.to_string(), raw)).map_err(|e| e.message))
+                    .map_err(CliError::input)
+            };
+            let read = pipelined(cut, |batch| {
+                let read = tenure_projections::reports::par_map(&batch, || (), |_, (at, raw)| Resource::read(at, raw));
+                for resource in read {
+                    if let Some(user) = members.note(resource.map_err(CliError::input)?) {
+                        keep(&user)?;
                     }
                 }
-                let read = reading.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-                done.and(read.map_err(CliError::input))
+                Ok(())
             });
-            read?;
+            if let Err(e) = read {
+                // Read again one resource at a time, for the line of the bad one.
+                let (shown, _, reader) = open_snapshot(file)?;
+                check(&shown, reader).map_err(CliError::input)?;
+                return Err(e);
+            }
         } else {
-            for user in read_csv(&shown, reader)?.0 {
-                let mut user = user?;
-                members.complete(&mut user, None);
-                each(user)?;
+            let (users, lists_groups) = read_csv(&shown, reader)?;
+            members.known |= lists_groups;
+            for user in users {
+                keep(&(user?, None))?;
             }
         }
     }
-    Ok(())
+    let spill = spill.into_inner().map_err(|e| temporary(e.into_error()))?;
+    let mut lines = std::io::BufReader::new(spill);
+    std::io::Seek::rewind(&mut lines).map_err(temporary)?;
+    let members = &members;
+    let read_back = |send: &mut dyn FnMut(DirUser) -> Result<(), CliError>| {
+        for line in std::io::BufRead::lines(lines) {
+            let (mut user, id): (DirUser, Option<String>) = serde_json::from_str(&line.map_err(temporary)?)?;
+            members.complete(&mut user, id.as_deref());
+            send(user)?;
+        }
+        Ok(())
+    };
+    pipelined(read_back, |users| users.into_iter().try_for_each(&mut *each))
 }
 
-/// Where `reconcile`'s rows and corrections go: gathered for the table (and `--html`),
-/// or streamed as JSON (the corrections kept in a temporary file until the rows are out)
-/// or CSV.
-enum Sink<'a> {
-    Gather(Vec<DriftRow>, Vec<tenure_engine::NewEvent>, &'a mut dyn Write),
-    Json(JsonStream<'a>, std::io::BufWriter<std::fs::File>),
-    Csv(Box<csv::Writer<&'a mut dyn Write>>),
+/// Runs `produce` on a thread of its own, its items handed to `consume` on this one in
+/// batches of 1,024 (two batches in flight at most), so that reading and the work on
+/// what was read go on at once. The first error stops both; `consume`'s is the one told.
+fn pipelined<T: Send>(
+    produce: impl FnOnce(&mut dyn FnMut(T) -> Result<(), CliError>) -> Result<(), CliError> + Send,
+    mut consume: impl FnMut(Vec<T>) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<T>>(2);
+    std::thread::scope(|scope| {
+        let producing = scope.spawn(move || {
+            let mut batch = Vec::new();
+            let made = produce(&mut |item| {
+                batch.push(item);
+                if batch.len() == 1024 {
+                    tx.send(std::mem::take(&mut batch)).map_err(|_| CliError::failure("stopped"))?;
+                }
+                Ok(())
+            });
+            if made.is_ok() {
+                let _ = tx.send(batch);
+            }
+            made
+        });
+        let mut done = Ok(());
+        for batch in rx {
+            done = consume(batch);
+            if done.is_err() {
+                break;
+            }
+        }
+        let made = producing.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        done.and(made)
+    })
 }
 
 const COLUMNS: [&str; 7] = ["DRIFT", "IDENTITY", "DIRECTORY", "FIELD", "HERE", "THERE", "POSITIONS"];
@@ -123,8 +147,10 @@ fn cells(row: &DriftRow) -> Vec<String> {
 }
 
 /// `tenure reconcile`: the snapshot's users handed to the reconciler as they are read,
-/// the rows written as they are made (`--json`, `--csv`; the table gathers them), the
-/// corrections written to `--emit-corrections` as they are made.
+/// the rows written as they are made (a table, JSON or CSV: memory holds a batch of rows
+/// whatever the drift; only `--html` keeps every row, for its page), the corrections
+/// written to `--emit-corrections` as they are made (and, for `--json`, kept in a
+/// temporary file until the rows are out). The totals come after the rows.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     store: &tenure_engine::Store,
@@ -146,6 +172,7 @@ pub fn run(
     };
     let r = index.resolve(as_of);
     let failed = |path: &Path, e: std::io::Error| CliError::failure(format!("{}: {e}", path.display()));
+    let temporary = |e: std::io::Error| CliError::failure(format!("a temporary file: {e}"));
     // The corrections go to a temporary file beside the one asked for, renamed to it
     // only once every user was compared: a snapshot found bad half-way leaves no half
     // list of corrections that a person could ingest.
@@ -157,38 +184,35 @@ pub fn run(
         }
         None => None,
     };
-    let streamed = page.html.is_none() && (format.json || format.csv);
-    let mut sink = match (streamed, format.json) {
-        (false, _) => Sink::Gather(Vec::new(), Vec::new(), out),
-        (true, true) => {
-            let spill = tempfile::tempfile().map_err(|e| CliError::failure(format!("a temporary file: {e}")))?;
-            let head = vec![("at", serde_json::to_value(at)?), ("as_of", r.into())];
-            Sink::Json(JsonStream::new(&mut *out, head, "rows"), std::io::BufWriter::new(spill))
-        }
-        (true, false) => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(COLUMNS)?;
-            Sink::Csv(Box::new(w))
-        }
+    let mut spill = match format.json {
+        true => Some(std::io::BufWriter::new(tempfile::tempfile().map_err(temporary)?)),
+        false => None,
     };
-    let mut count = 0usize;
+    let head = vec![("at", serde_json::to_value(at)?), ("as_of", r.into())];
+    let mut sink = Sink::new(&mut *out, format, head, "rows", COLUMNS.to_vec())?;
+    let mut all = page.html.is_some().then(|| Table::new(COLUMNS.to_vec()));
+    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    let (mut batch, mut fixes) = (Vec::new(), 0usize);
     let mut take = |item: Reconciled| -> Result<(), CliError> {
         match item {
-            Reconciled::Row(row) => match &mut sink {
-                Sink::Gather(rows, ..) => rows.push(row),
-                Sink::Json(json, _) => json.item_text(&JsonStream::render(&row)?)?,
-                Sink::Csv(w) => w.write_record(cells(&row))?,
-            },
+            Reconciled::Row(row) => {
+                *by_kind.entry(row.kind).or_default() += 1;
+                if let Some(all) = all.as_mut() {
+                    all.row(cells(&row));
+                }
+                batch.push(Rendered::of(&row, format, |_| cells(&row)));
+                if batch.len() == RENDER_BATCH {
+                    sink.rows(std::mem::take(&mut batch))?;
+                }
+            }
             Reconciled::Fix(e) => {
-                count += 1;
+                fixes += 1;
                 let line = e.to_json();
                 if let (Some(file), Some(path)) = (&mut fixes_file, corrections) {
                     writeln!(file, "{line}").map_err(|e| failed(path, e))?;
                 }
-                match &mut sink {
-                    Sink::Gather(_, fixes, _) => fixes.push(e),
-                    Sink::Json(_, spill) => writeln!(spill, "{line}")?,
-                    Sink::Csv(_) => {}
+                if let Some(spill) = &mut spill {
+                    writeln!(spill, "{line}").map_err(temporary)?;
                 }
             }
         }
@@ -196,34 +220,54 @@ pub fn run(
     };
     each_user(files, &mut |user| rec.user(user, &mut take))?;
     let end = rec.finish(&mut take)?;
+    sink.rows(batch)?;
     if let (Some(file), Some(path)) = (fixes_file, corrections) {
         let file = file.into_inner().map_err(|e| failed(path, e.into_error()))?;
         file.persist(path).map_err(|e| failed(path, e.error))?;
     }
-    match sink {
-        Sink::Gather(rows, fixes, out) => {
-            let report =
-                Reconciliation { at, as_of: r, drift: end.drift, rows, dormant: end.dormant, corrections: fixes };
-            print(&report, index, (known, format, page), corrections, out)
-        }
-        Sink::Json(json, spill) => {
-            let fields = vec![("drift", end.drift.into()), ("dormant", serde_json::to_value(&end.dormant)?)];
-            let mut json = json.then(fields, "corrections")?;
-            let spill = spill.into_inner().map_err(|e| CliError::failure(format!("a temporary file: {e}")))?;
-            let mut lines = std::io::BufReader::new(spill);
-            std::io::Seek::rewind(&mut lines)?;
-            for line in std::io::BufRead::lines(lines) {
-                let value: serde_json::Value = serde_json::from_str(&line?)?;
-                json.item_text(&JsonStream::render(&value)?)?;
-            }
-            json.finish(vec![])?;
-            Ok(0)
-        }
-        Sink::Csv(mut w) => {
-            w.flush()?;
-            Ok(0)
+    let summary = format!("drift {} at {}, {}", end.drift, date(at), as_of_line(index, known));
+    if let Some(table) = &all {
+        let chart: Vec<(String, f64)> = by_kind.iter().map(|(k, n)| (k.to_string(), *n as f64)).collect();
+        let svg = (!chart.is_empty()).then(|| crate::picture::bars_svg("drift by kind", "", &chart));
+        let lines = vec![summary.clone(), format!("{} dormant accounts", end.dormant.len())];
+        crate::report::write_page(page, "Reconciliation with the directory", &lines, svg, table)?;
+    }
+    // JSON: the drift, then the dormant accounts and the corrections as arrays written
+    // item by item (at 10M events there are hundreds of thousands of each).
+    let mut sink = sink.then(vec![("drift", end.drift.into())], "dormant")?;
+    if format.json {
+        for chunk in end.dormant.chunks(RENDER_BATCH) {
+            sink.rows(chunk.iter().map(|d| Rendered::of(d, format, |_| Vec::new())).collect())?;
         }
     }
+    let mut sink = sink.then(vec![], "corrections")?;
+    if let Some(spill) = spill {
+        let spill = spill.into_inner().map_err(|e| temporary(e.into_error()))?;
+        let mut lines = std::io::BufReader::new(spill);
+        std::io::Seek::rewind(&mut lines)?;
+        let mut batch = Vec::new();
+        for line in std::io::BufRead::lines(lines) {
+            let value: serde_json::Value = serde_json::from_str(&line?)?;
+            batch.push(Rendered::of(&value, format, |_| Vec::new()));
+            if batch.len() == RENDER_BATCH {
+                sink.rows(std::mem::take(&mut batch))?;
+            }
+        }
+        sink.rows(batch)?;
+    }
+    if let Some(out) = sink.finish(vec![])? {
+        writeln!(out, "{summary}")?;
+        if !end.dormant.is_empty() {
+            writeln!(out, "dormant (active, no lifecycle event since):")?;
+            for d in &end.dormant {
+                writeln!(out, "  {} since {} (@{})", d.identity, date(d.last_event_at), d.last_event)?;
+            }
+        }
+        if let Some(path) = corrections {
+            writeln!(out, "{fixes} corrections written to {}", path.display())?;
+        }
+    }
+    Ok(0)
 }
 
 /// A CSV snapshot: `identity`, `active`, then any attributes, `groups` (`;`-separated);
@@ -276,55 +320,4 @@ fn read_csv<'a>(
         Ok(DirUser { keys: vec![name.clone()], user_name: None, active, attributes, groups })
     });
     Ok((users, groups.is_some()))
-}
-
-fn print(
-    report: &Reconciliation,
-    index: &AccessIndex,
-    (known, format, page): (Known, Format, &crate::Page),
-    corrections: Option<&Path>,
-    mut out: &mut dyn Write,
-) -> Result<i32, CliError> {
-    if let Some(path) = corrections {
-        let mut text = String::new();
-        for e in &report.corrections {
-            text.push_str(&e.to_json());
-            text.push('\n');
-        }
-        std::fs::write(path, text).map_err(|e| CliError::failure(format!("{}: {e}", path.display())))?;
-    }
-    let mut table = Table::new(COLUMNS.to_vec());
-    for row in &report.rows {
-        table.row(cells(row));
-    }
-    let json = tenure_projections::answers::reconcile(report);
-    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
-    for row in &report.rows {
-        *by_kind.entry(row.kind).or_default() += 1;
-    }
-    let chart: Vec<(String, f64)> = by_kind.iter().map(|(k, n)| (k.to_string(), *n as f64)).collect();
-    let svg = (!chart.is_empty()).then(|| crate::picture::bars_svg("drift by kind", "", &chart));
-    let summary = vec![
-        format!("drift {} at {}, {}", report.drift, date(report.at), as_of_line(index, known)),
-        format!("{} dormant accounts", report.dormant.len()),
-    ];
-    crate::report::write_page(page, "Reconciliation with the directory", &summary, svg, &table)?;
-    if !format.json && !format.csv {
-        writeln!(out, "drift {} at {}, {}:", report.drift, date(report.at), as_of_line(index, known))?;
-    }
-    if !(table.is_empty() && !format.json && !format.csv) {
-        emit(&mut out, format, json, table)?;
-    }
-    if !format.json && !format.csv {
-        if !report.dormant.is_empty() {
-            writeln!(out, "dormant (active, no lifecycle event since):")?;
-            for d in &report.dormant {
-                writeln!(out, "  {} since {} (@{})", d.identity, date(d.last_event_at), d.last_event)?;
-            }
-        }
-        if let Some(path) = corrections {
-            writeln!(out, "{} corrections written to {}", report.corrections.len(), path.display())?;
-        }
-    }
-    Ok(0)
 }

@@ -2,6 +2,7 @@
 //! and Entra ID return them, read into `DirUser`s (users with their groups).
 
 use crate::model::Draft;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use tenure_projections::reports::DirUser;
@@ -33,9 +34,8 @@ impl Snapshot {
 
     /// One resource: a group (its name and members' directory ids) or a user.
     fn add_resource(&mut self, at: &str, r: &Value) -> Result<(), String> {
-        self.members.note(at, r)?;
-        if !is_group(r) {
-            self.users.push((user_of(at, r)?, r["id"].as_str().map(str::to_string)));
+        if let Some((user, id)) = self.members.note(resource_of(at, r)?) {
+            self.users.push((user, id));
         }
         Ok(())
     }
@@ -69,9 +69,80 @@ pub fn resources(
     reader: impl std::io::Read,
     each: &mut dyn FnMut(&str, Value) -> Result<(), String>,
 ) -> Result<(), String> {
+    read_items(shown, reader, each)
+}
+
+/// [`resources`], each resource handed out as its text (checked to be JSON, not parsed
+/// into a tree): what lets a reader thread cut the document while other cores make the
+/// resources of what it cut ([`Resource::read`]).
+pub fn raw_resources(shown: &str, reader: impl std::io::Read, each: &mut EachRaw<'_>) -> Result<(), String> {
+    read_items(shown, reader, each)
+}
+
+fn read_items<T: Item>(
+    shown: &str,
+    reader: impl std::io::Read,
+    each: &mut dyn FnMut(&str, T) -> Result<(), String>,
+) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, reader));
     serde::de::DeserializeSeed::deserialize(Top { each }, &mut de).map_err(|e| format!("{shown}: {e}"))?;
     de.end().map_err(|e| format!("{shown}: {e}"))
+}
+
+/// What a resource is handed out as: a tree, or its text.
+trait Item: serde::de::DeserializeOwned {
+    /// A page without `Resources`, itself the resource, as an item.
+    fn of_object(map: serde_json::Map<String, Value>) -> Result<Self, serde_json::Error>;
+}
+
+impl Item for Value {
+    fn of_object(map: serde_json::Map<String, Value>) -> Result<Self, serde_json::Error> {
+        Ok(Value::Object(map))
+    }
+}
+
+impl Item for Box<RawValue> {
+    fn of_object(map: serde_json::Map<String, Value>) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(serde_json::to_string(&map)?)
+    }
+}
+
+/// Reads every resource of a JSON snapshot one at a time, as [`resources`] does, and
+/// tells the first that is not a group or a user, naming `shown`, the page, the resource,
+/// and the line and column where its reading stopped: what a reader that cut the document
+/// before reading its resources ([`raw_resources`]) asks once it found one bad.
+pub fn check(shown: &str, reader: impl std::io::Read) -> Result<(), String> {
+    resources(shown, reader, &mut |at, r| resource_of(at, &r).map(|_| ()))
+}
+
+/// What is handed each resource's text, with where it stands.
+pub type EachRaw<'a> = dyn FnMut(&str, Box<RawValue>) -> Result<(), String> + 'a;
+
+/// What one resource of a snapshot says: a group's name and its members' directory ids,
+/// or a user with its directory id and whether it lists its own groups.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resource {
+    Group { name: String, members: Vec<String> },
+    User { user: DirUser, id: Option<String>, lists_groups: bool },
+}
+
+impl Resource {
+    /// The resource whose text is `raw`, at `at` (`resource 3 of page 1`).
+    pub fn read(at: &str, raw: &RawValue) -> Result<Resource, String> {
+        let value: Value = serde_json::from_str(raw.get()).map_err(|e| format!("{at}: {e}"))?;
+        resource_of(at, &value)
+    }
+}
+
+fn resource_of(at: &str, r: &Value) -> Result<Resource, String> {
+    Ok(match group_of(at, r)? {
+        Some((name, members)) => Resource::Group { name, members },
+        None => Resource::User {
+            user: user_of(at, r)?,
+            id: r["id"].as_str().map(str::to_string),
+            lists_groups: r["groups"].is_array(),
+        },
+    })
 }
 
 /// A group resource's name and its members' directory ids; none for a user.
@@ -124,33 +195,22 @@ pub struct Memberships {
 }
 
 impl Memberships {
-    /// Notes what a resource says of memberships (first pass), and checks that a user
-    /// resource reads as one (so that a bad resource is told, with its line, before
-    /// anything is compared).
-    pub fn note(&mut self, at: &str, r: &Value) -> Result<(), String> {
-        match group_of(at, r)? {
-            Some((name, members)) => {
+    /// Notes what a resource says of memberships (a first pass over the snapshot); hands
+    /// back the user, with its directory id, when the resource is one.
+    pub fn note(&mut self, resource: Resource) -> Option<(DirUser, Option<String>)> {
+        match resource {
+            Resource::Group { name, members } => {
                 self.known = true;
                 for m in members {
                     self.of.entry(m).or_default().push(name.clone());
                 }
+                None
             }
-            None => {
-                user_of(at, r)?;
-                self.known |= r["groups"].is_array();
+            Resource::User { user, id, lists_groups } => {
+                self.known |= lists_groups;
+                Some((user, id))
             }
         }
-        Ok(())
-    }
-
-    /// The user of a resource with all its groups (second pass); none for a group.
-    pub fn user(&self, at: &str, r: &Value) -> Result<Option<DirUser>, String> {
-        if is_group(r) {
-            return Ok(None);
-        }
-        let mut user = user_of(at, r)?;
-        self.complete(&mut user, r["id"].as_str());
-        Ok(Some(user))
     }
 
     /// Gives `user` (with directory id `id`) the groups the snapshot's groups list it in;
@@ -164,18 +224,18 @@ impl Memberships {
 }
 
 /// The document: a page (an object) or an array of pages.
-struct Top<'a> {
-    each: &'a mut dyn FnMut(&str, Value) -> Result<(), String>,
+struct Top<'a, T> {
+    each: &'a mut dyn FnMut(&str, T) -> Result<(), String>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for Top<'_> {
+impl<'de, T: Item> serde::de::DeserializeSeed<'de> for Top<'_, T> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
         de.deserialize_any(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Top<'_> {
+impl<'de, T: Item> serde::de::Visitor<'de> for Top<'_, T> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a SCIM ListResponse, an array of them, or a resource")
@@ -193,19 +253,19 @@ impl<'de> serde::de::Visitor<'de> for Top<'_> {
 }
 
 /// One page: its `Resources` read one by one; without them, the object is a resource.
-struct Page<'a> {
-    each: &'a mut dyn FnMut(&str, Value) -> Result<(), String>,
+struct Page<'a, T> {
+    each: &'a mut dyn FnMut(&str, T) -> Result<(), String>,
     page: usize,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for Page<'_> {
+impl<'de, T: Item> serde::de::DeserializeSeed<'de> for Page<'_, T> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
         de.deserialize_map(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Page<'_> {
+impl<'de, T: Item> serde::de::Visitor<'de> for Page<'_, T> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(f, "page {}: an object", self.page)
@@ -223,33 +283,34 @@ impl<'de> serde::de::Visitor<'de> for Page<'_> {
         }
         if !listed {
             let at = format!("resource 1 of page {}", self.page);
-            (self.each)(&at, Value::Object(rest)).map_err(serde::de::Error::custom)?;
+            let item = T::of_object(rest).map_err(serde::de::Error::custom)?;
+            (self.each)(&at, item).map_err(serde::de::Error::custom)?;
         }
         Ok(())
     }
 }
 
 /// A page's `Resources`, each handed to the snapshot as soon as it is read.
-struct Resources<'a> {
-    each: &'a mut dyn FnMut(&str, Value) -> Result<(), String>,
+struct Resources<'a, T> {
+    each: &'a mut dyn FnMut(&str, T) -> Result<(), String>,
     page: usize,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for Resources<'_> {
+impl<'de, T: Item> serde::de::DeserializeSeed<'de> for Resources<'_, T> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
         de.deserialize_seq(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Resources<'_> {
+impl<'de, T: Item> serde::de::Visitor<'de> for Resources<'_, T> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(f, "page {}: Resources as a list", self.page)
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 1;
-        while let Some(r) = seq.next_element::<Value>()? {
+        while let Some(r) = seq.next_element::<T>()? {
             let at = format!("resource {i} of page {}", self.page);
             (self.each)(&at, r).map_err(serde::de::Error::custom)?;
             i += 1;

@@ -7,13 +7,13 @@ use crate::error::QueryError;
 use crate::fold::{fold_identity_with, FoldScope, State};
 use crate::index::AccessIndex;
 use crate::query::AsOf;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use tenure_engine::event::{Attributes, GroupLifecycle, Joined, Membership, Moved, Rejoined, StatusChange};
 use tenure_engine::{EventData, IdentityKind, NewEvent, Timestamp};
 
 /// A user of the directory snapshot.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirUser {
     /// The names it may have in Tenure, most telling first (`userName`, `externalId`,
     /// the directory's `id`).
