@@ -6,13 +6,15 @@
 use super::*;
 
 impl AccessIndex {
-    pub(super) fn holders_from(&self, id: u32, set: AccessSet, out: &mut Vec<Holder>) -> Result<(), QueryError> {
+    pub(super) fn holders_from(&self, id: u32, set: AccessSet, out: &mut Vec<Keyed>) -> Result<(), QueryError> {
         if set.is_empty() {
             return Ok(());
         }
         let name = self.identity_name(id)?;
-        for h in self.held(set) {
-            out.push(Holder { identity: name.to_string(), resource: h.resource, permission: h.permission, via: h.via });
+        for (ent, via) in set {
+            let e = self.ents.get(ent);
+            let (resource, permission) = (e.resource.to_string(), e.permission.to_string());
+            out.push((id, ent, Holder { identity: name.to_string(), resource, permission, via }));
         }
         Ok(())
     }
@@ -23,6 +25,12 @@ impl AccessIndex {
     /// identity that the tail (the events after the file) does not touch; the others, and
     /// every query as known earlier, fold each candidate up to `at`.
     pub fn holders(&self, target: &Target, at: Timestamp, as_of: AsOf) -> Result<Vec<Holder>, QueryError> {
+        Ok(self.holders_keyed(target, at, as_of)?.into_iter().map(|(_, _, h)| h).collect())
+    }
+
+    /// [`Self::holders`], each holder with its identity's and entitlement's numbers: what
+    /// a report that goes on to look at each holder in the index starts from.
+    pub(crate) fn holders_keyed(&self, target: &Target, at: Timestamp, as_of: AsOf) -> Result<Vec<Keyed>, QueryError> {
         let ents = self.target_ents(target);
         let r = self.resolve(as_of);
         let t = at.as_micros();
@@ -32,12 +40,11 @@ impl AccessIndex {
         if let (Some(touched), Some(f)) = (&from_runs, &self.frozen) {
             let mut failed = None;
             for &ent in ents.iter().filter(|&&e| e < f.ents) {
-                let e = self.ents.get(ent);
                 f.runs_at(ent, t, |id, via| {
                     if touched.contains(&id) || failed.is_some() {
                         return;
                     }
-                    match self.holder_from_run(id, e, via) {
+                    match self.holder_from_run(id, ent, via) {
                         Ok(h) => out.push(h),
                         Err(err) => failed = Some(err),
                     }
@@ -108,12 +115,8 @@ impl AccessIndex {
         Some(touched)
     }
 
-    pub(super) fn holder_from_run(
-        &self,
-        id: u32,
-        e: crate::ents::EntName<'_>,
-        via: &[RunVia],
-    ) -> Result<Holder, CorruptIndex> {
+    pub(super) fn holder_from_run(&self, id: u32, ent: u32, via: &[RunVia]) -> Result<Keyed, CorruptIndex> {
+        let e = self.ents.get(ent);
         let mut via: Vec<Via> = via
             .iter()
             .map(|v| match *v {
@@ -126,12 +129,13 @@ impl AccessIndex {
             .collect();
         via.sort();
         via.dedup();
-        Ok(Holder {
+        let holder = Holder {
             identity: self.identity_name(id)?.to_string(),
             resource: e.resource.to_string(),
             permission: e.permission.to_string(),
             via,
-        })
+        };
+        Ok((id, ent, holder))
     }
 
     /// Access at some instant of `[from, to)`: the union over the window, with every
@@ -182,11 +186,10 @@ impl AccessIndex {
         if let (Some(touched), Some(f)) = (&from_runs, &self.frozen) {
             let mut failed = None;
             for &ent in ents.iter().filter(|&&e| e < f.ents) {
-                let e = self.ents.get(ent);
                 let mut current: Option<(u32, Vec<RunVia>)> = None;
-                let mut flush = |current: Option<(u32, Vec<RunVia>)>, out: &mut Vec<Holder>| {
+                let mut flush = |current: Option<(u32, Vec<RunVia>)>, out: &mut Vec<Keyed>| {
                     let Some((id, via)) = current else { return };
-                    match self.holder_from_run(id, e, &via) {
+                    match self.holder_from_run(id, ent, &via) {
                         Ok(h) => out.push(h),
                         Err(err) => {
                             failed.get_or_insert(err);
@@ -214,7 +217,7 @@ impl AccessIndex {
             self.holders_from(id, set, &mut out)?;
         }
         sort_holders(&mut out);
-        Ok(out)
+        Ok(out.into_iter().map(|(_, _, h)| h).collect())
     }
 }
 

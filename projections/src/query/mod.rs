@@ -369,6 +369,11 @@ fn via_position(v: &Via) -> u64 {
     }
 }
 
-fn sort_holders(out: &mut [Holder]) {
-    out.sort_by(|a, b| (&a.identity, &a.resource, &a.permission).cmp(&(&b.identity, &b.resource, &b.permission)));
+/// A holder with its identity's and its entitlement's numbers in the index.
+pub(crate) type Keyed = (u32, u32, Holder);
+
+fn sort_holders(out: &mut [Keyed]) {
+    out.sort_by(|(_, _, a), (_, _, b)| {
+        (&a.identity, &a.resource, &a.permission).cmp(&(&b.identity, &b.resource, &b.permission))
+    });
 }

@@ -240,13 +240,13 @@ impl AccessIndex {
         for list in decisions.values_mut() {
             list.sort_by_key(|d| (d.decided_at, d.position));
         }
-        let holders = self.holders(&target, at, as_of)?;
+        let holders = self.holders_keyed(&target, at, as_of)?;
         // The runs of access to the resource's entitlements, per identity: read from the
         // index file where it answers for R (at its head, for identities the tail did not
         // touch), folded otherwise.
         let stored = self.stored_runs(&ents, r)?;
         // The events behind the reasons, each read once, on every core.
-        let mut positions: Vec<u64> = holders.iter().flat_map(|h| &h.via).flat_map(positions_of).collect();
+        let mut positions: Vec<u64> = holders.iter().flat_map(|(_, _, h)| &h.via).flat_map(positions_of).collect();
         positions.sort_unstable();
         positions.dedup();
         let details =
@@ -256,15 +256,8 @@ impl AccessIndex {
         let rows = par_map(
             &holders,
             || Groups::new(self, r),
-            |groups, h| -> Result<ReviewRow, QueryError> {
-                let ent = self.ent_id(&Entitlement::new(&h.resource, &h.permission));
-                let id = self.identity_id(&h.identity)?;
-                let since = match (ent, id) {
-                    (Some(ent), Some(id)) => {
-                        holding(&self.runs_of(stored.as_ref(), id, r, groups)?, ent, t).map_or(t, |(from, _)| from)
-                    }
-                    _ => t,
-                };
+            |groups, &(id, ent, ref h)| -> Result<ReviewRow, QueryError> {
+                let since = holding(&self.runs_of(stored.as_ref(), id, r, groups)?, ent, t).map_or(t, |(from, _)| from);
                 let granted_by = h.via.iter().flat_map(positions_of).filter_map(detail).collect();
                 let last_review =
                     decisions.get(&(h.identity.clone(), h.permission.clone())).and_then(|d| d.last()).cloned();
@@ -275,16 +268,12 @@ impl AccessIndex {
                     Some(_) => {}
                 }
                 // One read of the holder's filed events serves both checks.
-                if let Some(id) = id {
-                    let events = self.id_events(id, true)?;
-                    if self.service_without_active_owner(id, &events, r, t)? {
-                        flags.push("owner_not_active");
-                    }
-                    if let Some(ent) = ent {
-                        if !self.expiries_within((id, &events), ent, since, t, r)?.is_empty() {
-                            flags.push("held_past_expiry");
-                        }
-                    }
+                let events = self.id_events(id, true)?;
+                if self.service_without_active_owner(id, &events, r, t)? {
+                    flags.push("owner_not_active");
+                }
+                if !self.expiries_within((id, &events), ent, since, t, r)?.is_empty() {
+                    flags.push("held_past_expiry");
                 }
                 Ok(ReviewRow {
                     identity: h.identity.clone(),
