@@ -82,21 +82,22 @@ fn relative(t: Timestamp, now: Timestamp) -> String {
 
 /// [`relative`], appended to `out`.
 fn push_relative(out: &mut String, t: Timestamp, now: Timestamp) {
-    use std::fmt::Write;
     let days = (now.as_micros() - t.as_micros()) / 86_400_000_000;
-    let (n, future) = (days.abs(), days < 0);
+    let (n, future) = (days.unsigned_abs(), days < 0);
     if n == 0 {
         return out.push_str("today");
     }
     if future {
         out.push_str("in ");
     }
-    let _ = match n {
-        1 => write!(out, "1 day"),
-        2..=60 => write!(out, "{n} days"),
-        61..=729 => write!(out, "{} months", n / 30),
-        _ => write!(out, "{} years", n / 365),
+    let (count, unit) = match n {
+        1 => (1, " day"),
+        2..=60 => (n, " days"),
+        61..=729 => (n / 30, " months"),
+        _ => (n / 365, " years"),
     };
+    push_int(out, count);
+    out.push_str(unit);
     if !future {
         out.push_str(" ago");
     }
@@ -125,16 +126,44 @@ pub fn vias_csv(v: &[Via]) -> String {
 
 /// [`vias`] (or [`vias_csv`] when `csv`), appended to `out`.
 pub fn push_vias(out: &mut String, v: &[Via], csv: bool) {
-    use std::fmt::Write;
+    // Pushed piece by piece rather than formatted: a report writes millions of these.
     for (i, v) in v.iter().enumerate() {
-        let _ = match (csv, v) {
-            (false, v) => write!(out, "{}{v}", if i > 0 { "; " } else { "" }),
-            (true, Via::Direct { grant }) => write!(out, "{}direct:{grant}", if i > 0 { ";" } else { "" }),
-            (true, Via::Group { group, membership, grant }) => {
-                write!(out, "{}group:{group}:{membership}:{grant}", if i > 0 { ";" } else { "" })
+        if i > 0 {
+            out.push_str(if csv { ";" } else { "; " });
+        }
+        match (csv, v) {
+            (false, Via::Direct { grant }) => {
+                out.push_str("direct grant @");
+                push_int(out, *grant);
             }
-        };
+            (false, Via::Group { group, membership, grant }) => {
+                out.push_str("group ");
+                out.push_str(group);
+                out.push_str(" (member @");
+                push_int(out, *membership);
+                out.push_str(", grant @");
+                push_int(out, *grant);
+                out.push(')');
+            }
+            (true, Via::Direct { grant }) => {
+                out.push_str("direct:");
+                push_int(out, *grant);
+            }
+            (true, Via::Group { group, membership, grant }) => {
+                out.push_str("group:");
+                out.push_str(group);
+                out.push(':');
+                push_int(out, *membership);
+                out.push(':');
+                push_int(out, *grant);
+            }
+        }
     }
+}
+
+/// `n` in decimal, appended to `out` (without the formatting machinery).
+pub fn push_int(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Text from the log made safe for a terminal: control characters (a newline that would
@@ -212,6 +241,9 @@ pub struct TableStream {
     widths: Option<Vec<usize>>,
 }
 
+/// What a table's cells are padded with, a slice at a time.
+const SPACES: &str = "                                                                ";
+
 impl TableStream {
     pub fn new(headers: Vec<&'static str>) -> Self {
         TableStream { headers, widths: None }
@@ -220,25 +252,40 @@ impl TableStream {
     /// Prints `rows` (the headers first, with the first batch); every cell passes through
     /// [`clean`].
     pub fn rows(&mut self, out: &mut (impl Write + ?Sized), rows: &[Vec<String>]) -> std::io::Result<()> {
-        let rows: Vec<Vec<std::borrow::Cow<'_, str>>> =
-            rows.iter().map(|r| r.iter().map(|c| clean(c)).collect()).collect();
+        // Each cell cleaned and its width counted once.
+        let rows: Vec<Vec<(std::borrow::Cow<'_, str>, usize)>> = rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|c| {
+                        let c = clean(c);
+                        let width = if c.is_ascii() { c.len() } else { c.chars().count() };
+                        (c, width)
+                    })
+                    .collect()
+            })
+            .collect();
         let first = self.widths.is_none();
         let widths = self.widths.get_or_insert_with(|| self.headers.iter().map(|h| h.chars().count()).collect());
         for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
+            for (w, (_, width)) in widths.iter_mut().zip(row) {
+                *w = (*w).max(*width);
             }
         }
         let mut line = String::new();
-        let mut write_line = |cells: &mut dyn Iterator<Item = &str>| -> std::io::Result<()> {
+        let mut write_line = |cells: &mut dyn Iterator<Item = (&str, usize)>| -> std::io::Result<()> {
             line.clear();
             let mut cells = cells.peekable();
             let mut i = 0;
-            while let Some(c) = cells.next() {
+            while let Some((c, width)) = cells.next() {
                 line.push_str(c);
                 if cells.peek().is_some() {
-                    let pad = widths[i].saturating_sub(c.chars().count()) + 2;
-                    line.extend(std::iter::repeat_n(' ', pad));
+                    let mut pad = widths[i].saturating_sub(width) + 2;
+                    while pad > 0 {
+                        let n = pad.min(SPACES.len());
+                        line.push_str(&SPACES[..n]);
+                        pad -= n;
+                    }
                 }
                 i += 1;
             }
@@ -246,10 +293,10 @@ impl TableStream {
             out.write_all(line.as_bytes())
         };
         if first {
-            write_line(&mut self.headers.iter().copied())?;
+            write_line(&mut self.headers.iter().map(|h| (*h, h.chars().count())))?;
         }
         for row in &rows {
-            write_line(&mut row.iter().map(|c| c.as_ref()))?;
+            write_line(&mut row.iter().map(|(c, width)| (c.as_ref(), *width)))?;
         }
         Ok(())
     }

@@ -138,15 +138,23 @@ const LEAVER_COLUMNS: [&str; 8] =
 /// A leaver row as table (or CSV) cells.
 fn leaver_cells(row: &LeaverRow, csv: bool) -> Vec<String> {
     // Written into one string per cell: a report at 10M events writes millions of these.
+    let entitlement = |out: &mut String, i: usize, resource: &str, permission: &str| {
+        out.push_str(if i > 0 { "; " } else { "" });
+        out.push_str(resource);
+        out.push('#');
+        out.push_str(permission);
+    };
     let mut held = String::new();
     for (i, h) in row.held_before.iter().enumerate() {
-        let _ = write!(held, "{}{}#{} (", if i > 0 { "; " } else { "" }, h.resource, h.permission);
+        entitlement(&mut held, i, &h.resource, &h.permission);
+        held.push_str(" (");
         push_vias(&mut held, &h.via, csv);
         held.push(')');
     }
     let mut believed = String::new();
     for (i, b) in row.believed_after.iter().enumerate() {
-        let _ = write!(believed, "{}{}#{} until ", if i > 0 { "; " } else { "" }, b.resource, b.permission);
+        entitlement(&mut believed, i, &b.resource, &b.permission);
+        believed.push_str(" until ");
         push_date(&mut believed, b.to);
     }
     let list = |text: String| if text.is_empty() { "-".to_string() } else { text };
@@ -156,7 +164,7 @@ fn leaver_cells(row: &LeaverRow, csv: bool) -> Vec<String> {
         date(row.recorded_at),
         if csv { row.lag_seconds.to_string() } else { span(row.lag_seconds) },
         row.source.clone().unwrap_or_else(|| "-".into()),
-        row.position.to_string(),
+        itoa::Buffer::new().format(row.position).to_string(),
         list(held),
         list(believed),
     ]

@@ -3,6 +3,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::model::Filed;
 
 /// Folds identity `id` as known at position `r`.
 pub fn fold_identity(index: &(impl IndexView + ?Sized), id: u32, r: u64) -> Result<IdentityFold, CorruptIndex> {
@@ -16,8 +17,21 @@ pub fn fold_identity_with(
     r: u64,
     scope: FoldScope,
 ) -> Result<IdentityFold, CorruptIndex> {
+    let own = index.id_events(id, !scope.profile)?;
+    let groups = index.groups_of(id)?;
+    fold_identity_events(index, (&own, &groups), r, scope)
+}
+
+/// As [`fold_identity_with`], over an identity's events and groups already read (`own`
+/// as [`IndexView::id_events`] gives them, lite unless `scope` has the profile): for a
+/// caller folding one identity as known at several positions.
+pub fn fold_identity_events(
+    index: &(impl IndexView + ?Sized),
+    (own, groups): (&[Filed<IdOp>], &[u32]),
+    r: u64,
+    scope: FoldScope,
+) -> Result<IdentityFold, CorruptIndex> {
     let with_profile = scope.profile;
-    let own = index.id_events(id, !with_profile)?;
     let mut items: Vec<(i64, u64, Item<'_>)> = Vec::with_capacity(own.len());
     for e in own.iter() {
         if e.eff > scope.until {
@@ -27,8 +41,6 @@ pub fn fold_identity_with(
             items.push((e.eff, e.pos, Item::Id(&e.op)));
         }
     }
-    let groups = index.groups_of(id)?;
-    let groups = &groups[..];
     for &g in groups {
         for e in index.group_events(g) {
             let created = match e.op {

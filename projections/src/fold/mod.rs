@@ -271,4 +271,4 @@ mod group;
 mod identity;
 
 pub use self::group::fold_group;
-pub use self::identity::{fold_identity, fold_identity_with};
+pub use self::identity::{fold_identity, fold_identity_events, fold_identity_with};

@@ -3,7 +3,7 @@
 
 use super::{group_by, par_map, seconds, ts, LagSummary};
 use crate::error::QueryError;
-use crate::fold::{fold_identity_with, FoldScope};
+use crate::fold::{fold_identity_events, FoldScope};
 use crate::index::AccessIndex;
 use crate::model::IdOp;
 use crate::query::{AsOf, Groups, Held, Via};
@@ -157,7 +157,9 @@ impl AccessIndex {
         groups: &mut Groups<'_>,
         log: &dyn EventLog,
     ) -> Result<Option<LeaverRow>, QueryError> {
-        let fold = fold_identity_with(self, id, r, FoldScope::ACCESS)?;
+        // The identity's events are read once, for both folds.
+        let (own, groups_of) = (self.id_events(id, true)?, self.groups_of(id)?);
+        let fold = fold_identity_events(self, (&own, &groups_of), r, FoldScope::ACCESS)?;
         if !fold.leaves.contains(&(l, p)) {
             return Ok(None);
         }
@@ -166,9 +168,9 @@ impl AccessIndex {
         // What the records showed, before the leave was recorded, held in [L, recorded).
         let mut believed_after = Vec::new();
         if recorded > l {
-            let before = fold_identity_with(self, id, p - 1, FoldScope::ACCESS)?;
+            let before = fold_identity_events(self, (&own, &groups_of), p - 1, FoldScope::ACCESS)?;
             let mut then = Groups::new(self, p - 1);
-            then.borrow_from(groups, &self.groups_of(id)?, last_retraction);
+            then.borrow_from(groups, &groups_of, last_retraction);
             let mut seen: BTreeMap<u32, (i64, i64, Vec<Via>)> = BTreeMap::new();
             for run in self.access_runs_within(&before, &mut then, l, recorded) {
                 if run.from >= run.to {
