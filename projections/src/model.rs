@@ -34,6 +34,15 @@ pub enum IdOp {
     Reviewed(u32),
 }
 
+impl IdOp {
+    /// Whether the event can change what the identity holds: its lifecycle, grants and
+    /// memberships do; a profile change, an owner change, a credential or a review
+    /// decision do not (the fold's access never reads them).
+    pub fn bears_on_access(&self) -> bool {
+        !matches!(self, IdOp::Moved(_) | IdOp::OwnerChanged(_) | IdOp::Credential(_) | IdOp::Reviewed(_))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct JoinedOp {
     pub kind: IdentityKind,

@@ -28,7 +28,8 @@
 //!          (CRC-32 + MessagePack: group names and events, entitlements, group
 //!          holders, retractions); per entitlement the runs of effective access as of
 //!          the head (offsets + [CRC-32, runs]), which answer holders at the head
-//!          without folding anyone)
+//!          without folding anyone); per identity the position of its last event
+//!          that bears on access (u64), which says whose runs hold as known earlier)
 //! offsets  count + 1 entries, u32 (u64 when the list section passes 4 GiB: the
 //!          section's length tells)
 //! ```
@@ -48,8 +49,8 @@ pub(crate) use self::reader::*;
 pub(crate) use self::writer::*;
 
 const MAGIC: &[u8; 8] = b"TENUIDX\0";
-const VERSION: u32 = 6;
-const SECTIONS: usize = 18;
+const VERSION: u32 = 7;
+const SECTIONS: usize = 19;
 /// Bytes per checked block: every section carries a CRC-32 per block of this many bytes
 /// (in the `Blocks` section), so that a query checks only the blocks it reads.
 const BLOCK: usize = 1 << 16;
@@ -77,6 +78,7 @@ pub(crate) enum S {
     Small,
     RunsOff,
     Runs,
+    IdLast,
     Blocks,
 }
 
@@ -98,6 +100,7 @@ const SECTION_NAMES: [&str; SECTIONS] = [
     "group and entitlement tables",
     "access-runs offsets",
     "access-runs",
+    "last access positions",
     "block checksums",
 ];
 
@@ -218,7 +221,7 @@ mod tests {
             index.apply(&event(i as u64 + 1, data));
         }
         let bytes = index.to_bytes();
-        assert_eq!((bytes.len(), crc32fast::hash(&bytes)), (4506, 2645533778), "the index file format changed");
+        assert_eq!((bytes.len(), crc32fast::hash(&bytes)), (4526, 987231546), "the index file format changed");
     }
 
     /// A file whose offset tables are `u64` (the form of a list section past 4 GiB) reads

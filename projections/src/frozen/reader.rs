@@ -98,7 +98,9 @@ impl Frozen {
             block_checked: Vec::new(),
             origin: origin.clone(),
         };
-        if frozen.sections[S::IdSorted as usize].1 != frozen.identities as usize * 4 {
+        if frozen.sections[S::IdSorted as usize].1 != frozen.identities as usize * 4
+            || frozen.sections[S::IdLast as usize].1 != frozen.identities as usize * 8
+        {
             return Err(bad("a section has the wrong length"));
         }
         // Offset tables hold `count + 1` entries of 4 bytes, or of 8 when their list
@@ -208,6 +210,7 @@ impl Frozen {
             S::Small,
             S::RunsOff,
             S::Runs,
+            S::IdLast,
         ] {
             self.checked_range(s, 0..self.section(s).len())?;
             self.checked(s)?;
@@ -293,6 +296,13 @@ impl Frozen {
             }
         }
         Ok(None)
+    }
+
+    /// Per identity, the position of its last event that bears on its access
+    /// ([`IdOp::bears_on_access`]; 0 for none), in id order: the section checked whole
+    /// (8 bytes an identity) the first time a process asks.
+    pub fn last_access_positions(&self) -> Result<impl Iterator<Item = u64> + '_, CorruptIndex> {
+        Ok(self.checked(S::IdLast)?.chunks_exact(8).map(|b| le_u64(b, 0)))
     }
 
     /// An identity's events; `lite` as in [`crate::codec::decode`].

@@ -147,16 +147,23 @@ pub(crate) fn write_with<W: Write + Seek>(
     }
     w.section(S::IdSorted, start);
 
-    // Each identity's events.
+    // Each identity's events, and the position of the last that bears on access.
     let mut buf = Vec::new();
+    let mut last = Vec::with_capacity(ids as usize);
     w.table(S::IdEventsOff, S::IdEvents, ids, |w, id| {
         buf.clear();
         let list = src.id_events(id)?;
         if !list.is_empty() {
             crate::codec::encode(&list, &mut buf);
         }
+        last.push(list.iter().filter(|e| e.op.bears_on_access()).map(|e| e.pos).max().unwrap_or(0));
         Ok(w.checked(&buf)?)
     })?;
+    let start = w.at;
+    for pos in last {
+        w.put(&pos.to_le_bytes())?;
+    }
+    w.section(S::IdLast, start);
 
     // The u32 lists.
     type GetList<'a> = &'a dyn Fn(u32) -> Result<Vec<u32>, CorruptIndex>;

@@ -4,6 +4,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::model::GroupOp;
 
 impl AccessIndex {
     pub(super) fn holders_from(&self, id: u32, set: AccessSet, out: &mut Vec<Keyed>) -> Result<(), QueryError> {
@@ -21,9 +22,10 @@ impl AccessIndex {
 
     /// Who held `target` at `at`, as known at `as_of`.
     ///
-    /// As known at the head, the index file's runs of effective access answer for every
-    /// identity that the tail (the events after the file) does not touch; the others, and
-    /// every query as known earlier, fold each candidate up to `at`.
+    /// The index file's runs of effective access answer for every identity whose access
+    /// as known at `as_of` is the one the file recorded (see [`Self::touched`]: as known at
+    /// the head, those the tail does not touch; as known earlier, those with no event
+    /// bearing on it recorded since); the others fold up to `at`.
     pub fn holders(&self, target: &Target, at: Timestamp, as_of: AsOf) -> Result<Vec<Holder>, QueryError> {
         Ok(self.holders_keyed(target, at, as_of)?.into_iter().map(|(_, _, h)| h).collect())
     }
@@ -41,7 +43,7 @@ impl AccessIndex {
             let mut failed = None;
             for &ent in ents.iter().filter(|&&e| e < f.ents) {
                 f.runs_at(ent, t, |id, via| {
-                    if touched.contains(&id) || failed.is_some() {
+                    if touched.contains(id) || failed.is_some() {
                         return;
                     }
                     match self.holder_from_run(id, ent, via) {
@@ -64,20 +66,16 @@ impl AccessIndex {
     }
 
     /// The identities whose answer must be folded, and (when the index file's runs answer
-    /// for `r`) the frozen identities the runs do not answer for: as known at the head, only
-    /// those the tail touched or created are folded; otherwise every candidate.
-    fn split_candidates(
-        &self,
-        ents: &[u32],
-        r: u64,
-    ) -> Result<(Vec<u32>, Option<tenure_engine::maps::Set<u32>>), QueryError> {
-        Ok(match self.untouched_by_tail(r) {
+    /// for `r`) the frozen identities the runs do not answer for: those [`Self::touched`]
+    /// finds, and the identities new since the file; otherwise every candidate.
+    fn split_candidates(&self, ents: &[u32], r: u64) -> Result<(Vec<u32>, Option<Touched>), QueryError> {
+        Ok(match self.touched(ents, r)? {
             Some(touched) => {
                 let frozen = self.frozen.as_ref().map_or(0, |f| f.identities);
                 let fold: Vec<u32> = if touched.is_empty() && self.identities.end() == frozen {
-                    Vec::new() // the tail changed no one's access
+                    Vec::new() // no one's access to `ents` as known at `r` differs from the runs
                 } else {
-                    self.candidates(ents)?.into_iter().filter(|id| *id >= frozen || touched.contains(id)).collect()
+                    self.candidates(ents)?.into_iter().filter(|id| *id >= frozen || touched.contains(*id)).collect()
                 };
                 (fold, Some(touched))
             }
@@ -85,14 +83,11 @@ impl AccessIndex {
         })
     }
 
-    /// As known at the head, with an index file and no retraction after it: the frozen
-    /// identities whose access the tail may have changed (their own events, or events of
-    /// groups they had memberships in). `None` when the runs cannot be used.
     /// The runs the index file stores for `ents` as `(identity, entitlement, from, to)`,
-    /// sorted, with the identities they do not answer for (touched by the tail, or new in
-    /// it): when the file answers for `r` at all (at the head, no retraction in the tail).
+    /// sorted, with the identities they do not answer for as known at `r` (see
+    /// [`Self::touched`]), when the file answers for `r` at all.
     pub(crate) fn stored_runs(&self, ents: &[u32], r: u64) -> Result<Option<StoredRuns>, CorruptIndex> {
-        let (Some(f), Some(touched)) = (&self.frozen, self.untouched_by_tail(r)) else { return Ok(None) };
+        let (Some(f), Some(touched)) = (&self.frozen, self.touched(ents, r)?) else { return Ok(None) };
         let mut runs = Vec::new();
         for &ent in ents.iter().filter(|&&e| e < f.ents) {
             f.runs_each(ent, |id, from, to, _| runs.push((id, ent, from, to)))?;
@@ -101,18 +96,44 @@ impl AccessIndex {
         Ok(Some(StoredRuns { touched, identities: f.identities, runs }))
     }
 
-    pub(super) fn untouched_by_tail(&self, r: u64) -> Option<tenure_engine::maps::Set<u32>> {
-        let f = self.frozen.as_ref()?;
-        if r != self.head || self.retracted.values().any(|&by| by > f.head) {
-            return None;
+    /// The frozen identities whose access to `ents` as known at `r` may differ from the
+    /// index file's runs (which are as known at the file's head `h`). With `m` the lower of
+    /// `r` and `h`, an identity's answer is the same at both when every event that can
+    /// change it is visible alike at both: so it is touched when it has an event bearing
+    /// on access recorded after `m` (the file's last-positions table; its events in the
+    /// tail), or is a member of a group with an event after `m` that bears on `ents`
+    /// (created, deleted, or a grant or revoke of one of them). `None` (fold everyone)
+    /// without a file, or when a retraction recorded after `m` takes back an event
+    /// recorded by then (whose subject the index does not keep).
+    pub(super) fn touched(&self, ents: &[u32], r: u64) -> Result<Option<Touched>, CorruptIndex> {
+        let Some(f) = self.frozen.as_ref() else { return Ok(None) };
+        let m = r.min(f.head);
+        if self.retracted.iter().any(|(&pos, &by)| pos <= m && by > m) {
+            return Ok(None);
         }
-        let mut touched: tenure_engine::maps::Set<u32> = self.id_events.touched_frozen_ids().collect();
-        for (g, events) in self.group_events.iter().enumerate() {
-            if events.iter().any(|e| e.pos > f.head) {
-                touched.extend(self.members(g as u32).ok()?.iter().copied().filter(|&id| id < f.identities));
+        let mut touched = Touched::new(f.identities);
+        for id in self.id_events.touched_frozen_ids() {
+            touched.insert(id);
+        }
+        if m < f.head {
+            for (id, last) in f.last_access_positions()?.enumerate() {
+                if last > m {
+                    touched.insert(id as u32);
+                }
             }
         }
-        Some(touched)
+        for (g, events) in self.group_events.iter().enumerate() {
+            let bears = |op: &GroupOp| match op {
+                GroupOp::Created | GroupOp::Deleted => true,
+                GroupOp::Granted(e) | GroupOp::Revoked(e) => ents.contains(e),
+            };
+            if events.iter().any(|e| e.pos > m && bears(&e.op)) {
+                for &id in self.members(g as u32)?.iter() {
+                    touched.insert(id);
+                }
+            }
+        }
+        Ok(Some(touched))
     }
 
     pub(super) fn holder_from_run(&self, id: u32, ent: u32, via: &[RunVia]) -> Result<Keyed, CorruptIndex> {
@@ -197,7 +218,7 @@ impl AccessIndex {
                     }
                 };
                 f.runs_each(ent, |id, a, b, via| {
-                    if touched.contains(&id) || a >= hi || b <= lo {
+                    if touched.contains(id) || a >= hi || b <= lo {
                         return;
                     }
                     match &mut current {
@@ -223,7 +244,7 @@ impl AccessIndex {
 
 /// What [`AccessIndex::stored_runs`] finds.
 pub(crate) struct StoredRuns {
-    touched: tenure_engine::maps::Set<u32>,
+    touched: Touched,
     /// Identities from this id on are new in the tail.
     identities: u32,
     runs: Vec<(u32, u32, i64, i64)>,
@@ -232,11 +253,39 @@ pub(crate) struct StoredRuns {
 impl StoredRuns {
     /// The stored runs of `id` as `(entitlement, from, to)`, when they answer for it.
     pub(crate) fn of(&self, id: u32) -> Option<impl Iterator<Item = (u32, i64, i64)> + '_> {
-        if id >= self.identities || self.touched.contains(&id) {
+        if id >= self.identities || self.touched.contains(id) {
             return None;
         }
         let lo = self.runs.partition_point(|run| run.0 < id);
         let hi = self.runs.partition_point(|run| run.0 <= id);
         Some(self.runs[lo..hi].iter().map(|&(_, ent, from, to)| (ent, from, to)))
+    }
+}
+
+/// A set of the index file's identities, one bit each (ids past the file are left out:
+/// they are folded whatever the set says).
+pub(crate) struct Touched {
+    bits: Vec<u64>,
+    any: bool,
+}
+
+impl Touched {
+    fn new(identities: u32) -> Touched {
+        Touched { bits: vec![0; (identities as usize).div_ceil(64)], any: false }
+    }
+
+    fn insert(&mut self, id: u32) {
+        if let Some(word) = self.bits.get_mut(id as usize / 64) {
+            *word |= 1 << (id % 64);
+            self.any = true;
+        }
+    }
+
+    pub(crate) fn contains(&self, id: u32) -> bool {
+        self.bits.get(id as usize / 64).is_some_and(|word| word & (1 << (id % 64)) != 0)
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.any
     }
 }
