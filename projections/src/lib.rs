@@ -39,7 +39,7 @@ pub mod view;
 pub use error::{CorruptIndex, ProjectionError, QueryError, WriteError};
 pub use fold::{Anomaly, AnomalyKind, FoldScope, IdentityFold, State};
 pub use index::AccessIndex;
-pub use open::{open_access_index, open_access_index_with, ACCESS_INDEX_FILE, REWRITE_AFTER};
+pub use open::{open_access_index, open_access_index_with, rewrite_access_index, ACCESS_INDEX_FILE, REWRITE_AFTER};
 pub use projection::{Checkpoints, Projection};
 pub use query::{AsOf, Change, Diff, Held, Holder, Profile, Target, Timeline, Via};
 pub use runner::{replay, Runner};

@@ -35,6 +35,29 @@ pub fn open_access_index_with(
     fresh: bool,
     note: &mut dyn FnMut(String),
 ) -> Result<crate::AccessIndex, ProjectionError> {
+    open_and_write(store, path, fresh, (REWRITE_AFTER, false), note)
+}
+
+/// [`open_access_index_with`], the file rewritten once `rewrite_after` events or more came
+/// after it (a file that cannot be written is an error here): what `tenure serve` runs
+/// in the background once its own index's tail is long. A file another process wrote
+/// since is mapped and caught up, not written again.
+pub fn rewrite_access_index(
+    store: &dyn EventLog,
+    path: &Path,
+    rewrite_after: u64,
+    note: &mut dyn FnMut(String),
+) -> Result<crate::AccessIndex, ProjectionError> {
+    open_and_write(store, path, false, (rewrite_after, true), note)
+}
+
+fn open_and_write(
+    store: &dyn EventLog,
+    path: &Path,
+    fresh: bool,
+    (rewrite_after, strict): (u64, bool),
+    note: &mut dyn FnMut(String),
+) -> Result<crate::AccessIndex, ProjectionError> {
     let mut rebuilt = fresh;
     let mut index = if fresh {
         crate::AccessIndex::new()
@@ -63,7 +86,7 @@ pub fn open_access_index_with(
     }
     index.reserve(head.get() - index.head().get());
     replay(store, index.head().next(), head, |event| index.apply(event))?;
-    if rebuilt || index.tail_len() >= REWRITE_AFTER {
+    if rebuilt || index.tail_len() >= rewrite_after {
         match index.write_file(path) {
             Ok(()) => {
                 // Another process may have renamed its own file in since: map whichever
@@ -81,6 +104,8 @@ pub fn open_access_index_with(
             Err(e) if rebuilt => {
                 note(format!("{}: not rewritten ({e}); this answer comes from memory", path.display()))
             }
+            // Asked for a rewrite: the caller hears why there is none.
+            Err(e) if strict => return Err(e.into()),
             Err(_) => {}
         }
     }

@@ -439,6 +439,11 @@ fn main() {
     if let Some(app) = app {
         let head = app.store.head().get();
         let expected = total_events.load(Ordering::Relaxed);
+        // What the compactor left: the file other processes map, and the tail in memory.
+        let file = tenure_projections::AccessIndex::open_file(&store_dir.join(tenure_projections::ACCESS_INDEX_FILE))
+            .map_or(0, |f| f.head().get());
+        let tail = app.index.read().map_or(0, |i| i.tail_len());
+        println!("access index: the file at position {file} of {head}; {tail} events in the server's memory since it");
         drop(rt);
         app.store.close();
         let report = tenure_engine::verify(&store_dir).expect("verify");

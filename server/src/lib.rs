@@ -58,6 +58,10 @@ pub struct App {
     /// The access index the audit API asks, kept at the log's head: opened from its file
     /// and the log at start, then each committed event applied (after the directory's).
     pub index: RwLock<tenure_projections::AccessIndex>,
+    /// The index file is rewritten (off the request path, see [`App::compact_index`]) when
+    /// this many events were applied since it; [`tenure_projections::REWRITE_AFTER`]
+    /// unless a test sets less.
+    pub index_rewrite_after: std::sync::atomic::AtomicU64,
     /// The writes of one resource are serialised (a write holds its resource's lock from
     /// its read of the directory to the fold of its events, after they are durable);
     /// writes of different resources run at once and share the store's syncs. Striped:
@@ -111,6 +115,7 @@ impl App {
             store,
             directory: RwLock::new(dir),
             index: RwLock::new(index),
+            index_rewrite_after: std::sync::atomic::AtomicU64::new(tenure_projections::REWRITE_AFTER),
             stripes,
             reserved: Default::default(),
             closing,
@@ -120,6 +125,57 @@ impl App {
             metrics: Default::default(),
             memory: std::sync::Mutex::new(memory),
         })
+    }
+
+    /// Rewrites the access index file when [`App::index_rewrite_after`] events or more
+    /// were applied since it, without holding up requests: a second index is opened
+    /// from the file and the log, written and mapped ([`tenure_projections::rewrite_access_index`],
+    /// which takes no lock of this server; a file another process wrote since is only
+    /// mapped), brought up to the head of the one the API
+    /// asks (outside its lock, then the last few events under it: the writes wait only
+    /// for those), and put in its place. Until then the API answers from the old one.
+    /// So the server's memory holds a short tail of events, and every other process
+    /// (`tenure who` beside the server) maps a recent file instead of rewriting it
+    /// itself. Returns the head of the file, none when nothing was due or swapped.
+    pub fn compact_index(&self) -> Result<Option<u64>, tenure_projections::ProjectionError> {
+        use std::sync::atomic::Ordering;
+        let due = self.index_rewrite_after.load(Ordering::Relaxed).max(1);
+        let poisoned = || tenure_projections::ProjectionError::Engine(tenure_engine::Error::Closed);
+        if self.index.read().map_err(|_| poisoned())?.tail_len() < due {
+            return Ok(None);
+        }
+        let path = self.store.dir().join(tenure_projections::ACCESS_INDEX_FILE);
+        let mut notes = Vec::new();
+        let mut fresh = tenure_projections::rewrite_access_index(&self.store, &path, due, &mut |n| notes.push(n))?;
+        for note in notes {
+            tracing::warn!("{note}");
+        }
+        let file_head = fresh.head().get() - fresh.tail_len();
+        // Catch up outside the lock to the head the API's index reached, then swap under
+        // it once no event the new one holds is still to be applied to the old one (a
+        // commit applies its events to the old one after they are durable). Should that
+        // not happen within seconds (a commit that failed after its events were durable
+        // leaves them to the next one), the swap waits for the next round: the file is
+        // written either way.
+        let give_up = Instant::now() + Duration::from_secs(5);
+        loop {
+            let target = self.index.read().map_err(|_| poisoned())?.head();
+            if fresh.head() < target {
+                tenure_projections::replay(&self.store, fresh.head().next(), target, |e| fresh.apply(e))?;
+            }
+            let mut index = self.index.write().map_err(|_| poisoned())?;
+            if fresh.head() <= index.head() {
+                let target = index.head();
+                tenure_projections::replay(&self.store, fresh.head().next(), target, |e| fresh.apply(e))?;
+                *index = fresh;
+                return Ok(Some(file_head));
+            }
+            drop(index);
+            if Instant::now() > give_up {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// The directory, for reading.
@@ -399,7 +455,55 @@ pub async fn serve(
         shutdown.await;
         stopping.closing.send_replace(true);
     };
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
+    let compactor = std::thread::Builder::new().name("index-compactor".into()).spawn({
+        let app = app.clone();
+        move || compact_while_serving(&app)
+    })?;
+    let served = axum::serve(listener, router(app.clone())).with_graceful_shutdown(shutdown).await;
+    // A rewrite under way finishes (its file is renamed into place whole) before the
+    // caller closes the store.
+    app.closing.send_replace(true);
+    let _ = tokio::task::spawn_blocking(move || compactor.join()).await;
+    served
+}
+
+/// How often the server looks whether the access index file is due for a rewrite.
+const COMPACT_EVERY: Duration = Duration::from_secs(2);
+
+/// The compactor thread of [`serve`]: [`App::compact_index`] every [`COMPACT_EVERY`]
+/// until the server stops. A failure is logged and tried again later (the index in
+/// memory stays right: only the file is older).
+fn compact_while_serving(app: &App) {
+    let mut rx = app.closing.subscribe();
+    let mut failures = 0u32;
+    loop {
+        // After a failure (a full disk), less often: 4 s, 8 s, ... up to about 4 minutes.
+        let wait = COMPACT_EVERY * 2u32.pow(failures.min(7));
+        let mut waited = Duration::ZERO;
+        while waited < wait {
+            if *rx.borrow_and_update() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            waited += Duration::from_millis(100);
+        }
+        let started = Instant::now();
+        match app.compact_index() {
+            Ok(Some(head)) => {
+                failures = 0;
+                tracing::info!(
+                    head,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "access index file rewritten; the audit API's index swapped to it"
+                )
+            }
+            Ok(None) => {}
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "access index file not rewritten; tried again later")
+            }
+        }
+    }
 }
 
 /// SIGINT or SIGTERM.

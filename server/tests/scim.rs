@@ -576,3 +576,65 @@ fn addresses_are_kept() {
     let bad = json!({"schemas": [PATCH], "Operations": [{"op": "Add", "path": "addresses[type eq \"work\"].planet", "value": "Mars"}]});
     s.call("PATCH", &format!("/Users/{id}"), Some(bad)).is_error(400, Some("invalidPath"));
 }
+
+/// The server rewrites the access index file in the background once enough events were
+/// applied since it, and puts the new index in place of its own without a stop: the
+/// file reaches the head, the audit API answers as the fold of the log before and after
+/// the swap, and writes made after it reach the new index.
+#[test]
+fn the_access_index_file_is_rewritten_in_the_background() {
+    use std::sync::atomic::Ordering;
+    let s = Server::start_configured(|app| app.index_rewrite_after.store(40, Ordering::Relaxed));
+    let path = s.dir.join(tenure_projections::ACCESS_INDEX_FILE);
+    let file_head = || tenure_projections::AccessIndex::open_file(&path).map(|f| f.head().get()).unwrap_or(0);
+    assert_eq!(file_head(), 0, "no file before any event");
+    let audit = [("Authorization", format!("Bearer {}", common::AUDIT_TOKEN))];
+    let audit: Vec<(&str, &str)> = audit.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let holders = |s: &Server| -> Vec<String> {
+        let r = s.call_with("GET", &s.url("/v1/holders?resource=payroll-db%23read"), None, &audit);
+        assert_eq!(r.status, 200, "{}", r.text);
+        let mut names: Vec<String> =
+            r.json["holders"].as_array().unwrap().iter().map(|h| h["identity"].as_str().unwrap().to_string()).collect();
+        names.sort();
+        names
+    };
+    let make = |s: &Server, i: usize| {
+        let mut u = alice();
+        u["userName"] = json!(format!("user{i:03}@example.com"));
+        u["externalId"] = json!(format!("ext{i}"));
+        u["entitlements"] = json!([{"value": "payroll-db#read"}]);
+        let r = s.call("POST", "/Users", Some(u));
+        assert_eq!(r.status, 201, "{}", r.text);
+    };
+    let folded = |s: &Server| -> Vec<String> {
+        let index = s.index();
+        let target = tenure_projections::Target::Entitlement(tenure_engine::Entitlement::new("payroll-db", "read"));
+        let mut names: Vec<String> = index
+            .holders(&target, tenure_engine::Timestamp::now(), tenure_projections::AsOf::Head)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.identity)
+            .collect();
+        names.sort();
+        names
+    };
+    for i in 0..30 {
+        make(&s, i);
+    }
+    // 60 events (a join and a grant each): due.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while file_head() < 60 {
+        assert!(std::time::Instant::now() < deadline, "the file was not rewritten (head {})", file_head());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(holders(&s), folded(&s));
+    assert_eq!(holders(&s).len(), 30);
+    // Writes after the swap reach the new index.
+    for i in 30..35 {
+        make(&s, i);
+    }
+    assert_eq!(holders(&s).len(), 35);
+    assert_eq!(holders(&s), folded(&s));
+    // The file opens and checks whole.
+    tenure_projections::AccessIndex::open_file(&path).unwrap().check_file().unwrap();
+}

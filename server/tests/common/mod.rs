@@ -9,6 +9,8 @@ pub const TOKEN: &str = "test-token-0123456789";
 pub const OTHER_TOKEN: &str = "okta-token-0123456789";
 /// A token whose deactivations are leaves.
 pub const LEAVE_TOKEN: &str = "hr-leave-token-0123456789";
+/// A token of the audit API.
+pub const AUDIT_TOKEN: &str = "audit-token-0123456789";
 /// The webhook secrets: the current one and the one being rotated out.
 pub const SECRET: &str = "whsec_current_0123456789abcdef";
 pub const OLD_SECRET: &str = "whsec_previous_0123456789abcdef";
@@ -33,7 +35,21 @@ impl Server {
     }
 
     pub fn start_in(dir: &Path) -> Server {
+        Server::start_with(dir, |_| {})
+    }
+
+    /// A server on a fresh store, its app set up by `setup` before it serves.
+    pub fn start_configured(setup: impl FnOnce(&tenure_server::App) + Send + 'static) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        let mut s = Server::start_with(&dir, setup);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    fn start_with(dir: &Path, setup: impl FnOnce(&tenure_server::App) + Send + 'static) -> Server {
         let tokens = vec![
+            tenure_server::Token::new("auditor", "audit", AUDIT_TOKEN).auditing(),
             tenure_server::Token::new("scim", "scim", TOKEN),
             tenure_server::Token::new("okta-1", "okta", OTHER_TOKEN),
             tenure_server::Token::new("hr-sync", "hr", LEAVE_TOKEN).deactivating(tenure_server::Deactivate::Leave),
@@ -54,6 +70,7 @@ impl Server {
                 let webhooks = Some(tenure_server::webhooks::Config::new(secrets));
                 let base = format!("http://{addr}/scim/v2");
                 let app = Arc::new(tenure_server::App::open_with(store, tokens, base, webhooks).unwrap());
+                setup(&app);
                 addr_tx.send(addr).unwrap();
                 tenure_server::serve(app.clone(), listener, async move {
                     let _ = rx.await;
