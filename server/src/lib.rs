@@ -150,6 +150,12 @@ impl App {
         for note in notes {
             tracing::warn!("{note}");
         }
+        if fresh.tail_len() >= due {
+            // Rebuilt from the log (the file did not read back) and not written: swapping
+            // it in would gain nothing, and doing it again at once would cost as much.
+            let reason = format!("{}: not written", path.display());
+            return Err(tenure_projections::WriteError::Io(std::io::Error::other(reason)).into());
+        }
         let file_head = fresh.head().get() - fresh.tail_len();
         // Catch up outside the lock to the head the API's index reached, then swap under
         // it once no event the new one holds is still to be applied to the old one (a
@@ -488,9 +494,14 @@ fn compact_while_serving(app: &App) {
             waited += Duration::from_millis(100);
         }
         let started = Instant::now();
-        match app.compact_index() {
+        let outcome = app.compact_index();
+        if let Ok(index) = app.index.read() {
+            app.metrics.index_tail.set(index.tail_len() as i64);
+        }
+        match outcome {
             Ok(Some(head)) => {
                 failures = 0;
+                app.metrics.index_rewrites.get_or_create(&metrics::OutcomeLabels { outcome: "written" }).inc();
                 tracing::info!(
                     head,
                     seconds = started.elapsed().as_secs_f64(),
@@ -500,6 +511,7 @@ fn compact_while_serving(app: &App) {
             Ok(None) => {}
             Err(e) => {
                 failures += 1;
+                app.metrics.index_rewrites.get_or_create(&metrics::OutcomeLabels { outcome: "failed" }).inc();
                 tracing::warn!(error = %e, "access index file not rewritten; tried again later")
             }
         }

@@ -14,6 +14,9 @@
 //!   events-API consumer (`--sync-from`) applied; `tenure_consumer_items_total{source,
 //!   outcome}`: its items by outcome (`stored`, `unchanged`, `duplicate`, `failed`,
 //!   `retried`, a kept failure applied on a later try).
+//! - `tenure_index_rewrites_total{outcome}`: the compactor's rewrites of the access index
+//!   file (`written`, `failed`); `tenure_index_tail_events`: the events the audit API's
+//!   index holds in memory past its file.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -70,6 +73,8 @@ pub struct Metrics {
     pub head: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub consumer_lag: Family<SourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub consumer_items: Family<ConsumerLabels, Counter>,
+    pub index_rewrites: Family<OutcomeLabels, Counter>,
+    pub index_tail: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -101,7 +106,26 @@ impl Default for Metrics {
         );
         let consumer_items = Family::<ConsumerLabels, Counter>::default();
         registry.register("consumer_items", "Items of the events-API consumer, by outcome", consumer_items.clone());
-        Metrics { registry, appended, event_lag, deliveries, requests, head, consumer_lag, consumer_items }
+        let index_rewrites = Family::<OutcomeLabels, Counter>::default();
+        registry.register("index_rewrites", "Rewrites of the access index file, by outcome", index_rewrites.clone());
+        let index_tail = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        registry.register(
+            "index_tail_events",
+            "Events the audit API's index holds in memory past its file",
+            index_tail.clone(),
+        );
+        Metrics {
+            registry,
+            appended,
+            event_lag,
+            deliveries,
+            requests,
+            head,
+            consumer_lag,
+            consumer_items,
+            index_rewrites,
+            index_tail,
+        }
     }
 }
 

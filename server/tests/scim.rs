@@ -638,3 +638,43 @@ fn the_access_index_file_is_rewritten_in_the_background() {
     // The file opens and checks whole.
     tenure_projections::AccessIndex::open_file(&path).unwrap().check_file().unwrap();
 }
+
+/// An index file that cannot be written (here a directory stands where it would go) is
+/// counted in `/metrics` as a failed rewrite and tried again less often each time, while
+/// the audit API answers from memory.
+#[test]
+fn an_index_file_that_cannot_be_written_is_counted_and_tried_less_often() {
+    use std::sync::atomic::Ordering;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    std::fs::create_dir_all(dir.join(tenure_projections::ACCESS_INDEX_FILE)).unwrap();
+    let s = Server::start_with(&dir, |app| app.index_rewrite_after.store(10, Ordering::Relaxed));
+    for i in 0..10 {
+        let mut u = alice();
+        u["userName"] = json!(format!("user{i:03}@example.com"));
+        u["externalId"] = json!(format!("ext{i}"));
+        u["entitlements"] = json!([{"value": "payroll-db#read"}]);
+        assert_eq!(s.call("POST", "/Users", Some(u)).status, 201);
+    }
+    // Tries at about 2 s, then 4 s and 8 s after each failure: two by 7 s (three or more
+    // without the backing off).
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let metrics = s.call("GET", &s.url("/metrics"), None).text;
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let failed = value("tenure_index_rewrites_total{outcome=\"failed\"}");
+    assert!((1..=2).contains(&failed), "{failed} failed rewrites:\n{metrics}");
+    assert_eq!(value("tenure_index_rewrites_total{outcome=\"written\"}"), 0);
+    assert_eq!(value("tenure_index_tail_events"), 20);
+    let audit = [("Authorization", format!("Bearer {}", common::AUDIT_TOKEN))];
+    let audit: Vec<(&str, &str)> = audit.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = s.call_with("GET", &s.url("/v1/holders?resource=payroll-db%23read"), None, &audit);
+    assert_eq!(r.json["holders"].as_array().map(Vec::len), Some(10), "{}", r.text);
+    assert!(dir.join(tenure_projections::ACCESS_INDEX_FILE).is_dir());
+}

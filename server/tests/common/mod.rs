@@ -47,7 +47,7 @@ impl Server {
         s
     }
 
-    fn start_with(dir: &Path, setup: impl FnOnce(&tenure_server::App) + Send + 'static) -> Server {
+    pub fn start_with(dir: &Path, setup: impl FnOnce(&tenure_server::App) + Send + 'static) -> Server {
         let tokens = vec![
             tenure_server::Token::new("auditor", "audit", AUDIT_TOKEN).auditing(),
             tenure_server::Token::new("scim", "scim", TOKEN),
