@@ -41,6 +41,27 @@ pub fn refuse_a_file(data: &Path) -> Result<(), CliError> {
 
 /// Says on stderr what was found and mended on the way (never an error: the answer
 /// that follows is right).
+/// After an ingest: the access index file rewritten when it is
+/// [`tenure_projections::REWRITE_AFTER`] events or more behind the log (or absent from a
+/// store that large), so that the next query maps it instead of paying for the rewrite.
+/// What is stored is stored: a failure here is a note, the next query builds the index.
+fn index_up_to_date(store: &Store) {
+    let path = store.dir().join(ACCESS_INDEX_FILE);
+    let file_head = AccessIndex::open_file(&path).map_or(0, |f| f.head().get());
+    if store.head().get().saturating_sub(file_head) < tenure_projections::REWRITE_AFTER {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match open_access_index_with(store, &path, false, &mut |n| note(&n)) {
+        Ok(index) => note(&format!(
+            "access index brought up to date at position {} in {:.1} s",
+            index.head().get(),
+            started.elapsed().as_secs_f64()
+        )),
+        Err(e) => note(&format!("access index not brought up to date ({e}); the next query will")),
+    }
+}
+
 pub fn note(message: &str) {
     eprintln!("tenure: note: {}", crate::output::clean(message));
 }
@@ -296,6 +317,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                     }
                 }
             }
+            index_up_to_date(&store);
             Ok(0)
         }
         Command::Access { identity, at, known, format } => {

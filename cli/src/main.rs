@@ -340,6 +340,10 @@ pub enum Command {
     /// (files of more than 1,048,576 events are stored in parts of that size, each whole or
     /// not at all). Events whose (source, source_event_id) is already stored are skipped
     /// and counted as duplicates, so an interrupted ingest can simply be run again.
+    ///
+    /// When the files leave the access index file 50,000 events or more behind the log,
+    /// it is brought up to date before the command returns (said on stderr), so that the
+    /// next query does not pay for it.
     Ingest {
         /// JSONL files to read, in order; `-` reads standard input.
         #[arg(required = true, value_name = "FILE")]

@@ -624,3 +624,32 @@ fn queries_accept_a_user_name_also_a_past_one() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown identity 'nobody@example.com'"), "{}", stderr(&o));
 }
+
+/// An ingest that leaves the access index file 50,000 events or more behind the log
+/// brings it up to date before it returns, so the next query maps it and writes nothing;
+/// a small ingest after it leaves the file as it is (the next query reads the short tail).
+#[test]
+fn a_large_ingest_leaves_the_index_file_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("org.jsonl");
+    let path = file.to_str().unwrap();
+    assert!(tenure(dir.path(), &["generate", "--identities", "7000", "--years", "3", "--out", path]).status.success());
+    let data = dir.path().join("store");
+    let o = tenure(&data, &["ingest", path]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("access index brought up to date at position"), "{}", stderr(&o));
+    let index_file = data.join(tenure_projections::ACCESS_INDEX_FILE);
+    let head = tenure_engine::Store::open_read_only(&data).unwrap().head();
+    assert!(head.get() >= tenure_projections::REWRITE_AFTER, "{head}");
+    assert_eq!(tenure_projections::AccessIndex::open_file(&index_file).unwrap().head(), head);
+    let written = std::fs::metadata(&index_file).unwrap().modified().unwrap();
+    let o = tenure(&data, &["who", "app-0000", "--at", "2021-06-01"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::metadata(&index_file).unwrap().modified().unwrap(), written, "the query wrote the index");
+    let one = dir.path().join("one.jsonl");
+    std::fs::write(&one, GOOD).unwrap();
+    let o = tenure(&data, &["ingest", one.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("access index"), "{}", stderr(&o));
+    assert_eq!(std::fs::metadata(&index_file).unwrap().modified().unwrap(), written);
+}
