@@ -39,8 +39,6 @@ pub fn refuse_a_file(data: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Says on stderr what was found and mended on the way (never an error: the answer
-/// that follows is right).
 /// After an ingest: the access index file rewritten when it is
 /// [`tenure_projections::REWRITE_AFTER`] events or more behind the log (or absent from a
 /// store that large), so that the next query maps it instead of paying for the rewrite.
@@ -62,6 +60,8 @@ fn index_up_to_date(store: &Store) {
     }
 }
 
+/// Says on stderr what was found and mended on the way (never an error: the answer
+/// that follows is right).
 pub fn note(message: &str) {
     eprintln!("tenure: note: {}", crate::output::clean(message));
 }
