@@ -684,6 +684,19 @@ fn run_scale(n: usize, args: &Args, cpu: &str, cores: usize) {
         },
         None,
     );
+    // As of a recent R (the last 1% of the log): the runs answer for everyone nothing
+    // recorded since touched.
+    query(
+        "holders_as_of_recent",
+        "holders of an entitlement at T, as of R in the last 1% of the log",
+        &mut |rng| {
+            let e = Target::parse(ents[rng.below(ents.len() as u64) as usize]).expect("target");
+            let (_, t) = pick(rng);
+            let r = head.saturating_sub(rng.below(head / 100 + 1)).max(1);
+            index.holders(&e, t, AsOf::Position(r)).expect("holders").len()
+        },
+        None,
+    );
     query(
         "holders_during_as_of",
         "holders during 30 days, as of random R",
