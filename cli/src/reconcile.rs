@@ -220,36 +220,16 @@ pub fn run(
     };
     // The users are compared on a thread of their own (and on every core) while this one
     // writes what they gave, a few batches behind.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Reconciled>>(2);
-    let (end, written) = std::thread::scope(|scope| {
-        let comparing = scope.spawn(move || {
-            let mut pending = Vec::new();
-            let mut hand = |item: Reconciled| -> Result<(), CliError> {
-                pending.push(item);
-                if pending.len() == RENDER_BATCH {
-                    let batch = std::mem::take(&mut pending);
-                    tx.send(batch).map_err(|_| CliError::failure("the output stopped"))?;
-                }
-                Ok(())
-            };
-            each_user(files, &mut |user| rec.user(user, &mut hand))?;
-            let end = rec.finish(&mut hand)?;
-            let _ = tx.send(pending);
-            Ok::<_, CliError>(end)
-        });
-        let mut written = Ok(());
-        for items in rx {
-            written = items.into_iter().try_for_each(&mut take);
-            if written.is_err() {
-                break;
-            }
-        }
-        let end = comparing.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (end, written)
-    });
-    // The writer's error first: the comparing side then only saw the output stop.
-    written?;
-    let end = end?;
+    let mut end = None;
+    pipelined(
+        |hand| {
+            each_user(files, &mut |user| rec.user(user, &mut *hand))?;
+            end = Some(rec.finish(hand)?);
+            Ok(())
+        },
+        |items| items.into_iter().try_for_each(&mut take),
+    )?;
+    let end = end.ok_or_else(|| CliError::failure("the comparison ended without its totals"))?;
     sink.rows(batch)?;
     if let (Some(file), Some(path)) = (fixes_file, corrections) {
         let file = file.into_inner().map_err(|e| failed(path, e.into_error()))?;
