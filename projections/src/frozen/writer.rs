@@ -165,7 +165,10 @@ pub(crate) fn write_with<W: Write + Seek>(
     }
     w.section(S::IdLast, start);
 
-    // The u32 lists.
+    // The u32 lists, each written sorted and without repeats (the tail's lists come in
+    // the order of their events, with repeats; a list read from a file and merged with a
+    // tail is sorted): so a file is the same bytes whether it was built from the log at
+    // once or rewritten from an older file and the events since.
     type GetList<'a> = &'a dyn Fn(u32) -> Result<Vec<u32>, CorruptIndex>;
     let lists: [(S, S, u32, GetList<'_>); 4] = [
         (S::GroupsOfOff, S::GroupsOf, ids, &|i| src.groups_of(i)),
@@ -175,7 +178,10 @@ pub(crate) fn write_with<W: Write + Seek>(
     ];
     for (off, blob, count, get) in lists {
         w.table(off, blob, count, |w, i| {
-            for id in get(i)? {
+            let mut list = get(i)?;
+            list.sort_unstable();
+            list.dedup();
+            for id in list {
                 w.put(&id.to_le_bytes())?;
             }
             Ok(())

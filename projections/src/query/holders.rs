@@ -106,6 +106,12 @@ impl AccessIndex {
     /// without a file, or when a retraction recorded after `m` takes back an event
     /// recorded by then (whose subject the index does not keep).
     pub(super) fn touched(&self, ents: &[u32], r: u64) -> Result<Option<Touched>, CorruptIndex> {
+        self.touched_where(r, |ent| ents.contains(&ent))
+    }
+
+    /// [`Self::touched`] as to the entitlements `asked` says yes to (every one, for the
+    /// runs of a file rewritten as known at the head: `crate::runs`).
+    pub(crate) fn touched_where(&self, r: u64, asked: impl Fn(u32) -> bool) -> Result<Option<Touched>, CorruptIndex> {
         let Some(f) = self.frozen.as_ref() else { return Ok(None) };
         let m = r.min(f.head);
         if self.retracted.iter().any(|(&pos, &by)| pos <= m && by > m) {
@@ -125,7 +131,7 @@ impl AccessIndex {
         for (g, events) in self.group_events.iter().enumerate() {
             let bears = |op: &GroupOp| match op {
                 GroupOp::Created | GroupOp::Deleted => true,
-                GroupOp::Granted(e) | GroupOp::Revoked(e) => ents.contains(e),
+                GroupOp::Granted(e) | GroupOp::Revoked(e) => asked(*e),
             };
             if events.iter().any(|e| e.pos > m && bears(&e.op)) {
                 for &id in self.members(g as u32)?.iter() {

@@ -208,7 +208,7 @@ mod access;
 mod anomalies;
 mod diff;
 mod holders;
-pub(crate) use holders::StoredRuns;
+pub(crate) use holders::{StoredRuns, Touched};
 mod profile;
 mod timeline;
 
