@@ -33,7 +33,8 @@ pub(crate) fn build_runs(index: &AccessIndex) -> Result<Vec<Vec<u8>>, CorruptInd
         None => fold_runs(index, 0..end),
         Some((f, touched)) => {
             let folded = fold_runs(index, (0..end).filter(|&id| id >= f.identities || touched.contains(id)))?;
-            carry_over(f, &touched, folded)
+            let dirty = dirty_ents(index, f, &touched)?;
+            carry_over(f, (&touched, &dirty), folded)
         }
     }
 }
@@ -62,9 +63,50 @@ fn fold_runs(index: &AccessIndex, ids: impl Iterator<Item = u32>) -> Result<Vec<
     Ok(out)
 }
 
+/// The entitlements of the file in which a `touched` identity may have runs: those it
+/// was ever granted directly, and those ever granted to a group it was ever a member of.
+/// The runs of every other entitlement are the file's, byte for byte.
+fn dirty_ents(index: &AccessIndex, f: &Frozen, touched: &Touched) -> Result<Vec<bool>, CorruptIndex> {
+    let mut dirty = vec![false; f.ents as usize];
+    let mut mark = |ent: u32| {
+        if let Some(d) = dirty.get_mut(ent as usize) {
+            *d = true;
+        }
+    };
+    let mut groups = vec![false; index.group_events.len()];
+    for id in (0..f.identities).filter(|&id| touched.contains(id)) {
+        for e in index.id_events(id, true)?.iter() {
+            if let crate::model::IdOp::Granted { ent, .. } = e.op {
+                mark(ent);
+            }
+        }
+        for &g in index.groups_of(id)?.iter() {
+            if let Some(seen) = groups.get_mut(g as usize) {
+                *seen = true;
+            }
+        }
+    }
+    for (g, events) in index.group_events.iter().enumerate() {
+        if groups[g] {
+            for e in events {
+                if let crate::model::GroupOp::Granted(ent) = e.op {
+                    mark(ent);
+                }
+            }
+        }
+    }
+    Ok(dirty)
+}
+
 /// Per entitlement, the file's runs of the identities not `touched` merged, in identity
-/// order, with the `folded` runs of the others (and of entitlements new since the file).
-fn carry_over(f: &Frozen, touched: &Touched, folded: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, CorruptIndex> {
+/// order, with the `folded` runs of the others (and of entitlements new since the file);
+/// an entitlement no touched identity can have runs in (not `dirty`) and none folded is
+/// copied from the file as it is.
+fn carry_over(
+    f: &Frozen,
+    (touched, dirty): (&Touched, &[bool]),
+    folded: Vec<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, CorruptIndex> {
     let ents: Vec<u32> = (0..folded.len() as u32).collect();
     let merged = crate::par::par_map(
         &ents,
@@ -72,6 +114,9 @@ fn carry_over(f: &Frozen, touched: &Touched, folded: Vec<Vec<u8>>) -> Result<Vec
         |_, &ent| -> Result<Option<Vec<u8>>, CorruptIndex> {
             if ent >= f.ents {
                 return Ok(None); // new since the file: the folded runs are all of them
+            }
+            if !dirty[ent as usize] && folded[ent as usize].is_empty() {
+                return Ok(Some(f.runs_filed(ent)?.to_vec()));
             }
             let mut fresh: Vec<(u32, i64, i64, Vec<RunVia>)> = Vec::new(); // identity, from, to, reasons
             crate::codec::runs_each(&folded[ent as usize], |id, from, to, via| {

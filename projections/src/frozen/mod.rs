@@ -137,6 +137,10 @@ pub(crate) trait Source {
     fn for_each_recorded(&self, visit: &mut dyn FnMut(i64));
     fn identity_name(&self, id: u32) -> Result<&str, CorruptIndex>;
     fn id_events(&self, id: u32) -> Result<Vec<Filed<IdOp>>, CorruptIndex>;
+    /// When no event of identity `id` came since the file being rewritten: its events as
+    /// that file holds them (checked), to be copied as they are, and the position of the
+    /// last that bears on access.
+    fn id_events_filed(&self, id: u32) -> Result<Option<(&[u8], u64)>, CorruptIndex>;
     fn groups_of(&self, id: u32) -> Result<Vec<u32>, CorruptIndex>;
     fn owned(&self, id: u32) -> Result<Vec<u32>, CorruptIndex>;
     fn direct_holders(&self, ent: u32) -> Result<Vec<u32>, CorruptIndex>;

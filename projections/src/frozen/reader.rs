@@ -305,14 +305,26 @@ impl Frozen {
         Ok(self.checked(S::IdLast)?.chunks_exact(8).map(|b| le_u64(b, 0)))
     }
 
+    /// An identity's events as filed: empty, or their CRC-32 (checked) and their encoding.
+    pub(crate) fn id_events_filed(&self, id: u32) -> Result<&[u8], CorruptIndex> {
+        let b = self.item(S::IdEventsOff, S::IdEvents, id)?;
+        if !b.is_empty() && (b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0)) {
+            return Err(self.corrupt(&format!("the events of identity #{id} fail their checksum")));
+        }
+        Ok(b)
+    }
+
+    /// The position of identity `id`'s last event that bears on access (0 for none).
+    pub(crate) fn last_access_position(&self, id: u32) -> Result<u64, CorruptIndex> {
+        let at = id as usize * 8;
+        Ok(le_u64(self.checked_range(S::IdLast, at..at + 8)?, 0))
+    }
+
     /// An identity's events; `lite` as in [`crate::codec::decode`].
     pub fn id_events(&self, id: u32, lite: bool) -> Result<Vec<Filed<IdOp>>, CorruptIndex> {
-        let b = self.item(S::IdEventsOff, S::IdEvents, id)?;
+        let b = self.id_events_filed(id)?;
         if b.is_empty() {
             return Ok(Vec::new());
-        }
-        if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
-            return Err(self.corrupt(&format!("the events of identity #{id} fail their checksum")));
         }
         let list = crate::codec::decode(&b[4..], lite)
             .map_err(|_| self.corrupt(&format!("the events of identity #{id} do not decode")))?;
@@ -363,6 +375,18 @@ impl Frozen {
         })
     }
 
+    /// The runs of `ent` as encoded (see `crate::codec::encode_run`), their CRC-32 checked.
+    pub(crate) fn runs_filed(&self, ent: u32) -> Result<&[u8], CorruptIndex> {
+        let b = self.item(S::RunsOff, S::Runs, ent)?;
+        if b.is_empty() {
+            return Ok(b);
+        }
+        if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
+            return Err(self.corrupt(&format!("the access runs of entitlement #{ent} fail their checksum")));
+        }
+        Ok(&b[4..])
+    }
+
     /// Calls `found` for each run of effective access to `ent` as of the file's head:
     /// identity, `[from, to)` and reasons, identities ascending.
     pub fn runs_each(
@@ -370,18 +394,15 @@ impl Frozen {
         ent: u32,
         found: impl FnMut(u32, i64, i64, &[crate::model::RunVia]),
     ) -> Result<(), CorruptIndex> {
-        let b = self.item(S::RunsOff, S::Runs, ent)?;
+        let b = self.runs_filed(ent)?;
         if b.is_empty() {
             return Ok(());
-        }
-        if b.len() < 4 || crc32fast::hash(&b[4..]) != le_u32(b, 0) {
-            return Err(self.corrupt(&format!("the access runs of entitlement #{ent} fail their checksum")));
         }
         // Ids past the header's counts are refused before `found` sees them.
         let (ids, groups) = (self.identities, self.groups);
         let mut found = found;
         let mut past_end = false;
-        crate::codec::runs_each(&b[4..], |id, from, to, via| {
+        crate::codec::runs_each(b, |id, from, to, via| {
             let groups_ok = via.iter().all(|v| match v {
                 crate::model::RunVia::Group { group, .. } => *group < groups,
                 crate::model::RunVia::Direct { .. } => true,

@@ -151,6 +151,10 @@ pub(crate) fn write_with<W: Write + Seek>(
     let mut buf = Vec::new();
     let mut last = Vec::with_capacity(ids as usize);
     w.table(S::IdEventsOff, S::IdEvents, ids, |w, id| {
+        if let Some((filed, last_pos)) = src.id_events_filed(id)? {
+            last.push(last_pos);
+            return Ok(w.put(filed)?);
+        }
         buf.clear();
         let list = src.id_events(id)?;
         if !list.is_empty() {

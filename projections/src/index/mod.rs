@@ -378,6 +378,14 @@ impl frozen::Source for AccessIndex {
     fn id_events(&self, id: u32) -> Result<Vec<Filed<IdOp>>, CorruptIndex> {
         AccessIndex::id_events(self, id, false).map(Cow::into_owned)
     }
+    fn id_events_filed(&self, id: u32) -> Result<Option<(&[u8], u64)>, CorruptIndex> {
+        match &self.frozen {
+            Some(f) if id < f.identities && self.id_events.get(id).is_empty() => {
+                Ok(Some((f.id_events_filed(id)?, f.last_access_position(id)?)))
+            }
+            _ => Ok(None),
+        }
+    }
     fn groups_of(&self, id: u32) -> Result<Vec<u32>, CorruptIndex> {
         AccessIndex::groups_of(self, id).map(Cow::into_owned)
     }
