@@ -3,7 +3,7 @@
 //! head are read without folding anyone. Computed here, before the file writer runs.
 
 use crate::error::CorruptIndex;
-use crate::frozen::Frozen;
+use crate::frozen::{Frozen, Runs};
 use crate::index::AccessIndex;
 use crate::model::RunVia;
 use crate::query::Touched;
@@ -23,14 +23,14 @@ type IdRun = (u32, i64, i64, Vec<RunVia>);
 /// [`AccessIndex::touched_where`] finds, as to every entitlement, and those new since the
 /// file); everyone else's runs are carried over from the file as they are. The bytes are
 /// the same either way (`tests/equivalence.rs` compares them).
-pub(crate) fn build_runs(index: &AccessIndex) -> Result<Vec<Vec<u8>>, CorruptIndex> {
+pub(crate) fn build_runs(index: &AccessIndex) -> Result<Runs<'_>, CorruptIndex> {
     let end = index.identities.end();
     let carried = match &index.frozen {
         Some(f) => index.touched_where(index.head, |_| true)?.map(|touched| (f, touched)),
         None => None,
     };
     match carried {
-        None => fold_runs(index, 0..end),
+        None => Ok(Runs { lists: fold_runs(index, 0..end)?.into_iter().map(Some).collect(), file: None }),
         Some((f, touched)) => {
             let folded = fold_runs(index, (0..end).filter(|&id| id >= f.identities || touched.contains(id)))?;
             let dirty = dirty_ents(index, f, &touched)?;
@@ -101,22 +101,19 @@ fn dirty_ents(index: &AccessIndex, f: &Frozen, touched: &Touched) -> Result<Vec<
 /// Per entitlement, the file's runs of the identities not `touched` merged, in identity
 /// order, with the `folded` runs of the others (and of entitlements new since the file);
 /// an entitlement no touched identity can have runs in (not `dirty`) and none folded is
-/// copied from the file as it is.
-fn carry_over(
-    f: &Frozen,
+/// left to be copied from the file as it is when the new file is written.
+fn carry_over<'a>(
+    f: &'a Frozen,
     (touched, dirty): (&Touched, &[bool]),
     folded: Vec<Vec<u8>>,
-) -> Result<Vec<Vec<u8>>, CorruptIndex> {
-    let ents: Vec<u32> = (0..folded.len() as u32).collect();
+) -> Result<Runs<'a>, CorruptIndex> {
+    let ents: Vec<u32> = (0..f.ents.min(folded.len() as u32)).collect();
     let merged = crate::par::par_map(
         &ents,
         || (),
         |_, &ent| -> Result<Option<Vec<u8>>, CorruptIndex> {
-            if ent >= f.ents {
-                return Ok(None); // new since the file: the folded runs are all of them
-            }
             if !dirty[ent as usize] && folded[ent as usize].is_empty() {
-                return Ok(Some(f.runs_filed(ent)?.to_vec()));
+                return Ok(None);
             }
             let mut fresh: Vec<(u32, i64, i64, Vec<RunVia>)> = Vec::new(); // identity, from, to, reasons
             crate::codec::runs_each(&folded[ent as usize], |id, from, to, via| {
@@ -144,11 +141,10 @@ fn carry_over(
             Ok(Some(out))
         },
     );
-    let mut out = Vec::with_capacity(folded.len());
-    for (runs, folded) in merged.into_iter().zip(folded) {
-        out.push(runs?.unwrap_or(folded));
-    }
-    Ok(out)
+    let mut lists = merged.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // Entitlements new since the file: the folded runs are all of them.
+    lists.extend(folded.into_iter().skip(ents.len()).map(Some));
+    Ok(Runs { lists, file: Some(f) })
 }
 
 /// The runs of identity `id` as known at `r`.
