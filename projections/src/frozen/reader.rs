@@ -283,13 +283,14 @@ impl Frozen {
         std::str::from_utf8(b).map_err(|_| self.corrupt("a name is not UTF-8"))
     }
 
-    /// The id of `name`, by binary search over the names in sorted order.
+    /// The id of `name`, by binary search over the names in sorted order (compared as
+    /// bytes: UTF-8 sorts as its bytes, and a name equal to `name` is UTF-8).
     pub fn identity_id(&self, name: &str) -> Result<Option<u32>, CorruptIndex> {
         let (mut lo, mut hi) = (0usize, self.identities as usize);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let id = le_u32(self.checked_range(S::IdSorted, mid * 4..mid * 4 + 4)?, 0);
-            match self.identity_name(id)?.cmp(name) {
+            match self.item(S::IdNamesOff, S::IdNames, id)?.cmp(name.as_bytes()) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Some(id)),
