@@ -127,7 +127,6 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
-/// What [`write`] needs of an index: every list, merged (frozen part and tail).
 /// Per entitlement, the runs a file is written with (encoded as `crate::codec::encode_run`
 /// writes them): made anew, or (`None`) the same as the file being rewritten holds,
 /// copied from it while writing, so that a rewrite keeps in memory only the runs it
@@ -151,6 +150,7 @@ impl Runs<'_> {
     }
 }
 
+/// What [`write`] needs of an index: every list, merged (frozen part and tail).
 pub(crate) trait Source {
     fn head(&self) -> u64;
     fn identities(&self) -> u32;
