@@ -154,11 +154,17 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn str(&mut self) -> Result<&'a str, Malformed> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| Malformed)
+    }
+
+    /// The bytes of a string written by [`put_str`], not checked as UTF-8: for a string
+    /// stepped over, which no one reads as text.
+    fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
         let len = usize::try_from(self.varint()?).map_err(|_| Malformed)?;
         let end = self.at.checked_add(len).ok_or(Malformed)?;
         let s = self.b.get(self.at..end).ok_or(Malformed)?;
         self.at = end;
-        std::str::from_utf8(s).map_err(|_| Malformed)
+        Ok(s)
     }
 
     /// A time written by [`put_time`].
@@ -176,13 +182,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Steps over attributes, checking them; keeps their bytes unless `lite`.
+    /// Steps over attributes; unless `lite`, checks them (UTF-8) and keeps their bytes.
     fn attrs(&mut self, lite: bool) -> Result<PackedAttrs, Malformed> {
         let start = self.at;
         let n = self.varint()?;
         for _ in 0..n {
-            self.str()?;
-            self.str()?;
+            if lite {
+                self.bytes()?;
+                self.bytes()?;
+            } else {
+                self.str()?;
+                self.str()?;
+            }
         }
         if lite || n == 0 {
             return Ok(PackedAttrs::default());
@@ -238,11 +249,13 @@ pub(crate) fn decode(b: &[u8], lite: bool) -> Result<Vec<Filed<IdOp>>, Malformed
                     2 => CredentialAction::Revoked,
                     _ => return Err(Malformed),
                 };
-                let credential = r.str()?;
-                let expires = r.time()?;
                 if lite {
+                    r.bytes()?;
+                    r.time()?;
                     continue;
                 }
+                let credential = r.str()?;
+                let expires = r.time()?;
                 IdOp::Credential(Box::new(CredentialOp { action, credential: credential.to_string(), expires }))
             }
             12 => IdOp::Reviewed(r.u32()?),
