@@ -3,6 +3,7 @@
 //! projections crate) store counts, positions and deltas.
 
 /// Appends `x` to `out`.
+#[inline]
 pub fn put(out: &mut Vec<u8>, mut x: u64) {
     while x >= 0x80 {
         out.push((x as u8) | 0x80);
@@ -12,8 +13,16 @@ pub fn put(out: &mut Vec<u8>, mut x: u64) {
 }
 
 /// Reads the varint at the start of `b` and moves `b` past it; `None` when `b` ends
-/// inside it or it runs past 10 bytes.
+/// inside it or it runs past 10 bytes. Inlined into the decoders of other crates (most
+/// of the index files' varints are one byte, read without a loop).
+#[inline]
 pub fn take(b: &mut &[u8]) -> Option<u64> {
+    if let Some((&first, rest)) = b.split_first() {
+        if first < 0x80 {
+            *b = rest;
+            return Some(u64::from(first));
+        }
+    }
     let mut x = 0u64;
     for (i, &byte) in b.iter().enumerate().take(10) {
         x |= u64::from(byte & 0x7f) << (7 * i);
