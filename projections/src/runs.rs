@@ -32,9 +32,14 @@ pub(crate) fn build_runs(index: &AccessIndex) -> Result<Runs<'_>, CorruptIndex> 
     match carried {
         None => Ok(Runs { lists: fold_runs(index, 0..end)?.into_iter().map(Some).collect(), file: None }),
         Some((f, touched)) => {
-            let folded = fold_runs(index, (0..end).filter(|&id| id >= f.identities || touched.contains(id)))?;
-            let dirty = dirty_ents(index, f, &touched)?;
-            carry_over(f, (&touched, &dirty), folded)
+            let carried = fold_runs(index, (0..end).filter(|&id| id >= f.identities || touched.contains(id)))
+                .and_then(|folded| carry_over(f, (&touched, &dirty_ents(index, f, &touched)?), folded));
+            match carried {
+                Ok(runs) => Ok(runs),
+                // Runs of the old file that fail their checksum are not carried over:
+                // everyone is folded, as for a build from the log, and the new file is whole.
+                Err(_) => Ok(Runs { lists: fold_runs(index, 0..end)?.into_iter().map(Some).collect(), file: None }),
+            }
         }
     }
 }
@@ -113,6 +118,7 @@ fn carry_over<'a>(
         || (),
         |_, &ent| -> Result<Option<Vec<u8>>, CorruptIndex> {
             if !dirty[ent as usize] && folded[ent as usize].is_empty() {
+                f.runs_filed(ent)?; // checked now, copied when the file is written
                 return Ok(None);
             }
             let mut fresh: Vec<(u32, i64, i64, Vec<RunVia>)> = Vec::new(); // identity, from, to, reasons
