@@ -82,18 +82,23 @@ fn a_damaged_header_or_a_torn_file_is_rebuilt_from_the_log() {
     assert_same(&open_access_index(&store, &path).unwrap(), &rebuilt);
 }
 
-#[test]
-fn damaged_lists_are_reported_by_the_queries_that_read_them() {
-    let (_dir, _store, path) = store_with_index_file(9);
-    let mut bytes = std::fs::read(&path).unwrap();
-    // The identities' events: section 5 of the header's table at byte 48.
-    let at = 48 + 5 * 16;
+/// Flips a byte in every 97 of section `section` of the index file at `path` (its
+/// offset and length in the header's table at byte 48).
+fn flip_section(path: &std::path::Path, section: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = 48 + section * 16;
     let offset = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
     let len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
     for i in (offset..offset + len).step_by(97) {
         bytes[i] ^= 0x5a;
     }
-    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(path, &bytes).unwrap();
+}
+
+#[test]
+fn damaged_lists_are_reported_by_the_queries_that_read_them() {
+    let (_dir, _store, path) = store_with_index_file(9);
+    flip_section(&path, 5); // the identities' events
     let index = AccessIndex::open_file(&path).expect("the header is intact");
     let t = tenure::Timestamp::parse_lenient("2021-06-01").unwrap();
     let mut corrupt = 0;
@@ -116,15 +121,7 @@ fn damaged_lists_are_reported_by_the_queries_that_read_them() {
 #[test]
 fn a_rewrite_over_damaged_runs_folds_everyone_and_writes_a_whole_file() {
     let (dir, store, path) = store_with_index_file(9);
-    let mut bytes = std::fs::read(&path).unwrap();
-    // The runs: section 16 of the header's table at byte 48.
-    let at = 48 + 16 * 16;
-    let offset = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
-    let len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().unwrap()) as usize;
-    for i in (offset..offset + len).step_by(97) {
-        bytes[i] ^= 0x5a;
-    }
-    std::fs::write(&path, &bytes).unwrap();
+    flip_section(&path, 16); // the runs
     let late = NewEvent::from_json(
         r#"{"type":"identity.joined","effective_at":"2024-01-01T00:00:00Z","data":{"identity":"late-joiner","kind":"human"}}"#,
     )

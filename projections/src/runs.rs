@@ -3,10 +3,11 @@
 //! head are read without folding anyone. Computed here, before the file writer runs.
 
 use crate::error::CorruptIndex;
-use crate::frozen::{Frozen, Runs};
+use crate::frozen::Frozen;
 use crate::index::AccessIndex;
 use crate::model::RunVia;
 use crate::query::Touched;
+use std::borrow::Cow;
 
 /// Identities folded per round: each round is folded on every core, then encoded in
 /// order on this thread, so memory holds one round's runs at most.
@@ -15,7 +16,9 @@ const ROUND: u32 = 1 << 15;
 /// One run of an identity's access: entitlement, from, to, reasons.
 type IdRun = (u32, i64, i64, Vec<RunVia>);
 
-/// Per entitlement, its runs encoded by `crate::codec::encode_run`, identities ascending.
+/// Per entitlement, its runs encoded by `crate::codec::encode_run`, identities ascending:
+/// made anew, or borrowed from the mapped file being rewritten where they are the same
+/// (copied from it as the new file is written, never held in memory).
 ///
 /// Folding every identity is most of a rewrite's cost (about 20 µs an identity at 10M
 /// events). So when the index has a file, only the identities whose access as known at
@@ -23,25 +26,19 @@ type IdRun = (u32, i64, i64, Vec<RunVia>);
 /// [`AccessIndex::touched_where`] finds, as to every entitlement, and those new since the
 /// file); everyone else's runs are carried over from the file as they are. The bytes are
 /// the same either way (`tests/equivalence.rs` compares them).
-pub(crate) fn build_runs(index: &AccessIndex) -> Result<Runs<'_>, CorruptIndex> {
+pub(crate) fn build_runs(index: &AccessIndex) -> Result<Vec<Cow<'_, [u8]>>, CorruptIndex> {
     let end = index.identities.end();
+    let everyone = || Ok(fold_runs(index, 0..end)?.into_iter().map(Cow::Owned).collect());
     let carried = match &index.frozen {
         Some(f) => index.touched_where(index.head, |_| true)?.map(|touched| (f, touched)),
         None => None,
     };
-    match carried {
-        None => Ok(Runs { lists: fold_runs(index, 0..end)?.into_iter().map(Some).collect(), file: None }),
-        Some((f, touched)) => {
-            let carried = fold_runs(index, (0..end).filter(|&id| id >= f.identities || touched.contains(id)))
-                .and_then(|folded| carry_over(f, (&touched, &dirty_ents(index, f, &touched)?), folded));
-            match carried {
-                Ok(runs) => Ok(runs),
-                // Runs of the old file that fail their checksum are not carried over:
-                // everyone is folded, as for a build from the log, and the new file is whole.
-                Err(_) => Ok(Runs { lists: fold_runs(index, 0..end)?.into_iter().map(Some).collect(), file: None }),
-            }
-        }
-    }
+    let Some((f, touched)) = carried else { return everyone() };
+    let carried = fold_runs(index, (0..end).filter(|&id| id >= f.identities || touched.contains(id)))
+        .and_then(|folded| carry_over(f, (&touched, &dirty_ents(index, f, &touched)?), folded));
+    // Runs of the old file that fail their checksum are not carried over: everyone is
+    // folded, as for a build from the log, and the new file is whole.
+    carried.or_else(|_| everyone())
 }
 
 /// The runs of `ids` (ascending), per entitlement, folded on every core a round at a time.
@@ -106,20 +103,19 @@ fn dirty_ents(index: &AccessIndex, f: &Frozen, touched: &Touched) -> Result<Vec<
 /// Per entitlement, the file's runs of the identities not `touched` merged, in identity
 /// order, with the `folded` runs of the others (and of entitlements new since the file);
 /// an entitlement no touched identity can have runs in (not `dirty`) and none folded is
-/// left to be copied from the file as it is when the new file is written.
+/// the file's as it is (its checksum checked here).
 fn carry_over<'a>(
     f: &'a Frozen,
     (touched, dirty): (&Touched, &[bool]),
     folded: Vec<Vec<u8>>,
-) -> Result<Runs<'a>, CorruptIndex> {
+) -> Result<Vec<Cow<'a, [u8]>>, CorruptIndex> {
     let ents: Vec<u32> = (0..f.ents.min(folded.len() as u32)).collect();
     let merged = crate::par::par_map(
         &ents,
         || (),
-        |_, &ent| -> Result<Option<Vec<u8>>, CorruptIndex> {
+        |_, &ent| -> Result<Cow<'a, [u8]>, CorruptIndex> {
             if !dirty[ent as usize] && folded[ent as usize].is_empty() {
-                f.runs_filed(ent)?; // checked now, copied when the file is written
-                return Ok(None);
+                return Ok(Cow::Borrowed(f.runs_filed(ent)?));
             }
             let mut fresh: Vec<(u32, i64, i64, Vec<RunVia>)> = Vec::new(); // identity, from, to, reasons
             crate::codec::runs_each(&folded[ent as usize], |id, from, to, via| {
@@ -144,13 +140,13 @@ fn carry_over<'a>(
             for (id, from, to, via) in fresh {
                 put(id, from, to, &via);
             }
-            Ok(Some(out))
+            Ok(Cow::Owned(out))
         },
     );
     let mut lists = merged.into_iter().collect::<Result<Vec<_>, _>>()?;
     // Entitlements new since the file: the folded runs are all of them.
-    lists.extend(folded.into_iter().skip(ents.len()).map(Some));
-    Ok(Runs { lists, file: Some(f) })
+    lists.extend(folded.into_iter().skip(ents.len()).map(Cow::Owned));
+    Ok(lists)
 }
 
 /// The runs of identity `id` as known at `r`.

@@ -127,29 +127,6 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
-/// Per entitlement, the runs a file is written with (encoded as `crate::codec::encode_run`
-/// writes them): made anew, or (`None`) the same as the file being rewritten holds,
-/// copied from it while writing, so that a rewrite keeps in memory only the runs it
-/// changed.
-pub(crate) struct Runs<'a> {
-    pub(crate) lists: Vec<Option<Vec<u8>>>,
-    pub(crate) file: Option<&'a Frozen>,
-}
-
-impl Runs<'_> {
-    pub(crate) fn len(&self) -> usize {
-        self.lists.len()
-    }
-
-    pub(crate) fn get(&self, ent: u32) -> Result<&[u8], CorruptIndex> {
-        match (self.lists.get(ent as usize), self.file) {
-            (Some(Some(list)), _) => Ok(list),
-            (Some(None), Some(f)) => f.runs_filed(ent),
-            _ => Ok(&[]),
-        }
-    }
-}
-
 /// What [`write`] needs of an index: every list, merged (frozen part and tail).
 pub(crate) trait Source {
     fn head(&self) -> u64;

@@ -3,6 +3,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use std::borrow::Cow;
 
 /// A writer that knows where it is, and where each section it wrote lies.
 pub(crate) struct Counting<W> {
@@ -98,14 +99,14 @@ impl<W: Write> Counting<W> {
 }
 
 /// Writes the index of `src` to `out` (a file or a `Cursor<Vec<u8>>`).
-pub(crate) fn write<W: Write + Seek>(src: &impl Source, runs: &Runs<'_>, out: W) -> Result<W, WriteError> {
+pub(crate) fn write<W: Write + Seek>(src: &impl Source, runs: &[Cow<'_, [u8]>], out: W) -> Result<W, WriteError> {
     write_with(src, runs, out, false)
 }
 
 /// [`write`], with `wide` forcing `u64` offset tables (the form of lists past 4 GiB).
 pub(crate) fn write_with<W: Write + Seek>(
     src: &impl Source,
-    runs: &Runs<'_>,
+    runs: &[Cow<'_, [u8]>],
     out: W,
     wide: bool,
 ) -> Result<W, WriteError> {
@@ -192,7 +193,7 @@ pub(crate) fn write_with<W: Write + Seek>(
         })?;
     }
 
-    w.table(S::RunsOff, S::Runs, runs.len() as u32, |w, ent| Ok(w.checked(runs.get(ent)?)?))?;
+    w.table(S::RunsOff, S::Runs, runs.len() as u32, |w, ent| Ok(w.checked(&runs[ent as usize])?))?;
 
     let start = w.at;
     let mut small = Vec::new();
@@ -230,7 +231,7 @@ pub(crate) fn write_with<W: Write + Seek>(
 
 /// Writes the index of `src` to `path` atomically: a temporary file, synced, renamed,
 /// and the directory synced. A crash leaves either the old file or the new one.
-pub(crate) fn write_file(src: &impl Source, runs: &Runs<'_>, path: &Path) -> Result<(), WriteError> {
+pub(crate) fn write_file(src: &impl Source, runs: &[Cow<'_, [u8]>], path: &Path) -> Result<(), WriteError> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir)?;
     // A name of this process's own: several reader processes may rebuild at once, and
