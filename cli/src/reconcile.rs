@@ -170,6 +170,10 @@ pub fn run(
         }
         other => other?,
     };
+    // The corrections are made only for a file to write them to, or for `--json`.
+    if corrections.is_none() && !format.json {
+        rec = rec.without_corrections();
+    }
     let r = index.resolve(as_of);
     let failed = |path: &Path, e: std::io::Error| CliError::failure(format!("{}: {e}", path.display()));
     let temporary = |e: std::io::Error| CliError::failure(format!("a temporary file: {e}"));

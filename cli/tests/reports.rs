@@ -442,8 +442,18 @@ fn reconciliation_against_a_directory_snapshot() {
         .unwrap()
         .iter()
         .any(|r| r["kind"] == "orphaned" && r["identity"] == "svc"));
+    // The rows are the same whether corrections are made (for a file) or not (CSV alone).
+    let mut csv_args = args.to_vec();
+    csv_args.push("--csv");
+    let plain = common::stdout(&common::tenure(&data, &csv_args));
+    let other_fix = dir.path().join("fix2.jsonl");
+    let mut csv_fix = csv_args.clone();
+    csv_fix.extend(["--emit-corrections", other_fix.to_str().unwrap()]);
+    assert_eq!(plain, common::stdout(&common::tenure(&data, &csv_fix)));
+    assert_eq!(plain.lines().count(), 4, "{plain}");
     // The corrections bring Tenure in line: drift 0.
     let fixes = std::fs::read_to_string(&fix).unwrap();
+    assert_eq!(fixes, std::fs::read_to_string(&other_fix).unwrap());
     assert_eq!(fixes.lines().count(), 5, "{fixes}");
     let o = common::tenure(&data, &["ingest", fix.to_str().unwrap()]);
     assert!(o.status.success(), "{}", common::stderr(&o));

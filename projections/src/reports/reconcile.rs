@@ -82,6 +82,19 @@ struct Here {
     groups: BTreeMap<String, u64>,
 }
 
+/// What [`AccessIndex::brief`] says of an identity.
+struct Brief {
+    user_name: Option<String>,
+    active: u64,
+    last: Option<(i64, u64)>,
+}
+
+/// Services left out of the comparison (unless `services`) are still matched, so that a
+/// directory that lists them does not report them missing.
+fn skipped(profile: Option<&crate::fold::ProfileVersion>, services: bool) -> bool {
+    profile.is_some_and(|p| p.kind == IdentityKind::Service) && !services
+}
+
 /// What a reconciliation hands out as it goes: a drift row, or a correction.
 #[derive(Clone, Debug)]
 pub enum Reconciled {
@@ -128,9 +141,7 @@ impl AccessIndex {
     fn here(&self, id: u32, r: u64, t: i64, services: bool) -> Result<(Here, Option<(i64, u64)>), QueryError> {
         let fold = fold_identity_with(self, id, r, FoldScope { profile: true, until: t })?;
         let profile = fold.profile_at(t);
-        // Services left out of the comparison are still matched, so that a directory
-        // that lists them does not report them missing.
-        let skipped = profile.is_some_and(|p| p.kind == IdentityKind::Service) && !services;
+        let skipped = skipped(profile, services);
         let state = fold.state_at(t).map(|s| (s.state, s.opened_by));
         let groups = fold
             .memberships
@@ -147,6 +158,21 @@ impl AccessIndex {
             groups,
         };
         Ok((here, super::last_lifecycle(&fold, t)))
+    }
+
+    /// The little the start of a reconciliation needs of identity `id` (at `t` as known
+    /// at `r`): its `userName` (lowercased), the position of the state that makes it
+    /// active and compared (0 when it is not), and its last lifecycle event. No name,
+    /// attributes or groups are copied: this runs for every identity.
+    fn brief(&self, id: u32, r: u64, t: i64, services: bool) -> Result<Brief, QueryError> {
+        let fold = fold_identity_with(self, id, r, FoldScope { profile: true, until: t })?;
+        let profile = fold.profile_at(t);
+        let active = match fold.state_at(t) {
+            Some(s) if s.state == State::Active && !skipped(profile, services) => s.opened_by,
+            _ => 0,
+        };
+        let user_name = profile.and_then(|p| p.attributes.get("userName")).map(|u| u.to_lowercase());
+        Ok(Brief { user_name, active, last: super::last_lifecycle(&fold, t) })
     }
 
     /// Starts a reconciliation with the directory as it was at `at`, against Tenure at
@@ -172,7 +198,7 @@ impl AccessIndex {
             active: vec![0; ids.len()],
             seen: vec![false; ids.len()],
             known_groups: (0..self.group_count()).map(|g| self.group_name(g).to_string()).collect(),
-            fixes: Fixes::new(at),
+            fixes: Fixes::new(at, true),
             batch: Vec::new(),
             drift: 0,
             dormant: Vec::new(),
@@ -182,15 +208,14 @@ impl AccessIndex {
                 chunk,
                 || (),
                 |_, &id| {
-                    let (h, last) = self.here(id, r, t, services)?;
-                    let user_name = h.attributes.get("userName").map(|u| u.to_lowercase());
-                    let active = match h.state {
-                        Some((State::Active, pos)) if !h.skipped => pos,
-                        _ => 0,
+                    let Brief { user_name, active, last } = self.brief(id, r, t, services)?;
+                    let dormant = match last {
+                        Some((when, pos)) if active != 0 && when < t.saturating_sub(dormant_after) => {
+                            let identity = self.identity_name(id)?.to_string();
+                            Some(DormantRow { identity, last_event: pos, last_event_at: ts(when) })
+                        }
+                        _ => None,
                     };
-                    let dormant = last.filter(|(when, _)| active != 0 && *when < t.saturating_sub(dormant_after)).map(
-                        |(when, pos)| DormantRow { identity: h.name.clone(), last_event: pos, last_event_at: ts(when) },
-                    );
                     Ok::<_, QueryError>((id, user_name, active, dormant))
                 },
             );
@@ -234,6 +259,13 @@ impl AccessIndex {
 }
 
 impl Reconciler<'_> {
+    /// Makes no corrections ([`Reconciled::Fix`]): the rows and totals only, for a caller
+    /// that would throw the corrections away.
+    pub fn without_corrections(mut self) -> Self {
+        self.fixes = Fixes::new(self.at, false);
+        self
+    }
+
     /// Hands in the next user of the directory.
     pub fn user<E: From<QueryError>>(
         &mut self,
@@ -251,7 +283,7 @@ impl Reconciler<'_> {
         let batch = std::mem::take(&mut self.batch);
         let index = self.index;
         let (r, t, services, at) = (self.r, self.at.as_micros(), self.services, self.at);
-        let (known_groups, by_user_name) = (&self.known_groups, &self.by_user_name);
+        let (known_groups, by_user_name, wanted) = (&self.known_groups, &self.by_user_name, self.fixes.wanted);
         // Each user matched and compared on any core with corrections of its own; the
         // group creations they ask for are made once, by the first user that needs the
         // group, below.
@@ -270,7 +302,7 @@ impl Reconciler<'_> {
                     Some(id) => Some((id, index.here(id, r, t, services)?.0)),
                     None => None,
                 };
-                let mut fixes = Fixes::new(at);
+                let mut fixes = Fixes::new(at, wanted);
                 let rows = compare(u, here.as_ref().map(|(_, h)| h), &mut fixes, known_groups);
                 Ok((id, rows, fixes.events))
             },
@@ -421,6 +453,8 @@ fn compare_matched(
 /// The corrections, in an order that ingests: joins and group creations before the
 /// memberships that need them.
 struct Fixes {
+    /// Corrections are made (a comparison whose caller does not want them skips the work).
+    wanted: bool,
     at: Timestamp,
     /// `at` as the idempotency keys write it.
     at_text: String,
@@ -429,16 +463,23 @@ struct Fixes {
 }
 
 impl Fixes {
-    fn new(at: Timestamp) -> Self {
-        Fixes { at, at_text: at.to_string(), events: Vec::new(), created: BTreeSet::new() }
+    fn new(at: Timestamp, wanted: bool) -> Self {
+        let at_text = if wanted { at.to_string() } else { String::new() };
+        Fixes { wanted, at, at_text, events: Vec::new(), created: BTreeSet::new() }
     }
 
     fn push(&mut self, key: String, data: EventData) {
+        if !self.wanted {
+            return;
+        }
         let key = format!("{}:{}:{key}", self.at_text, data.type_name());
         self.events.push(NewEvent::new(self.at, data).with_source("reconcile", &key));
     }
 
     fn join(&mut self, name: &str, attributes: &BTreeMap<String, String>) {
+        if !self.wanted {
+            return;
+        }
         let attributes =
             attributes.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect();
         let data = EventData::IdentityJoined(Joined {
@@ -451,6 +492,9 @@ impl Fixes {
     }
 
     fn status(&mut self, name: &str, to: &str) {
+        if !self.wanted {
+            return;
+        }
         let change = StatusChange { identity: name.into(), reason: Some("reconciled with the directory".into()) };
         let data = match to {
             "left" => EventData::IdentityLeft(change),
@@ -466,6 +510,9 @@ impl Fixes {
     }
 
     fn add(&mut self, name: &str, group: &str, exists: bool) {
+        if !self.wanted {
+            return;
+        }
         if !exists && self.created.insert(group.to_string()) {
             let data =
                 EventData::GroupCreated(GroupLifecycle { group: group.into(), display_name: None, external_id: None });
