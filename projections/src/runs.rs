@@ -157,23 +157,7 @@ fn runs_of(
     groups: &mut crate::query::Groups<'_>,
 ) -> Result<Vec<IdRun>, CorruptIndex> {
     let fold = crate::fold::fold_identity_with(index, id, r, crate::fold::FoldScope::ACCESS)?;
-    let mut out = Vec::new();
-    for run in index.access_runs(&fold, groups) {
-        let mut via = Vec::with_capacity(run.via.len());
-        for v in &run.via {
-            via.push(match v {
-                crate::query::Via::Direct { grant } => RunVia::Direct { grant: *grant },
-                crate::query::Via::Group { group, membership, grant } => RunVia::Group {
-                    group: index.groups.get(group).ok_or_else(|| CorruptIndex {
-                        path: index.frozen.as_ref().map_or("(in memory)", crate::frozen::Frozen::origin).to_string(),
-                        reason: format!("group '{group}' has no id"),
-                    })?,
-                    membership: *membership,
-                    grant: *grant,
-                },
-            });
-        }
-        out.push((run.ent, run.from, run.to, via));
-    }
+    let runs = index.access_run_ids(&fold, groups, i64::MIN, crate::model::NEVER);
+    let out = runs.into_iter().map(|run| (run.ent, run.from, run.to, run.via)).collect();
     Ok(out)
 }

@@ -144,16 +144,7 @@ impl AccessIndex {
 
     pub(super) fn holder_from_run(&self, id: u32, ent: u32, via: &[RunVia]) -> Result<Keyed, CorruptIndex> {
         let e = self.ents.get(ent);
-        let mut via: Vec<Via> = via
-            .iter()
-            .map(|v| match *v {
-                RunVia::Direct { grant } => Via::Direct { grant },
-                RunVia::Group { group, membership, grant } => {
-                    let group = if group < self.group_count() { self.group_name(group) } else { "?" };
-                    Via::Group { group: group.to_string(), membership, grant }
-                }
-            })
-            .collect();
+        let mut via: Vec<Via> = via.iter().map(|&v| self.named(v)).collect();
         via.sort();
         via.dedup();
         let holder = Holder {

@@ -149,13 +149,14 @@ pub struct Diff {
     pub lost: Vec<Change>,
 }
 
-/// A run of effective access: `ent` held during `[from, to)` for the same reasons.
+/// A run of effective access: `ent` held during `[from, to)` for the same reasons (named,
+/// or as the index numbers them: [`RunVia`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Run {
+pub(crate) struct Run<V = Via> {
     pub ent: u32,
     pub from: i64,
     pub to: i64,
-    pub via: Vec<Via>,
+    pub via: Vec<V>,
 }
 
 /// Folds of the groups an identity's access depends on, made once per query.
@@ -195,6 +196,9 @@ impl<'a> Groups<'a> {
 
 /// Per entitlement id, the sorted reasons it is held.
 pub(crate) type AccessSet = BTreeMap<u32, Vec<Via>>;
+
+/// An entitlement and one reason it is held, as the index numbers them.
+type Reason = (u32, RunVia);
 
 fn to_ts(t: i64) -> Timestamp {
     Timestamp::from_micros(t)
@@ -240,28 +244,71 @@ impl AccessIndex {
         groups: &mut Groups<'_>,
         only: Option<&[u32]>,
     ) -> AccessSet {
+        let mut flat = Vec::new();
+        self.access_flat(fold, t, groups, only, &mut flat);
         let mut out = AccessSet::new();
+        for (ent, via) in flat {
+            out.entry(ent).or_default().push(self.named(via));
+        }
+        out
+    }
+
+    /// [`Self::access_of`] with each reason as the index numbers it (a group by its id),
+    /// into `out` as `(entitlement, reason)` sorted by entitlement, then in the order of
+    /// the named reasons: what runs are computed from, instant after instant, in one
+    /// buffer and without a group's name made at each.
+    fn access_flat(
+        &self,
+        fold: &IdentityFold,
+        t: i64,
+        groups: &mut Groups<'_>,
+        only: Option<&[u32]>,
+        out: &mut Vec<Reason>,
+    ) {
+        out.clear();
         if !fold.active_at(t) {
-            return out;
+            return;
         }
         let wanted = |ent: u32| only.is_none_or(|o| o.contains(&ent));
         for g in fold.grants.iter().filter(|s| s.contains(t) && wanted(s.key)) {
-            out.entry(g.key).or_default().push(Via::Direct { grant: g.opened_by });
+            out.push((g.key, RunVia::Direct { grant: g.opened_by }));
         }
         for m in fold.memberships.iter().filter(|s| s.contains(t)) {
             let group_fold = groups.get(m.key);
             for gg in group_fold.grants.iter().filter(|s| s.contains(t) && wanted(s.key)) {
-                out.entry(gg.key).or_default().push(Via::Group {
-                    group: self.group_name(m.key).to_string(),
-                    membership: m.opened_by,
-                    grant: gg.opened_by,
-                });
+                out.push((gg.key, RunVia::Group { group: m.key, membership: m.opened_by, grant: gg.opened_by }));
             }
         }
-        for vias in out.values_mut() {
-            vias.sort();
+        out.sort_by(|(e1, v1), (e2, v2)| e1.cmp(e2).then_with(|| self.via_order(v1, v2)));
+    }
+
+    /// Reasons in [`Via`]'s order once named: direct grants first (by position), then by
+    /// group name, membership and grant.
+    fn via_order(&self, a: &RunVia, b: &RunVia) -> std::cmp::Ordering {
+        let key = |v: &RunVia| match *v {
+            RunVia::Direct { grant } => (false, "", 0, grant),
+            RunVia::Group { group, membership, grant } => (true, self.group_name_or_unknown(group), membership, grant),
+        };
+        key(a).cmp(&key(b))
+    }
+
+    /// A reason named.
+    pub(crate) fn named(&self, v: RunVia) -> Via {
+        match v {
+            RunVia::Direct { grant } => Via::Direct { grant },
+            RunVia::Group { group, membership, grant } => {
+                Via::Group { group: self.group_name_or_unknown(group).to_string(), membership, grant }
+            }
         }
-        out
+    }
+
+    /// A group's name, `?` for an id past the groups (a damaged run's).
+    fn group_name_or_unknown(&self, g: u32) -> &str {
+        if g < self.group_count() {
+            self.group_name(g)
+        } else {
+            "?"
+        }
     }
 
     pub(crate) fn held(&self, set: AccessSet) -> Vec<Held> {
@@ -308,11 +355,19 @@ impl AccessIndex {
         for s in fold.grants.iter().chain(&fold.memberships) {
             points.extend([s.from, s.to]);
         }
+        // A group's grants change the identity's access only while it is a member: a
+        // grant's start or end outside every membership of the identity in that group
+        // leaves the access on both sides equal (the memberships' own ends are points
+        // already), so it is no point. A long-lived group's history costs only what
+        // falls within its members' stays.
         let mut seen = BTreeSet::new();
         for m in &fold.memberships {
             if seen.insert(m.key) {
+                let stays: Vec<(i64, i64)> =
+                    fold.memberships.iter().filter(|s| s.key == m.key).map(|s| (s.from, s.to)).collect();
+                let within = |p: i64| stays.iter().any(|&(from, to)| from < p && p < to);
                 for s in &groups.get(m.key).grants {
-                    points.extend([s.from, s.to]);
+                    points.extend([s.from, s.to].into_iter().filter(|&p| within(p)));
                 }
             }
         }
@@ -328,9 +383,7 @@ impl AccessIndex {
         self.access_runs_within(fold, groups, i64::MIN, NEVER)
     }
 
-    /// [`Self::access_runs`] within `[lo, hi)`: the runs cut at both ends, computed from
-    /// the breakpoints inside the window only (a window late in a long history costs
-    /// what the window holds, not the history).
+    /// [`Self::access_run_ids`], the reasons named.
     pub(crate) fn access_runs_within(
         &self,
         fold: &IdentityFold,
@@ -338,25 +391,69 @@ impl AccessIndex {
         lo: i64,
         hi: i64,
     ) -> Vec<Run> {
+        let runs = self.access_run_ids(fold, groups, lo, hi);
+        runs.into_iter()
+            .map(|r| Run {
+                ent: r.ent,
+                from: r.from,
+                to: r.to,
+                via: r.via.into_iter().map(|v| self.named(v)).collect(),
+            })
+            .collect()
+    }
+
+    /// [`Self::access_runs`] within `[lo, hi)`, the reasons as the index numbers them:
+    /// the runs cut at both ends, computed from the breakpoints inside the window only (a
+    /// window late in a long history costs what the window holds, not the history).
+    pub(crate) fn access_run_ids(
+        &self,
+        fold: &IdentityFold,
+        groups: &mut Groups<'_>,
+        lo: i64,
+        hi: i64,
+    ) -> Vec<Run<RunVia>> {
         let mut points = self.breakpoints(fold, groups);
         points.retain(|&p| lo < p && p < hi);
         points.insert(0, lo);
-        let mut open: BTreeMap<u32, (i64, Vec<Via>)> = BTreeMap::new();
+        // The access at the previous point and at this one, each `(entitlement, reason)`
+        // sorted; a run of an entitlement ends where its reasons differ.
+        let (mut before, mut now): (Vec<Reason>, Vec<Reason>) = (Vec::new(), Vec::new());
+        let mut since: BTreeMap<u32, i64> = BTreeMap::new();
         let mut runs = Vec::new();
+        let group_end =
+            |list: &[Reason], at: usize, ent: u32| at + list[at..].iter().take_while(|(e, _)| *e == ent).count();
         for &t in &points {
-            let now = self.access_of(fold, t, groups, None);
-            let ended: Vec<u32> = open.keys().copied().filter(|e| now.get(e) != open.get(e).map(|o| &o.1)).collect();
-            for ent in ended {
-                if let Some((from, via)) = open.remove(&ent) {
-                    runs.push(Run { ent, from, to: t, via });
+            self.access_flat(fold, t, groups, None, &mut now);
+            let (mut i, mut j) = (0, 0);
+            while i < before.len() || j < now.len() {
+                let ent = match (before.get(i), now.get(j)) {
+                    (Some(&(a, _)), Some(&(b, _))) => a.min(b),
+                    (Some(&(a, _)), None) => a,
+                    (None, Some(&(b, _))) => b,
+                    (None, None) => break,
+                };
+                let (i_end, j_end) = (group_end(&before, i, ent), group_end(&now, j, ent));
+                if !before[i..i_end].iter().map(|x| x.1).eq(now[j..j_end].iter().map(|x| x.1)) {
+                    if i_end > i {
+                        // Every entitlement held at the previous point has its start.
+                        let from = since.remove(&ent).unwrap_or(lo);
+                        runs.push(Run { ent, from, to: t, via: before[i..i_end].iter().map(|x| x.1).collect() });
+                    }
+                    if j_end > j {
+                        since.insert(ent, t);
+                    }
                 }
+                (i, j) = (i_end, j_end);
             }
-            for (ent, via) in now {
-                open.entry(ent).or_insert((t, via));
-            }
+            std::mem::swap(&mut before, &mut now);
         }
-        for (ent, (from, via)) in open {
-            runs.push(Run { ent, from, to: hi, via });
+        let mut i = 0;
+        while i < before.len() {
+            let ent = before[i].0;
+            let end = group_end(&before, i, ent);
+            let from = since.get(&ent).copied().unwrap_or(lo);
+            runs.push(Run { ent, from, to: hi, via: before[i..end].iter().map(|x| x.1).collect() });
+            i = end;
         }
         runs
     }
