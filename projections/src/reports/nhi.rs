@@ -61,6 +61,9 @@ pub struct Nhi {
     pub dormant: Vec<super::DormantRow>,
 }
 
+/// What one identity adds to the report: service rows, credential rows, a dormant row.
+type Found = (Vec<ServiceRow>, Vec<CredentialRow>, Vec<super::DormantRow>);
+
 impl AccessIndex {
     /// The non-human identity report at `at` as known at `as_of`; credentials not issued
     /// or rotated within `max_age` (µs) before `at` are listed as `not_rotated`, active
@@ -70,8 +73,9 @@ impl AccessIndex {
         let r = self.resolve(as_of);
         let t = at.as_micros();
         let scope = FoldScope { profile: true, until: t };
-        let (mut services, mut credentials, mut dormant) = (Vec::new(), Vec::new(), Vec::new());
-        for id in self.ids() {
+        // Each identity on any core (its rows of its own), the rows sorted at the end.
+        let one = |id: u32| -> Result<Found, QueryError> {
+            let (mut services, mut credentials, mut dormant) = (Vec::new(), Vec::new(), Vec::new());
             let fold = fold_identity_with(self, id, r, scope)?;
             let name = || self.identity_name(id).map(str::to_string);
             let state = fold.state_at(t).map(|s| s.state);
@@ -145,6 +149,17 @@ impl AccessIndex {
                 if fresh < t.saturating_sub(max_age) {
                     row("not_rotated")?;
                 }
+            }
+            Ok((services, credentials, dormant))
+        };
+        let (mut services, mut credentials, mut dormant) = (Vec::new(), Vec::new(), Vec::new());
+        let ids: Vec<u32> = self.ids().collect();
+        for chunk in ids.chunks(1 << 16) {
+            for found in super::par_map(chunk, || (), |_, &id| one(id)) {
+                let (s, c, d) = found?;
+                services.extend(s);
+                credentials.extend(c);
+                dormant.extend(d);
             }
         }
         services.sort_by(|a, b| a.service.cmp(&b.service));
