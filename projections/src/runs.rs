@@ -13,9 +13,6 @@ use std::borrow::Cow;
 /// order on this thread, so memory holds one round's runs at most.
 const ROUND: u32 = 1 << 15;
 
-/// One run of an identity's access: entitlement, from, to, reasons.
-type IdRun = (u32, i64, i64, Vec<RunVia>);
-
 /// Per entitlement, its runs encoded by `crate::codec::encode_run`, identities ascending:
 /// made anew, or borrowed from the mapped file being rewritten where they are the same
 /// (copied from it as the new file is written, never held in memory).
@@ -55,9 +52,9 @@ fn fold_runs(index: &AccessIndex, ids: impl Iterator<Item = u32>) -> Result<Vec<
             |groups, &id| runs_of(index, id, r, groups),
         );
         for (&id, runs) in round.iter().zip(folded) {
-            for (ent, from, to, via) in runs? {
-                let e = ent as usize;
-                crate::codec::encode_run(last_id[e], id, from, to, &via, &mut out[e]);
+            for run in runs? {
+                let e = run.ent as usize;
+                crate::codec::encode_run(last_id[e], id, run.from, run.to, &run.via, &mut out[e]);
                 last_id[e] = id;
             }
         }
@@ -155,9 +152,7 @@ fn runs_of(
     id: u32,
     r: u64,
     groups: &mut crate::query::Groups<'_>,
-) -> Result<Vec<IdRun>, CorruptIndex> {
+) -> Result<Vec<crate::query::Run<RunVia>>, CorruptIndex> {
     let fold = crate::fold::fold_identity_with(index, id, r, crate::fold::FoldScope::ACCESS)?;
-    let runs = index.access_run_ids(&fold, groups, i64::MIN, crate::model::NEVER);
-    let out = runs.into_iter().map(|run| (run.ent, run.from, run.to, run.via)).collect();
-    Ok(out)
+    Ok(index.access_run_ids(&fold, groups, i64::MIN, crate::model::NEVER))
 }

@@ -477,6 +477,7 @@ impl Fixes {
     }
 
     fn join(&mut self, name: &str, attributes: &BTreeMap<String, String>) {
+        // [`Self::push`] would drop it; the attributes are not copied for nothing.
         if !self.wanted {
             return;
         }
@@ -492,9 +493,6 @@ impl Fixes {
     }
 
     fn status(&mut self, name: &str, to: &str) {
-        if !self.wanted {
-            return;
-        }
         let change = StatusChange { identity: name.into(), reason: Some("reconciled with the directory".into()) };
         let data = match to {
             "left" => EventData::IdentityLeft(change),
@@ -510,9 +508,6 @@ impl Fixes {
     }
 
     fn add(&mut self, name: &str, group: &str, exists: bool) {
-        if !self.wanted {
-            return;
-        }
         if !exists && self.created.insert(group.to_string()) {
             let data =
                 EventData::GroupCreated(GroupLifecycle { group: group.into(), display_name: None, external_id: None });
